@@ -1,0 +1,48 @@
+# Lumen: `make demo` sets everything up and serves; `make test` runs the whole suite.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+HOST ?= 127.0.0.1
+INSTALLED := $(VENV)/.installed
+
+.PHONY: demo test install browser lint serve migrate bench-ingest clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall whenever a requirements file changes; lock.txt pins every transitive package.
+$(INSTALLED): requirements/base.in requirements/test.in requirements/lock.txt | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements/test.in -c requirements/lock.txt
+	touch $@
+
+install: $(INSTALLED)
+
+# Debian's Chromium for the browser tests (never `playwright install`: it downloads a browser build).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian chromium for browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+migrate: install
+	$(PY) manage.py migrate --noinput
+
+demo: install migrate
+	$(PY) manage.py collectstatic --noinput -v0
+	$(PY) manage.py demo_setup
+	@echo "Lumen is serving on http://$(HOST):$(PORT)/ (Ctrl-C stops it)"
+	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) webapp.asgi:application
+
+test: install browser
+	DJANGO_SETTINGS_MODULE=webapp.settings.test $(PY) manage.py makemigrations --check --dry-run
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+bench-ingest: install
+	$(PY) -m benchmarks.ingest
+
+clean:
+	rm -rf var/media var/static var/lumen.sqlite3*

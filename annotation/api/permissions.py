@@ -1,0 +1,32 @@
+"""Project-scoped permissions: members read, leads manage; non-members get 404, not 403."""
+
+from __future__ import annotations
+
+from django.http import Http404
+from django.shortcuts import get_object_or_404
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.request import Request
+
+from annotation.models import Project, Role
+from annotation.selectors import project_role
+
+
+def project_for(request: Request, slug: str, *, lead: bool = False) -> Project:
+    """Return the project if the user is a member (a lead, with lead=True); hide it from non-members."""
+    project = get_object_or_404(Project, slug=slug)
+    role = project_role(project, request.user)
+    if role is None:
+        raise Http404("No project here.")
+    if lead and role != Role.LEAD:
+        raise PermissionDenied("Only the project's leads can do this.")
+    return project
+
+
+def require_role(project: Project, request: Request, *, lead: bool = False) -> str:
+    """Return the user's role in the project, or refuse (404 for strangers, 403 for annotators where lead=True)."""
+    role = project_role(project, request.user)
+    if role is None:
+        raise Http404("No such item.")
+    if lead and role != Role.LEAD:
+        raise PermissionDenied("Only the project's leads can do this.")
+    return role

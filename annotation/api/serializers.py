@@ -1,0 +1,194 @@
+"""Input validation and output shapes; no business logic lives here."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from annotation.ingest.pipeline import view_name
+from annotation.models import (
+    Item,
+    ItemKind,
+    Job,
+    Label,
+    Membership,
+    ModelVersion,
+    Patient,
+    Prediction,
+    Project,
+    Role,
+    TaskType,
+)
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    item_count = serializers.IntegerField(read_only=True, default=0)
+    labelled_count = serializers.IntegerField(read_only=True, default=0)
+    my_labelled_count = serializers.IntegerField(read_only=True, default=0)
+    my_role = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Project
+        fields = ["slug", "name", "description", "task_type", "settings", "archived", "created_at",
+                  "item_count", "labelled_count", "my_labelled_count", "my_role"]
+        read_only_fields = fields
+
+    def get_my_role(self, project: Project) -> str | None:
+        roles = self.context.get("roles", {})
+        return roles.get(project.pk)
+
+
+class ProjectCreateSerializer(serializers.Serializer):
+    slug = serializers.SlugField(max_length=64)
+    name = serializers.CharField(max_length=200)
+    task_type = serializers.ChoiceField(choices=TaskType.choices)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    settings = serializers.DictField(required=False, default=dict)
+
+    def validate_slug(self, value: str) -> str:
+        if Project.objects.filter(slug=value).exists():
+            raise serializers.ValidationError(f"a project with slug {value!r} already exists")
+        return value
+
+
+class ProjectUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+    settings = serializers.DictField(required=False)
+    archived = serializers.BooleanField(required=False)
+
+
+class MembershipSerializer(serializers.ModelSerializer):
+    username = serializers.CharField(source="user.username", read_only=True)
+
+    class Meta:
+        model = Membership
+        fields = ["username", "role", "created_at"]
+
+
+class MembershipWriteSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    role = serializers.ChoiceField(choices=Role.choices)
+
+    def validate_username(self, value: str):
+        user = get_user_model().objects.filter(username=value, is_active=True).first()
+        if user is None:
+            raise serializers.ValidationError(f"no active user named {value!r}")
+        return user
+
+
+class ImportUploadSerializer(serializers.Serializer):
+    files = serializers.ListField(child=serializers.FileField(allow_empty_file=True), allow_empty=False,
+                                  help_text="DICOM files, zip archives, or PNG polar maps with a manifest.csv.")
+
+
+class PatientMapSerializer(serializers.ModelSerializer):
+    original_patient_id = serializers.CharField(source="identity.original_patient_id", default="")
+    original_name = serializers.CharField(source="identity.original_name", default="")
+    original_birth_date = serializers.CharField(source="identity.original_birth_date", default="")
+    issuer = serializers.CharField(source="identity.issuer", default="")
+
+    class Meta:
+        model = Patient
+        fields = ["pseudonym", "original_patient_id", "original_name", "original_birth_date", "issuer"]
+
+
+class ItemSerializer(serializers.ModelSerializer):
+    """What an annotator may see of an item: no identifiers, no file names, only pseudonyms."""
+
+    project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    patient = serializers.CharField(source="patient.pseudonym", read_only=True)
+    media = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Item
+        fields = ["id", "project", "kind", "title", "patient", "split", "is_gold", "priority", "frame_index",
+                  "media", "created_at"]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.DictField())
+    def get_media(self, item: Item) -> dict:
+        if item.kind == ItemKind.SPECT_PAIR:
+            exam = item.spect
+            return {
+                "rest_url": reverse("api:item-polar-map", args=[item.pk, "rest"]),
+                "stress_url": reverse("api:item-polar-map", args=[item.pk, "stress"]),
+                "rows": exam.rest.rows,
+                "columns": exam.rest.columns,
+                "clinical": {"age": exam.age, "sex": exam.sex, "weight_kg": exam.weight_kg,
+                             "height_cm": exam.height_cm},
+            }
+        instance = item.instance
+        frame_url = reverse("api:item-frame", args=[item.pk, 0])
+        media = {
+            "frame_url_template": frame_url[: -len("0/")] + "{n}/",
+            "frames": instance.number_of_frames,
+            "rows": instance.rows,
+            "columns": instance.columns,
+            "frame_format": instance.frame_format,
+            "frame_rate": instance.frame_rate,
+            "frame_time_ms": instance.frame_time_ms,
+        }
+        if item.kind == ItemKind.CINE_RUN:
+            media["geometry"] = {
+                "positioner_primary_angle": instance.positioner_primary_angle,
+                "positioner_secondary_angle": instance.positioner_secondary_angle,
+                "distance_source_to_detector": instance.distance_source_to_detector,
+                "distance_source_to_patient": instance.distance_source_to_patient,
+                "view": view_name(instance),
+            }
+        else:
+            media["pullback"] = instance.pk
+        return media
+
+
+class LabelSerializer(serializers.ModelSerializer):
+    author = serializers.CharField(source="author.username", read_only=True)
+    is_current = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = Label
+        fields = ["id", "item", "author", "version", "previous", "source", "payload", "time_spent_ms", "created_at",
+                  "superseded_at", "is_current"]
+        read_only_fields = fields
+
+
+class LabelSubmitSerializer(serializers.Serializer):
+    item = serializers.PrimaryKeyRelatedField(queryset=Item.objects.select_related("project", "instance"))
+    payload = serializers.JSONField()
+    base_version = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1,
+                                            help_text="The version you edited; omit or null for a first label.")
+    time_spent_ms = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=86_400_000)
+
+
+class PredictionSerializer(serializers.ModelSerializer):
+    model_version = serializers.IntegerField(source="model_version.number", read_only=True)
+
+    class Meta:
+        model = Prediction
+        fields = ["id", "item", "model_version", "output", "uncertainty", "uncertainty_detail", "created_at"]
+        read_only_fields = fields
+
+
+class ModelVersionSerializer(serializers.ModelSerializer):
+    project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    parent = serializers.IntegerField(source="parent.number", read_only=True, default=None)
+    training_set_size = serializers.IntegerField(read_only=True, default=None)
+
+    class Meta:
+        model = ModelVersion
+        fields = ["id", "project", "number", "family", "status", "parent", "hyperparameters", "metrics",
+                  "device", "created_at", "trained_at", "promoted_at", "training_set_size"]
+        read_only_fields = fields
+
+
+class JobSerializer(serializers.ModelSerializer):
+    project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = Job
+        fields = ["id", "project", "kind", "status", "progress", "detail", "params", "result", "error", "attempts",
+                  "model_version", "created_at", "started_at", "finished_at"]
+        read_only_fields = fields

@@ -1,0 +1,262 @@
+"""Thin API views: validate with a serializer, call one service or selector, return."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db.models import Count
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotation import selectors, services
+from annotation.api import serializers as s
+from annotation.api.permissions import project_for, require_role
+from annotation.ingest import render
+from annotation.ingest.results import Outcome
+from annotation.ingest.sources import sources_from_uploads
+from annotation.ingest.store import media_path
+from annotation.models import ItemKind, Job, JobKind, Membership, Role
+
+
+class ProjectViewSet(viewsets.GenericViewSet):
+    lookup_field = "slug"
+    serializer_class = s.ProjectSerializer
+
+    def get_queryset(self):
+        return selectors.projects_for(self.request.user)
+
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        if self.request.user.is_authenticated:
+            context["roles"] = dict(
+                Membership.objects.filter(user=self.request.user).values_list("project_id", "role")
+            )
+        return context
+
+    def list(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    def retrieve(self, request: Request, slug: str) -> Response:
+        project = get_object_or_404(self.get_queryset(), slug=slug)
+        return Response(self.get_serializer(project).data)
+
+    @extend_schema(request=s.ProjectCreateSerializer, responses={201: s.ProjectSerializer})
+    def create(self, request: Request) -> Response:
+        if not request.user.has_perm("annotation.add_project"):
+            raise PermissionDenied("You may not create projects; ask an administrator.")
+        data = s.ProjectCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        project = services.project_create(creator=request.user, **data.validated_data)
+        return Response(self.get_serializer(self.get_queryset().get(pk=project.pk)).data, status=201)
+
+    @extend_schema(request=s.ProjectUpdateSerializer, responses={200: s.ProjectSerializer})
+    def partial_update(self, request: Request, slug: str) -> Response:
+        project = project_for(request, slug, lead=True)
+        data = s.ProjectUpdateSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        services.project_update(project=project, **data.validated_data)
+        return Response(self.get_serializer(self.get_queryset().get(pk=project.pk)).data)
+
+    @extend_schema(responses=s.PatientMapSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def patients(self, request: Request, slug: str) -> Response:
+        """The pseudonym map: which pseudonym stands for which original patient (leads only)."""
+        project = project_for(request, slug, lead=True)
+        page = self.paginate_queryset(selectors.patients_of(project))
+        return self.get_paginated_response(s.PatientMapSerializer(page, many=True).data)
+
+
+class MembershipViewSet(viewsets.GenericViewSet):
+    serializer_class = s.MembershipSerializer
+    lookup_field = "username"
+
+    @extend_schema(responses=s.MembershipSerializer(many=True))
+    def list(self, request: Request, project_slug: str) -> Response:
+        project = project_for(request, project_slug, lead=True)
+        members = Membership.objects.filter(project=project).select_related("user").order_by("user__username")
+        return Response(s.MembershipSerializer(members, many=True).data)
+
+    @extend_schema(request=s.MembershipWriteSerializer, responses={201: s.MembershipSerializer})
+    def create(self, request: Request, project_slug: str) -> Response:
+        project = project_for(request, project_slug, lead=True)
+        data = s.MembershipWriteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        membership = services.membership_set(project=project, user=data.validated_data["username"],
+                                             role=data.validated_data["role"])
+        return Response(s.MembershipSerializer(membership).data, status=201)
+
+    def destroy(self, request: Request, project_slug: str, username: str) -> Response:
+        project = project_for(request, project_slug, lead=True)
+        user = get_object_or_404(get_user_model(), username=username)
+        services.membership_remove(project=project, user=user)
+        return Response(status=204)
+
+
+class ImportViewSet(viewsets.GenericViewSet):
+    """Upload DICOM (many files or zips), or PNG polar maps with a manifest.csv, into a project (leads only)."""
+
+    parser_classes = [MultiPartParser, FormParser]
+    serializer_class = s.JobSerializer
+
+    @extend_schema(responses=s.JobSerializer(many=True))
+    def list(self, request: Request, project_slug: str) -> Response:
+        project = project_for(request, project_slug, lead=True)
+        jobs = Job.objects.filter(project=project, kind=JobKind.IMPORT)
+        page = self.paginate_queryset(jobs)
+        return self.get_paginated_response(s.JobSerializer(page, many=True).data)
+
+    @extend_schema(request=s.ImportUploadSerializer, responses={201: dict, 400: dict})
+    def create(self, request: Request, project_slug: str) -> Response:
+        """Store the good files; answer 400 when nothing in the batch could be stored, with each file's reason."""
+        project = project_for(request, project_slug, lead=True)
+        data = s.ImportUploadSerializer(data={"files": request.FILES.getlist("files")})
+        data.is_valid(raise_exception=True)
+        sources = sources_from_uploads(data.validated_data["files"], max_members=settings.LUMEN_MAX_ZIP_MEMBERS)
+        report = services.import_run(project=project, sources=sources, user=request.user)
+        nothing_stored = report.count(Outcome.STORED) == 0 and report.count(Outcome.REJECTED) > 0
+        body = report.as_json()
+        if nothing_stored:
+            first = next(r for r in report.files if r.outcome == Outcome.REJECTED)
+            body["detail"] = f"nothing stored: {first.name}: {first.message}"
+        return Response(body, status=status.HTTP_400_BAD_REQUEST if nothing_stored else status.HTTP_201_CREATED)
+
+
+class ItemViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = s.ItemSerializer
+
+    @extend_schema(parameters=[OpenApiParameter("project", str, description="project slug"),
+                               OpenApiParameter("kind", str), OpenApiParameter("pullback", int)])
+    def list(self, request: Request, *args, **kwargs) -> Response:
+        return super().list(request, *args, **kwargs)
+
+    def get_queryset(self):
+        items = selectors.items_for(self.request.user)
+        params = self.request.query_params
+        if params.get("project"):
+            items = items.filter(project__slug=params["project"])
+        if params.get("kind"):
+            items = items.filter(kind=params["kind"])
+        if params.get("pullback"):
+            items = items.filter(instance_id=params["pullback"]).order_by("frame_index")
+        return items
+
+    @extend_schema(responses={(200, "image/*"): bytes})
+    @action(detail=True, methods=["get"], url_path=r"frames/(?P<n>\d+)", url_name="frame")
+    def frame(self, request: Request, pk: str, n: str) -> FileResponse:
+        """One rendered frame of the item's run or pullback (8-bit web image, cached by the browser)."""
+        item = self.get_object()
+        if item.instance is None:
+            raise Http404("This item has no frames.")
+        index = int(n)
+        if index >= item.instance.number_of_frames:
+            raise Http404(f"frame {index} is past the last frame ({item.instance.number_of_frames - 1})")
+        path = render.frame_path(media_path(item.instance.frames_dir), index, item.instance.frame_format)
+        return _image_response(path)
+
+    @extend_schema(responses={(200, "image/png"): bytes})
+    @action(detail=True, methods=["get"], url_path=r"polar/(?P<phase>rest|stress)", url_name="polar-map")
+    def polar(self, request: Request, pk: str, phase: str) -> FileResponse:
+        """The item's rest or stress polar map, normalised to its maximum (PNG)."""
+        item = self.get_object()
+        if item.kind != ItemKind.SPECT_PAIR:
+            raise Http404("This item has no polar maps.")
+        polar_map = item.spect.rest if phase == "rest" else item.spect.stress
+        return _image_response(media_path(polar_map.image_path))
+
+
+def _image_response(path) -> FileResponse:
+    if not path.exists():
+        raise Http404("The rendered image is missing from the frame cache.")
+    response = FileResponse(path.open("rb"))
+    # Stored under a fresh token per import, the bytes never change: let the browser keep them.
+    response["Cache-Control"] = "private, max-age=86400, immutable"
+    return response
+
+
+class LabelViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    serializer_class = s.LabelSerializer
+
+    @extend_schema(parameters=[OpenApiParameter("item", int), OpenApiParameter("project", str),
+                               OpenApiParameter("current", bool, description="only current versions")])
+    def list(self, request: Request, *args, **kwargs) -> Response:
+        return super().list(request, *args, **kwargs)
+
+    def get_queryset(self):
+        labels = selectors.labels_for(self.request.user)
+        params = self.request.query_params
+        if params.get("item"):
+            labels = labels.filter(item_id=params["item"])
+        if params.get("project"):
+            labels = labels.filter(item__project__slug=params["project"])
+        if params.get("current") in ("1", "true"):
+            labels = labels.filter(superseded_at__isnull=True)
+        return labels
+
+    @extend_schema(request=s.LabelSubmitSerializer, responses={201: s.LabelSerializer, 409: dict})
+    def create(self, request: Request) -> Response:
+        """Submit a label; it becomes the next version. A stale base_version answers 409."""
+        data = s.LabelSubmitSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        item = data.validated_data["item"]
+        require_role(item.project, request)
+        label = services.label_submit(
+            item=item, author=request.user, payload=data.validated_data["payload"],
+            base_version=data.validated_data["base_version"],
+            time_spent_ms=data.validated_data.get("time_spent_ms"),
+        )
+        return Response(s.LabelSerializer(label).data, status=201)
+
+
+class PredictionViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = s.PredictionSerializer
+
+    def get_queryset(self):
+        predictions = selectors.predictions_for(self.request.user)
+        if self.request.query_params.get("item"):
+            predictions = predictions.filter(item_id=self.request.query_params["item"])
+        return predictions
+
+
+class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = s.ModelVersionSerializer
+
+    def get_queryset(self):
+        versions = selectors.model_versions_for(self.request.user).annotate(
+            training_set_size=Count("training_examples")
+        )
+        if self.request.query_params.get("project"):
+            versions = versions.filter(project__slug=self.request.query_params["project"])
+        return versions
+
+
+class JobViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = s.JobSerializer
+
+    def get_queryset(self):
+        jobs = selectors.jobs_for(self.request.user)
+        if self.request.query_params.get("project"):
+            jobs = jobs.filter(project__slug=self.request.query_params["project"])
+        return jobs
+
+
+class MeView(APIView):
+    """Who am I, and what may I do where."""
+
+    @extend_schema(responses=dict)
+    def get(self, request: Request) -> Response:
+        roles = Membership.objects.filter(user=request.user).values_list("project__slug", "role")
+        return Response({
+            "username": request.user.username,
+            "can_create_projects": request.user.has_perm("annotation.add_project"),
+            "projects": {slug: role for slug, role in roles},
+            "lead_of": sorted(slug for slug, role in roles if role == Role.LEAD),
+        })

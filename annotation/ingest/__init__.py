@@ -1,0 +1,1 @@
+"""DICOM (and PNG + CSV manifest) ingest: validate, de-identify, render once, store, make items."""

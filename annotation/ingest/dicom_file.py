@@ -1,0 +1,198 @@
+"""Read and check one DICOM file against a project's task, in the order that gives the most useful error."""
+
+from __future__ import annotations
+
+import io
+import re
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+import pydicom
+from pydicom import Dataset
+from pydicom.dataelem import RawDataElement
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import get_decoder
+from pydicom.uid import UID
+
+from annotation.ingest.results import Reason, Rejection
+from annotation.models import TaskType
+
+UNDEFINED_LENGTH = 0xFFFFFFFF
+_STRESS = re.compile(r"\bSTRESS\b", re.IGNORECASE)
+_REST = re.compile(r"\bREST\b", re.IGNORECASE)
+PHASE_SOURCES = ("SeriesDescription", "ImageComments", "DerivationDescription", "ProtocolName", "ImageType")
+
+
+@dataclass(frozen=True)
+class Clinical:
+    age: int | None
+    sex: str
+    weight_kg: float | None
+    height_cm: float | None
+
+
+@dataclass(frozen=True)
+class CheckedDicom:
+    """A dataset that passed every check, still carrying its original identifiers."""
+
+    dataset: Dataset
+    modality: str
+    frames: int
+    phase: str  # "rest" / "stress" for SPECT polar maps, else ""
+    clinical: Clinical
+
+
+def read_dataset(name: str, data: bytes) -> Dataset:
+    """Parse bytes as DICOM Part 10 or raise a Rejection saying why it is not usable."""
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data))
+    except InvalidDicomError:
+        raise Rejection(Reason.NOT_DICOM, "not a DICOM file: no 'DICM' marker after the 128-byte preamble") from None
+    except (EOFError, struct.error, OSError) as exc:
+        raise Rejection(Reason.TRUNCATED, f"truncated: the file ends inside a DICOM element ({exc})") from None
+    except (ValueError, KeyError, TypeError, NotImplementedError) as exc:
+        raise Rejection(Reason.NOT_DICOM, f"not a readable DICOM file ({type(exc).__name__}: {exc})") from None
+    short = _first_short_element(ds)
+    if short is not None:
+        tag, declared, present = short
+        raise Rejection(
+            Reason.TRUNCATED, f"truncated: element {tag} declares {declared} bytes but only {present} are in the file"
+        )
+    return ds
+
+
+def _first_short_element(ds: Dataset) -> tuple[str, int, int] | None:
+    for tag in list(ds.keys()):
+        raw = ds.get_item(tag)
+        if (isinstance(raw, RawDataElement) and raw.length != UNDEFINED_LENGTH and raw.value is not None
+                and len(raw.value) < raw.length):
+            return str(raw.tag), raw.length, len(raw.value)
+    return None
+
+
+def check_dataset(ds: Dataset, *, task_type: str, accepted_modalities: tuple[str, ...],
+                  max_decoded_bytes: int) -> CheckedDicom:
+    """Check a parsed dataset against the project's task; raise a Rejection naming the first problem."""
+    modality = str(ds.get("Modality", "") or "").upper()
+    if modality not in accepted_modalities:
+        raise Rejection(
+            Reason.MODALITY_MISMATCH,
+            f"modality {modality or '(none)'} does not fit this {task_type} project "
+            f"(it accepts {', '.join(accepted_modalities)})",
+        )
+    for keyword in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "Rows", "Columns"):
+        if not ds.get(keyword):
+            raise Rejection(Reason.MISSING_ATTRIBUTE, f"required attribute {keyword} is missing or empty")
+    if "PixelData" not in ds:
+        raise Rejection(Reason.NO_PIXEL_DATA, "no pixel data: the file holds no image (Pixel Data element absent)")
+    _check_transfer_syntax(ds)
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    decoded = frames * int(ds.Rows) * int(ds.Columns) * samples * max(1, int(ds.get("BitsAllocated", 8)) // 8)
+    if decoded > max_decoded_bytes:
+        raise Rejection(Reason.TOO_LARGE, f"too large: {decoded} bytes once decoded, the limit is {max_decoded_bytes}")
+    phase = ""
+    if task_type in (TaskType.VESSEL_TYPE, TaskType.OCT_CALCIUM) and frames < 2:
+        what = "cine run" if task_type == TaskType.VESSEL_TYPE else "pullback"
+        raise Rejection(Reason.NOT_MULTIFRAME, f"a single frame is not a {what}: NumberOfFrames is {frames}")
+    if task_type == TaskType.SPECT_TERRITORY:
+        if frames > 1:
+            raise Rejection(
+                Reason.NOT_MULTIFRAME, f"{frames}-frame NM data is projection or tomographic data, not a polar map"
+            )
+        phase = polar_map_phase(ds)
+    return CheckedDicom(dataset=ds, modality=modality, frames=frames, phase=phase, clinical=clinical_from(ds))
+
+
+def _check_transfer_syntax(ds: Dataset) -> None:
+    syntax = UID(str(getattr(ds, "file_meta", Dataset()).get("TransferSyntaxUID", "") or ""))
+    if not syntax:
+        raise Rejection(Reason.UNSUPPORTED_TRANSFER_SYNTAX, "the file meta has no TransferSyntaxUID")
+    try:
+        decoder = get_decoder(syntax)
+    except NotImplementedError:
+        raise Rejection(
+            Reason.UNSUPPORTED_TRANSFER_SYNTAX, f"unsupported transfer syntax {syntax} ({syntax.name}): no decoder exists"
+        ) from None
+    if not decoder.is_available:
+        raise Rejection(
+            Reason.UNSUPPORTED_TRANSFER_SYNTAX,
+            f"unsupported transfer syntax {syntax} ({syntax.name}): no decoder plugin is installed",
+        )
+
+
+def decode_pixels(ds: Dataset) -> np.ndarray:
+    """Decode all frames, turning decoder failures into rejections."""
+    try:
+        return ds.pixel_array
+    except ValueError as exc:
+        if "less than expected" in str(exc):
+            raise Rejection(Reason.TRUNCATED, f"truncated: {exc}".split(" - ")[0]) from None
+        raise Rejection(Reason.UNDECODABLE, f"pixel data could not be decoded: {exc}") from None
+    except (RuntimeError, NotImplementedError, AttributeError, TypeError, IndexError) as exc:
+        raise Rejection(Reason.UNDECODABLE, f"pixel data could not be decoded: {exc}") from None
+
+
+def polar_map_phase(ds: Dataset) -> str:
+    """Return "rest" or "stress" from the descriptive attributes, or reject when it cannot be told."""
+    text = " ".join(str(ds.get(keyword, "") or "") for keyword in PHASE_SOURCES)
+    stress, rest = bool(_STRESS.search(text)), bool(_REST.search(text))
+    if stress == rest:
+        raise Rejection(
+            Reason.UNKNOWN_PHASE,
+            "cannot tell whether this is a REST or a STRESS polar map: SeriesDescription, ImageComments or "
+            "ProtocolName must name exactly one of them",
+        )
+    return "stress" if stress else "rest"
+
+
+def clinical_from(ds: Dataset) -> Clinical:
+    """Read age, sex, weight and height (kept as clinical features before de-identification removes them)."""
+    age = None
+    match = re.fullmatch(r"(\d{3})([DWMY])", str(ds.get("PatientAge", "") or ""))
+    if match:
+        value, unit = int(match.group(1)), match.group(2)
+        age = value if unit == "Y" else 0
+    sex = str(ds.get("PatientSex", "") or "").upper()
+    weight = _positive_float(ds.get("PatientWeight"))
+    size_m = _positive_float(ds.get("PatientSize"))
+    return Clinical(
+        age=age,
+        sex=sex if sex in ("F", "M", "O") else "",
+        weight_kg=weight,
+        height_cm=round(size_m * 100, 1) if size_m else None,
+    )
+
+
+def _positive_float(value: object) -> float | None:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if number > 0 else None
+
+
+def cine_timing(ds: Dataset) -> tuple[float | None, float | None]:
+    """Return (frame time in ms, frames per second) from FrameTime, CineRate or RecommendedDisplayFrameRate."""
+    frame_time = _positive_float(ds.get("FrameTime"))
+    if frame_time:
+        return frame_time, round(1000.0 / frame_time, 3)
+    rate = _positive_float(ds.get("CineRate")) or _positive_float(ds.get("RecommendedDisplayFrameRate"))
+    if rate:
+        return round(1000.0 / rate, 3), rate
+    vector = ds.get("FrameTimeVector")
+    if vector:
+        times = [float(v) for v in vector[1:] if float(v) > 0]
+        if times:
+            mean = sum(times) / len(times)
+            return round(mean, 3), round(1000.0 / mean, 3)
+    return None, None
+
+
+def float_or_none(value: object) -> float | None:
+    """Return a DICOM DS/IS value as float, or None when absent or not a number."""
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None

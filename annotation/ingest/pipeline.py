@@ -1,0 +1,224 @@
+"""Ingest one DICOM file into a project: check, de-identify, render once, store, and make its items."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from annotation.ingest import render
+from annotation.ingest.deid import deidentify, patient_key_from, remap_uid
+from annotation.ingest.dicom_file import (
+    CheckedDicom,
+    check_dataset,
+    cine_timing,
+    decode_pixels,
+    float_or_none,
+    read_dataset,
+)
+from annotation.ingest.results import FileResult, Outcome, Reason, Rejection
+from annotation.ingest.sources import SourceFile
+from annotation.ingest.store import (
+    StoragePaths,
+    media_path,
+    patient_for,
+    series_for,
+    sha256_of,
+    study_for,
+    undo_files_on_error,
+    unpaired_counterpart,
+)
+from annotation.models import Instance, Item, ItemKind, Patient, PolarMap, Project, SpectExam, Study, TaskType
+from annotation.project_settings import ProjectSettings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IngestLimits:
+    max_file_bytes: int
+    max_decoded_bytes: int
+
+
+def limits_from_settings() -> IngestLimits:
+    return IngestLimits(
+        max_file_bytes=settings.LUMEN_MAX_FILE_BYTES,
+        max_decoded_bytes=getattr(settings, "LUMEN_MAX_DECODED_BYTES", 4 * 1024**3),
+    )
+
+
+def ingest_dicom(project: Project, config: ProjectSettings, source: SourceFile, limits: IngestLimits) -> FileResult:
+    """Store one DICOM file whole, report it as a duplicate, or reject it with the reason; never half-store."""
+    try:
+        if source.size > limits.max_file_bytes:
+            raise Rejection(
+                Reason.TOO_LARGE, f"too large: {source.size} bytes, the limit is {limits.max_file_bytes} bytes per file"
+            )
+        data = source.read()
+        ds = read_dataset(source.name, data)
+        checked = check_dataset(
+            ds,
+            task_type=project.task_type,
+            accepted_modalities=config.accepted_modalities,
+            max_decoded_bytes=limits.max_decoded_bytes,
+        )
+        secret = settings.PSEUDONYM_KEY
+        new_sop_uid = remap_uid(str(ds.SOPInstanceUID), secret)
+        existing = Instance.objects.filter(project=project, sop_instance_uid=new_sop_uid).values_list("pk", flat=True)
+        if existing:
+            return _duplicate(source.name, existing[0])
+        pixels = decode_pixels(ds)
+        return _store(project, source, checked, pixels, sha256_of(data), new_sop_uid)
+    except Rejection as rejection:
+        return FileResult(source.name, Outcome.REJECTED, str(rejection.reason), rejection.message)
+    except OSError as exc:
+        # Disk trouble: logged by type only (file names may carry identifiers), reported to the uploader.
+        logger.error("import into project %s could not write a file: %s", project.pk, type(exc).__name__)
+        return FileResult(source.name, Outcome.REJECTED, str(Reason.STORAGE_FAILED),
+                          f"could not be stored ({exc.strerror or type(exc).__name__}); nothing was kept")
+
+
+def _duplicate(name: str, instance_id: int) -> FileResult:
+    return FileResult(
+        name, Outcome.DUPLICATE, "duplicate", f"already imported (same SOPInstanceUID) as instance {instance_id}",
+        instance_id=instance_id,
+    )
+
+
+def _store(project: Project, source: SourceFile, checked: CheckedDicom, pixels, sha256: str,
+           new_sop_uid: str) -> FileResult:
+    ds = checked.dataset
+    key = patient_key_from(ds)
+    secret = settings.PSEUDONYM_KEY
+    frames = render.frames_as_uint8(ds, pixels)
+    frame_time, frame_rate = cine_timing(ds)
+    study_year = _year(str(ds.get("StudyDate", "") or ""))
+    study_description = str(ds.get("StudyDescription", "") or "")
+    series_description = str(ds.get("SeriesDescription", "") or "")
+    original_study_uid = str(ds.StudyInstanceUID)
+    original_series_uid = str(ds.SeriesInstanceUID)
+    deidentify(ds, pseudonym=key.pseudonym(secret), key=secret)
+    fmt = settings.LUMEN_FRAME_FORMAT
+    try:
+        with undo_files_on_error(project) as paths:
+            dicom_path = media_path(paths.dicom)
+            dicom_path.parent.mkdir(parents=True, exist_ok=True)
+            ds.save_as(dicom_path, enforce_file_format=True)
+            if project.task_type == TaskType.SPECT_TERRITORY:
+                polar = render.normalise_polar_map(frames[0])
+                _write_png(polar, media_path(paths.polar(checked.phase)))
+            else:
+                render.write_frames(frames, media_path(paths.frames), fmt=fmt, quality=settings.LUMEN_FRAME_QUALITY)
+            with transaction.atomic():
+                patient = patient_for(key, lock=project.task_type == TaskType.SPECT_TERRITORY)
+                study = study_for(project, patient, uid=remap_uid(original_study_uid, secret),
+                                  description=study_description, year=study_year)
+                series = series_for(study, uid=remap_uid(original_series_uid, secret), modality=checked.modality,
+                                    description=series_description, number=_int(ds.get("SeriesNumber")))
+                instance = Instance.objects.create(
+                    project=project,
+                    series=series,
+                    sop_instance_uid=new_sop_uid,
+                    sop_class_uid=str(ds.SOPClassUID),
+                    modality=checked.modality,
+                    transfer_syntax_uid=str(ds.file_meta.TransferSyntaxUID),
+                    instance_number=_int(ds.get("InstanceNumber")),
+                    rows=int(ds.Rows),
+                    columns=int(ds.Columns),
+                    number_of_frames=checked.frames,
+                    samples_per_pixel=int(ds.get("SamplesPerPixel", 1) or 1),
+                    photometric_interpretation=str(ds.get("PhotometricInterpretation", "")),
+                    frame_time_ms=frame_time,
+                    frame_rate=frame_rate,
+                    positioner_primary_angle=float_or_none(ds.get("PositionerPrimaryAngle")),
+                    positioner_secondary_angle=float_or_none(ds.get("PositionerSecondaryAngle")),
+                    distance_source_to_detector=float_or_none(ds.get("DistanceSourceToDetector")),
+                    distance_source_to_patient=float_or_none(ds.get("DistanceSourceToPatient")),
+                    series_description=series_description[:256],
+                    file_path=paths.dicom,
+                    file_size=dicom_path.stat().st_size,
+                    sha256=sha256,
+                    original_filename=source.name[-256:],
+                    frames_dir=paths.frames,
+                    frame_format=fmt,
+                )
+                created = _make_items(project, checked, instance, patient, study, paths, sha256)
+    except IntegrityError:
+        # Another import stored the same SOPInstanceUID between our check and our insert.
+        existing = Instance.objects.filter(project=project, sop_instance_uid=new_sop_uid).values_list("pk", flat=True)
+        if existing:
+            return _duplicate(source.name, existing[0])
+        logger.exception("import into project %s failed while storing a file", project.pk)
+        raise Rejection(Reason.STORAGE_FAILED, "could not be stored (database constraint); nothing was kept") from None
+    message = f"{created} item(s) created" if created else f"stored; waiting for the matching {_other(checked.phase)} map"
+    return FileResult(source.name, Outcome.STORED, "", message, instance_id=instance.pk, items_created=created)
+
+
+def _make_items(project: Project, checked: CheckedDicom, instance: Instance, patient: Patient, study: Study,
+                paths: StoragePaths, sha256: str) -> int:
+    if project.task_type == TaskType.VESSEL_TYPE:
+        Item.objects.create(project=project, kind=ItemKind.CINE_RUN, patient=patient, instance=instance,
+                            title=f"Run {instance.pk} · {view_name(instance)}")
+        return 1
+    if project.task_type == TaskType.OCT_CALCIUM:
+        n = checked.frames
+        Item.objects.bulk_create(
+            Item(project=project, kind=ItemKind.OCT_FRAME, patient=patient, instance=instance, frame_index=index,
+                 title=f"Pullback {instance.pk} · frame {index + 1}/{n}")
+            for index in range(n)
+        )
+        return n
+    polar = PolarMap.objects.create(
+        project=project, patient=patient, study=study, phase=checked.phase, instance=instance,
+        image_path=paths.polar(checked.phase), rows=instance.rows, columns=instance.columns,
+        source_name=instance.original_filename, sha256=sha256,
+    )
+    return pair_polar_map(project, patient, study, polar, checked.clinical)
+
+
+def pair_polar_map(project: Project, patient: Patient, study: Study | None, polar: PolarMap, clinical) -> int:
+    """Make a SPECT item when `polar` completes a rest + stress pair; return the number of items created.
+
+    Needs the patient row locked by the caller's transaction so two halves arriving at once pair once.
+    """
+    counterpart = unpaired_counterpart(project, patient, study, polar.phase)
+    if counterpart is None:
+        return 0
+    rest, stress = (polar, counterpart) if polar.phase == "rest" else (counterpart, polar)
+    item = Item.objects.create(project=project, kind=ItemKind.SPECT_PAIR, patient=patient,
+                               instance=None, title=f"Patient {patient.pseudonym} · rest + stress")
+    SpectExam.objects.create(item=item, rest=rest, stress=stress, age=clinical.age, sex=clinical.sex,
+                             weight_kg=clinical.weight_kg, height_cm=clinical.height_cm)
+    return 1
+
+
+def view_name(instance: Instance) -> str:
+    """Describe the C-arm view, e.g. "LAO 30 / CRA 20" (positive primary = LAO, positive secondary = CRA)."""
+    primary, secondary = instance.positioner_primary_angle, instance.positioner_secondary_angle
+    if primary is None or secondary is None:
+        return "view unknown"
+    side = "LAO" if primary >= 0 else "RAO"
+    tilt = "CRA" if secondary >= 0 else "CAU"
+    return f"{side} {abs(primary):.0f} / {tilt} {abs(secondary):.0f}"
+
+
+def _write_png(image, path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(render.encode_image(image, "png", 100))
+
+
+def _other(phase: str) -> str:
+    return "stress" if phase == "rest" else "rest"
+
+
+def _year(date: str) -> int | None:
+    return int(date[:4]) if len(date) >= 4 and date[:4].isdigit() else None
+
+
+def _int(value: object) -> int | None:
+    try:
+        return int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None

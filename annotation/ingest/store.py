@@ -1,0 +1,115 @@
+"""Write checked files into storage and the database: files first, then one transaction; undo both on failure."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+
+from annotation.ingest.deid import PatientKey
+from annotation.models import Patient, PatientIdentity, PolarMap, Project, Series, Study
+
+
+@dataclass(frozen=True)
+class StoragePaths:
+    """Where one stored instance's files go, relative to MEDIA_ROOT (a fresh token per import attempt)."""
+
+    token: str
+    project_id: int
+
+    @property
+    def dicom(self) -> str:
+        return f"dicom/{self.project_id}/{self.token}.dcm"
+
+    @property
+    def frames(self) -> str:
+        return f"frames/{self.project_id}/{self.token}"
+
+    def polar(self, phase: str) -> str:
+        return f"polar/{self.project_id}/{self.token}-{phase}.png"
+
+
+def media_path(relative: str) -> Path:
+    """Return the absolute path of a stored file."""
+    return Path(settings.MEDIA_ROOT) / relative
+
+
+@contextmanager
+def undo_files_on_error(project: Project) -> Iterator[StoragePaths]:
+    """Yield fresh storage paths; remove whatever was written under them if the block fails."""
+    paths = StoragePaths(token=uuid.uuid4().hex, project_id=project.pk)
+    try:
+        yield paths
+    except BaseException:
+        for relative in (paths.dicom, paths.polar("rest"), paths.polar("stress")):
+            media_path(relative).unlink(missing_ok=True)
+        shutil.rmtree(media_path(paths.frames), ignore_errors=True)
+        raise
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def patient_for(key: PatientKey, *, lock: bool = False) -> Patient:
+    """Return the pseudonymous patient for an identity, creating it (and its lead-only identity row) once.
+
+    Must run inside a transaction; with lock=True the patient row is locked (SELECT … FOR UPDATE) so that
+    concurrent imports pairing this patient's polar maps serialise.
+    """
+    secret = settings.PSEUDONYM_KEY
+    identity_hash = key.identity_hash(secret)
+    patient, created = Patient.objects.get_or_create(
+        identity_hash=identity_hash, defaults={"pseudonym": key.pseudonym(secret)}
+    )
+    if created:
+        PatientIdentity.objects.create(
+            patient=patient,
+            original_patient_id=key.patient_id[:128],
+            original_name=key.name[:256],
+            original_birth_date=key.birth_date[:16],
+            issuer=key.issuer[:128],
+        )
+    if lock:
+        patient = Patient.objects.select_for_update().get(pk=patient.pk)
+    return patient
+
+
+def study_for(project: Project, patient: Patient, *, uid: str, description: str, year: int | None) -> Study:
+    study, _ = Study.objects.get_or_create(
+        project=project,
+        study_instance_uid=uid,
+        defaults={"patient": patient, "description": description[:256], "study_year": year},
+    )
+    return study
+
+
+def series_for(study: Study, *, uid: str, modality: str, description: str, number: int | None) -> Series:
+    series, _ = Series.objects.get_or_create(
+        study=study,
+        series_instance_uid=uid,
+        defaults={"modality": modality, "description": description[:256], "series_number": number},
+    )
+    return series
+
+
+def unpaired_counterpart(project: Project, patient: Patient, study: Study | None, phase: str) -> PolarMap | None:
+    """Return the newest map of the other phase for this patient not yet in an exam (same study first)."""
+    other = "stress" if phase == "rest" else "rest"
+    candidates = PolarMap.objects.filter(
+        project=project, patient=patient, phase=other, rest_exam__isnull=True, stress_exam__isnull=True
+    ).order_by("-id")
+    if study is not None:
+        same_study = candidates.filter(study=study).first()
+        if same_study is not None:
+            return same_study
+    return candidates.first()
+
+

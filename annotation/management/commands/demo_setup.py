@@ -1,0 +1,72 @@
+"""Create the demo accounts and three demo projects filled with generated studies (idempotent)."""
+
+import os
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from annotation.ingest.sources import sources_from_path
+from annotation.models import Project, Role, TaskType
+from annotation.services import import_run, membership_set, project_create
+
+DEMO_PROJECTS = (
+    ("demo-vessel", "Demo · vessel type (angiography)", TaskType.VESSEL_TYPE),
+    ("demo-oct", "Demo · OCT calcium", TaskType.OCT_CALCIUM),
+    ("demo-spect", "Demo · SPECT territories", TaskType.SPECT_TERRITORY),
+)
+
+
+class Command(BaseCommand):
+    help = "Create demo users (lead, annotator1, annotator2) and demo projects with generated data."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--data-dir", type=Path, default=Path(settings.BASE_DIR) / "var" / "demo-data")
+        parser.add_argument("--password", default=os.environ.get("LUMEN_DEMO_PASSWORD", "lumen-demo"))
+        parser.add_argument("--scale", type=int, default=1, help="multiply the amount of generated data")
+
+    def handle(self, *args, data_dir: Path, password: str, scale: int, **options):
+        users = self._users(password)
+        for slug, name, task in DEMO_PROJECTS:
+            project = Project.objects.filter(slug=slug).first()
+            if project is None:
+                project = project_create(slug=slug, name=name, task_type=task, creator=users["lead"],
+                                         description="Generated demo data with known ground truth.")
+            for username in ("annotator1", "annotator2"):
+                membership_set(project=project, user=users[username], role=Role.ANNOTATOR)
+            folder = data_dir / task
+            if not folder.exists():
+                self._generate(task, folder, scale)
+            report = import_run(project=project, user=users["lead"],
+                                sources=sources_from_path(folder, max_members=settings.LUMEN_MAX_ZIP_MEMBERS))
+            s = report.summary()
+            self.stdout.write(f"{slug}: {s['stored']} stored, {s['duplicates']} already there, "
+                              f"{s['rejected']} rejected, {project.items.count()} items")
+        self.stdout.write(self.style.SUCCESS(
+            f"Demo accounts: lead, annotator1, annotator2 — password: {password}"))
+
+    @transaction.atomic
+    def _users(self, password: str) -> dict:
+        user_model = get_user_model()
+        users = {}
+        for username in ("lead", "annotator1", "annotator2"):
+            user, _ = user_model.objects.get_or_create(username=username)
+            user.set_password(password)
+            user.save()
+            users[username] = user
+        users["lead"].user_permissions.add(Permission.objects.get(codename="add_project", content_type__app_label="annotation"))
+        return users
+
+    def _generate(self, task: str, folder: Path, scale: int) -> None:
+        from learning.cohorts import generate_oct_cohort, generate_spect_cohort, generate_xa_cohort
+
+        folder.mkdir(parents=True, exist_ok=True)
+        if task == TaskType.VESSEL_TYPE:
+            generate_xa_cohort(folder, n_patients=4 * scale, runs_per_patient=3, frames=(24, 40), size=256, seed=1)
+        elif task == TaskType.OCT_CALCIUM:
+            generate_oct_cohort(folder, n_pullbacks=2 * scale, frames=40, size=256, seed=2)
+        else:
+            generate_spect_cohort(folder, n_patients=12 * scale, size=290, seed=3, fmt="png")

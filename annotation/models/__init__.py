@@ -1,0 +1,40 @@
+"""Lumen's data model, one module per area, re-exported here."""
+
+from annotation.models.dicom import Instance, Patient, PatientIdentity, Series, Study
+from annotation.models.items import IcaReference, Item, ItemKind, PolarMap, PolarMapPhase, Sex, SpectExam, Split
+from annotation.models.jobs import Job, JobKind, JobStatus
+from annotation.models.labels import Assignment, AssignmentState, Label, LabelSource, PseudoLabel
+from annotation.models.learning import ModelStatus, ModelVersion, Prediction, TrainingExample
+from annotation.models.projects import Membership, Project, Role, TaskType
+
+__all__ = [
+    "Assignment",
+    "AssignmentState",
+    "IcaReference",
+    "Instance",
+    "Item",
+    "ItemKind",
+    "Job",
+    "JobKind",
+    "JobStatus",
+    "Label",
+    "LabelSource",
+    "Membership",
+    "ModelStatus",
+    "ModelVersion",
+    "Patient",
+    "PatientIdentity",
+    "PolarMap",
+    "PolarMapPhase",
+    "Prediction",
+    "Project",
+    "PseudoLabel",
+    "Role",
+    "Series",
+    "Sex",
+    "SpectExam",
+    "Split",
+    "Study",
+    "TaskType",
+    "TrainingExample",
+]

@@ -1,0 +1,115 @@
+"""Items — the unit one annotator labels in one go — and the task-specific data hanging off them."""
+
+from django.conf import settings
+from django.db import models
+
+from annotation.models.dicom import Instance, Patient, Study
+from annotation.models.projects import Project
+
+
+class ItemKind(models.TextChoices):
+    CINE_RUN = "cine_run", "Cine run"
+    OCT_FRAME = "oct_frame", "Pullback frame"
+    SPECT_PAIR = "spect_pair", "Rest + stress polar maps"
+
+
+class Split(models.TextChoices):
+    UNASSIGNED = "", "Unassigned"
+    TRAIN = "train", "Train"
+    VALIDATION = "validation", "Validation"
+    TEST = "test", "Held-out test"
+
+
+class Item(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items")
+    kind = models.CharField(max_length=16, choices=ItemKind.choices)
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="items")
+    # The DICOM the item shows: the run itself (cine) or the pullback it is a frame of (OCT); none for PNG SPECT.
+    instance = models.ForeignKey(Instance, null=True, blank=True, on_delete=models.CASCADE, related_name="items")
+    frame_index = models.PositiveIntegerField(null=True, blank=True, help_text="0-based frame within the pullback.")
+    title = models.CharField(max_length=200)
+    split = models.CharField(max_length=16, choices=Split.choices, default=Split.UNASSIGNED, blank=True)
+    is_gold = models.BooleanField(default=False)
+    # Queue order (higher first), rewritten in bulk when a new model re-scores the project.
+    priority = models.FloatField(default=0.0)
+    required_labels = models.PositiveSmallIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["instance"], condition=models.Q(kind="cine_run"), name="item_one_per_cine_run"
+            ),
+            models.UniqueConstraint(
+                fields=["instance", "frame_index"], condition=models.Q(kind="oct_frame"), name="item_one_per_oct_frame"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["project", "-priority", "id"], name="item_queue_order"),
+            models.Index(fields=["instance", "frame_index"], name="item_pullback_order"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class PolarMapPhase(models.TextChoices):
+    REST = "rest", "Rest"
+    STRESS = "stress", "Stress"
+
+
+class PolarMap(models.Model):
+    """One normalised polar map (bull's-eye); paired rest + stress maps of a patient make a SPECT item."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="polar_maps")
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="polar_maps")
+    study = models.ForeignKey(Study, null=True, blank=True, on_delete=models.CASCADE, related_name="polar_maps")
+    phase = models.CharField(max_length=8, choices=PolarMapPhase.choices)
+    instance = models.OneToOneField(
+        Instance, null=True, blank=True, on_delete=models.CASCADE, related_name="polar_map"
+    )
+    image_path = models.CharField(max_length=512, help_text="8-bit PNG normalised to its maximum, under MEDIA_ROOT.")
+    rows = models.PositiveIntegerField()
+    columns = models.PositiveIntegerField()
+    source_name = models.CharField(max_length=256, blank=True)
+    sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "sha256", "phase"], name="polar_map_unique_content")
+        ]
+
+
+class Sex(models.TextChoices):
+    FEMALE = "F", "Female"
+    MALE = "M", "Male"
+    OTHER = "O", "Other / unknown"
+
+
+class SpectExam(models.Model):
+    """A patient's rest + stress polar maps with the clinical features the SPECT model joins before its head."""
+
+    item = models.OneToOneField(Item, primary_key=True, on_delete=models.CASCADE, related_name="spect")
+    rest = models.OneToOneField(PolarMap, on_delete=models.PROTECT, related_name="rest_exam")
+    stress = models.OneToOneField(PolarMap, on_delete=models.PROTECT, related_name="stress_exam")
+    age = models.PositiveSmallIntegerField(null=True, blank=True)
+    sex = models.CharField(max_length=1, choices=Sex.choices, blank=True)
+    weight_kg = models.FloatField(null=True, blank=True)
+    height_cm = models.FloatField(null=True, blank=True)
+
+
+class IcaReference(models.Model):
+    """Invasive angiography % stenosis per vessel, entered by a lead; append-only, the newest row counts."""
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="ica_references")
+    stenosis_lm = models.FloatField(null=True, blank=True)
+    stenosis_lad = models.FloatField(null=True, blank=True)
+    stenosis_lcx = models.FloatField(null=True, blank=True)
+    stenosis_rca = models.FloatField(null=True, blank=True)
+    entered_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]

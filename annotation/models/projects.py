@@ -1,0 +1,46 @@
+"""Projects, their task type and settings, and who works on them in which role."""
+
+from django.conf import settings as django_settings
+from django.db import models
+
+
+class TaskType(models.TextChoices):
+    VESSEL_TYPE = "vessel_type", "Vessel type (angiography cine)"
+    OCT_CALCIUM = "oct_calcium", "Calcium masks (IVOCT)"
+    SPECT_TERRITORY = "spect_territory", "SPECT territories"
+
+
+class Role(models.TextChoices):
+    LEAD = "lead", "Lead"
+    ANNOTATOR = "annotator", "Annotator"
+
+
+class Project(models.Model):
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    task_type = models.CharField(max_length=32, choices=TaskType.choices)
+    # Validated through annotation.project_settings.ProjectSettings; stored whole so new knobs need no migration.
+    settings = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(django_settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    archived = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Membership(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(django_settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "user"], name="membership_unique_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}@{self.project_id}:{self.role}"

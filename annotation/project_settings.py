@@ -1,0 +1,96 @@
+"""Typed project settings: defaults per task type, validation with errors that name the field."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from annotation.models import TaskType
+
+# Which DICOM modalities each task accepts unless the lead widens or narrows the list.
+DEFAULT_MODALITIES: dict[str, tuple[str, ...]] = {
+    TaskType.VESSEL_TYPE: ("XA",),
+    TaskType.OCT_CALCIUM: ("IVOCT",),
+    TaskType.SPECT_TERRITORY: ("NM", "OT"),
+}
+KNOWN_MODALITIES = frozenset({"XA", "XRF", "IVOCT", "NM", "OT", "US", "MR", "CT", "PT", "SC"})
+
+
+class SettingsError(ValueError):
+    """A settings value is wrong; `field` names it."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ProjectSettings:
+    show_predictions_to_annotators: bool = False
+    accepted_modalities: tuple[str, ...] = ()
+    lease_minutes: int = 30
+    overlap_rate: float = 0.10
+    gold_rate: float = 0.0
+    acquisition_strategy: str = "entropy"
+    retrain_every_n_labels: int = 50
+    pseudo_label_threshold: float | None = None
+    spect_reference: str = "expert"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["accepted_modalities"] = list(self.accepted_modalities)
+        return data
+
+
+def default_settings(task_type: str) -> ProjectSettings:
+    """Return the defaults for a task type (OCT shows the model's mask as a starting point)."""
+    return ProjectSettings(
+        show_predictions_to_annotators=task_type == TaskType.OCT_CALCIUM,
+        accepted_modalities=DEFAULT_MODALITIES[task_type],
+    )
+
+
+def parse_settings(task_type: str, raw: dict[str, Any] | None) -> ProjectSettings:
+    """Merge raw JSON over the task's defaults and validate every value."""
+    base = default_settings(task_type).as_json()
+    raw = dict(raw or {})
+    known = {f.name for f in fields(ProjectSettings)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise SettingsError(unknown[0], "unknown setting")
+    base.update(raw)
+    _check_type("show_predictions_to_annotators", base, bool)
+    _check_type("lease_minutes", base, int)
+    _check_type("retrain_every_n_labels", base, int)
+    _check_type("acquisition_strategy", base, str)
+    _check_type("extra", base, dict)
+    if not 1 <= base["lease_minutes"] <= 24 * 60:
+        raise SettingsError("lease_minutes", "must be between 1 and 1440")
+    if base["retrain_every_n_labels"] < 1:
+        raise SettingsError("retrain_every_n_labels", "must be at least 1")
+    for name in ("overlap_rate", "gold_rate"):
+        value = base[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            raise SettingsError(name, "must be a number between 0 and 1")
+    threshold = base["pseudo_label_threshold"]
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+                                  or not 0.5 <= threshold <= 1.0):
+        raise SettingsError("pseudo_label_threshold", "must be null (off) or a number between 0.5 and 1")
+    if base["spect_reference"] not in ("expert", "ica"):
+        raise SettingsError("spect_reference", "must be 'expert' or 'ica'")
+    modalities = base["accepted_modalities"]
+    if not isinstance(modalities, (list, tuple)) or not modalities:
+        raise SettingsError("accepted_modalities", "must be a non-empty list of modality codes")
+    for code in modalities:
+        if code not in KNOWN_MODALITIES:
+            raise SettingsError("accepted_modalities", f"unknown modality {code!r}")
+    base["accepted_modalities"] = tuple(modalities)
+    return ProjectSettings(**base)
+
+
+def _check_type(name: str, data: dict[str, Any], kind: type) -> None:
+    value = data[name]
+    if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
+        raise SettingsError(name, f"must be of type {kind.__name__}")

@@ -1,0 +1,22 @@
+"""Every write Lumen makes, as plain functions named <entity>_<verb>."""
+
+from annotation.services.imports import import_run
+from annotation.services.labels import LabelConflict, label_submit
+from annotation.services.projects import (
+    LastLeadError,
+    membership_remove,
+    membership_set,
+    project_create,
+    project_update,
+)
+
+__all__ = [
+    "LabelConflict",
+    "LastLeadError",
+    "import_run",
+    "label_submit",
+    "membership_remove",
+    "membership_set",
+    "project_create",
+    "project_update",
+]

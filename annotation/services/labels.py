@@ -1,0 +1,53 @@
+"""Submit labels: every submit adds a version to the history; concurrent edits conflict instead of overwriting."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from annotation.label_schemas import label_payload_validate
+from annotation.models import Item, Label, LabelSource
+
+
+class LabelConflict(Exception):
+    """The label changed since the client read it; `current` is the version now stored."""
+
+    def __init__(self, current: Label | None, base_version: int | None) -> None:
+        have = current.version if current else None
+        super().__init__(f"label is at version {have}, but the edit was based on version {base_version}")
+        self.current = current
+        self.base_version = base_version
+
+
+def label_submit(*, item: Item, author: AbstractBaseUser, payload: Any, base_version: int | None,
+                 time_spent_ms: int | None = None, source: str = LabelSource.ANNOTATOR) -> Label:
+    """Store `payload` as the next version of `author`'s label of `item`.
+
+    `base_version` is the version the client edited (None for a first label). The current row is
+    superseded with a conditional UPDATE, so of two concurrent edits of the same version one wins and
+    the other gets LabelConflict; a unique constraint guards the first version the same way.
+    """
+    label_payload_validate(item=item, payload=payload)
+    try:
+        with transaction.atomic():
+            now = timezone.now()
+            current = Label.objects.filter(item=item, author=author, superseded_at__isnull=True).first()
+            if (current.version if current else None) != base_version:
+                raise LabelConflict(current, base_version)
+            if current is not None:
+                won = Label.objects.filter(pk=current.pk, superseded_at__isnull=True).update(superseded_at=now)
+                if won != 1:
+                    raise LabelConflict(_current(item, author), base_version)
+            return Label.objects.create(
+                item=item, author=author, version=(base_version or 0) + 1, previous=current, source=source,
+                payload=payload, time_spent_ms=time_spent_ms,
+            )
+    except IntegrityError:
+        raise LabelConflict(_current(item, author), base_version) from None
+
+
+def _current(item: Item, author: AbstractBaseUser) -> Label | None:
+    return Label.objects.filter(item=item, author=author, superseded_at__isnull=True).first()

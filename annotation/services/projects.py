@@ -1,0 +1,64 @@
+"""Create and change projects and their memberships."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from annotation.models import Membership, Project, Role
+from annotation.project_settings import default_settings, parse_settings
+
+
+@transaction.atomic
+def project_create(*, slug: str, name: str, task_type: str, creator: AbstractBaseUser, description: str = "",
+                   settings: dict[str, Any] | None = None) -> Project:
+    """Create a project with validated settings; its creator becomes its first lead."""
+    config = parse_settings(task_type, settings) if settings else default_settings(task_type)
+    project = Project.objects.create(slug=slug, name=name, task_type=task_type, description=description,
+                                     settings=config.as_json(), created_by=creator)
+    Membership.objects.create(project=project, user=creator, role=Role.LEAD)
+    return project
+
+
+@transaction.atomic
+def project_update(*, project: Project, name: str | None = None, description: str | None = None,
+                   settings: dict[str, Any] | None = None, archived: bool | None = None) -> Project:
+    """Change a project's name, description, archive flag or settings (merged over the current settings)."""
+    project = Project.objects.select_for_update().get(pk=project.pk)
+    if name is not None:
+        project.name = name
+    if description is not None:
+        project.description = description
+    if archived is not None:
+        project.archived = archived
+    if settings is not None:
+        merged = {**project.settings, **settings}
+        project.settings = parse_settings(project.task_type, merged).as_json()
+    project.save()
+    return project
+
+
+@transaction.atomic
+def membership_set(*, project: Project, user: AbstractBaseUser, role: str) -> Membership:
+    """Add a member or change their role."""
+    membership, _ = Membership.objects.update_or_create(project=project, user=user, defaults={"role": role})
+    return membership
+
+
+class LastLeadError(ValueError):
+    """Removing or demoting this member would leave the project without a lead."""
+
+
+@transaction.atomic
+def membership_remove(*, project: Project, user: AbstractBaseUser) -> None:
+    """Remove a member; the last lead cannot be removed. Locks the project's memberships."""
+    members = list(Membership.objects.select_for_update().filter(project=project))
+    target = next((m for m in members if m.user_id == user.pk), None)
+    if target is None:
+        return
+    leads = [m for m in members if m.role == Role.LEAD]
+    if target.role == Role.LEAD and len(leads) == 1:
+        raise LastLeadError("a project needs at least one lead; add another lead first")
+    target.delete()

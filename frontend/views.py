@@ -1,0 +1,23 @@
+"""Server-rendered pages; data beyond the first paint comes from the API through ES modules."""
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from annotation import selectors
+from annotation.api.permissions import project_for
+from annotation.models import Role
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "frontend/home.html", {"projects": selectors.projects_for(request.user)})
+
+
+@login_required
+def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    project = project_for(request, slug)
+    is_lead = selectors.project_role(project, request.user) == Role.LEAD
+    items = selectors.items_for(request.user).filter(project=project).order_by("id")[:200]
+    return render(request, "frontend/project.html",
+                  {"project": project, "is_lead": is_lead, "items": items, "item_total": project.items.count()})

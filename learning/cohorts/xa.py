@@ -1,0 +1,346 @@
+"""Synthetic X-ray angiography cine runs of the left or right coronary tree (task: vessel type)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pydicom.tag import Tag
+from pydicom.uid import ExplicitVRLittleEndian, RLELossless
+
+from .dicom_common import (
+    FakePatient,
+    FakeStudy,
+    base_dataset,
+    deterministic_uid,
+    fake_patient,
+    fake_study,
+    save_dataset,
+    to_uint,
+)
+from .raster import bilinear_sample, blur3, draw_tube, interp_rows, resample_polyline, smooth_noise
+from .xa_anatomy import VESSELS, Tree3d, XaView, project, sample_tree, sample_view
+
+XA_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.12.1"
+FRAME_TIME_TAG = Tag(0x0018, 0x1063)
+
+# Iodine attenuation per mm of contrast-filled lumen, in log-intensity units.
+_MU_CONTRAST = 0.24
+_MU_CATHETER = 0.12
+
+
+@dataclass(frozen=True)
+class XaRunTruth:
+    """Ground truth of one written XA cine run."""
+
+    path: Path
+    patient_id: str
+    patient_name: str
+    study_uid: str
+    sop_instance_uid: str
+    vessel: str  # "LCA" or "RCA"
+    frames: int
+    rows: int
+    columns: int
+    frame_time_ms: float
+    primary_angle: float
+    secondary_angle: float
+    source_to_detector_mm: float
+    source_to_patient_mm: float
+    series_uid: str = ""
+    heart_rate_bpm: float = 0.0
+
+
+@dataclass(frozen=True)
+class XaRender:
+    """Rendered frames plus the noise-free vessel map they were made from."""
+
+    frames: np.ndarray  # (frames, size, size) float32 in [0, 1], bright background
+    vessel_mm: np.ndarray  # (size, size) iodine path length (mm) of the fully filled tree
+    view: XaView
+    heart_rate_bpm: float
+    pixel_mm: float
+
+
+def _rasterise(
+    tree: Tree3d, view: XaView, size: int, pixel_mm: float, centre_px: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (vessel thickness mm, contrast arrival mm, catheter thickness mm) images."""
+    shape = (size, size)
+    thick = np.zeros(shape, np.float32)
+    arrival = np.full(shape, np.inf, np.float32)
+    step = max(1.0, size / 256.0)
+    for v in tree.vessels:
+        px, mag = project(v.points, view, pixel_mm, centre_px)
+        params = resample_polyline(px, step)
+        pts = interp_rows(px, params)
+        mm_per_px = pixel_mm / interp_rows(mag, params)
+        rad = interp_rows(v.radius, params) / mm_per_px
+        arr = interp_rows(v.arrival, params)
+        t, a, (r0, r1, c0, c1) = draw_tube(shape, pts, rad, mm_per_px, arr)
+        region = thick[r0:r1, c0:c1]
+        aregion = arrival[r0:r1, c0:c1]
+        # Overlapping branches add up (crossings look darker); arrival follows the thicker.
+        take = t > region
+        aregion[take] = a[take]
+        region += t
+    cpx, cmag = project(tree.catheter, view, pixel_mm, centre_px)
+    params = resample_polyline(cpx, step)
+    pts = interp_rows(cpx, params)
+    mm_per_px = pixel_mm / interp_rows(cmag, params)
+    rad = 1.0 / mm_per_px  # 6F catheter: 2 mm outer diameter
+    cath = np.zeros(shape, np.float32)
+    t, _, (r0, r1, c0, c1) = draw_tube(shape, pts, rad, mm_per_px, np.zeros(len(pts)))
+    cath[r0:r1, c0:c1] = t
+    return blur3(thick), arrival, blur3(cath)
+
+
+def _background(
+    rng: np.random.Generator, tree: Tree3d, view: XaView, size: int, pixel_mm: float,
+    centre_px: np.ndarray,
+) -> np.ndarray:
+    """Return the static anatomical attenuation (lungs, heart, spine, diaphragm, ribs)."""
+    rows = np.arange(size, dtype=np.float32)[:, None]
+    cols = np.arange(size, dtype=np.float32)[None, :]
+    mu = np.full((size, size), 1.0, np.float32)
+    (hc,), (hmag,) = project(tree.heart_centre[None, :], view, pixel_mm, centre_px)
+    heart_r = 1.35 * tree.heart_radius * hmag / pixel_mm
+    dist = np.hypot((rows - hc[0]) / 1.1, cols - hc[1]) / heart_r
+    mu += 0.5 / (1.0 + np.exp(np.clip((dist - 1.0) * 10.0, -50, 50)))
+    # Spine: a posterior vertical column, projected with the same geometry as the heart.
+    spine = np.array([[0.0, 80.0, -200.0], [0.0, 80.0, 200.0]]) + rng.normal(0, 5, 3)
+    sp, smag = project(spine, view, pixel_mm, centre_px)
+    direction = sp[1] - sp[0]
+    direction /= np.linalg.norm(direction)
+    normal = np.array([-direction[1], direction[0]])
+    across = (rows - sp[0][0]) * normal[0] + (cols - sp[0][1]) * normal[1]
+    along = (rows - sp[0][0]) * direction[0] + (cols - sp[0][1]) * direction[1]
+    half_w = 22.0 * float(smag.mean()) / pixel_mm
+    band = 1.0 / (1.0 + np.exp((np.abs(across) - half_w) / (0.12 * half_w)))
+    period = 27.0 * float(smag.mean()) / pixel_mm
+    vertebrae = 0.8 + 0.2 * np.cos(2 * np.pi * along / period + rng.uniform(0, 6.3))
+    mu += 0.55 * band * vertebrae
+    # Diaphragm: a dome whose height in the image follows the cranio-caudal angle.
+    xs = np.linspace(-200, 200, 41)
+    dome_z = rng.uniform(-80, -50) - xs**2 / 300.0
+    dome = np.stack([xs, np.zeros_like(xs), dome_z], axis=1)
+    dp, _ = project(dome, view, pixel_mm, centre_px)
+    order = np.argsort(dp[:, 1])
+    edge = np.interp(cols[0], dp[order, 1], dp[order, 0])[None, :]
+    mu += 0.8 / (1.0 + np.exp(-(rows - edge) / (0.015 * size)))
+    # Ribs: a few broad curved bands; the cortical edges make them faintly visible.
+    tilt = rng.uniform(-0.5, 0.5)
+    spacing = rng.uniform(0.22, 0.32) * size
+    curve = rng.uniform(0.6, 1.4) / size
+    rib_phase = (rows + tilt * cols - curve * (cols - size / 2) ** 2) / spacing
+    ribs = (0.5 + 0.5 * np.cos(2 * np.pi * (rib_phase + rng.uniform(0, 1)))) ** 3
+    mu += rng.uniform(0.06, 0.14) * ribs
+    mu += 0.06 * smooth_noise(rng, (size, size), size / 8) + 0.03 * smooth_noise(
+        rng, (size, size), size / 40
+    )
+    # Collimator shutters on some runs.
+    if rng.random() < 0.5:
+        for side in rng.choice(4, size=int(rng.integers(1, 3)), replace=False):
+            pos = rng.uniform(0.02, 0.08) * size
+            coord = {0: rows, 1: size - 1 - rows, 2: cols, 3: size - 1 - cols}[int(side)]
+            mu += 1.5 / (1.0 + np.exp(np.clip((coord - pos) / 1.5, -50, 50)))
+    return mu
+
+
+def _systole(phase: np.ndarray) -> np.ndarray:
+    """Return ventricular contraction (0 relaxed .. 1 end-systole) for cardiac phase in [0, 1)."""
+    ph = np.mod(phase, 1.0)
+    return np.where(ph < 0.7, 0.5 * (1 - np.cos(2 * np.pi * ph / 0.7)), 0.0) ** 1.3
+
+
+def render_xa_run(
+    *, vessel: str, rng: np.random.Generator, frames: int = 40, size: int = 512,
+    frame_time_ms: float = 66.7, view: XaView | None = None,
+) -> XaRender:
+    """Render a cine run of the LCA or RCA as float frames in [0, 1]."""
+    view = view or sample_view(vessel, rng)
+    tree = sample_tree(vessel, rng)
+    fov_mm = rng.uniform(110, 160)
+    pixel_mm = fov_mm / size
+    (hc,), _ = project(tree.heart_centre[None, :], view, pixel_mm, np.zeros(2))
+    tree_px, _ = project(np.concatenate([v.points for v in tree.vessels]), view, pixel_mm, np.zeros(2))
+    # Operators centre the table on the tree, not perfectly.
+    mid = 0.5 * (tree_px.min(axis=0) + tree_px.max(axis=0))
+    centre_px = size / 2 - mid + rng.normal(0, 0.05 * size, 2)
+    thick, arrival, cath = _rasterise(tree, view, size, pixel_mm, centre_px)
+    bg = _background(rng, tree, view, size, pixel_mm, centre_px)
+
+    t = np.arange(frames) * frame_time_ms / 1000.0
+    duration = max(float(t[-1]), 1e-3)
+    finite = arrival[np.isfinite(arrival)]
+    reach = float(finite.max()) if finite.size else 1.0
+    t_in = rng.uniform(0.03, 0.2) * duration
+    t_out = rng.uniform(0.5, 0.7) * duration
+    v_in = reach / (rng.uniform(0.12, 0.25) * duration)
+    v_out = reach / (rng.uniform(0.3, 0.5) * duration)
+    ramp = 0.08 * reach
+    dose = rng.uniform(0.8, 1.2)
+
+    heart_rate = float(rng.uniform(60, 100))
+    phase = t * heart_rate / 60.0 + rng.uniform(0, 1)
+    contraction = _systole(phase)
+    rows = np.arange(size, dtype=np.float32)[:, None]
+    cols = np.arange(size, dtype=np.float32)[None, :]
+    hc_px = centre_px + hc
+    dr, dc = rows - hc_px[0], cols - hc_px[1]
+    sigma = 0.9 * tree.heart_radius / pixel_mm * 1.3
+    weight = np.exp(-(dr**2 + dc**2) / (2 * sigma**2)).astype(np.float32)
+    squeeze = rng.uniform(0.07, 0.12)
+    twist = rng.normal(0, 0.05)
+    shift = rng.normal(0, 2.5, 2) / pixel_mm
+    # Backward-mapping displacement at end-systole: contraction, twist and a swing.
+    disp_r = (-squeeze * dr + twist * dc + shift[0]) * weight
+    disp_c = (-squeeze * dc - twist * dr + shift[1]) * weight
+
+    valid = np.isfinite(arrival)
+    arrival_f = np.where(valid, arrival, 0.0).astype(np.float32)
+    noise = rng.standard_normal((frames, size, size), dtype=np.float32)
+    quantum = rng.uniform(0.025, 0.045)
+    out = np.empty((frames, size, size), np.float32)
+    # Window: lungs just below white, the iodine-filled proximal vessels well above black.
+    lo = float(np.percentile(bg, 2)) - rng.uniform(0.1, 0.3)
+    hi = float(np.percentile(bg, 98)) + rng.uniform(0.9, 1.3)
+    for k in range(frames):
+        fill = np.clip((v_in * (t[k] - t_in) - arrival_f) / ramp, 0.0, 1.0)
+        gone = np.clip((v_out * (t[k] - t_out) - arrival_f) / ramp, 0.0, 0.9)
+        iodine = thick * valid * fill * (1.0 - gone) * dose
+        injecting = float(np.clip((t[k] - t_in) / 0.15, 0, 1) * np.clip((t_out - t[k]) / 0.3 + 1, 0, 1))
+        mu_moving = _MU_CONTRAST * iodine + cath * (_MU_CATHETER + _MU_CONTRAST * 0.6 * injecting)
+        c = float(contraction[k])
+        if c > 1e-3:
+            mu_moving = bilinear_sample(mu_moving, rows - c * disp_r, cols - c * disp_c)
+        mu = bg + mu_moving
+        # Quantum noise grows where fewer photons arrive (log-domain std ~ 1/sqrt(I)).
+        mu += quantum * np.exp(0.5 * np.minimum(mu - lo, 2.0)) * noise[k]
+        out[k] = (hi - mu) / (hi - lo)
+    np.clip(out, 0.0, 1.0, out=out)
+    return XaRender(out, thick * valid, view, heart_rate, pixel_mm)
+
+
+def write_xa_run(
+    path: Path, *, vessel: str, rng: np.random.Generator, patient: FakePatient,
+    frames: int = 40, size: int = 512, frame_time_ms: float = 66.7, bits: int = 8,
+    bits_stored: int | None = None, study: FakeStudy | None = None, series_number: int = 1,
+    view: XaView | None = None, transfer_syntax: str = ExplicitVRLittleEndian,
+) -> XaRunTruth:
+    """Render a run and write it as an XA multi-frame DICOM file; return its truth."""
+    if bits not in (8, 16):
+        raise ValueError("bits must be 8 or 16")
+    stored = bits_stored or (8 if bits == 8 else 12)
+    if stored > bits or (bits == 16 and stored not in (10, 12, 16)):
+        raise ValueError(f"bits_stored {stored} does not fit bits {bits}")
+    study = study or fake_study(rng, patient, "xa")
+    render = render_xa_run(
+        vessel=vessel, rng=rng, frames=frames, size=size, frame_time_ms=frame_time_ms, view=view
+    )
+    pixels = to_uint(render.frames, stored)
+    if bits == 16:
+        pixels = pixels.astype(np.uint16)
+    sop_uid = deterministic_uid(rng, f"xa/sop/{patient.patient_id}/{series_number}")
+    series_uid = deterministic_uid(rng, f"xa/series/{patient.patient_id}/{series_number}")
+    v = render.view
+    ds = base_dataset(
+        sop_class_uid=XA_SOP_CLASS, sop_instance_uid=sop_uid, series_uid=series_uid,
+        modality="XA", patient=patient, study=study, series_number=series_number,
+        series_description=_view_name(v), manufacturer="LUMEN SYNTHETIC SYSTEMS",
+        model_name="CARDIOSIM 3000",
+    )
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "SINGLE PLANE"]
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows = size
+    ds.Columns = size
+    ds.BitsAllocated = bits
+    ds.BitsStored = stored
+    ds.HighBit = stored - 1
+    ds.PixelRepresentation = 0
+    ds.PixelIntensityRelationship = "LOG"
+    ds.LossyImageCompression = "00"
+    ds.NumberOfFrames = frames
+    ds.FrameIncrementPointer = FRAME_TIME_TAG
+    ds.FrameTime = f"{frame_time_ms:.1f}"
+    ds.CineRate = int(round(1000.0 / frame_time_ms))
+    ds.RecommendedDisplayFrameRate = int(round(1000.0 / frame_time_ms))
+    ds.ActualFrameDuration = int(round(frame_time_ms))
+    ds.StartTrim = 1
+    ds.StopTrim = frames
+    ds.HeartRate = int(round(render.heart_rate_bpm))
+    ds.PositionerMotion = "STATIC"
+    ds.PositionerPrimaryAngle = f"{v.primary_angle:.1f}"
+    ds.PositionerSecondaryAngle = f"{v.secondary_angle:.1f}"
+    ds.DistanceSourceToDetector = f"{v.source_to_detector_mm:.1f}"
+    ds.DistanceSourceToPatient = f"{v.source_to_patient_mm:.1f}"
+    ds.ImagerPixelSpacing = [f"{render.pixel_mm:.4f}", f"{render.pixel_mm:.4f}"]
+    ds.EstimatedRadiographicMagnificationFactor = f"{v.source_to_detector_mm / v.source_to_patient_mm:.3f}"
+    ds.RadiationSetting = "GR"
+    ds.KVP = f"{rng.uniform(70, 95):.0f}"
+    ds.XRayTubeCurrent = int(rng.uniform(400, 900))
+    ds.ExposureTime = int(rng.uniform(5, 9))
+    ds.FieldOfViewShape = "RECTANGLE"
+    ds.IntensifierSize = f"{render.pixel_mm * size:.0f}"
+    top = (1 << stored) - 1
+    ds.WindowCenter = f"{top / 2:.1f}"
+    ds.WindowWidth = f"{top + 1:.0f}"
+    ds.PixelData = pixels.tobytes()
+    if transfer_syntax != ExplicitVRLittleEndian:
+        ds.compress(transfer_syntax)
+    save_dataset(ds, path)
+    return XaRunTruth(
+        path=path, patient_id=patient.patient_id, patient_name=patient.name,
+        study_uid=study.study_uid, sop_instance_uid=sop_uid, vessel=vessel, frames=frames,
+        rows=size, columns=size, frame_time_ms=float(f"{frame_time_ms:.1f}"),
+        primary_angle=v.primary_angle, secondary_angle=v.secondary_angle,
+        source_to_detector_mm=v.source_to_detector_mm,
+        source_to_patient_mm=v.source_to_patient_mm, series_uid=series_uid,
+        heart_rate_bpm=round(render.heart_rate_bpm, 1),
+    )
+
+
+def write_xa_run_rle(path: Path, **kwargs: object) -> XaRunTruth:
+    """Write a run like write_xa_run but RLE Lossless compressed."""
+    return write_xa_run(path, transfer_syntax=RLELossless, **kwargs)  # type: ignore[arg-type]
+
+
+def _view_name(view: XaView) -> str:
+    """Return a series description such as 'LCA RAO 25 CAU 20'-less view label 'RAO 25 CAU 20'."""
+    side = "LAO" if view.primary_angle >= 0 else "RAO"
+    tilt = "CRA" if view.secondary_angle >= 0 else "CAU"
+    return f"CORONARY {side} {abs(view.primary_angle):.0f} {tilt} {abs(view.secondary_angle):.0f}"
+
+
+def generate_xa_cohort(
+    out_dir: Path, *, n_patients: int, runs_per_patient: int = 4,
+    frames: tuple[int, int] = (24, 48), size: int = 256, seed: int = 0,
+) -> list[XaRunTruth]:
+    """Write n_patients exams of mixed LCA/RCA runs under out_dir; return their truth."""
+    rng = np.random.default_rng(seed)
+    truths: list[XaRunTruth] = []
+    for i in range(n_patients):
+        patient = fake_patient(rng, i)
+        study = fake_study(rng, patient, f"xa/{seed}")
+        # Real exams show the left tree more often than the right (~2:1).
+        vessels = ["LCA", "RCA"] + [
+            "LCA" if rng.random() < 0.6 else "RCA" for _ in range(max(runs_per_patient - 2, 0))
+        ]
+        vessels = [vessels[j] for j in rng.permutation(len(vessels))][:runs_per_patient]
+        for j, vessel in enumerate(vessels):
+            n_frames = int(rng.integers(frames[0], frames[1] + 1))
+            frame_time = float(rng.choice([66.7, 66.7, 33.3, 133.3]))
+            path = Path(out_dir) / f"patient{i + 1:04d}" / f"run{j + 1:02d}.dcm"
+            truths.append(write_xa_run(
+                path, vessel=vessel, rng=rng, patient=patient, frames=n_frames, size=size,
+                frame_time_ms=frame_time, study=study, series_number=j + 1,
+            ))
+    return truths
+
+
+__all__ = [
+    "VESSELS", "XA_SOP_CLASS", "XaRender", "XaRunTruth", "XaView", "generate_xa_cohort",
+    "render_xa_run", "write_xa_run", "write_xa_run_rle",
+]

@@ -1,0 +1,243 @@
+"""DICOM ingest: items per task, de-identification, duplicates, and a clear reason for every bad file."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from django.conf import settings
+from PIL import Image
+
+from annotation.ingest.results import Outcome
+from annotation.ingest.sources import SourceFile, sources_from_path
+from annotation.models import Instance, Item, ItemKind, Job, JobStatus, Patient, PatientIdentity, PolarMap, SpectExam
+from annotation.services import import_run
+from tests import dicom_samples as samples
+
+pytestmark = pytest.mark.django_db
+
+
+def source(name: str, data: bytes) -> SourceFile:
+    return SourceFile(name=name, size=len(data), reader=lambda: data)
+
+
+def run(project, *files: tuple[str, bytes]):
+    return import_run(project=project, sources=[source(n, d) for n, d in files])
+
+
+def media_files() -> set[Path]:
+    root = Path(settings.MEDIA_ROOT)
+    return {p for p in root.rglob("*") if p.is_file()} if root.exists() else set()
+
+
+def test_cine_run_becomes_one_item_with_queryable_geometry_and_rendered_frames(vessel_project):
+    report = run(vessel_project, ("run1.dcm", samples.xa_bytes(frames=6, size=48)))
+    assert report.summary() == {"stored": 1, "duplicates": 0, "rejected": 0, "items_created": 1}
+    item = Item.objects.get(project=vessel_project)
+    assert item.kind == ItemKind.CINE_RUN
+    assert "LAO 30 / CAU 20" in item.title
+    instance = item.instance
+    assert (instance.number_of_frames, instance.rows, instance.columns) == (6, 48, 48)
+    assert instance.frame_time_ms == pytest.approx(66.7)
+    assert instance.frame_rate == pytest.approx(1000 / 66.7, rel=1e-3)
+    assert Instance.objects.filter(positioner_primary_angle=30, positioner_secondary_angle=-20,
+                                   distance_source_to_detector=1040, distance_source_to_patient=760).count() == 1
+    frames = sorted((Path(settings.MEDIA_ROOT) / instance.frames_dir).iterdir())
+    assert len(frames) == 6
+    with Image.open(frames[0]) as image:
+        pixels = np.asarray(image.convert("RGB")).astype(int)
+        assert image.size == (48, 48)
+        assert np.abs(pixels[..., 0] - pixels[..., 1]).max() <= 3  # grey stays grey through the web format
+
+
+def test_stored_file_is_deidentified_and_the_identity_is_kept_for_leads_only(vessel_project):
+    original = samples.dataset()
+    run(vessel_project, ("run.dcm", samples.to_bytes(original)))
+    instance = Instance.objects.get()
+    stored = pydicom.dcmread(Path(settings.MEDIA_ROOT) / instance.file_path)
+    patient = Patient.objects.get()
+    assert str(stored.PatientName) == patient.pseudonym == str(stored.PatientID)
+    assert patient.pseudonym.startswith("P-")
+    for keyword in ("PatientBirthDate", "InstitutionName", "PatientAge", "PatientWeight"):
+        assert keyword not in stored, keyword
+    assert stored.ReferringPhysicianName == "" and stored.AccessionNumber == "" and stored.StudyDate == ""
+    assert stored.PatientIdentityRemoved == "YES"
+    assert stored.SOPInstanceUID != original.SOPInstanceUID
+    assert stored.StudyInstanceUID != original.StudyInstanceUID
+    assert stored.SOPInstanceUID == instance.sop_instance_uid
+    raw = (Path(settings.MEDIA_ROOT) / instance.file_path).read_bytes()
+    for secret in (b"DOE^JANE", b"MRN0001", b"19580312", b"St. Example", b"HOUSE^GREGORY", b"ACC998877"):
+        assert secret not in raw
+    identity = PatientIdentity.objects.get(patient=patient)
+    assert (identity.original_patient_id, identity.original_name) == ("MRN0001", "DOE^JANE")
+    np.testing.assert_array_equal(stored.pixel_array, original.pixel_array)
+
+
+def test_same_patient_gets_the_same_pseudonym_and_reimport_is_detected(vessel_project):
+    first = samples.xa_bytes(seed=1)
+    second = samples.xa_bytes(seed=2)
+    run(vessel_project, ("a.dcm", first), ("b.dcm", second))
+    assert Patient.objects.count() == 1 and Instance.objects.count() == 2
+    files_before = media_files()
+    report = run(vessel_project, ("a-again.dcm", first))
+    assert [r.outcome for r in report.files] == [Outcome.DUPLICATE]
+    assert "already imported" in report.files[0].message
+    assert Instance.objects.count() == 2 and Item.objects.count() == 2
+    assert media_files() == files_before
+
+
+def test_pullback_becomes_one_item_per_frame_in_order(oct_project):
+    data = samples.xa_bytes(modality="IVOCT", sop_class=samples.IVOCT_CLASS, frames=5, samples=3)
+    report = run(oct_project, ("pullback.dcm", data))
+    assert report.summary()["items_created"] == 5
+    items = list(Item.objects.filter(project=oct_project).order_by("frame_index"))
+    assert [i.frame_index for i in items] == [0, 1, 2, 3, 4]
+    assert {i.instance_id for i in items} == {items[0].instance_id}
+    assert all(i.kind == ItemKind.OCT_FRAME for i in items)
+    assert items[2].title.endswith("frame 3/5")
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "reason", "words"),
+    [
+        ("notes.txt", b"this is not an image" * 20, "not_dicom", "not a DICOM file"),
+        ("truncated.dcm", samples.xa_bytes()[:-700], "truncated", "truncated"),
+        ("no-pixels.dcm", samples.no_pixels_bytes(), "no_pixel_data", "no pixel data"),
+        ("video.dcm", samples.mpeg4_bytes(), "unsupported_transfer_syntax", "MPEG-4 AVC/H.264"),
+        ("ct.dcm", samples.xa_bytes(modality="CT"), "modality_mismatch", "modality CT does not fit"),
+        ("single.dcm", samples.xa_bytes(frames=1), "not_multiframe", "single frame is not a cine run"),
+    ],
+    ids=["not-dicom", "truncated", "no-pixels", "mpeg4", "wrong-modality", "single-frame"],
+)
+def test_each_bad_file_is_rejected_with_its_reason_and_leaves_nothing(vessel_project, name, data, reason, words):
+    report = run(vessel_project, (name, data))
+    [result] = report.files
+    assert (result.outcome, result.reason) == (Outcome.REJECTED, reason)
+    assert words in result.message
+    assert Instance.objects.count() == 0 and Item.objects.count() == 0 and Patient.objects.count() == 0
+    assert media_files() == set()
+
+
+def test_too_large_file_is_rejected_before_it_is_read(vessel_project, settings):
+    settings.LUMEN_MAX_FILE_BYTES = 1000
+    report = run(vessel_project, ("big.dcm", samples.xa_bytes()))
+    assert report.files[0].reason == "too_large"
+    assert "limit is 1000 bytes" in report.files[0].message
+
+
+def test_good_files_in_a_batch_are_stored_beside_bad_ones_and_the_job_records_all(vessel_project):
+    report = run(vessel_project, ("good.dcm", samples.xa_bytes(seed=5)), ("bad.dcm", samples.xa_bytes()[:400]),
+                 ("good2.dcm", samples.xa_bytes(seed=6)))
+    assert [r.outcome for r in report.files] == [Outcome.STORED, Outcome.REJECTED, Outcome.STORED]
+    job = Job.objects.get(pk=report.job_id)
+    assert job.status == JobStatus.SUCCEEDED and job.progress == 1.0
+    assert job.result["summary"]["rejected"] == 1
+    assert job.result["files"][1]["name"] == "bad.dcm"
+
+
+def test_a_database_failure_while_storing_leaves_no_rows_and_no_files(vessel_project, monkeypatch):
+    from annotation.ingest import pipeline
+
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pipeline, "_make_items", broken)
+    report = run(vessel_project, ("run.dcm", samples.xa_bytes()))
+    assert report.files[0].reason == "storage_failed"
+    assert "No space left on device" in report.files[0].message
+    assert Instance.objects.count() == 0 and Patient.objects.count() == 0
+    assert media_files() == set()
+
+
+def test_zip_archives_are_expanded_and_each_member_reported(vessel_project, tmp_path):
+    archive = tmp_path / "batch.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("study/run1.dcm", samples.xa_bytes(seed=11))
+        zf.writestr("study/run2.dcm", samples.xa_bytes(seed=12))
+        zf.writestr("study/readme.txt", "not dicom at all, just a note about the study")
+        zf.writestr("__MACOSX/._run1.dcm", "resource fork")
+    report = import_run(project=vessel_project, sources=sources_from_path(archive, max_members=100))
+    outcomes = {r.name: r.outcome for r in report.files}
+    assert outcomes == {"batch.zip/study/run1.dcm": Outcome.STORED, "batch.zip/study/run2.dcm": Outcome.STORED,
+                        "batch.zip/study/readme.txt": Outcome.REJECTED}
+
+
+def test_broken_zip_is_reported_not_crashed(vessel_project, tmp_path):
+    archive = tmp_path / "broken.zip"
+    archive.write_bytes(b"PK\x03\x04" + b"\x00" * 40)
+    report = import_run(project=vessel_project, sources=sources_from_path(archive, max_members=100))
+    assert report.files[0].reason == "bad_archive"
+
+
+def spect_dicom(phase: str, patient_id: str = "MRN42", seed: int = 0) -> bytes:
+    return samples.xa_bytes(modality="NM", sop_class=samples.SC_CLASS, frames=1, size=64, patient_id=patient_id,
+                            series_description=f"{phase.upper()} POLAR MAP", seed=seed)
+
+
+def test_spect_dicom_pairs_rest_and_stress_into_one_item_with_clinical_features(spect_project):
+    first = run(spect_project, ("rest.dcm", spect_dicom("rest")))
+    assert first.files[0].outcome == Outcome.STORED and first.items_created == 0
+    assert "waiting for the matching stress map" in first.files[0].message
+    second = run(spect_project, ("stress.dcm", spect_dicom("stress", seed=1)))
+    assert second.items_created == 1
+    exam = SpectExam.objects.get()
+    assert (exam.rest.phase, exam.stress.phase) == ("rest", "stress")
+    assert (exam.age, exam.sex, exam.weight_kg, exam.height_cm) == (67, "F", 71.0, 164.0)
+    with Image.open(Path(settings.MEDIA_ROOT) / exam.stress.image_path) as image:
+        assert np.asarray(image).max() == 255  # normalised to its own maximum
+
+
+def test_spect_dicom_without_a_phase_is_rejected(spect_project):
+    data = samples.xa_bytes(modality="NM", sop_class=samples.SC_CLASS, frames=1, series_description="POLAR MAP")
+    report = run(spect_project, ("map.dcm", data))
+    assert report.files[0].reason == "unknown_phase"
+    assert "REST or a STRESS" in report.files[0].message
+
+
+def png(seed: int, size: int = 40) -> bytes:
+    buffer = io.BytesIO()
+    values = np.random.default_rng(seed).integers(0, 200, size=(size, size), dtype=np.uint8)
+    Image.fromarray(values).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+MANIFEST = "patient,rest_file,stress_file,age,sex,weight,height\n"
+
+
+def test_spect_png_manifest_makes_one_item_per_row(spect_project):
+    manifest = MANIFEST + "SPECT-0001,maps/r1.png,maps/s1.png,63,M,82.5,178\nSPECT-0002,maps/r2.png,maps/s2.png,,F,,\n"
+    report = run(spect_project, ("upload/manifest.csv", manifest.encode()), ("upload/maps/r1.png", png(1)),
+                 ("upload/maps/s1.png", png(2)), ("upload/maps/r2.png", png(3)), ("upload/maps/s2.png", png(4)))
+    assert report.summary()["items_created"] == 2, report.as_json()
+    exams = {e.item.patient.identity.original_patient_id: e for e in SpectExam.objects.select_related("item")}
+    assert (exams["SPECT-0001"].age, exams["SPECT-0001"].sex, exams["SPECT-0001"].weight_kg) == (63, "M", 82.5)
+    assert exams["SPECT-0002"].age is None
+    assert PolarMap.objects.count() == 4
+
+
+@pytest.mark.parametrize(
+    ("manifest", "words"),
+    [
+        ("patient,rest_file,stress_file,age\nX,r.png,s.png,50\n", "lacks column(s) sex, weight, height"),
+        (MANIFEST + "P1,r.png,missing.png,50,F,60,160\n", "stress_file 'missing.png' is not in the upload"),
+        (MANIFEST + "P1,r.png,s.png,fifty,F,60,160\n", "age 'fifty' is not a whole number"),
+        (MANIFEST + "P1,r.png,s.png,50,Q,60,160\n", "sex 'Q' must be F, M or O"),
+    ],
+    ids=["missing-columns", "missing-file", "bad-age", "bad-sex"],
+)
+def test_bad_manifest_rows_are_rejected_with_the_row_and_column(spect_project, manifest, words):
+    report = run(spect_project, ("manifest.csv", manifest.encode()), ("r.png", png(1)), ("s.png", png(2)))
+    messages = " | ".join(r.message for r in report.files)
+    assert words in messages
+    assert SpectExam.objects.count() == 0
+
+
+def test_png_that_is_not_an_image_is_rejected_in_its_row(spect_project):
+    manifest = MANIFEST + "P1,r.png,s.png,50,F,60,160\n"
+    report = run(spect_project, ("manifest.csv", manifest.encode()), ("r.png", b"not a png"), ("s.png", png(2)))
+    assert "is not a readable PNG image" in report.files[0].message
+    assert PolarMap.objects.count() == 0 and media_files() == set()

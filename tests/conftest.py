@@ -1,0 +1,64 @@
+"""Shared fixtures: users in roles, projects per task type, API clients."""
+
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+from annotation.models import Role, TaskType
+from tests.factories import MembershipFactory, ProjectFactory, UserFactory
+
+
+@pytest.fixture
+def lead(db):
+    return UserFactory(username="lead-user")
+
+
+@pytest.fixture
+def annotator(db):
+    return UserFactory(username="annotator-user")
+
+
+@pytest.fixture
+def stranger(db):
+    return UserFactory(username="stranger-user")
+
+
+def _project(task_type, lead, annotator, slug):
+    project = ProjectFactory(task_type=task_type, slug=slug)
+    MembershipFactory(project=project, user=lead, role=Role.LEAD)
+    MembershipFactory(project=project, user=annotator, role=Role.ANNOTATOR)
+    return project
+
+
+@pytest.fixture
+def vessel_project(lead, annotator):
+    return _project(TaskType.VESSEL_TYPE, lead, annotator, "vessel")
+
+
+@pytest.fixture
+def oct_project(lead, annotator):
+    return _project(TaskType.OCT_CALCIUM, lead, annotator, "oct")
+
+
+@pytest.fixture
+def spect_project(lead, annotator):
+    return _project(TaskType.SPECT_TERRITORY, lead, annotator, "spect")
+
+
+@pytest.fixture
+def client_for():
+    def make(user=None) -> APIClient:
+        client = APIClient()
+        if user is not None:
+            client.force_authenticate(user)
+        return client
+
+    return make
+
+
+@pytest.fixture(autouse=True)
+def isolated_media(settings, tmp_path):
+    """Give every test its own MEDIA_ROOT so file assertions see only what that test wrote."""
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    return tmp_path / "media"

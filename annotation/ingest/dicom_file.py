@@ -51,7 +51,7 @@ def read_dataset(name: str, data: bytes) -> Dataset:
         raise Rejection(Reason.NOT_DICOM, "not a DICOM file: no 'DICM' marker after the 128-byte preamble") from None
     except (EOFError, struct.error, OSError) as exc:
         raise Rejection(Reason.TRUNCATED, f"truncated: the file ends inside a DICOM element ({exc})") from None
-    except (ValueError, KeyError, TypeError, NotImplementedError) as exc:
+    except Exception as exc:  # noqa: BLE001 - untrusted bytes: any parser failure is this file's rejection
         raise Rejection(Reason.NOT_DICOM, f"not a readable DICOM file ({type(exc).__name__}: {exc})") from None
     short = _first_short_element(ds)
     if short is not None:
@@ -59,7 +59,27 @@ def read_dataset(name: str, data: bytes) -> Dataset:
         raise Rejection(
             Reason.TRUNCATED, f"truncated: element {tag} declares {declared} bytes but only {present} are in the file"
         )
+    if not list(ds.keys()):
+        raise Rejection(Reason.TRUNCATED, "truncated: the file ends before its first data element")
+    parsed_to = _end_of_last_element(ds)
+    if parsed_to is not None and parsed_to < len(data):
+        raise Rejection(
+            Reason.TRUNCATED,
+            f"truncated: the file ends inside an element header ({len(data) - parsed_to} stray bytes after byte "
+            f"{parsed_to})",
+        )
     return ds
+
+
+def _end_of_last_element(ds: Dataset) -> int | None:
+    """Return the byte offset where the last top-level element ends, or None if it cannot be known."""
+    tags = list(ds.keys())
+    if not tags:
+        return None
+    raw = ds.get_item(tags[-1])
+    if not isinstance(raw, RawDataElement) or raw.length == UNDEFINED_LENGTH or raw.value_tell is None:
+        return None
+    return raw.value_tell + raw.length
 
 
 def _first_short_element(ds: Dataset) -> tuple[str, int, int] | None:

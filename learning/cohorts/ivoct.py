@@ -28,7 +28,9 @@ from .dicom_common import (
 )
 from .raster import smooth_noise
 
-IVOCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.77.1.5.1"
+# Intravascular OCT Image Storage - For Presentation. (1.2.840.10008.5.1.4.1.1.77.1.5.1, which
+# is sometimes quoted for it, is Ophthalmic Photography 8 Bit Image Storage.)
+IVOCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.14.1"
 FRAME_QUALITIES = ("ok", "blood", "guide")
 
 _FOV_MM = 10.0
@@ -161,7 +163,9 @@ def render_oct_pullback(
     harm_phase = rng.uniform(0, 2 * np.pi, 5)[None, :] + 0.02 * np.cumsum(rng.normal(0, 1, (frames, 5)), 0)
     # The catheter lies off-centre in the lumen but always inside it.
     centres_mm = walk * np.clip(radius_mm[:, None] - harm_amp.sum() - 0.7, 0.05, None) / 0.35
-    intima = rng.uniform(0.12, 0.3)
+    intima_base = rng.uniform(0.08, 0.18)
+    plaque_angle = rng.uniform(-np.pi, np.pi)
+    plaque_thick = rng.uniform(0.1, 0.6)
 
     span_calc = rng.uniform(np.deg2rad(30), np.deg2rad(270))
     calc_runs = _runs(rng, frames, n_guide, frames, int(rng.integers(1, 4)),
@@ -210,10 +214,13 @@ def render_oct_pullback(
         tex = np.roll(texture, (k % size, (3 * k) % size), axis=(0, 1))
         wall = np.where(depth > 0, 1.0, 0.0).astype(np.float32)
         # Layered wall: bright intima, dark media, brighter adventitia, decaying with depth.
+        # Eccentric intimal thickening pushes the media band outwards on one side.
+        intima = intima_base + plaque_thick * 0.5 * (1 + np.cos(phi - plaque_angle))
         layers = (
-            0.95 * np.exp(-depth / 1.1)
-            - 0.35 * np.exp(-0.5 * ((depth - intima - 0.08) / 0.06) ** 2)
-            + 0.15 * np.exp(-0.5 * ((depth - intima - 0.35) / 0.15) ** 2)
+            0.85 * np.exp(-depth / 0.9)
+            + 0.12
+            - 0.45 * np.exp(-0.5 * ((depth - intima - 0.07) / 0.05) ** 2)
+            + 0.15 * np.exp(-0.5 * ((depth - intima - 0.3) / 0.12) ** 2)
         )
         signal = wall * np.clip(layers * (1.0 + 0.18 * tex), 0, 1.2)
         for lp in (a for a in lipid if a.active(k)):
@@ -231,9 +238,9 @@ def render_oct_pullback(
             calc |= (np.abs(ang) < 1) & (depth > front) & (depth < front + thick)
         calc &= fov & (depth > 0)
         calc_tex = np.roll(texture, (size // 2 + 7 * k, size // 3), axis=(0, 1))
-        signal = np.where(calc, 0.3 + 0.1 * calc_tex + 0.06 * tex, signal)
+        signal = np.where(calc, 0.2 + 0.08 * calc_tex + 0.04 * tex, signal)
         # Light fades with distance from the catheter (beam divergence, roll-off).
-        signal *= np.exp(-np.clip(r_cath - 1.0, 0, None) / 2.8)
+        signal *= np.exp(-np.clip(r_cath - 1.0, 0, None) / 3.5)
         if quality[k] == "blood":
             # Blood scatters strongly: bright speckle in the lumen, everything behind veiled.
             fog = rng.uniform(0.6, 1.0)
@@ -261,3 +268,88 @@ def render_oct_pullback(
         out[k] = _LUT[(image * 255).astype(np.uint8)]
         masks[k] = calc
     return OctRender(out, masks, tuple(quality), centres_px, px)
+
+
+def write_oct_pullback(
+    path: Path, *, rng: np.random.Generator, patient: FakePatient, frames: int = 60,
+    size: int = 400, study: FakeStudy | None = None, series_number: int = 1,
+) -> OctPullbackTruth:
+    """Render a pullback and write it as an IVOCT For Presentation DICOM file; return truth."""
+    study = study or fake_study(rng, patient, "ivoct")
+    render = render_oct_pullback(rng=rng, frames=frames, size=size)
+    sop_uid = deterministic_uid(rng, f"ivoct/sop/{patient.patient_id}/{series_number}")
+    series_uid = deterministic_uid(rng, f"ivoct/series/{patient.patient_id}/{series_number}")
+    ds = base_dataset(
+        sop_class_uid=IVOCT_SOP_CLASS, sop_instance_uid=sop_uid, series_uid=series_uid,
+        modality="IVOCT", patient=patient, study=study, series_number=series_number,
+        series_description="OCT PULLBACK", manufacturer="LUMEN SYNTHETIC SYSTEMS",
+        model_name="OCTSIM 54",
+    )
+    ds.ImageType = ["ORIGINAL", "PRIMARY"]
+    ds.PresentationIntentType = "FOR PRESENTATION"
+    ds.ContentQualification = "RESEARCH"
+    ds.SamplesPerPixel = 3
+    ds.PhotometricInterpretation = "RGB"
+    ds.PlanarConfiguration = 0
+    ds.Rows = size
+    ds.Columns = size
+    ds.BitsAllocated = 8
+    ds.BitsStored = 8
+    ds.HighBit = 7
+    ds.PixelRepresentation = 0
+    ds.LossyImageCompression = "00"
+    ds.NumberOfFrames = frames
+    ds.FrameTime = f"{_FRAME_TIME_MS:.1f}"
+    ds.IVUSPullbackRate = f"{_PULLBACK_MM_S:.1f}"
+    ds.CatheterRotationalRate = round(1000.0 / _FRAME_TIME_MS, 1)
+    ds.OCTZOffsetApplied = "YES"
+    ds.CatheterDirectionOfRotation = "CW"
+    start = dt.datetime.strptime(study.study_date + study.study_time, "%Y%m%d%H%M%S")
+    ds.AcquisitionDateTime = start.strftime("%Y%m%d%H%M%S.%f")
+    ds.PixelSpacing = [f"{render.pixel_mm:.5f}", f"{render.pixel_mm:.5f}"]
+    shared = Dataset()
+    measures = Dataset()
+    measures.PixelSpacing = [f"{render.pixel_mm:.5f}", f"{render.pixel_mm:.5f}"]
+    shared.PixelMeasuresSequence = Sequence([measures])
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    mm_per_frame = _PULLBACK_MM_S * _FRAME_TIME_MS / 1000.0
+    per_frame = []
+    for k in range(frames):
+        item = Dataset()
+        content = Dataset()
+        content.FrameAcquisitionNumber = k + 1
+        stamp = start + dt.timedelta(milliseconds=k * _FRAME_TIME_MS)
+        content.FrameAcquisitionDateTime = stamp.strftime("%Y%m%d%H%M%S.%f")
+        content.FrameReferenceDateTime = content.FrameAcquisitionDateTime
+        content.FrameAcquisitionDuration = _FRAME_TIME_MS
+        item.FrameContentSequence = Sequence([content])
+        ivus = Dataset()
+        # Pullback runs distal to proximal; distance is from the distal start.
+        ivus.IntravascularLongitudinalDistance = round(k * mm_per_frame, 3)
+        item.IntravascularFrameContentSequence = Sequence([ivus])
+        per_frame.append(item)
+    ds.PerFrameFunctionalGroupsSequence = Sequence(per_frame)
+    ds.PixelData = np.ascontiguousarray(render.frames).tobytes()
+    save_dataset(ds, path)
+    return OctPullbackTruth(
+        path=path, patient_id=patient.patient_id, sop_instance_uid=sop_uid, frames=frames,
+        size=size, masks=render.masks, frame_quality=render.frame_quality,
+        lumen_centres=render.lumen_centres, study_uid=study.study_uid,
+        frame_time_ms=_FRAME_TIME_MS, pixel_spacing_mm=render.pixel_mm,
+    )
+
+
+def generate_oct_cohort(
+    out_dir: Path, *, n_pullbacks: int, frames: int = 60, size: int = 256, seed: int = 0
+) -> list[OctPullbackTruth]:
+    """Write n_pullbacks pullbacks (one patient each) under out_dir; return their truth."""
+    rng = np.random.default_rng(seed)
+    truths = []
+    for i in range(n_pullbacks):
+        patient = fake_patient(rng, i)
+        study = fake_study(rng, patient, f"ivoct/{seed}")
+        path = Path(out_dir) / f"pullback{i + 1:04d}.dcm"
+        truths.append(write_oct_pullback(
+            path, rng=rng, patient=patient, frames=frames, size=size, study=study
+        ))
+    return truths

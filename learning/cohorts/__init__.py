@@ -1,0 +1,73 @@
+"""Synthetic cohorts with known ground truth: XA cine runs, IVOCT pullbacks, SPECT polar maps.
+
+Pure numpy + pydicom + Pillow (no Django, no torch) and deterministic from a seed, so demo
+data, tests, benchmarks and training can share it. ``python -m learning.cohorts --help``
+writes a cohort and its truth JSON from the command line.
+"""
+
+from .dicom_common import FakePatient, FakeStudy, fake_patient, fake_study
+from .ivoct import (
+    IVOCT_SOP_CLASS,
+    OctPullbackTruth,
+    OctRender,
+    generate_oct_cohort,
+    render_oct_pullback,
+    write_oct_pullback,
+)
+from .spect import (
+    MANIFEST_HEADER,
+    SC_SOP_CLASS,
+    SpectPatientTruth,
+    generate_spect_cohort,
+    ica_obstructive,
+)
+from .territories import (
+    SEGMENT_TERRITORY,
+    TERRITORY_SEGMENTS,
+    segment_map,
+    territory_abnormal,
+)
+from .truth import read_truth_json, write_truth_json
+from .xa import (
+    XA_SOP_CLASS,
+    XaRender,
+    XaRunTruth,
+    generate_xa_cohort,
+    render_xa_run,
+    write_xa_run,
+    write_xa_run_rle,
+)
+from .xa_anatomy import XaView, sample_view
+
+__all__ = [
+    "IVOCT_SOP_CLASS",
+    "MANIFEST_HEADER",
+    "SC_SOP_CLASS",
+    "SEGMENT_TERRITORY",
+    "TERRITORY_SEGMENTS",
+    "XA_SOP_CLASS",
+    "FakePatient",
+    "FakeStudy",
+    "OctPullbackTruth",
+    "OctRender",
+    "SpectPatientTruth",
+    "XaRender",
+    "XaRunTruth",
+    "XaView",
+    "fake_patient",
+    "fake_study",
+    "generate_oct_cohort",
+    "generate_spect_cohort",
+    "generate_xa_cohort",
+    "ica_obstructive",
+    "read_truth_json",
+    "render_oct_pullback",
+    "render_xa_run",
+    "sample_view",
+    "segment_map",
+    "territory_abnormal",
+    "write_oct_pullback",
+    "write_truth_json",
+    "write_xa_run",
+    "write_xa_run_rle",
+]

@@ -95,16 +95,16 @@ def _sepia_lut() -> np.ndarray:
     """Return a 256x3 uint8 lookup table from black through amber to white."""
     x = np.linspace(0.0, 1.0, 256)
     knots = np.array([0.0, 0.22, 0.5, 0.78, 1.0])
-    colours = np.array(
-        [[0, 0, 0], [110, 45, 10], [225, 140, 50], [255, 215, 140], [255, 252, 235]], float
-    )
+    colours = np.array([[0, 0, 0], [110, 45, 10], [225, 140, 50], [255, 215, 140], [255, 252, 235]], float)
     return np.stack([np.interp(x, knots, colours[:, c]) for c in range(3)], 1).astype(np.uint8)
 
 
 _LUT = _sepia_lut()
 
 
-def _runs(rng: np.random.Generator, n: int, lo: int, hi: int, count: int, length: tuple[int, int]) -> list[tuple[int, int]]:
+def _runs(
+    rng: np.random.Generator, n: int, lo: int, hi: int, count: int, length: tuple[int, int]
+) -> list[tuple[int, int]]:
     """Return up to count non-overlapping [start, stop) runs inside [lo, hi)."""
     taken = np.zeros(n, bool)
     out: list[tuple[int, int]] = []
@@ -114,9 +114,9 @@ def _runs(rng: np.random.Generator, n: int, lo: int, hi: int, count: int, length
         ln = int(rng.integers(length[0], length[1] + 1))
         ln = min(ln, hi - lo)
         start = int(rng.integers(lo, hi - ln + 1))
-        if taken[max(start - 1, 0): start + ln + 1].any():
+        if taken[max(start - 1, 0) : start + ln + 1].any():
             continue
-        taken[start: start + ln] = True
+        taken[start : start + ln] = True
         out.append((start, start + ln))
     return sorted(out)
 
@@ -126,9 +126,7 @@ def _angle_diff(a: np.ndarray, b: float) -> np.ndarray:
     return (a - b + np.pi) % (2 * np.pi) - np.pi
 
 
-def render_oct_pullback(
-    *, rng: np.random.Generator, frames: int = 60, size: int = 400
-) -> OctRender:
+def render_oct_pullback(*, rng: np.random.Generator, frames: int = 60, size: int = 400) -> OctRender:
     """Render an IVOCT pullback with calcium, lipid, side branches, blood and guide frames."""
     px = _FOV_MM / size
     c0 = (size - 1) / 2.0
@@ -142,7 +140,7 @@ def render_oct_pullback(
     quality = ["ok"] * frames
     for k in range(n_guide):
         quality[k] = "guide"
-    n_blood_runs = int(rng.integers(1, 4))
+    n_blood_runs = int(rng.integers(1, 2 + min(2, frames // 40)))
     blood_len = (2, max(2, int(frames * 0.06)))
     for s, e in _runs(rng, frames, n_guide + 1, frames, n_blood_runs, blood_len):
         for k in range(s, e):
@@ -152,10 +150,13 @@ def render_oct_pullback(
     steps = np.arange(frames)
     smooth = max(frames / 6.0, 3.0)
     walk = np.cumsum(rng.normal(0, 1, (frames, 2)), axis=0)
-    walk = np.stack([np.convolve(np.pad(walk[:, j], (20, 20), mode="edge"),
-                                 np.ones(9) / 9, mode="same")[20:-20] for j in range(2)], 1)
+    walk = np.stack(
+        [np.convolve(np.pad(walk[:, j], (20, 20), mode="edge"), np.ones(9) / 9, mode="same")[20:-20] for j in range(2)],
+        1,
+    )
     walk -= walk.mean(axis=0)
-    walk *= 0.35 / max(float(np.abs(walk).max()), 1e-6)
+    # Short pullbacks drift less: the wander is ~0.35 mm over 60+ frames (12 mm).
+    walk *= 0.35 * min(1.0, frames / 60) / max(float(np.abs(walk).max()), 1e-6)
     base_r = rng.uniform(1.3, 1.8)
     sten_at = rng.uniform(0.3, 0.8) * frames
     radius_mm = base_r * (1 - rng.uniform(0.1, 0.35) * np.exp(-0.5 * ((steps - sten_at) / smooth) ** 2))
@@ -168,24 +169,40 @@ def render_oct_pullback(
     plaque_thick = rng.uniform(0.1, 0.6)
 
     span_calc = rng.uniform(np.deg2rad(30), np.deg2rad(270))
-    calc_runs = _runs(rng, frames, n_guide, frames, int(rng.integers(1, 4)),
-                      (max(3, frames // 12), max(4, frames // 4)))
+    calc_runs = _runs(
+        rng, frames, n_guide, frames, int(rng.integers(1, 4)), (max(3, frames // 12), max(4, frames // 4))
+    )
     calcium = [
-        _Arc(s, e, rng.uniform(-np.pi, np.pi), rng.normal(0, 0.02),
-             rng.uniform(np.deg2rad(40), span_calc if i == 0 else np.deg2rad(180)),
-             rng.uniform(0.05, 0.35), rng.uniform(0.35, 0.9), int(rng.integers(1 << 30)))
+        _Arc(
+            s,
+            e,
+            rng.uniform(-np.pi, np.pi),
+            rng.normal(0, 0.02),
+            rng.uniform(np.deg2rad(40), span_calc if i == 0 else np.deg2rad(180)),
+            rng.uniform(0.05, 0.35),
+            rng.uniform(0.35, 0.9),
+            int(rng.integers(1 << 30)),
+        )
         for i, (s, e) in enumerate(calc_runs)
     ]
     lipid = [
-        _Arc(s, e, rng.uniform(-np.pi, np.pi), rng.normal(0, 0.02), rng.uniform(1.0, 3.0),
-             rng.uniform(0.06, 0.18), 0.0, 0)
-        for s, e in _runs(rng, frames, n_guide, frames, int(rng.integers(0, 3)),
-                          (max(3, frames // 10), max(4, frames // 4)))
+        _Arc(
+            s,
+            e,
+            rng.uniform(-np.pi, np.pi),
+            rng.normal(0, 0.02),
+            rng.uniform(1.0, 3.0),
+            rng.uniform(0.06, 0.18),
+            0.0,
+            0,
+        )
+        for s, e in _runs(
+            rng, frames, n_guide, frames, int(rng.integers(0, 3)), (max(3, frames // 10), max(4, frames // 4))
+        )
     ]
     branches = [
         _Arc(s, e, rng.uniform(-np.pi, np.pi), 0.0, rng.uniform(0.5, 1.1), 0.0, 0.0, 0)
-        for s, e in _runs(rng, frames, n_guide, frames, int(rng.integers(0, 3)),
-                          (2, max(3, frames // 15)))
+        for s, e in _runs(rng, frames, n_guide, frames, int(rng.integers(0, 3)), (2, max(3, frames // 15)))
     ]
     gw_angle = rng.uniform(-np.pi, np.pi) + np.cumsum(rng.normal(0, 0.02, frames))
     gw_radius = rng.uniform(0.6, 0.9)
@@ -271,8 +288,14 @@ def render_oct_pullback(
 
 
 def write_oct_pullback(
-    path: Path, *, rng: np.random.Generator, patient: FakePatient, frames: int = 60,
-    size: int = 400, study: FakeStudy | None = None, series_number: int = 1,
+    path: Path,
+    *,
+    rng: np.random.Generator,
+    patient: FakePatient,
+    frames: int = 60,
+    size: int = 400,
+    study: FakeStudy | None = None,
+    series_number: int = 1,
 ) -> OctPullbackTruth:
     """Render a pullback and write it as an IVOCT For Presentation DICOM file; return truth."""
     study = study or fake_study(rng, patient, "ivoct")
@@ -280,9 +303,15 @@ def write_oct_pullback(
     sop_uid = deterministic_uid(rng, f"ivoct/sop/{patient.patient_id}/{series_number}")
     series_uid = deterministic_uid(rng, f"ivoct/series/{patient.patient_id}/{series_number}")
     ds = base_dataset(
-        sop_class_uid=IVOCT_SOP_CLASS, sop_instance_uid=sop_uid, series_uid=series_uid,
-        modality="IVOCT", patient=patient, study=study, series_number=series_number,
-        series_description="OCT PULLBACK", manufacturer="LUMEN SYNTHETIC SYSTEMS",
+        sop_class_uid=IVOCT_SOP_CLASS,
+        sop_instance_uid=sop_uid,
+        series_uid=series_uid,
+        modality="IVOCT",
+        patient=patient,
+        study=study,
+        series_number=series_number,
+        series_description="OCT PULLBACK",
+        manufacturer="LUMEN SYNTHETIC SYSTEMS",
         model_name="OCTSIM 54",
     )
     ds.ImageType = ["ORIGINAL", "PRIMARY"]
@@ -332,10 +361,17 @@ def write_oct_pullback(
     ds.PixelData = np.ascontiguousarray(render.frames).tobytes()
     save_dataset(ds, path)
     return OctPullbackTruth(
-        path=path, patient_id=patient.patient_id, sop_instance_uid=sop_uid, frames=frames,
-        size=size, masks=render.masks, frame_quality=render.frame_quality,
-        lumen_centres=render.lumen_centres, study_uid=study.study_uid,
-        frame_time_ms=_FRAME_TIME_MS, pixel_spacing_mm=render.pixel_mm,
+        path=path,
+        patient_id=patient.patient_id,
+        sop_instance_uid=sop_uid,
+        frames=frames,
+        size=size,
+        masks=render.masks,
+        frame_quality=render.frame_quality,
+        lumen_centres=render.lumen_centres,
+        study_uid=study.study_uid,
+        frame_time_ms=_FRAME_TIME_MS,
+        pixel_spacing_mm=render.pixel_mm,
     )
 
 
@@ -349,7 +385,5 @@ def generate_oct_cohort(
         patient = fake_patient(rng, i)
         study = fake_study(rng, patient, f"ivoct/{seed}")
         path = Path(out_dir) / f"pullback{i + 1:04d}.dcm"
-        truths.append(write_oct_pullback(
-            path, rng=rng, patient=patient, frames=frames, size=size, study=study
-        ))
+        truths.append(write_oct_pullback(path, rng=rng, patient=patient, frames=frames, size=size, study=study))
     return truths

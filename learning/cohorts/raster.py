@@ -5,9 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def smooth_noise(
-    rng: np.random.Generator, shape: tuple[int, int], scale_px: float
-) -> np.ndarray:
+def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], scale_px: float) -> np.ndarray:
     """Return zero-mean, unit-std Gaussian noise low-passed to features of about scale_px."""
     white = rng.standard_normal(shape).astype(np.float32)
     fy = np.fft.fftfreq(shape[0])[:, None]
@@ -24,9 +22,7 @@ def blur3(image: np.ndarray, passes: int = 1) -> np.ndarray:
     out = image.astype(np.float32, copy=True)
     for _ in range(passes):
         for axis in (-1, -2):
-            padded = np.concatenate(
-                [np.take(out, [0], axis=axis), out, np.take(out, [-1], axis=axis)], axis=axis
-            )
+            padded = np.concatenate([np.take(out, [0], axis=axis), out, np.take(out, [-1], axis=axis)], axis=axis)
             n = out.shape[axis]
             left = np.take(padded, np.arange(0, n), axis=axis)
             mid = np.take(padded, np.arange(1, n + 1), axis=axis)

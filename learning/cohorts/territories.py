@@ -9,9 +9,7 @@ TERRITORY_SEGMENTS: dict[str, tuple[int, ...]] = {
     "RCA": (3, 4, 9, 10, 15),
     "LCX": (5, 6, 11, 12, 16),
 }
-SEGMENT_TERRITORY: dict[int, str] = {
-    seg: territory for territory, segs in TERRITORY_SEGMENTS.items() for seg in segs
-}
+SEGMENT_TERRITORY: dict[int, str] = {seg: territory for territory, segs in TERRITORY_SEGMENTS.items() for seg in segs}
 TERRITORIES = tuple(TERRITORY_SEGMENTS)
 ABNORMAL_SUMMED_SCORE = 4
 

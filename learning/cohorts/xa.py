@@ -97,7 +97,11 @@ def _rasterise(
 
 
 def _background(
-    rng: np.random.Generator, tree: Tree3d, view: XaView, size: int, pixel_mm: float,
+    rng: np.random.Generator,
+    tree: Tree3d,
+    view: XaView,
+    size: int,
+    pixel_mm: float,
     centre_px: np.ndarray,
 ) -> np.ndarray:
     """Return the static anatomical attenuation (lungs, heart, spine, diaphragm, ribs)."""
@@ -136,9 +140,7 @@ def _background(
     rib_phase = (rows + tilt * cols - curve * (cols - size / 2) ** 2) / spacing
     ribs = (0.5 + 0.5 * np.cos(2 * np.pi * (rib_phase + rng.uniform(0, 1)))) ** 3
     mu += rng.uniform(0.06, 0.14) * ribs
-    mu += 0.06 * smooth_noise(rng, (size, size), size / 8) + 0.03 * smooth_noise(
-        rng, (size, size), size / 40
-    )
+    mu += 0.06 * smooth_noise(rng, (size, size), size / 8) + 0.03 * smooth_noise(rng, (size, size), size / 40)
     # Collimator shutters on some runs.
     if rng.random() < 0.5:
         for side in rng.choice(4, size=int(rng.integers(1, 3)), replace=False):
@@ -155,8 +157,13 @@ def _systole(phase: np.ndarray) -> np.ndarray:
 
 
 def render_xa_run(
-    *, vessel: str, rng: np.random.Generator, frames: int = 40, size: int = 512,
-    frame_time_ms: float = 66.7, view: XaView | None = None,
+    *,
+    vessel: str,
+    rng: np.random.Generator,
+    frames: int = 40,
+    size: int = 512,
+    frame_time_ms: float = 66.7,
+    view: XaView | None = None,
 ) -> XaRender:
     """Render a cine run of the LCA or RCA as float frames in [0, 1]."""
     view = view or sample_view(vessel, rng)
@@ -199,35 +206,59 @@ def render_xa_run(
     disp_c = (-squeeze * dc - twist * dr + shift[1]) * weight
 
     valid = np.isfinite(arrival)
+    thick = thick * valid
     arrival_f = np.where(valid, arrival, 0.0).astype(np.float32)
+    # Per-frame work only where the tree and catheter can move to.
+    margin = int(np.ceil(float(np.hypot(disp_r, disp_c).max()))) + 2
+    occupied_r, occupied_c = np.nonzero((thick > 0) | (cath > 0))
+    if occupied_r.size == 0:
+        occupied_r = occupied_c = np.array([0])
+    r0, r1 = max(int(occupied_r.min()) - margin, 0), min(int(occupied_r.max()) + margin + 1, size)
+    c0, c1 = max(int(occupied_c.min()) - margin, 0), min(int(occupied_c.max()) + margin + 1, size)
+    crop = (slice(r0, r1), slice(c0, c1))
+    thick_c, arrival_c, cath_c = thick[crop], arrival_f[crop], cath[crop]
+    src_r = np.broadcast_to(rows, (size, size))[crop] - r0
+    src_c = np.broadcast_to(cols, (size, size))[crop] - c0
+    disp_r_c, disp_c_c = disp_r[crop], disp_c[crop]
+
     noise = rng.standard_normal((frames, size, size), dtype=np.float32)
     quantum = rng.uniform(0.025, 0.045)
-    out = np.empty((frames, size, size), np.float32)
     # Window: lungs just below white, the iodine-filled proximal vessels well above black.
     lo = float(np.percentile(bg, 2)) - rng.uniform(0.1, 0.3)
     hi = float(np.percentile(bg, 98)) + rng.uniform(0.9, 1.3)
+    # Quantum noise grows where fewer photons arrive (log-domain std ~ 1/sqrt(I)).
+    noise_bg = (quantum * np.exp(0.5 * np.minimum(bg - lo, 2.0))).astype(np.float32)
+    out = (hi - bg - noise_bg * noise) / (hi - lo)
     for k in range(frames):
-        fill = np.clip((v_in * (t[k] - t_in) - arrival_f) / ramp, 0.0, 1.0)
-        gone = np.clip((v_out * (t[k] - t_out) - arrival_f) / ramp, 0.0, 0.9)
-        iodine = thick * valid * fill * (1.0 - gone) * dose
+        fill = np.clip((v_in * (t[k] - t_in) - arrival_c) / ramp, 0.0, 1.0)
+        gone = np.clip((v_out * (t[k] - t_out) - arrival_c) / ramp, 0.0, 0.9)
         injecting = float(np.clip((t[k] - t_in) / 0.15, 0, 1) * np.clip((t_out - t[k]) / 0.3 + 1, 0, 1))
-        mu_moving = _MU_CONTRAST * iodine + cath * (_MU_CATHETER + _MU_CONTRAST * 0.6 * injecting)
+        mu_moving = _MU_CONTRAST * dose * thick_c * fill * (1.0 - gone)
+        mu_moving += cath_c * (_MU_CATHETER + _MU_CONTRAST * 0.6 * injecting)
         c = float(contraction[k])
         if c > 1e-3:
-            mu_moving = bilinear_sample(mu_moving, rows - c * disp_r, cols - c * disp_c)
-        mu = bg + mu_moving
-        # Quantum noise grows where fewer photons arrive (log-domain std ~ 1/sqrt(I)).
-        mu += quantum * np.exp(0.5 * np.minimum(mu - lo, 2.0)) * noise[k]
-        out[k] = (hi - mu) / (hi - lo)
+            mu_moving = bilinear_sample(mu_moving, src_r - c * disp_r_c, src_c - c * disp_c_c)
+        extra_noise = noise_bg[crop] * (np.exp(np.minimum(0.5 * mu_moving, 1.0)) - 1.0)
+        out[k][crop] -= (mu_moving + extra_noise * noise[k][crop]) / (hi - lo)
     np.clip(out, 0.0, 1.0, out=out)
-    return XaRender(out, thick * valid, view, heart_rate, pixel_mm)
+    return XaRender(out, thick, view, heart_rate, pixel_mm)
 
 
 def write_xa_run(
-    path: Path, *, vessel: str, rng: np.random.Generator, patient: FakePatient,
-    frames: int = 40, size: int = 512, frame_time_ms: float = 66.7, bits: int = 8,
-    bits_stored: int | None = None, study: FakeStudy | None = None, series_number: int = 1,
-    view: XaView | None = None, transfer_syntax: str = ExplicitVRLittleEndian,
+    path: Path,
+    *,
+    vessel: str,
+    rng: np.random.Generator,
+    patient: FakePatient,
+    frames: int = 40,
+    size: int = 512,
+    frame_time_ms: float = 66.7,
+    bits: int = 8,
+    bits_stored: int | None = None,
+    study: FakeStudy | None = None,
+    series_number: int = 1,
+    view: XaView | None = None,
+    transfer_syntax: str = ExplicitVRLittleEndian,
 ) -> XaRunTruth:
     """Render a run and write it as an XA multi-frame DICOM file; return its truth."""
     if bits not in (8, 16):
@@ -236,9 +267,7 @@ def write_xa_run(
     if stored > bits or (bits == 16 and stored not in (10, 12, 16)):
         raise ValueError(f"bits_stored {stored} does not fit bits {bits}")
     study = study or fake_study(rng, patient, "xa")
-    render = render_xa_run(
-        vessel=vessel, rng=rng, frames=frames, size=size, frame_time_ms=frame_time_ms, view=view
-    )
+    render = render_xa_run(vessel=vessel, rng=rng, frames=frames, size=size, frame_time_ms=frame_time_ms, view=view)
     pixels = to_uint(render.frames, stored)
     if bits == 16:
         pixels = pixels.astype(np.uint16)
@@ -246,9 +275,15 @@ def write_xa_run(
     series_uid = deterministic_uid(rng, f"xa/series/{patient.patient_id}/{series_number}")
     v = render.view
     ds = base_dataset(
-        sop_class_uid=XA_SOP_CLASS, sop_instance_uid=sop_uid, series_uid=series_uid,
-        modality="XA", patient=patient, study=study, series_number=series_number,
-        series_description=_view_name(v), manufacturer="LUMEN SYNTHETIC SYSTEMS",
+        sop_class_uid=XA_SOP_CLASS,
+        sop_instance_uid=sop_uid,
+        series_uid=series_uid,
+        modality="XA",
+        patient=patient,
+        study=study,
+        series_number=series_number,
+        series_description=_view_name(v),
+        manufacturer="LUMEN SYNTHETIC SYSTEMS",
         model_name="CARDIOSIM 3000",
     )
     ds.ImageType = ["ORIGINAL", "PRIMARY", "SINGLE PLANE"]
@@ -292,12 +327,21 @@ def write_xa_run(
         ds.compress(transfer_syntax)
     save_dataset(ds, path)
     return XaRunTruth(
-        path=path, patient_id=patient.patient_id, patient_name=patient.name,
-        study_uid=study.study_uid, sop_instance_uid=sop_uid, vessel=vessel, frames=frames,
-        rows=size, columns=size, frame_time_ms=float(f"{frame_time_ms:.1f}"),
-        primary_angle=v.primary_angle, secondary_angle=v.secondary_angle,
+        path=path,
+        patient_id=patient.patient_id,
+        patient_name=patient.name,
+        study_uid=study.study_uid,
+        sop_instance_uid=sop_uid,
+        vessel=vessel,
+        frames=frames,
+        rows=size,
+        columns=size,
+        frame_time_ms=float(f"{frame_time_ms:.1f}"),
+        primary_angle=v.primary_angle,
+        secondary_angle=v.secondary_angle,
         source_to_detector_mm=v.source_to_detector_mm,
-        source_to_patient_mm=v.source_to_patient_mm, series_uid=series_uid,
+        source_to_patient_mm=v.source_to_patient_mm,
+        series_uid=series_uid,
         heart_rate_bpm=round(render.heart_rate_bpm, 1),
     )
 
@@ -315,8 +359,13 @@ def _view_name(view: XaView) -> str:
 
 
 def generate_xa_cohort(
-    out_dir: Path, *, n_patients: int, runs_per_patient: int = 4,
-    frames: tuple[int, int] = (24, 48), size: int = 256, seed: int = 0,
+    out_dir: Path,
+    *,
+    n_patients: int,
+    runs_per_patient: int = 4,
+    frames: tuple[int, int] = (24, 48),
+    size: int = 256,
+    seed: int = 0,
 ) -> list[XaRunTruth]:
     """Write n_patients exams of mixed LCA/RCA runs under out_dir; return their truth."""
     rng = np.random.default_rng(seed)
@@ -325,22 +374,36 @@ def generate_xa_cohort(
         patient = fake_patient(rng, i)
         study = fake_study(rng, patient, f"xa/{seed}")
         # Real exams show the left tree more often than the right (~2:1).
-        vessels = ["LCA", "RCA"] + [
-            "LCA" if rng.random() < 0.6 else "RCA" for _ in range(max(runs_per_patient - 2, 0))
-        ]
+        vessels = ["LCA", "RCA"] + ["LCA" if rng.random() < 0.6 else "RCA" for _ in range(max(runs_per_patient - 2, 0))]
         vessels = [vessels[j] for j in rng.permutation(len(vessels))][:runs_per_patient]
         for j, vessel in enumerate(vessels):
             n_frames = int(rng.integers(frames[0], frames[1] + 1))
             frame_time = float(rng.choice([66.7, 66.7, 33.3, 133.3]))
             path = Path(out_dir) / f"patient{i + 1:04d}" / f"run{j + 1:02d}.dcm"
-            truths.append(write_xa_run(
-                path, vessel=vessel, rng=rng, patient=patient, frames=n_frames, size=size,
-                frame_time_ms=frame_time, study=study, series_number=j + 1,
-            ))
+            truths.append(
+                write_xa_run(
+                    path,
+                    vessel=vessel,
+                    rng=rng,
+                    patient=patient,
+                    frames=n_frames,
+                    size=size,
+                    frame_time_ms=frame_time,
+                    study=study,
+                    series_number=j + 1,
+                )
+            )
     return truths
 
 
 __all__ = [
-    "VESSELS", "XA_SOP_CLASS", "XaRender", "XaRunTruth", "XaView", "generate_xa_cohort",
-    "render_xa_run", "write_xa_run", "write_xa_run_rle",
+    "VESSELS",
+    "XA_SOP_CLASS",
+    "XaRender",
+    "XaRunTruth",
+    "XaView",
+    "generate_xa_cohort",
+    "render_xa_run",
+    "write_xa_run",
+    "write_xa_run_rle",
 ]

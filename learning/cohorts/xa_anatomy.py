@@ -93,9 +93,7 @@ def view_axes(view: XaView) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return d, u, v
 
 
-def project(
-    points: np.ndarray, view: XaView, pixel_mm: float, centre_px: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def project(points: np.ndarray, view: XaView, pixel_mm: float, centre_px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Return (row/col pixel positions, magnification) of 3D points on the detector."""
     d, u, v = view_axes(view)
     mag = view.source_to_detector_mm / (view.source_to_patient_mm + points @ d)
@@ -158,9 +156,7 @@ def _smooth_path(ctrl: np.ndarray, n: int, rng: np.random.Generator, wiggle: np.
     return out
 
 
-def _tube(
-    name: str, points: np.ndarray, r0: float, r1: float, start_arrival: float
-) -> Vessel3d:
+def _tube(name: str, points: np.ndarray, r0: float, r1: float, start_arrival: float) -> Vessel3d:
     """Return a tapered vessel along points starting at start_arrival mm from the ostium."""
     seg = np.linalg.norm(np.diff(points, axis=0), axis=1)
     arrival = start_arrival + np.concatenate([[0.0], np.cumsum(seg)])
@@ -200,8 +196,14 @@ def _at(parent: Vessel3d, frac: float) -> tuple[np.ndarray, float, int]:
 
 
 def _straight(
-    name: str, start: np.ndarray, direction: np.ndarray, length: float, radii: tuple[float, float],
-    start_arrival: float, rng: np.random.Generator, bend: float = 0.15,
+    name: str,
+    start: np.ndarray,
+    direction: np.ndarray,
+    length: float,
+    radii: tuple[float, float],
+    start_arrival: float,
+    rng: np.random.Generator,
+    bend: float = 0.15,
 ) -> Vessel3d:
     """Return a gently curved vessel leaving start along direction."""
     direction = direction / np.linalg.norm(direction)
@@ -251,50 +253,95 @@ def _left_tree(heart: _Heart, rng: np.random.Generator) -> Tree3d:
 
     lad_end = rng.uniform(0.85, 1.0)
     lad = _groove_vessel(
-        heart, rng, "LAD",
-        [(tb, bif_phi, 3.0), (-0.45, 0.12, 3.0), (0.0, rng.normal(0.03, 0.05), 3.0),
-         (0.5, rng.normal(0.0, 0.06), 2.5), (lad_end, 0.0, 2.0)],
-        (1.8, 0.55), a0, n=80,
+        heart,
+        rng,
+        "LAD",
+        [
+            (tb, bif_phi, 3.0),
+            (-0.45, 0.12, 3.0),
+            (0.0, rng.normal(0.03, 0.05), 3.0),
+            (0.5, rng.normal(0.0, 0.06), 2.5),
+            (lad_end, 0.0, 2.0),
+        ],
+        (1.8, 0.55),
+        a0,
+        n=80,
     )
     vessels.append(lad)
     lcx_end = rng.uniform(2.0, 2.9)
     lcx = _groove_vessel(
-        heart, rng, "LCX",
-        [(tb, bif_phi, 4.0), (tb - 0.02, 0.9, 4.5), (tb + 0.02, 1.5, 4.5),
-         (tb, 0.5 * (1.5 + lcx_end), 4.0), (tb + 0.08, lcx_end, 3.5)],
-        (1.6, 0.7), a0, n=70,
+        heart,
+        rng,
+        "LCX",
+        [
+            (tb, bif_phi, 4.0),
+            (tb - 0.02, 0.9, 4.5),
+            (tb + 0.02, 1.5, 4.5),
+            (tb, 0.5 * (1.5 + lcx_end), 4.0),
+            (tb + 0.08, lcx_end, 3.5),
+        ],
+        (1.6, 0.7),
+        a0,
+        n=70,
     )
     vessels.append(lcx)
     if rng.random() < 0.2:
-        vessels.append(_groove_vessel(
-            heart, rng, "RAMUS", [(tb, bif_phi, 3.5), (-0.35, 0.6, 3.0), (0.25, 0.75, 2.5)],
-            (1.2, 0.45), a0, n=40,
-        ))
+        vessels.append(
+            _groove_vessel(
+                heart,
+                rng,
+                "RAMUS",
+                [(tb, bif_phi, 3.5), (-0.35, 0.6, 3.0), (0.25, 0.75, 2.5)],
+                (1.2, 0.45),
+                a0,
+                n=40,
+            )
+        )
     for k in range(int(rng.integers(1, 4))):
         frac = rng.uniform(0.12, 0.55)
         p, arr, _ = _at(lad, frac)
         t0, phi0 = _groove_coords(heart, p)
         span = rng.uniform(0.35, 0.6)
-        vessels.append(_groove_vessel(
-            heart, rng, f"D{k + 1}",
-            [(t0, phi0, 2.5), (t0 + span * 0.45, phi0 + 0.35, 2.5),
-             (min(t0 + span, 0.9), phi0 + rng.uniform(0.7, 1.1), 2.0)],
-            (1.1, 0.4), arr, n=40,
-        ))
+        vessels.append(
+            _groove_vessel(
+                heart,
+                rng,
+                f"D{k + 1}",
+                [
+                    (t0, phi0, 2.5),
+                    (t0 + span * 0.45, phi0 + 0.35, 2.5),
+                    (min(t0 + span, 0.9), phi0 + rng.uniform(0.7, 1.1), 2.0),
+                ],
+                (1.1, 0.4),
+                arr,
+                n=40,
+            )
+        )
     inward = -heart.e1 - 0.25 * heart.e2 + 0.45 * heart.axis
     for k in range(int(rng.integers(2, 5))):
         p, arr, _ = _at(lad, rng.uniform(0.1, 0.6))
-        vessels.append(_straight(f"S{k + 1}", p, inward + rng.normal(0, 0.2, 3),
-                                 rng.uniform(12, 24), (0.55, 0.25), arr, rng))
+        vessels.append(
+            _straight(f"S{k + 1}", p, inward + rng.normal(0, 0.2, 3), rng.uniform(12, 24), (0.55, 0.25), arr, rng)
+        )
     for k in range(int(rng.integers(1, 4))):
         p, arr, _ = _at(lcx, rng.uniform(0.25, 0.85))
         t0, phi0 = _groove_coords(heart, p)
-        vessels.append(_groove_vessel(
-            heart, rng, f"OM{k + 1}",
-            [(t0, phi0, 3.5), (-0.3, phi0 + 0.12, 3.0), (0.15, phi0 + 0.2, 2.5),
-             (rng.uniform(0.4, 0.7), phi0 + rng.uniform(0.15, 0.35), 2.0)],
-            (1.1, 0.4), arr, n=50,
-        ))
+        vessels.append(
+            _groove_vessel(
+                heart,
+                rng,
+                f"OM{k + 1}",
+                [
+                    (t0, phi0, 3.5),
+                    (-0.3, phi0 + 0.12, 3.0),
+                    (0.15, phi0 + 0.2, 2.5),
+                    (rng.uniform(0.4, 0.7), phi0 + rng.uniform(0.15, 0.35), 2.0),
+                ],
+                (1.1, 0.4),
+                arr,
+                n=50,
+            )
+        )
     outward = ostium - bif
     catheter = _catheter(ostium, outward, rng, right=False)
     return Tree3d("LCA", tuple(vessels), catheter, ostium, heart.centre, heart.radius)
@@ -312,43 +359,89 @@ def _right_tree(heart: _Heart, rng: np.random.Generator) -> Tree3d:
     a0 = float(prox.arrival[-1])
     crux = -np.pi + rng.normal(0, 0.12)
     rca = _groove_vessel(
-        heart, rng, "RCA",
-        [(tb - 0.05, start_phi, rv), (tb, -0.9, rv), (tb + 0.03, -1.6, rv * 0.9),
-         (tb, -2.3, rv * 0.6), (tb, -2.8, 5.0), (tb + 0.02, crux, 4.0)],
-        (1.95, 1.3), a0, n=90,
+        heart,
+        rng,
+        "RCA",
+        [
+            (tb - 0.05, start_phi, rv),
+            (tb, -0.9, rv),
+            (tb + 0.03, -1.6, rv * 0.9),
+            (tb, -2.3, rv * 0.6),
+            (tb, -2.8, 5.0),
+            (tb + 0.02, crux, 4.0),
+        ],
+        (1.95, 1.3),
+        a0,
+        n=90,
     )
     vessels = [prox, rca]
     _, arr_crux, _ = _at(rca, 1.0)
-    vessels.append(_groove_vessel(
-        heart, rng, "PDA",
-        [(tb + 0.02, crux, 4.0), (-0.3, crux + rng.normal(0, 0.06), 3.0),
-         (0.2, crux + rng.normal(0, 0.06), 2.5), (rng.uniform(0.5, 0.85), crux, 2.0)],
-        (1.1, 0.45), arr_crux, n=50,
-    ))
+    vessels.append(
+        _groove_vessel(
+            heart,
+            rng,
+            "PDA",
+            [
+                (tb + 0.02, crux, 4.0),
+                (-0.3, crux + rng.normal(0, 0.06), 3.0),
+                (0.2, crux + rng.normal(0, 0.06), 2.5),
+                (rng.uniform(0.5, 0.85), crux, 2.0),
+            ],
+            (1.1, 0.45),
+            arr_crux,
+            n=50,
+        )
+    )
     if rng.random() < 0.85:  # right dominance: the posterolateral branch continues on
-        vessels.append(_groove_vessel(
-            heart, rng, "PLV",
-            [(tb + 0.02, crux, 4.0), (tb + 0.05, crux - 0.45, 3.5),
-             (rng.uniform(-0.35, -0.1), crux - rng.uniform(0.7, 1.0), 3.0)],
-            (1.0, 0.45), arr_crux, n=40,
-        ))
+        vessels.append(
+            _groove_vessel(
+                heart,
+                rng,
+                "PLV",
+                [
+                    (tb + 0.02, crux, 4.0),
+                    (tb + 0.05, crux - 0.45, 3.5),
+                    (rng.uniform(-0.35, -0.1), crux - rng.uniform(0.7, 1.0), 3.0),
+                ],
+                (1.0, 0.45),
+                arr_crux,
+                n=40,
+            )
+        )
     for k in range(int(rng.integers(1, 4))):
         p, arr, _ = _at(rca, rng.uniform(0.2, 0.65))
         t0, phi0 = _groove_coords(heart, p)
-        vessels.append(_groove_vessel(
-            heart, rng, f"AM{k + 1}",
-            [(t0, phi0, rv * 0.8), (-0.25, phi0 + rng.normal(0.1, 0.1), rv * 0.6),
-             (rng.uniform(0.1, 0.5), phi0 + rng.normal(0.15, 0.1), 3.0)],
-            (0.85, 0.3), arr, n=40,
-        ))
+        vessels.append(
+            _groove_vessel(
+                heart,
+                rng,
+                f"AM{k + 1}",
+                [
+                    (t0, phi0, rv * 0.8),
+                    (-0.25, phi0 + rng.normal(0.1, 0.1), rv * 0.6),
+                    (rng.uniform(0.1, 0.5), phi0 + rng.normal(0.15, 0.1), 3.0),
+                ],
+                (0.85, 0.3),
+                arr,
+                n=40,
+            )
+        )
     p, arr, _ = _at(rca, 0.04)
     t0, phi0 = _groove_coords(heart, p)
-    vessels.append(_groove_vessel(
-        heart, rng, "CONUS", [(t0, phi0, rv), (t0 + 0.12, phi0 + 0.25, rv), (t0 + 0.2, 0.1, rv * 0.8)],
-        (0.6, 0.25), arr, n=25,
-    ))
-    vessels.append(_straight("SAN", p, -heart.axis + 0.3 * rng.normal(size=3),
-                             rng.uniform(12, 20), (0.5, 0.25), arr, rng))
+    vessels.append(
+        _groove_vessel(
+            heart,
+            rng,
+            "CONUS",
+            [(t0, phi0, rv), (t0 + 0.12, phi0 + 0.25, rv), (t0 + 0.2, 0.1, rv * 0.8)],
+            (0.6, 0.25),
+            arr,
+            n=25,
+        )
+    )
+    vessels.append(
+        _straight("SAN", p, -heart.axis + 0.3 * rng.normal(size=3), rng.uniform(12, 20), (0.5, 0.25), arr, rng)
+    )
     outward = ostium - entry
     catheter = _catheter(ostium, outward, rng, right=True)
     return Tree3d("RCA", tuple(vessels), catheter, ostium, heart.centre, heart.radius)
@@ -361,9 +454,5 @@ def sample_tree(vessel: str, rng: np.random.Generator) -> Tree3d:
     heart = _Heart(rng)
     tree = _left_tree(heart, rng) if vessel == "LCA" else _right_tree(heart, rng)
     major = {"LAD", "LCX", "RCA", "D1", "OM1", "PDA"}
-    vessels = tuple(
-        _with_lesion(v, rng) if v.name in major and rng.random() < 0.25 else v
-        for v in tree.vessels
-    )
-    return Tree3d(tree.vessel, vessels, tree.catheter, tree.ostium, tree.heart_centre,
-                  tree.heart_radius)
+    vessels = tuple(_with_lesion(v, rng) if v.name in major and rng.random() < 0.25 else v for v in tree.vessels)
+    return Tree3d(tree.vessel, vessels, tree.catheter, tree.ostium, tree.heart_centre, tree.heart_radius)

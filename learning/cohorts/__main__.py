@@ -1,0 +1,75 @@
+"""Command line: write a synthetic cohort and its truth JSON.
+
+python -m learning.cohorts --task vessel_type --out /data/demo/xa --n 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from .ivoct import generate_oct_cohort
+from .spect import generate_spect_cohort
+from .truth import write_truth_json
+from .xa import generate_xa_cohort
+
+TASKS = ("vessel_type", "oct_calcium", "spect_territory")
+_DEFAULT_N = {"vessel_type": 10, "oct_calcium": 5, "spect_territory": 20}
+_DEFAULT_SIZE = {"vessel_type": 256, "oct_calcium": 256, "spect_territory": 290}
+
+
+def _parser() -> argparse.ArgumentParser:
+    """Return the argument parser."""
+    p = argparse.ArgumentParser(prog="python -m learning.cohorts", description=__doc__.split("\n")[0])
+    p.add_argument("--task", required=True, choices=TASKS)
+    p.add_argument("--out", required=True, type=Path, help="folder for the files to import")
+    p.add_argument("--n", type=int, help="patients (XA, SPECT) or pullbacks (OCT)")
+    p.add_argument("--size", type=int, help="image rows = columns")
+    p.add_argument("--frames", type=int, help="frames per run / pullback")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--format",
+        dest="fmt",
+        choices=("dicom", "png"),
+        default="dicom",
+        help="SPECT only: DICOM secondary captures or PNGs + manifest.csv",
+    )
+    p.add_argument("--truth", type=Path, help="truth JSON path (default: <out>/../truth-<task>.json, outside --out)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    args = _parser().parse_args(argv)
+    n = args.n if args.n is not None else _DEFAULT_N[args.task]
+    size = args.size or _DEFAULT_SIZE[args.task]
+    out: Path = args.out
+    truth_path = args.truth or out.resolve().parent / f"truth-{args.task}.json"
+    if args.fmt == "png" and args.task != "spect_territory":
+        print("--format png is only available for spect_territory", file=sys.stderr)
+        return 2
+    if args.task == "vessel_type":
+        frames = (args.frames, args.frames) if args.frames else (24, 48)
+        truths = generate_xa_cohort(out, n_patients=n, frames=frames, size=size, seed=args.seed)
+        counts = Counter(t.vessel for t in truths)
+        detail = f"{len(truths)} XA runs of {n} patients ({counts['LCA']} LCA, {counts['RCA']} RCA)"
+    elif args.task == "oct_calcium":
+        truths = generate_oct_cohort(out, n_pullbacks=n, frames=args.frames or 60, size=size, seed=args.seed)
+        calc = sum(int(t.masks.any(axis=(1, 2)).sum()) for t in truths)
+        total = sum(t.frames for t in truths)
+        detail = f"{n} IVOCT pullbacks, {total} frames ({calc} with calcium)"
+    else:
+        truths = generate_spect_cohort(out, n_patients=n, size=size, seed=args.seed, fmt=args.fmt)
+        abnormal = sum(any(t.territory_abnormal.values()) for t in truths)
+        ica = sum(t.ica_stenosis is not None for t in truths)
+        detail = f"{n} SPECT patients as {args.fmt} ({abnormal} abnormal, {ica} with ICA)"
+    write_truth_json(truths, truth_path)
+    print(f"{args.task}: wrote {detail} to {out}; truth in {truth_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

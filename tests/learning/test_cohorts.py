@@ -1,0 +1,454 @@
+"""Tests of the synthetic cohort generator (pure Python: run with -p no:django)."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from PIL import Image
+from pydicom.uid import ExplicitVRLittleEndian, RLELossless
+
+from learning.cohorts import (
+    IVOCT_SOP_CLASS,
+    MANIFEST_HEADER,
+    SC_SOP_CLASS,
+    SEGMENT_TERRITORY,
+    TERRITORY_SEGMENTS,
+    XA_SOP_CLASS,
+    XaView,
+    fake_patient,
+    generate_oct_cohort,
+    generate_spect_cohort,
+    generate_xa_cohort,
+    ica_obstructive,
+    read_truth_json,
+    render_oct_pullback,
+    render_xa_run,
+    sample_view,
+    segment_map,
+    write_oct_pullback,
+    write_truth_json,
+    write_xa_run,
+    write_xa_run_rle,
+)
+from learning.cohorts.__main__ import main as cli_main
+
+# The domain's territory table, written out independently of the package.
+DOMAIN_TERRITORIES = {
+    "LAD": {1, 2, 7, 8, 13, 14, 17},
+    "RCA": {3, 4, 9, 10, 15},
+    "LCX": {5, 6, 11, 12, 16},
+}
+PHI_KEYWORDS = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "InstitutionName",
+    "ReferringPhysicianName",
+    "AccessionNumber",
+    "OperatorsName",
+)
+
+
+def _assert_phi(ds: pydicom.Dataset) -> None:
+    """Assert the dataset carries realistic fake PHI."""
+    for keyword in PHI_KEYWORDS:
+        assert str(ds.get(keyword, "")).strip(), f"{keyword} missing"
+    assert re.fullmatch(r"[A-Z]+\^[A-Z]+", str(ds.PatientName))
+    assert re.fullmatch(r"MRN\d{7}", ds.PatientID)
+    assert re.fullmatch(r"(19|20)\d{6}", ds.PatientBirthDate)
+
+
+# --- XA -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def xa_cohort(tmp_path_factory: pytest.TempPathFactory) -> list:
+    out = tmp_path_factory.mktemp("xa")
+    return generate_xa_cohort(out, n_patients=2, runs_per_patient=3, frames=(5, 7), size=48, seed=7)
+
+
+def test_xa_run_reads_back_as_multiframe_xa(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    patient = fake_patient(rng, 0)
+    truth = write_xa_run(
+        tmp_path / "run.dcm", vessel="RCA", rng=rng, patient=patient, frames=6, size=64, frame_time_ms=66.7
+    )
+    ds = pydicom.dcmread(truth.path)
+    assert ds.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+    assert ds.SOPClassUID == XA_SOP_CLASS and ds.Modality == "XA"
+    assert ds.SOPInstanceUID == truth.sop_instance_uid
+    assert ds.StudyInstanceUID == truth.study_uid
+    assert int(ds.NumberOfFrames) == 6 and ds.Rows == ds.Columns == 64
+    assert ds.FrameIncrementPointer == 0x00181063
+    assert float(ds.FrameTime) == pytest.approx(66.7)
+    assert int(ds.CineRate) == int(ds.RecommendedDisplayFrameRate) == 15
+    assert float(ds.PositionerPrimaryAngle) == pytest.approx(truth.primary_angle)
+    assert float(ds.PositionerSecondaryAngle) == pytest.approx(truth.secondary_angle)
+    assert float(ds.DistanceSourceToDetector) == pytest.approx(truth.source_to_detector_mm)
+    assert float(ds.DistanceSourceToPatient) == pytest.approx(truth.source_to_patient_mm)
+    assert truth.source_to_detector_mm > truth.source_to_patient_mm
+    assert ds.PhotometricInterpretation == "MONOCHROME2" and ds.BitsAllocated == 8
+    for keyword in (
+        "WindowCenter",
+        "WindowWidth",
+        "SeriesInstanceUID",
+        "StudyDate",
+        "SeriesNumber",
+        "InstanceNumber",
+        "Manufacturer",
+    ):
+        assert keyword in ds
+    _assert_phi(ds)
+    assert str(ds.PatientName) == patient.name == truth.patient_name
+    pixels = ds.pixel_array
+    assert pixels.shape == (6, 64, 64) and pixels.dtype == np.uint8
+    assert pixels.std() > 5  # not a blank image
+
+
+def test_xa_16_bit_run_respects_bits_stored(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    truth = write_xa_run(
+        tmp_path / "r.dcm",
+        vessel="LCA",
+        rng=rng,
+        patient=fake_patient(rng, 0),
+        frames=3,
+        size=48,
+        bits=16,
+        bits_stored=12,
+    )
+    ds = pydicom.dcmread(truth.path)
+    assert (ds.BitsAllocated, ds.BitsStored, ds.HighBit) == (16, 12, 11)
+    pixels = ds.pixel_array
+    assert pixels.dtype == np.uint16 and pixels.max() <= 4095 and pixels.max() > 255
+
+
+def test_xa_rle_is_lossless_and_seed_deterministic(tmp_path: Path) -> None:
+    def run(writer, name):  # noqa: ANN001
+        rng = np.random.default_rng(3)
+        return writer(tmp_path / name, vessel="LCA", rng=rng, patient=fake_patient(rng, 0), frames=4, size=48)
+
+    plain = pydicom.dcmread(run(write_xa_run, "plain.dcm").path)
+    rle = pydicom.dcmread(run(write_xa_run_rle, "rle.dcm").path)
+    assert rle.file_meta.TransferSyntaxUID == RLELossless
+    np.testing.assert_array_equal(plain.pixel_array, rle.pixel_array)
+
+
+def test_xa_cohort_shares_study_per_patient(xa_cohort: list) -> None:
+    assert len(xa_cohort) == 6
+    by_patient: dict[str, set[str]] = {}
+    for t in xa_cohort:
+        by_patient.setdefault(t.patient_id, set()).add(t.study_uid)
+        assert t.path.exists() and 5 <= t.frames <= 7 and t.vessel in ("LCA", "RCA")
+    assert len(by_patient) == 2 and all(len(s) == 1 for s in by_patient.values())
+    assert len({t.sop_instance_uid for t in xa_cohort}) == 6
+    assert {t.vessel for t in xa_cohort} == {"LCA", "RCA"}
+
+
+def test_xa_cohort_is_deterministic_from_seed(xa_cohort: list, tmp_path: Path) -> None:
+    again = generate_xa_cohort(tmp_path / "a", n_patients=2, runs_per_patient=3, frames=(5, 7), size=48, seed=7)
+    other = generate_xa_cohort(tmp_path / "b", n_patients=1, runs_per_patient=1, frames=(5, 7), size=48, seed=8)
+    first = pydicom.dcmread(xa_cohort[0].path)
+    assert again[0].sop_instance_uid == xa_cohort[0].sop_instance_uid
+    np.testing.assert_array_equal(pydicom.dcmread(again[0].path).pixel_array, first.pixel_array)
+    different = pydicom.dcmread(other[0].path).pixel_array
+    assert different.shape != first.pixel_array.shape or not np.array_equal(different, first.pixel_array)
+
+
+def test_xa_contrast_washes_in_then_out() -> None:
+    render = render_xa_run(vessel="LCA", rng=np.random.default_rng(4), frames=30, size=64)
+    vessel = render.vessel_mm > 1.5
+    darkness = [float(f[vessel].mean()) for f in render.frames]
+    middle = min(darkness[8:22])
+    assert middle < darkness[0] - 0.05 and middle < darkness[-1] - 0.05
+
+
+def test_lca_and_rca_trees_differ_structurally() -> None:
+    """The RCA is one thick vessel; the LCA spreads into many thin branches."""
+    rng = np.random.default_rng(5)
+    thick_fraction = {"LCA": [], "RCA": []}
+    for vessel in ("LCA", "RCA") * 6:
+        r = render_xa_run(vessel=vessel, rng=rng, frames=2, size=96)
+        on = r.vessel_mm > 0.3
+        thick_fraction[vessel].append((r.vessel_mm > 2.0).sum() / max(on.sum(), 1))
+    assert np.mean(thick_fraction["RCA"]) > np.mean(thick_fraction["LCA"]) + 0.08
+
+
+def test_projection_angle_changes_the_picture() -> None:
+    lao = XaView(35.0, 0.0, 1000.0, 750.0)
+    rao = XaView(-30.0, 0.0, 1000.0, 750.0)
+    a = render_xa_run(vessel="RCA", rng=np.random.default_rng(6), frames=2, size=64, view=lao)
+    b = render_xa_run(vessel="RCA", rng=np.random.default_rng(6), frames=2, size=64, view=rao)
+    ma, mb = a.vessel_mm > 0.3, b.vessel_mm > 0.3
+    assert (ma & mb).sum() / (ma | mb).sum() < 0.5
+
+
+def test_view_angles_overlap_between_vessels_but_differ_in_mean() -> None:
+    rng = np.random.default_rng(0)
+    labels = np.array([i % 2 == 0 for i in range(1200)])  # True = LCA
+    views = [sample_view("LCA" if lca else "RCA", rng) for lca in labels]
+    x = np.array([[v.primary_angle, v.secondary_angle] for v in views])
+    lca, rca = x[labels], x[~labels]
+    assert rca[:, 0].mean() > lca[:, 0].mean() + 3
+    assert np.abs(lca[:, 1]).mean() > np.abs(rca[:, 1]).mean() + 8
+    # A 15-nearest-neighbour metadata classifier is good but far from perfect.
+    train, test = slice(0, 800), slice(800, None)
+    d = ((x[test, None, :] - x[None, train, :]) ** 2).sum(-1)
+    votes = labels[train][np.argsort(d, axis=1)[:, :15]].mean(axis=1) > 0.5
+    accuracy = (votes == labels[test]).mean()
+    assert 0.7 < accuracy < 0.97
+
+
+# --- IVOCT --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def oct_render():  # noqa: ANN201
+    return render_oct_pullback(rng=np.random.default_rng(11), frames=40, size=96)
+
+
+def test_oct_pullback_reads_back_as_ivoct_rgb(tmp_path: Path) -> None:
+    rng = np.random.default_rng(10)
+    truth = write_oct_pullback(tmp_path / "p.dcm", rng=rng, patient=fake_patient(rng, 0), frames=12, size=64)
+    ds = pydicom.dcmread(truth.path)
+    assert ds.SOPClassUID == IVOCT_SOP_CLASS and ds.Modality == "IVOCT"
+    assert ds.PhotometricInterpretation == "RGB" and ds.SamplesPerPixel == 3
+    assert ds.PlanarConfiguration == 0 and ds.BitsAllocated == 8
+    assert int(ds.NumberOfFrames) == 12 and float(ds.FrameTime) > 0
+    assert len(ds.PerFrameFunctionalGroupsSequence) == 12
+    _assert_phi(ds)
+    pixels = ds.pixel_array
+    assert pixels.shape == (12, 64, 64, 3) and pixels.dtype == np.uint8
+    assert truth.masks.shape == (12, 64, 64) and truth.masks.dtype == bool
+    assert truth.lumen_centres.shape == (12, 2) and len(truth.frame_quality) == 12
+
+
+def test_oct_frame_quality_has_guide_start_and_blood(oct_render) -> None:  # noqa: ANN001
+    quality = oct_render.frame_quality
+    assert quality[0] == "guide" and "blood" in quality and "ok" in quality
+    first_other = next(i for i, q in enumerate(quality) if q != "guide")
+    assert "guide" not in quality[first_other:]
+    assert set(quality) <= {"ok", "blood", "guide"}
+
+
+def test_oct_masks_mark_calcium_runs_only(oct_render) -> None:  # noqa: ANN001
+    has_calcium = oct_render.masks.any(axis=(1, 2))
+    assert has_calcium.any() and not has_calcium.all()
+    guide = np.array([q == "guide" for q in oct_render.frame_quality])
+    assert not has_calcium[guide].any()
+    # Calcium comes in runs of at least three consecutive frames.
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], has_calcium.astype(int), [0]])))
+    assert (np.diff(edges)[::2] >= 3).all()
+
+
+def test_oct_calcium_is_darker_than_wall_at_the_same_depth(oct_render) -> None:  # noqa: ANN001
+    size = oct_render.masks.shape[1]
+    yy, xx = np.mgrid[0:size, 0:size]
+    calcium_means, wall_means = [], []
+    for k, q in enumerate(oct_render.frame_quality):
+        mask = oct_render.masks[k]
+        if q != "ok" or mask.sum() < 10:
+            continue
+        lum = oct_render.frames[k].astype(float).mean(axis=2)
+        dist = np.hypot(yy - oct_render.lumen_centres[k, 0], xx - oct_render.lumen_centres[k, 1])
+        lo, hi = np.percentile(dist[mask], [10, 90])
+        ring = (dist >= lo) & (dist <= hi) & ~mask
+        calcium_means.append(lum[mask].mean())
+        wall_means.append(lum[ring].mean())
+    assert len(calcium_means) >= 3
+    assert np.mean(calcium_means) < 0.75 * np.mean(wall_means)
+
+
+def test_oct_lumen_centre_drifts_smoothly(oct_render) -> None:  # noqa: ANN001
+    centres = oct_render.lumen_centres
+    steps = np.linalg.norm(np.diff(centres, axis=0), axis=1)
+    assert steps.max() < 0.05 * 96
+    assert ((centres > 0) & (centres < 96)).all()
+
+
+def test_oct_render_is_deterministic() -> None:
+    a = render_oct_pullback(rng=np.random.default_rng(3), frames=6, size=48)
+    b = render_oct_pullback(rng=np.random.default_rng(3), frames=6, size=48)
+    c = render_oct_pullback(rng=np.random.default_rng(4), frames=6, size=48)
+    np.testing.assert_array_equal(a.frames, b.frames)
+    np.testing.assert_array_equal(a.masks, b.masks)
+    assert not np.array_equal(a.frames, c.frames)
+
+
+# --- SPECT --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def spect_png(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
+    out = tmp_path_factory.mktemp("spect_png")
+    return out, generate_spect_cohort(out, n_patients=80, size=48, seed=3, fmt="png")
+
+
+def test_territory_tables_match_the_domain() -> None:
+    assert {t: set(s) for t, s in TERRITORY_SEGMENTS.items()} == DOMAIN_TERRITORIES
+    assert sorted(SEGMENT_TERRITORY) == list(range(1, 18))
+    for territory, segments in DOMAIN_TERRITORIES.items():
+        assert all(SEGMENT_TERRITORY[s] == territory for s in segments)
+
+
+def test_segment_map_follows_the_aha_bullseye() -> None:
+    seg = segment_map(101)
+    c = 50
+    assert seg[c, c] == 17 and seg[0, 0] == 0
+    assert seg[4, c] == 1 and seg[c + 46, c] == 4  # basal anterior top, inferior bottom
+    assert seg[c, 4] in (2, 3) and seg[c, 96] in (5, 6)  # septum left, lateral right
+    assert seg[c - 17, c] == 13 and seg[c, c - 17] == 14 and seg[c, c + 17] == 16
+    assert set(np.unique(seg)) == set(range(18))
+
+
+def test_spect_territory_truth_follows_the_summed_score_rule(spect_png) -> None:  # noqa: ANN001
+    _, truths = spect_png
+    for t in truths:
+        assert len(t.stress_scores) == len(t.rest_scores) == 17
+        assert all(0 <= s <= 4 for s in t.stress_scores + t.rest_scores)
+        expected = {name: sum(t.stress_scores[s - 1] for s in segs) >= 4 for name, segs in DOMAIN_TERRITORIES.items()}
+        assert t.territory_abnormal == expected
+    abnormal = [any(t.territory_abnormal.values()) for t in truths]
+    assert 0.1 < np.mean(abnormal) < 0.8
+    # Reversible defects (ischaemia) and fixed ones both occur; rest is never worse.
+    assert any(t.stress_scores != t.rest_scores for t in truths)
+    assert all(r <= s for t in truths for r, s in zip(t.rest_scores, t.stress_scores, strict=True))
+
+
+def test_spect_defects_darken_their_territory(spect_png) -> None:  # noqa: ANN001
+    _, truths = spect_png
+    seg = segment_map(48)
+    sick, healthy = [], []
+    for t in truths:
+        stress = np.asarray(Image.open(t.stress_path), float)
+        for name, segs in DOMAIN_TERRITORIES.items():
+            value = stress[np.isin(seg, list(segs))].mean() / np.percentile(stress[seg > 0], 95)
+            (sick if t.territory_abnormal[name] else healthy).append(value)
+    assert len(sick) >= 5
+    assert np.mean(sick) < np.mean(healthy) - 0.08
+
+
+def test_spect_png_manifest(spect_png) -> None:  # noqa: ANN001
+    out, truths = spect_png
+    with open(out / "manifest.csv", newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert tuple(rows[0]) == MANIFEST_HEADER
+    assert rows[0] == ["patient", "rest_file", "stress_file", "age", "sex", "weight", "height"]
+    assert len(rows) == len(truths) + 1
+    for row, t in zip(rows[1:], truths, strict=True):
+        assert row[0] == t.patient_id and re.fullmatch(r"SPECT-\d{4}", row[0])
+        for name in row[1:3]:
+            image = Image.open(out / name)
+            assert image.size == (48, 48) and image.mode == "L"
+            assert np.asarray(image).max() == 255
+        assert int(row[3]) == t.age and row[4] == t.sex in ("M", "F")
+        assert float(row[5]) == pytest.approx(t.weight_kg)
+        assert float(row[6]) == pytest.approx(t.height_cm) and 140 < t.height_cm < 210
+
+
+def test_spect_ica_for_a_subset_agrees_mostly(spect_png) -> None:  # noqa: ANN001
+    _, truths = spect_png
+    with_ica = [t for t in truths if t.ica_stenosis is not None]
+    assert 0.35 < len(with_ica) / len(truths) < 0.85
+    agree = []
+    for t in with_ica:
+        assert set(t.ica_stenosis) == {"LM", "LAD", "LCX", "RCA"}
+        assert all(0 <= v <= 100 for v in t.ica_stenosis.values())
+        obstructive = ica_obstructive(t.ica_stenosis)
+        agree += [obstructive[v] == t.territory_abnormal[v] for v in ("LAD", "LCX", "RCA")]
+    assert 0.7 < np.mean(agree) < 1.0
+
+
+def test_spect_dicom_pair_shares_the_study(tmp_path: Path) -> None:
+    truths = generate_spect_cohort(tmp_path, n_patients=2, size=40, seed=1, fmt="dicom")
+    for t in truths:
+        rest, stress = pydicom.dcmread(t.rest_path), pydicom.dcmread(t.stress_path)
+        for ds in (rest, stress):
+            assert ds.SOPClassUID == SC_SOP_CLASS and ds.Modality == "NM"
+            assert ds.pixel_array.shape == (40, 40) and ds.pixel_array.dtype == np.uint8
+            assert ds.PatientAge == f"{t.age:03d}Y" and ds.PatientSex == t.sex
+            assert float(ds.PatientWeight) == pytest.approx(t.weight_kg)
+            assert float(ds.PatientSize) == pytest.approx(t.height_cm / 100, abs=0.01)
+            _assert_phi(ds)
+        assert rest.SeriesDescription == "REST POLAR MAP"
+        assert stress.SeriesDescription == "STRESS POLAR MAP"
+        assert rest.StudyInstanceUID == stress.StudyInstanceUID
+        assert rest.SeriesInstanceUID != stress.SeriesInstanceUID
+
+
+def test_spect_is_deterministic_from_seed(tmp_path: Path) -> None:
+    a = generate_spect_cohort(tmp_path / "a", n_patients=2, size=32, seed=9, fmt="png")
+    b = generate_spect_cohort(tmp_path / "b", n_patients=2, size=32, seed=9, fmt="png")
+    c = generate_spect_cohort(tmp_path / "c", n_patients=2, size=32, seed=10, fmt="png")
+    same = [
+        np.array_equal(np.asarray(Image.open(x.stress_path)), np.asarray(Image.open(y.stress_path)))
+        for x, y in zip(a, b, strict=True)
+    ]
+    assert all(same) and [x.stress_scores for x in a] == [y.stress_scores for y in b]
+    assert not np.array_equal(np.asarray(Image.open(a[0].rest_path)), np.asarray(Image.open(c[0].rest_path)))
+
+
+# --- truth JSON and CLI -------------------------------------------------------------------
+
+
+def test_truth_json_round_trips_every_kind(tmp_path: Path, xa_cohort: list) -> None:
+    oct_truths = generate_oct_cohort(tmp_path / "oct", n_pullbacks=1, frames=8, size=40, seed=2)
+    spect_truths = generate_spect_cohort(tmp_path / "spect", n_patients=2, size=32, fmt="png")
+    for truths, name in ((xa_cohort, "xa"), (oct_truths, "oct"), (spect_truths, "spect")):
+        path = write_truth_json(truths, tmp_path / "truth" / f"{name}.json")
+        back = read_truth_json(path)
+        assert len(back) == len(truths)
+        for original, restored in zip(truths, back, strict=True):
+            assert type(restored) is type(original)
+            for field in (
+                "patient_id",
+                "frames",
+                "vessel",
+                "territory_abnormal",
+                "stress_scores",
+                "ica_stenosis",
+                "frame_quality",
+            ):
+                if hasattr(original, field):
+                    assert getattr(restored, field) == getattr(original, field)
+            if hasattr(original, "masks"):
+                np.testing.assert_array_equal(restored.masks, original.masks)
+                assert restored.path.resolve() == original.path.resolve()
+    text = (tmp_path / "truth" / "oct.json").read_text()
+    assert '"kind": "oct_pullback"' in text and ".npz" in text
+
+
+def test_cli_writes_files_and_truth_outside_the_import_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "import" / "spect"
+    assert (
+        cli_main(
+            [
+                "--task",
+                "spect_territory",
+                "--out",
+                str(out),
+                "--n",
+                "3",
+                "--size",
+                "32",
+                "--format",
+                "png",
+                "--seed",
+                "4",
+            ]
+        )
+        == 0
+    )
+    truth = tmp_path / "import" / "truth-spect_territory.json"
+    assert truth.exists() and (out / "manifest.csv").exists()
+    assert not list(out.glob("*.json"))
+    printed = capsys.readouterr().out.strip()
+    assert "\n" not in printed and "3 SPECT patients" in printed
+    assert len(read_truth_json(truth)) == 3

@@ -75,8 +75,9 @@ def parse_settings(task_type: str, raw: dict[str, Any] | None) -> ProjectSetting
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
             raise SettingsError(name, "must be a number between 0 and 1")
     threshold = base["pseudo_label_threshold"]
-    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
-                                  or not 0.5 <= threshold <= 1.0):
+    if threshold is not None and (
+        isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.5 <= threshold <= 1.0
+    ):
         raise SettingsError("pseudo_label_threshold", "must be null (off) or a number between 0.5 and 1")
     if base["spect_reference"] not in ("expert", "ica"):
         raise SettingsError("spect_reference", "must be 'expert' or 'ica'")

@@ -38,8 +38,10 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """Return rows as an aligned plain-text table."""
     cells = [list(map(str, headers))] + [[_fmt(v) for v in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(value.rjust(widths[i]) if i else value.ljust(widths[i]) for i, value in enumerate(row))
-             for row in cells]
+    lines = [
+        "  ".join(value.rjust(widths[i]) if i else value.ljust(widths[i]) for i, value in enumerate(row))
+        for row in cells
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 

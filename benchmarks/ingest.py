@@ -28,8 +28,14 @@ def generate(folder: Path, files: int, frames: int, size: int) -> list[Path]:
     paths = []
     for index in range(files):
         path = folder / f"run{index:03d}.dcm"
-        write_xa_run(path, vessel="LCA" if index % 2 else "RCA", rng=rng, patient=fake_patient(rng, index),
-                     frames=frames, size=size)
+        write_xa_run(
+            path,
+            vessel="LCA" if index % 2 else "RCA",
+            rng=rng,
+            patient=fake_patient(rng, index),
+            frames=frames,
+            size=size,
+        )
         paths.append(path)
     return paths
 
@@ -78,8 +84,10 @@ def main() -> None:
             ["method", "seconds", "files/s", "MB/s", "time vs baseline"],
             [(name, secs, args.files / secs, megabytes / secs, secs / base) for name, secs in rows],
         )
-        text = (f"Ingest benchmark: {args.files} XA runs of {args.frames} frames at {args.size}x{args.size} "
-                f"(8-bit, {megabytes:.1f} MB in all)\n{machine_line()}\n\n{body}")
+        text = (
+            f"Ingest benchmark: {args.files} XA runs of {args.frames} frames at {args.size}x{args.size} "
+            f"(8-bit, {megabytes:.1f} MB in all)\n{machine_line()}\n\n{body}"
+        )
         print(text)
         if args.save:
             print(f"\nsaved to {save('ingest.txt', text)}")

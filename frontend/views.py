@@ -19,5 +19,8 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
     project = project_for(request, slug)
     is_lead = selectors.project_role(project, request.user) == Role.LEAD
     items = selectors.items_for(request.user).filter(project=project).order_by("id")[:200]
-    return render(request, "frontend/project.html",
-                  {"project": project, "is_lead": is_lead, "items": items, "item_total": project.items.count()})
+    return render(
+        request,
+        "frontend/project.html",
+        {"project": project, "is_lead": is_lead, "items": items, "item_total": project.items.count()},
+    )

@@ -33,12 +33,16 @@ def mask_decode(data: Any) -> np.ndarray:
     if data.get("encoding") != ENCODING:
         raise MaskFormatError(f"mask.encoding must be {ENCODING!r}")
     shape = data.get("shape")
-    if (not isinstance(shape, list) or len(shape) != 2
-            or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 8192 for v in shape)):
+    if (
+        not isinstance(shape, list)
+        or len(shape) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 8192 for v in shape)
+    ):
         raise MaskFormatError("mask.shape must be [rows, columns] with positive integers up to 8192")
     counts = data.get("counts")
-    if not isinstance(counts, list) or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0
-                                               for c in counts):
+    if not isinstance(counts, list) or not all(
+        isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts
+    ):
         raise MaskFormatError("mask.counts must be a list of non-negative integers")
     total = shape[0] * shape[1]
     if sum(counts) != total:

@@ -7,7 +7,7 @@ import io
 import numpy as np
 from pydicom import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
-from pydicom.uid import ExplicitVRLittleEndian, UID, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 XA_CLASS = "1.2.840.10008.5.1.4.1.1.12.1"
 IVOCT_CLASS = "1.2.840.10008.5.1.4.1.1.77.1.5.1"
@@ -15,9 +15,18 @@ SC_CLASS = "1.2.840.10008.5.1.4.1.1.7"
 MPEG4 = "1.2.840.10008.1.2.4.102"
 
 
-def dataset(*, modality: str = "XA", frames: int = 4, size: int = 32, sop_class: str = XA_CLASS,
-            patient_id: str = "MRN0001", patient_name: str = "DOE^JANE", seed: int = 0,
-            series_description: str = "", samples: int = 1) -> Dataset:
+def dataset(
+    *,
+    modality: str = "XA",
+    frames: int = 4,
+    size: int = 32,
+    sop_class: str = XA_CLASS,
+    patient_id: str = "MRN0001",
+    patient_name: str = "DOE^JANE",
+    seed: int = 0,
+    series_description: str = "",
+    samples: int = 1,
+) -> Dataset:
     """Return a minimal valid image dataset with identifying data filled in."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = sop_class

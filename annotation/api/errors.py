@@ -13,8 +13,10 @@ from annotation.services import LabelConflict, LastLeadError
 
 def exception_handler(exc, context):
     if isinstance(exc, LabelPayloadError):
-        return Response({"detail": str(exc), "field": f"payload.{exc.field}" if exc.field != "payload" else "payload"},
-                        status=status.HTTP_400_BAD_REQUEST)
+        return Response(
+            {"detail": str(exc), "field": f"payload.{exc.field}" if exc.field != "payload" else "payload"},
+            status=status.HTTP_400_BAD_REQUEST,
+        )
     if isinstance(exc, SettingsError):
         return Response({"detail": str(exc), "field": f"settings.{exc.field}"}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, LabelConflict):

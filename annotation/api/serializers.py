@@ -31,8 +31,19 @@ class ProjectSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Project
-        fields = ["slug", "name", "description", "task_type", "settings", "archived", "created_at",
-                  "item_count", "labelled_count", "my_labelled_count", "my_role"]
+        fields = [
+            "slug",
+            "name",
+            "description",
+            "task_type",
+            "settings",
+            "archived",
+            "created_at",
+            "item_count",
+            "labelled_count",
+            "my_labelled_count",
+            "my_role",
+        ]
         read_only_fields = fields
 
     def get_my_role(self, project: Project) -> str | None:
@@ -80,8 +91,11 @@ class MembershipWriteSerializer(serializers.Serializer):
 
 
 class ImportUploadSerializer(serializers.Serializer):
-    files = serializers.ListField(child=serializers.FileField(allow_empty_file=True), allow_empty=False,
-                                  help_text="DICOM files, zip archives, or PNG polar maps with a manifest.csv.")
+    files = serializers.ListField(
+        child=serializers.FileField(allow_empty_file=True),
+        allow_empty=False,
+        help_text="DICOM files, zip archives, or PNG polar maps with a manifest.csv.",
+    )
 
 
 class PatientMapSerializer(serializers.ModelSerializer):
@@ -104,8 +118,19 @@ class ItemSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Item
-        fields = ["id", "project", "kind", "title", "patient", "split", "is_gold", "priority", "frame_index",
-                  "media", "created_at"]
+        fields = [
+            "id",
+            "project",
+            "kind",
+            "title",
+            "patient",
+            "split",
+            "is_gold",
+            "priority",
+            "frame_index",
+            "media",
+            "created_at",
+        ]
         read_only_fields = fields
 
     @extend_schema_field(serializers.DictField())
@@ -117,8 +142,12 @@ class ItemSerializer(serializers.ModelSerializer):
                 "stress_url": reverse("api:item-polar-map", args=[item.pk, "stress"]),
                 "rows": exam.rest.rows,
                 "columns": exam.rest.columns,
-                "clinical": {"age": exam.age, "sex": exam.sex, "weight_kg": exam.weight_kg,
-                             "height_cm": exam.height_cm},
+                "clinical": {
+                    "age": exam.age,
+                    "sex": exam.sex,
+                    "weight_kg": exam.weight_kg,
+                    "height_cm": exam.height_cm,
+                },
             }
         instance = item.instance
         frame_url = reverse("api:item-frame", args=[item.pk, 0])
@@ -150,16 +179,32 @@ class LabelSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Label
-        fields = ["id", "item", "author", "version", "previous", "source", "payload", "time_spent_ms", "created_at",
-                  "superseded_at", "is_current"]
+        fields = [
+            "id",
+            "item",
+            "author",
+            "version",
+            "previous",
+            "source",
+            "payload",
+            "time_spent_ms",
+            "created_at",
+            "superseded_at",
+            "is_current",
+        ]
         read_only_fields = fields
 
 
 class LabelSubmitSerializer(serializers.Serializer):
     item = serializers.PrimaryKeyRelatedField(queryset=Item.objects.select_related("project", "instance"))
     payload = serializers.JSONField()
-    base_version = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1,
-                                            help_text="The version you edited; omit or null for a first label.")
+    base_version = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=1,
+        help_text="The version you edited; omit or null for a first label.",
+    )
     time_spent_ms = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=86_400_000)
 
 
@@ -179,8 +224,21 @@ class ModelVersionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ModelVersion
-        fields = ["id", "project", "number", "family", "status", "parent", "hyperparameters", "metrics",
-                  "device", "created_at", "trained_at", "promoted_at", "training_set_size"]
+        fields = [
+            "id",
+            "project",
+            "number",
+            "family",
+            "status",
+            "parent",
+            "hyperparameters",
+            "metrics",
+            "device",
+            "created_at",
+            "trained_at",
+            "promoted_at",
+            "training_set_size",
+        ]
         read_only_fields = fields
 
 
@@ -189,6 +247,20 @@ class JobSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Job
-        fields = ["id", "project", "kind", "status", "progress", "detail", "params", "result", "error", "attempts",
-                  "model_version", "created_at", "started_at", "finished_at"]
+        fields = [
+            "id",
+            "project",
+            "kind",
+            "status",
+            "progress",
+            "detail",
+            "params",
+            "result",
+            "error",
+            "attempts",
+            "model_version",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
         read_only_fields = fields

@@ -36,9 +36,7 @@ class ProjectViewSet(viewsets.GenericViewSet):
     def get_serializer_context(self):
         context = super().get_serializer_context()
         if self.request.user.is_authenticated:
-            context["roles"] = dict(
-                Membership.objects.filter(user=self.request.user).values_list("project_id", "role")
-            )
+            context["roles"] = dict(Membership.objects.filter(user=self.request.user).values_list("project_id", "role"))
         return context
 
     def list(self, request: Request) -> Response:
@@ -90,8 +88,9 @@ class MembershipViewSet(viewsets.GenericViewSet):
         project = project_for(request, project_slug, lead=True)
         data = s.MembershipWriteSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        membership = services.membership_set(project=project, user=data.validated_data["username"],
-                                             role=data.validated_data["role"])
+        membership = services.membership_set(
+            project=project, user=data.validated_data["username"], role=data.validated_data["role"]
+        )
         return Response(s.MembershipSerializer(membership).data, status=201)
 
     def destroy(self, request: Request, project_slug: str, username: str) -> Response:
@@ -133,8 +132,13 @@ class ImportViewSet(viewsets.GenericViewSet):
 class ItemViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = s.ItemSerializer
 
-    @extend_schema(parameters=[OpenApiParameter("project", str, description="project slug"),
-                               OpenApiParameter("kind", str), OpenApiParameter("pullback", int)])
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("project", str, description="project slug"),
+            OpenApiParameter("kind", str),
+            OpenApiParameter("pullback", int),
+        ]
+    )
     def list(self, request: Request, *args, **kwargs) -> Response:
         return super().list(request, *args, **kwargs)
 
@@ -185,8 +189,13 @@ def _image_response(path) -> FileResponse:
 class LabelViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = s.LabelSerializer
 
-    @extend_schema(parameters=[OpenApiParameter("item", int), OpenApiParameter("project", str),
-                               OpenApiParameter("current", bool, description="only current versions")])
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("item", int),
+            OpenApiParameter("project", str),
+            OpenApiParameter("current", bool, description="only current versions"),
+        ]
+    )
     def list(self, request: Request, *args, **kwargs) -> Response:
         return super().list(request, *args, **kwargs)
 
@@ -209,7 +218,9 @@ class LabelViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         item = data.validated_data["item"]
         require_role(item.project, request)
         label = services.label_submit(
-            item=item, author=request.user, payload=data.validated_data["payload"],
+            item=item,
+            author=request.user,
+            payload=data.validated_data["payload"],
             base_version=data.validated_data["base_version"],
             time_spent_ms=data.validated_data.get("time_spent_ms"),
         )
@@ -254,9 +265,11 @@ class MeView(APIView):
     @extend_schema(responses=dict)
     def get(self, request: Request) -> Response:
         roles = Membership.objects.filter(user=request.user).values_list("project__slug", "role")
-        return Response({
-            "username": request.user.username,
-            "can_create_projects": request.user.has_perm("annotation.add_project"),
-            "projects": {slug: role for slug, role in roles},
-            "lead_of": sorted(slug for slug, role in roles if role == Role.LEAD),
-        })
+        return Response(
+            {
+                "username": request.user.username,
+                "can_create_projects": request.user.has_perm("annotation.add_project"),
+                "projects": {slug: role for slug, role in roles},
+                "lead_of": sorted(slug for slug, role in roles if role == Role.LEAD),
+            }
+        )

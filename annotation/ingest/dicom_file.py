@@ -85,14 +85,19 @@ def _end_of_last_element(ds: Dataset) -> int | None:
 def _first_short_element(ds: Dataset) -> tuple[str, int, int] | None:
     for tag in list(ds.keys()):
         raw = ds.get_item(tag)
-        if (isinstance(raw, RawDataElement) and raw.length != UNDEFINED_LENGTH and raw.value is not None
-                and len(raw.value) < raw.length):
+        if (
+            isinstance(raw, RawDataElement)
+            and raw.length != UNDEFINED_LENGTH
+            and raw.value is not None
+            and len(raw.value) < raw.length
+        ):
             return str(raw.tag), raw.length, len(raw.value)
     return None
 
 
-def check_dataset(ds: Dataset, *, task_type: str, accepted_modalities: tuple[str, ...],
-                  max_decoded_bytes: int) -> CheckedDicom:
+def check_dataset(
+    ds: Dataset, *, task_type: str, accepted_modalities: tuple[str, ...], max_decoded_bytes: int
+) -> CheckedDicom:
     """Check a parsed dataset against the project's task; raise a Rejection naming the first problem."""
     modality = str(ds.get("Modality", "") or "").upper()
     if modality not in accepted_modalities:
@@ -133,7 +138,8 @@ def _check_transfer_syntax(ds: Dataset) -> None:
         decoder = get_decoder(syntax)
     except NotImplementedError:
         raise Rejection(
-            Reason.UNSUPPORTED_TRANSFER_SYNTAX, f"unsupported transfer syntax {syntax} ({syntax.name}): no decoder exists"
+            Reason.UNSUPPORTED_TRANSFER_SYNTAX,
+            f"unsupported transfer syntax {syntax} ({syntax.name}): no decoder exists",
         ) from None
     if not decoder.is_available:
         raise Rejection(

@@ -76,19 +76,27 @@ def ingest_dicom(project: Project, config: ProjectSettings, source: SourceFile, 
     except OSError as exc:
         # Disk trouble: logged by type only (file names may carry identifiers), reported to the uploader.
         logger.error("import into project %s could not write a file: %s", project.pk, type(exc).__name__)
-        return FileResult(source.name, Outcome.REJECTED, str(Reason.STORAGE_FAILED),
-                          f"could not be stored ({exc.strerror or type(exc).__name__}); nothing was kept")
+        return FileResult(
+            source.name,
+            Outcome.REJECTED,
+            str(Reason.STORAGE_FAILED),
+            f"could not be stored ({exc.strerror or type(exc).__name__}); nothing was kept",
+        )
 
 
 def _duplicate(name: str, instance_id: int) -> FileResult:
     return FileResult(
-        name, Outcome.DUPLICATE, "duplicate", f"already imported (same SOPInstanceUID) as instance {instance_id}",
+        name,
+        Outcome.DUPLICATE,
+        "duplicate",
+        f"already imported (same SOPInstanceUID) as instance {instance_id}",
         instance_id=instance_id,
     )
 
 
-def _store(project: Project, source: SourceFile, checked: CheckedDicom, pixels, sha256: str,
-           new_sop_uid: str) -> FileResult:
+def _store(
+    project: Project, source: SourceFile, checked: CheckedDicom, pixels, sha256: str, new_sop_uid: str
+) -> FileResult:
     ds = checked.dataset
     key = patient_key_from(ds)
     secret = settings.PSEUDONYM_KEY
@@ -113,10 +121,20 @@ def _store(project: Project, source: SourceFile, checked: CheckedDicom, pixels, 
                 render.write_frames(frames, media_path(paths.frames), fmt=fmt, quality=settings.LUMEN_FRAME_QUALITY)
             with transaction.atomic():
                 patient = patient_for(key, lock=project.task_type == TaskType.SPECT_TERRITORY)
-                study = study_for(project, patient, uid=remap_uid(original_study_uid, secret),
-                                  description=study_description, year=study_year)
-                series = series_for(study, uid=remap_uid(original_series_uid, secret), modality=checked.modality,
-                                    description=series_description, number=_int(ds.get("SeriesNumber")))
+                study = study_for(
+                    project,
+                    patient,
+                    uid=remap_uid(original_study_uid, secret),
+                    description=study_description,
+                    year=study_year,
+                )
+                series = series_for(
+                    study,
+                    uid=remap_uid(original_series_uid, secret),
+                    modality=checked.modality,
+                    description=series_description,
+                    number=_int(ds.get("SeriesNumber")),
+                )
                 instance = Instance.objects.create(
                     project=project,
                     series=series,
@@ -152,28 +170,55 @@ def _store(project: Project, source: SourceFile, checked: CheckedDicom, pixels, 
             return _duplicate(source.name, existing[0])
         logger.exception("import into project %s failed while storing a file", project.pk)
         raise Rejection(Reason.STORAGE_FAILED, "could not be stored (database constraint); nothing was kept") from None
-    message = f"{created} item(s) created" if created else f"stored; waiting for the matching {_other(checked.phase)} map"
+    message = (
+        f"{created} item(s) created" if created else f"stored; waiting for the matching {_other(checked.phase)} map"
+    )
     return FileResult(source.name, Outcome.STORED, "", message, instance_id=instance.pk, items_created=created)
 
 
-def _make_items(project: Project, checked: CheckedDicom, instance: Instance, patient: Patient, study: Study,
-                paths: StoragePaths, sha256: str) -> int:
+def _make_items(
+    project: Project,
+    checked: CheckedDicom,
+    instance: Instance,
+    patient: Patient,
+    study: Study,
+    paths: StoragePaths,
+    sha256: str,
+) -> int:
     if project.task_type == TaskType.VESSEL_TYPE:
-        Item.objects.create(project=project, kind=ItemKind.CINE_RUN, patient=patient, instance=instance,
-                            title=f"Run {instance.pk} · {view_name(instance)}")
+        Item.objects.create(
+            project=project,
+            kind=ItemKind.CINE_RUN,
+            patient=patient,
+            instance=instance,
+            title=f"Run {instance.pk} · {view_name(instance)}",
+        )
         return 1
     if project.task_type == TaskType.OCT_CALCIUM:
         n = checked.frames
         Item.objects.bulk_create(
-            Item(project=project, kind=ItemKind.OCT_FRAME, patient=patient, instance=instance, frame_index=index,
-                 title=f"Pullback {instance.pk} · frame {index + 1}/{n}")
+            Item(
+                project=project,
+                kind=ItemKind.OCT_FRAME,
+                patient=patient,
+                instance=instance,
+                frame_index=index,
+                title=f"Pullback {instance.pk} · frame {index + 1}/{n}",
+            )
             for index in range(n)
         )
         return n
     polar = PolarMap.objects.create(
-        project=project, patient=patient, study=study, phase=checked.phase, instance=instance,
-        image_path=paths.polar(checked.phase), rows=instance.rows, columns=instance.columns,
-        source_name=instance.original_filename, sha256=sha256,
+        project=project,
+        patient=patient,
+        study=study,
+        phase=checked.phase,
+        instance=instance,
+        image_path=paths.polar(checked.phase),
+        rows=instance.rows,
+        columns=instance.columns,
+        source_name=instance.original_filename,
+        sha256=sha256,
     )
     return pair_polar_map(project, patient, study, polar, checked.clinical)
 
@@ -187,10 +232,22 @@ def pair_polar_map(project: Project, patient: Patient, study: Study | None, pola
     if counterpart is None:
         return 0
     rest, stress = (polar, counterpart) if polar.phase == "rest" else (counterpart, polar)
-    item = Item.objects.create(project=project, kind=ItemKind.SPECT_PAIR, patient=patient,
-                               instance=None, title=f"Patient {patient.pseudonym} · rest + stress")
-    SpectExam.objects.create(item=item, rest=rest, stress=stress, age=clinical.age, sex=clinical.sex,
-                             weight_kg=clinical.weight_kg, height_cm=clinical.height_cm)
+    item = Item.objects.create(
+        project=project,
+        kind=ItemKind.SPECT_PAIR,
+        patient=patient,
+        instance=None,
+        title=f"Patient {patient.pseudonym} · rest + stress",
+    )
+    SpectExam.objects.create(
+        item=item,
+        rest=rest,
+        stress=stress,
+        age=clinical.age,
+        sex=clinical.sex,
+        weight_kg=clinical.weight_kg,
+        height_cm=clinical.height_cm,
+    )
     return 1
 
 

@@ -46,7 +46,9 @@ def _expand_zip(name: str, opener: Callable[[], IO[bytes]], max_members: int) ->
         yield BadSource(name, Rejection(Reason.BAD_ARCHIVE, f"not a readable zip archive ({exc})"))
         return
     if len(infos) > max_members:
-        yield BadSource(name, Rejection(Reason.BAD_ARCHIVE, f"archive holds {len(infos)} files, more than {max_members}"))
+        yield BadSource(
+            name, Rejection(Reason.BAD_ARCHIVE, f"archive holds {len(infos)} files, more than {max_members}")
+        )
         return
     for info in sorted(infos, key=lambda i: i.filename):
 

@@ -51,8 +51,9 @@ def parse_manifest(data: bytes) -> list[ManifestRow | Rejection]:
     header = [name.strip().lower() for name in reader.fieldnames or []]
     missing = [column for column in COLUMNS if column not in header]
     if missing:
-        raise Rejection(Reason.BAD_MANIFEST, f"manifest lacks column(s) {', '.join(missing)}; "
-                                             f"expected header {','.join(COLUMNS)}")
+        raise Rejection(
+            Reason.BAD_MANIFEST, f"manifest lacks column(s) {', '.join(missing)}; expected header {','.join(COLUMNS)}"
+        )
     rows: list[ManifestRow | Rejection] = []
     for number, raw in enumerate(reader, start=2):
         values = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
@@ -74,8 +75,13 @@ def _row(number: int, values: dict[str, str]) -> ManifestRow:
     sex = values["sex"].upper()[:1]
     if values["sex"] and sex not in ("F", "M", "O"):
         raise Rejection(Reason.BAD_MANIFEST, f"{where}: sex {values['sex']!r} must be F, M or O")
-    return ManifestRow(number, values["patient"], values["rest_file"], values["stress_file"],
-                       Clinical(age=age, sex=sex, weight_kg=weight, height_cm=height))
+    return ManifestRow(
+        number,
+        values["patient"],
+        values["rest_file"],
+        values["stress_file"],
+        Clinical(age=age, sex=sex, weight_kg=weight, height_cm=height),
+    )
 
 
 def _number(where: str, column: str, text: str, kind: type, low: float, high: float):
@@ -102,8 +108,9 @@ def _polar_pixels(source: SourceFile, column: str) -> np.ndarray:
     return array
 
 
-def import_manifest(project: Project, manifest: SourceFile, pngs: dict[str, SourceFile],
-                    used: set[str]) -> list[FileResult]:
+def import_manifest(
+    project: Project, manifest: SourceFile, pngs: dict[str, SourceFile], used: set[str]
+) -> list[FileResult]:
     """Import every row of a manifest; PNG paths are relative to the manifest. Marks used PNG names."""
     try:
         rows = parse_manifest(manifest.read())
@@ -121,7 +128,9 @@ def import_manifest(project: Project, manifest: SourceFile, pngs: dict[str, Sour
             for column, relative in (("rest_file", row.rest_file), ("stress_file", row.stress_file)):
                 key = str(base / relative) if str(base) != "." else relative
                 if key not in pngs:
-                    raise Rejection(Reason.BAD_MANIFEST, f"row {row.number}: {column} {relative!r} is not in the upload")
+                    raise Rejection(
+                        Reason.BAD_MANIFEST, f"row {row.number}: {column} {relative!r} is not in the upload"
+                    )
                 sources[column] = pngs[key]
                 used.add(key)
             results.append(_store_row(project, name, row, sources["rest_file"], sources["stress_file"]))
@@ -149,9 +158,16 @@ def _store_row(project: Project, name: str, row: ManifestRow, rest: SourceFile, 
                 for phase, image in images.items():
                     source = rest if phase == "rest" else stress
                     maps[phase] = PolarMap.objects.create(
-                        project=project, patient=patient, study=None, phase=phase, instance=None,
-                        image_path=paths.polar(phase), rows=image.shape[0], columns=image.shape[1],
-                        source_name=source.name[-256:], sha256=hashes[phase],
+                        project=project,
+                        patient=patient,
+                        study=None,
+                        phase=phase,
+                        instance=None,
+                        image_path=paths.polar(phase),
+                        rows=image.shape[0],
+                        columns=image.shape[1],
+                        source_name=source.name[-256:],
+                        sha256=hashes[phase],
                     )
                 created = pair_polar_map(project, patient, None, maps["stress"], row.clinical)
     except IntegrityError:

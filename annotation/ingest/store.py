@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
 
 from annotation.ingest.deid import PatientKey
 from annotation.models import Patient, PatientIdentity, PolarMap, Project, Series, Study
@@ -111,5 +110,3 @@ def unpaired_counterpart(project: Project, patient: Patient, study: Study | None
         if same_study is not None:
             return same_study
     return candidates.first()
-
-

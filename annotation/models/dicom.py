@@ -75,7 +75,8 @@ class Instance(models.Model):
     number_of_frames = models.PositiveIntegerField(default=1)
     samples_per_pixel = models.PositiveSmallIntegerField(default=1)
     photometric_interpretation = models.CharField(max_length=32)
-    # Cine timing: FrameTime (ms between frames) and the rate derived from it (or CineRate / RecommendedDisplayFrameRate).
+    # Cine timing: FrameTime (ms between frames) and the rate derived from it
+    # (or from CineRate / RecommendedDisplayFrameRate).
     frame_time_ms = models.FloatField(null=True, blank=True)
     frame_rate = models.FloatField(null=True, blank=True)
     # C-arm geometry of XA runs: the vessel-type metadata baseline reads these.

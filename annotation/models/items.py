@@ -66,9 +66,7 @@ class PolarMap(models.Model):
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="polar_maps")
     study = models.ForeignKey(Study, null=True, blank=True, on_delete=models.CASCADE, related_name="polar_maps")
     phase = models.CharField(max_length=8, choices=PolarMapPhase.choices)
-    instance = models.OneToOneField(
-        Instance, null=True, blank=True, on_delete=models.CASCADE, related_name="polar_map"
-    )
+    instance = models.OneToOneField(Instance, null=True, blank=True, on_delete=models.CASCADE, related_name="polar_map")
     image_path = models.CharField(max_length=512, help_text="8-bit PNG normalised to its maximum, under MEDIA_ROOT.")
     rows = models.PositiveIntegerField()
     columns = models.PositiveIntegerField()
@@ -77,9 +75,7 @@ class PolarMap(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["project", "sha256", "phase"], name="polar_map_unique_content")
-        ]
+        constraints = [models.UniqueConstraint(fields=["project", "sha256", "phase"], name="polar_map_unique_content")]
 
 
 class Sex(models.TextChoices):

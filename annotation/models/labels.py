@@ -56,9 +56,7 @@ class PseudoLabel(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["item", "model_version"], name="pseudo_label_unique_per_model")
-        ]
+        constraints = [models.UniqueConstraint(fields=["item", "model_version"], name="pseudo_label_unique_per_model")]
 
 
 class AssignmentState(models.TextChoices):

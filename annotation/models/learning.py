@@ -70,7 +70,5 @@ class Prediction(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["item", "model_version"], name="prediction_unique_per_model")
-        ]
+        constraints = [models.UniqueConstraint(fields=["item", "model_version"], name="prediction_unique_per_model")]
         indexes = [models.Index(fields=["model_version", "-uncertainty"], name="prediction_by_uncertainty")]

@@ -22,7 +22,9 @@ class Project(models.Model):
     task_type = models.CharField(max_length=32, choices=TaskType.choices)
     # Validated through annotation.project_settings.ProjectSettings; stored whole so new knobs need no migration.
     settings = models.JSONField(default=dict, blank=True)
-    created_by = models.ForeignKey(django_settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        django_settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     archived = models.BooleanField(default=False)
 

@@ -18,14 +18,21 @@ from annotation.project_settings import parse_settings
 logger = logging.getLogger(__name__)
 
 
-def import_run(*, project: Project, sources: Iterable[SourceFile | BadSource],
-               user: AbstractBaseUser | None = None) -> ImportReport:
+def import_run(
+    *, project: Project, sources: Iterable[SourceFile | BadSource], user: AbstractBaseUser | None = None
+) -> ImportReport:
     """Import every source; each file is stored whole or rejected with its reason, the rest of the batch goes on."""
     config = parse_settings(project.task_type, project.settings)
     limits = limits_from_settings()
     sources = list(sources)
-    job = Job.objects.create(project=project, kind=JobKind.IMPORT, status=JobStatus.RUNNING, created_by=user,
-                             started_at=timezone.now(), params={"files": len(sources)})
+    job = Job.objects.create(
+        project=project,
+        kind=JobKind.IMPORT,
+        status=JobStatus.RUNNING,
+        created_by=user,
+        started_at=timezone.now(),
+        params={"files": len(sources)},
+    )
     report = ImportReport(job_id=job.pk)
     manifests = [s for s in sources if isinstance(s, SourceFile) and is_manifest(s.name)]
     takes_pngs = project.task_type == TaskType.SPECT_TERRITORY and manifests
@@ -39,13 +46,22 @@ def import_run(*, project: Project, sources: Iterable[SourceFile | BadSource],
     used: set[str] = set()
     for manifest in manifests:
         if project.task_type != TaskType.SPECT_TERRITORY:
-            report.files.append(FileResult(manifest.name, Outcome.REJECTED, str(Reason.BAD_MANIFEST),
-                                           "CSV manifests are only for spect_territory projects"))
+            report.files.append(
+                FileResult(
+                    manifest.name,
+                    Outcome.REJECTED,
+                    str(Reason.BAD_MANIFEST),
+                    "CSV manifests are only for spect_territory projects",
+                )
+            )
             continue
         report.files.extend(import_manifest(project, manifest, pngs, used))
     for name in sorted(set(pngs) - used):
-        report.files.append(FileResult(name, Outcome.REJECTED, str(Reason.NOT_IN_MANIFEST),
-                                       "PNG not listed in any manifest row of this upload"))
+        report.files.append(
+            FileResult(
+                name, Outcome.REJECTED, str(Reason.NOT_IN_MANIFEST), "PNG not listed in any manifest row of this upload"
+            )
+        )
     nothing_stored = report.count(Outcome.STORED) == 0 and report.count(Outcome.REJECTED) > 0
     Job.objects.filter(pk=job.pk).update(
         status=JobStatus.FAILED if nothing_stored else JobStatus.SUCCEEDED,

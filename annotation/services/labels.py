@@ -22,8 +22,15 @@ class LabelConflict(Exception):
         self.base_version = base_version
 
 
-def label_submit(*, item: Item, author: AbstractBaseUser, payload: Any, base_version: int | None,
-                 time_spent_ms: int | None = None, source: str = LabelSource.ANNOTATOR) -> Label:
+def label_submit(
+    *,
+    item: Item,
+    author: AbstractBaseUser,
+    payload: Any,
+    base_version: int | None,
+    time_spent_ms: int | None = None,
+    source: str = LabelSource.ANNOTATOR,
+) -> Label:
     """Store `payload` as the next version of `author`'s label of `item`.
 
     `base_version` is the version the client edited (None for a first label). The current row is
@@ -42,8 +49,13 @@ def label_submit(*, item: Item, author: AbstractBaseUser, payload: Any, base_ver
                 if won != 1:
                     raise LabelConflict(_current(item, author), base_version)
             return Label.objects.create(
-                item=item, author=author, version=(base_version or 0) + 1, previous=current, source=source,
-                payload=payload, time_spent_ms=time_spent_ms,
+                item=item,
+                author=author,
+                version=(base_version or 0) + 1,
+                previous=current,
+                source=source,
+                payload=payload,
+                time_spent_ms=time_spent_ms,
             )
     except IntegrityError:
         raise LabelConflict(_current(item, author), base_version) from None

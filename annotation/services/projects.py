@@ -12,19 +12,38 @@ from annotation.project_settings import default_settings, parse_settings
 
 
 @transaction.atomic
-def project_create(*, slug: str, name: str, task_type: str, creator: AbstractBaseUser, description: str = "",
-                   settings: dict[str, Any] | None = None) -> Project:
+def project_create(
+    *,
+    slug: str,
+    name: str,
+    task_type: str,
+    creator: AbstractBaseUser,
+    description: str = "",
+    settings: dict[str, Any] | None = None,
+) -> Project:
     """Create a project with validated settings; its creator becomes its first lead."""
     config = parse_settings(task_type, settings) if settings else default_settings(task_type)
-    project = Project.objects.create(slug=slug, name=name, task_type=task_type, description=description,
-                                     settings=config.as_json(), created_by=creator)
+    project = Project.objects.create(
+        slug=slug,
+        name=name,
+        task_type=task_type,
+        description=description,
+        settings=config.as_json(),
+        created_by=creator,
+    )
     Membership.objects.create(project=project, user=creator, role=Role.LEAD)
     return project
 
 
 @transaction.atomic
-def project_update(*, project: Project, name: str | None = None, description: str | None = None,
-                   settings: dict[str, Any] | None = None, archived: bool | None = None) -> Project:
+def project_update(
+    *,
+    project: Project,
+    name: str | None = None,
+    description: str | None = None,
+    settings: dict[str, Any] | None = None,
+    archived: bool | None = None,
+) -> Project:
     """Change a project's name, description, archive flag or settings (merged over the current settings)."""
     project = Project.objects.select_for_update().get(pk=project.pk)
     if name is not None:

@@ -260,4 +260,7 @@ def to_uint(image: np.ndarray, bits_stored: int) -> np.ndarray:
     """Scale a [0, 1] float image to unsigned integers of bits_stored bits."""
     top = (1 << bits_stored) - 1
     dtype = np.uint8 if bits_stored <= 8 else np.uint16
-    return np.clip(np.rint(image * top), 0, top).astype(dtype)
+    scaled = image * np.float32(top)
+    np.clip(scaled, 0, top, out=scaled)
+    scaled += 0.5  # round half up; values are non-negative
+    return scaled.astype(dtype)

@@ -22,11 +22,18 @@ def world(vessel_project, lead, annotator, stranger):
     MembershipFactory(project=vessel_project, user=other, role=Role.ANNOTATOR)
     label_submit(item=item, author=other, payload={"vessel": "RCA"}, base_version=None)
     version = ModelVersion.objects.create(project=vessel_project, number=1, family="metadata_mlp")
-    prediction = Prediction.objects.create(item=item, model_version=version, output={"LCA": 0.3, "RCA": 0.7},
-                                           uncertainty=0.6)
+    prediction = Prediction.objects.create(
+        item=item, model_version=version, output={"LCA": 0.3, "RCA": 0.7}, uncertainty=0.6
+    )
     job = Job.objects.get(kind=JobKind.IMPORT)
-    return {"project": vessel_project, "item": item, "version": version, "prediction": prediction, "job": job,
-            "other_label": Label.objects.get(author=other)}
+    return {
+        "project": vessel_project,
+        "item": item,
+        "version": version,
+        "prediction": prediction,
+        "job": job,
+        "other_label": Label.objects.get(author=other),
+    }
 
 
 def urls(w):
@@ -54,22 +61,22 @@ def urls(w):
 # Expected status per role for GET; 404 for strangers keeps other projects' existence private.
 MATRIX = {
     #                     anonymous lead annotator stranger
-    "project-list":       (401, 200, 200, 200),
-    "project-detail":     (401, 200, 200, 404),
-    "patients":           (401, 200, 403, 404),
-    "members":            (401, 200, 403, 404),
-    "imports":            (401, 200, 403, 404),
-    "item-list":          (401, 200, 200, 200),
-    "item-detail":        (401, 200, 200, 404),
-    "item-frame":         (401, 200, 200, 404),
-    "label-list":         (401, 200, 200, 200),
-    "prediction-list":    (401, 200, 200, 200),
+    "project-list": (401, 200, 200, 200),
+    "project-detail": (401, 200, 200, 404),
+    "patients": (401, 200, 403, 404),
+    "members": (401, 200, 403, 404),
+    "imports": (401, 200, 403, 404),
+    "item-list": (401, 200, 200, 200),
+    "item-detail": (401, 200, 200, 404),
+    "item-frame": (401, 200, 200, 404),
+    "label-list": (401, 200, 200, 200),
+    "prediction-list": (401, 200, 200, 200),
     "model-version-list": (401, 200, 200, 200),
-    "job-list":           (401, 200, 200, 200),
-    "job-detail":         (401, 200, 404, 404),
-    "schema":             (401, 200, 200, 200),
-    "docs":               (401, 200, 200, 200),
-    "me":                 (401, 200, 200, 200),
+    "job-list": (401, 200, 200, 200),
+    "job-detail": (401, 200, 404, 404),
+    "schema": (401, 200, 200, 200),
+    "docs": (401, 200, 200, 200),
+    "me": (401, 200, 200, 200),
 }
 
 

@@ -44,8 +44,15 @@ def test_cine_run_becomes_one_item_with_queryable_geometry_and_rendered_frames(v
     assert (instance.number_of_frames, instance.rows, instance.columns) == (6, 48, 48)
     assert instance.frame_time_ms == pytest.approx(66.7)
     assert instance.frame_rate == pytest.approx(1000 / 66.7, rel=1e-3)
-    assert Instance.objects.filter(positioner_primary_angle=30, positioner_secondary_angle=-20,
-                                   distance_source_to_detector=1040, distance_source_to_patient=760).count() == 1
+    assert (
+        Instance.objects.filter(
+            positioner_primary_angle=30,
+            positioner_secondary_angle=-20,
+            distance_source_to_detector=1040,
+            distance_source_to_patient=760,
+        ).count()
+        == 1
+    )
     frames = sorted((Path(settings.MEDIA_ROOT) / instance.frames_dir).iterdir())
     assert len(frames) == 6
     with Image.open(frames[0]) as image:
@@ -130,8 +137,12 @@ def test_too_large_file_is_rejected_before_it_is_read(vessel_project, settings):
 
 
 def test_good_files_in_a_batch_are_stored_beside_bad_ones_and_the_job_records_all(vessel_project):
-    report = run(vessel_project, ("good.dcm", samples.xa_bytes(seed=5)), ("bad.dcm", samples.xa_bytes()[:400]),
-                 ("good2.dcm", samples.xa_bytes(seed=6)))
+    report = run(
+        vessel_project,
+        ("good.dcm", samples.xa_bytes(seed=5)),
+        ("bad.dcm", samples.xa_bytes()[:400]),
+        ("good2.dcm", samples.xa_bytes(seed=6)),
+    )
     assert [r.outcome for r in report.files] == [Outcome.STORED, Outcome.REJECTED, Outcome.STORED]
     job = Job.objects.get(pk=report.job_id)
     assert job.status == JobStatus.SUCCEEDED and job.progress == 1.0
@@ -162,8 +173,11 @@ def test_zip_archives_are_expanded_and_each_member_reported(vessel_project, tmp_
         zf.writestr("__MACOSX/._run1.dcm", "resource fork")
     report = import_run(project=vessel_project, sources=sources_from_path(archive, max_members=100))
     outcomes = {r.name: r.outcome for r in report.files}
-    assert outcomes == {"batch.zip/study/run1.dcm": Outcome.STORED, "batch.zip/study/run2.dcm": Outcome.STORED,
-                        "batch.zip/study/readme.txt": Outcome.REJECTED}
+    assert outcomes == {
+        "batch.zip/study/run1.dcm": Outcome.STORED,
+        "batch.zip/study/run2.dcm": Outcome.STORED,
+        "batch.zip/study/readme.txt": Outcome.REJECTED,
+    }
 
 
 def test_broken_zip_is_reported_not_crashed(vessel_project, tmp_path):
@@ -174,8 +188,15 @@ def test_broken_zip_is_reported_not_crashed(vessel_project, tmp_path):
 
 
 def spect_dicom(phase: str, patient_id: str = "MRN42", seed: int = 0) -> bytes:
-    return samples.xa_bytes(modality="NM", sop_class=samples.SC_CLASS, frames=1, size=64, patient_id=patient_id,
-                            series_description=f"{phase.upper()} POLAR MAP", seed=seed)
+    return samples.xa_bytes(
+        modality="NM",
+        sop_class=samples.SC_CLASS,
+        frames=1,
+        size=64,
+        patient_id=patient_id,
+        series_description=f"{phase.upper()} POLAR MAP",
+        seed=seed,
+    )
 
 
 def test_spect_dicom_pairs_rest_and_stress_into_one_item_with_clinical_features(spect_project):
@@ -210,8 +231,14 @@ MANIFEST = "patient,rest_file,stress_file,age,sex,weight,height\n"
 
 def test_spect_png_manifest_makes_one_item_per_row(spect_project):
     manifest = MANIFEST + "SPECT-0001,maps/r1.png,maps/s1.png,63,M,82.5,178\nSPECT-0002,maps/r2.png,maps/s2.png,,F,,\n"
-    report = run(spect_project, ("upload/manifest.csv", manifest.encode()), ("upload/maps/r1.png", png(1)),
-                 ("upload/maps/s1.png", png(2)), ("upload/maps/r2.png", png(3)), ("upload/maps/s2.png", png(4)))
+    report = run(
+        spect_project,
+        ("upload/manifest.csv", manifest.encode()),
+        ("upload/maps/r1.png", png(1)),
+        ("upload/maps/s1.png", png(2)),
+        ("upload/maps/r2.png", png(3)),
+        ("upload/maps/s2.png", png(4)),
+    )
     assert report.summary()["items_created"] == 2, report.as_json()
     exams = {e.item.patient.identity.original_patient_id: e for e in SpectExam.objects.select_related("item")}
     assert (exams["SPECT-0001"].age, exams["SPECT-0001"].sex, exams["SPECT-0001"].weight_kg) == (63, "M", 82.5)

@@ -24,12 +24,10 @@ def cine_item(vessel_project):
 
 def test_submit_then_edit_keeps_every_version(cine_item, client_for, annotator):
     api = client_for(annotator)
-    first = api.post(LABELS, {"item": cine_item.pk, "payload": {"vessel": "LCA"}, "time_spent_ms": 4200},
-                     format="json")
+    first = api.post(LABELS, {"item": cine_item.pk, "payload": {"vessel": "LCA"}, "time_spent_ms": 4200}, format="json")
     assert first.status_code == 201, first.json()
     assert (first.json()["version"], first.json()["is_current"]) == (1, True)
-    second = api.post(LABELS, {"item": cine_item.pk, "payload": {"vessel": "RCA"}, "base_version": 1},
-                      format="json")
+    second = api.post(LABELS, {"item": cine_item.pk, "payload": {"vessel": "RCA"}, "base_version": 1}, format="json")
     assert second.status_code == 201
     history = list(Label.objects.filter(item=cine_item).order_by("version"))
     assert [(h.version, h.payload["vessel"], h.is_current) for h in history] == [(1, "LCA", False), (2, "RCA", True)]
@@ -40,8 +38,7 @@ def test_stale_edit_is_a_conflict_and_changes_nothing(cine_item, client_for, ann
     api = client_for(annotator)
     api.post(LABELS, {"item": cine_item.pk, "payload": {"vessel": "LCA"}}, format="json")
     api.post(LABELS, {"item": cine_item.pk, "payload": {"vessel": "RCA"}, "base_version": 1}, format="json")
-    stale = api.post(LABELS, {"item": cine_item.pk, "payload": {"vessel": "neither"}, "base_version": 1},
-                     format="json")
+    stale = api.post(LABELS, {"item": cine_item.pk, "payload": {"vessel": "neither"}, "base_version": 1}, format="json")
     assert stale.status_code == 409
     assert stale.json()["current_version"] == 2
     first_again = api.post(LABELS, {"item": cine_item.pk, "payload": {"vessel": "neither"}}, format="json")
@@ -76,34 +73,47 @@ def test_oct_mask_round_trips_exactly(oct_project, client_for, annotator):
     import_run(project=oct_project, sources=[source("p.dcm", data)])
     item = oct_project.items.order_by("frame_index").first()
     mask = np.random.default_rng(3).random((32, 32)) > 0.7
-    response = client_for(annotator).post(LABELS, {"item": item.pk, "payload": {"mask": mask_encode(mask)}},
-                                          format="json")
+    response = client_for(annotator).post(
+        LABELS, {"item": item.pk, "payload": {"mask": mask_encode(mask)}}, format="json"
+    )
     assert response.status_code == 201, response.json()
     stored = Label.objects.get(pk=response.json()["id"])
     np.testing.assert_array_equal(mask_decode(stored.payload["mask"]), mask)
     wrong = client_for(annotator).post(
-        LABELS, {"item": item.pk, "payload": {"mask": mask_encode(np.zeros((8, 8), bool))}, "base_version": 1},
-        format="json")
+        LABELS,
+        {"item": item.pk, "payload": {"mask": mask_encode(np.zeros((8, 8), bool))}, "base_version": 1},
+        format="json",
+    )
     assert wrong.status_code == 400 and "does not match the frame" in wrong.json()["detail"]
     excluded = client_for(annotator).post(
-        LABELS, {"item": item.pk, "payload": {"excluded": True, "exclusion_reason": "in_guide_catheter"},
-                 "base_version": 1}, format="json")
+        LABELS,
+        {"item": item.pk, "payload": {"excluded": True, "exclusion_reason": "in_guide_catheter"}, "base_version": 1},
+        format="json",
+    )
     assert excluded.status_code == 201
 
 
 def test_spect_scores_are_checked_segment_by_segment(spect_project, client_for, annotator):
     from tests.annotation.test_ingest import spect_dicom
 
-    import_run(project=spect_project, sources=[source("r.dcm", spect_dicom("rest")), source("s.dcm", spect_dicom("stress", seed=1))])
+    import_run(
+        project=spect_project,
+        sources=[source("r.dcm", spect_dicom("rest")), source("s.dcm", spect_dicom("stress", seed=1))],
+    )
     item = spect_project.items.get()
     scores = [0] * 17
-    bad = client_for(annotator).post(LABELS, {"item": item.pk, "payload": {"stress": scores[:-1] + [5], "rest": scores}},
-                                     format="json")
+    bad = client_for(annotator).post(
+        LABELS, {"item": item.pk, "payload": {"stress": scores[:-1] + [5], "rest": scores}}, format="json"
+    )
     assert bad.status_code == 400 and bad.json()["field"] == "payload.stress[16]"
     no_reason = {"stress": scores, "rest": scores, "flag_overrides": {"LAD": {"abnormal": True, "reason": " "}}}
     response = client_for(annotator).post(LABELS, {"item": item.pk, "payload": no_reason}, format="json")
     assert response.status_code == 400 and response.json()["field"] == "payload.flag_overrides.LAD.reason"
-    good = {"stress": scores, "rest": scores, "flag_overrides": {"LAD": {"abnormal": True, "reason": "apical thinning"}}}
+    good = {
+        "stress": scores,
+        "rest": scores,
+        "flag_overrides": {"LAD": {"abnormal": True, "reason": "apical thinning"}},
+    }
     assert client_for(annotator).post(LABELS, {"item": item.pk, "payload": good}, format="json").status_code == 201
 
 

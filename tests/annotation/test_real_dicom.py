@@ -45,8 +45,11 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("name", "task", "modalities", "outcome", "expected"), CASES,
-                         ids=[f"{c[0]}-{c[1]}-{'+'.join(c[2] or ['default'])}" for c in CASES])
+@pytest.mark.parametrize(
+    ("name", "task", "modalities", "outcome", "expected"),
+    CASES,
+    ids=[f"{c[0]}-{c[1]}-{'+'.join(c[2] or ['default'])}" for c in CASES],
+)
 def test_real_file(name, task, modalities, outcome, expected, isolated_media):
     creator = UserFactory()
     settings = {"accepted_modalities": modalities} if modalities else None

@@ -102,8 +102,9 @@ def test_project_websocket_admits_members_and_relays_group_events(vessel_project
         member = _connect(annotator, vessel_project.slug)
         connected, _ = await member.connect()
         assert connected
-        await get_channel_layer().group_send(project_group(vessel_project.pk),
-                                             {"type": "project.event", "payload": {"event": "ping", "n": 1}})
+        await get_channel_layer().group_send(
+            project_group(vessel_project.pk), {"type": "project.event", "payload": {"event": "ping", "n": 1}}
+        )
         assert await member.receive_json_from(timeout=5) == {"event": "ping", "n": 1}
         await member.disconnect()
         for user, code in ((stranger, 4404), (AnonymousUser(), 4401)):

@@ -34,8 +34,11 @@ def test_many_files_and_a_zip_in_one_upload(vessel_project, client_for, lead):
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("a.dcm", samples.xa_bytes(seed=1))
         zf.writestr("b.dcm", samples.xa_bytes(seed=2))
-    files = [SimpleUploadedFile("runs.zip", archive.getvalue()), SimpleUploadedFile("c.dcm", samples.xa_bytes(seed=3)),
-             SimpleUploadedFile("d.dcm", samples.xa_bytes(seed=4)[:300])]
+    files = [
+        SimpleUploadedFile("runs.zip", archive.getvalue()),
+        SimpleUploadedFile("c.dcm", samples.xa_bytes(seed=3)),
+        SimpleUploadedFile("d.dcm", samples.xa_bytes(seed=4)[:300]),
+    ]
     response = client_for(lead).post(url(vessel_project), {"files": files}, format="multipart")
     assert response.status_code == 201
     assert response.json()["summary"] == {"stored": 3, "duplicates": 0, "rejected": 1, "items_created": 3}

@@ -25,8 +25,9 @@ def test_wrong_password_is_refused(page, live_server, lead):
     assert "didn't match" in page.locator("[role=alert]").inner_text()
 
 
-def test_lead_uploads_runs_and_sees_a_truncated_file_rejected(page, live_server, lead, vessel_project, tmp_path,
-                                                               screenshot):
+def test_lead_uploads_runs_and_sees_a_truncated_file_rejected(
+    page, live_server, lead, vessel_project, tmp_path, screenshot
+):
     log_in(page, live_server, lead.username)
     assert page.locator(f"#projects tr[data-slug='{vessel_project.slug}']").count() == 1
     page.click(f"text={vessel_project.name}")

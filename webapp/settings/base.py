@@ -56,9 +56,11 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'lumen.sqlite3'}")}
+LOCAL_DATA = BASE_DIR / "var"  # embedded-default SQLite, media and static live here (git-ignored)
+DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{LOCAL_DATA / 'lumen.sqlite3'}")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    LOCAL_DATA.mkdir(exist_ok=True)
     # WAL and a busy timeout let the web server and the worker share the demo database.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}

@@ -33,20 +33,29 @@ class Command(BaseCommand):
         for slug, name, task in DEMO_PROJECTS:
             project = Project.objects.filter(slug=slug).first()
             if project is None:
-                project = project_create(slug=slug, name=name, task_type=task, creator=users["lead"],
-                                         description="Generated demo data with known ground truth.")
+                project = project_create(
+                    slug=slug,
+                    name=name,
+                    task_type=task,
+                    creator=users["lead"],
+                    description="Generated demo data with known ground truth.",
+                )
             for username in ("annotator1", "annotator2"):
                 membership_set(project=project, user=users[username], role=Role.ANNOTATOR)
             folder = data_dir / task
             if not folder.exists():
                 self._generate(task, folder, scale)
-            report = import_run(project=project, user=users["lead"],
-                                sources=sources_from_path(folder, max_members=settings.LUMEN_MAX_ZIP_MEMBERS))
+            report = import_run(
+                project=project,
+                user=users["lead"],
+                sources=sources_from_path(folder, max_members=settings.LUMEN_MAX_ZIP_MEMBERS),
+            )
             s = report.summary()
-            self.stdout.write(f"{slug}: {s['stored']} stored, {s['duplicates']} already there, "
-                              f"{s['rejected']} rejected, {project.items.count()} items")
-        self.stdout.write(self.style.SUCCESS(
-            f"Demo accounts: lead, annotator1, annotator2 — password: {password}"))
+            self.stdout.write(
+                f"{slug}: {s['stored']} stored, {s['duplicates']} already there, "
+                f"{s['rejected']} rejected, {project.items.count()} items"
+            )
+        self.stdout.write(self.style.SUCCESS(f"Demo accounts: lead, annotator1, annotator2 — password: {password}"))
 
     @transaction.atomic
     def _users(self, password: str) -> dict:
@@ -57,7 +66,9 @@ class Command(BaseCommand):
             user.set_password(password)
             user.save()
             users[username] = user
-        users["lead"].user_permissions.add(Permission.objects.get(codename="add_project", content_type__app_label="annotation"))
+        users["lead"].user_permissions.add(
+            Permission.objects.get(codename="add_project", content_type__app_label="annotation")
+        )
         return users
 
     def _generate(self, task: str, folder: Path, scale: int) -> None:

@@ -32,13 +32,17 @@ class Command(BaseCommand):
             importer = get_user_model().objects.filter(username=user).first()
             if importer is None:
                 raise CommandError(f"no user named {user!r}")
-        report = import_run(project=target, user=importer,
-                            sources=sources_from_path(path, max_members=settings.LUMEN_MAX_ZIP_MEMBERS))
+        report = import_run(
+            project=target, user=importer, sources=sources_from_path(path, max_members=settings.LUMEN_MAX_ZIP_MEMBERS)
+        )
         for result in report.files:
             if quiet_stored and result.outcome == Outcome.STORED:
                 continue
-            style = self.style.SUCCESS if result.outcome == Outcome.STORED else (
-                self.style.WARNING if result.outcome == Outcome.DUPLICATE else self.style.ERROR)
+            style = (
+                self.style.SUCCESS
+                if result.outcome == Outcome.STORED
+                else (self.style.WARNING if result.outcome == Outcome.DUPLICATE else self.style.ERROR)
+            )
             self.stdout.write(style(f"{result.outcome:<9} {result.name}: {result.message}"))
         summary = report.summary()
         self.stdout.write(

@@ -1,0 +1,78 @@
+"""Concurrent writers against PostgreSQL: one edit wins, the rest conflict; one import of a file wins."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection, connections
+
+from annotation.ingest.results import Outcome
+from annotation.models import Instance, Label
+from annotation.services import LabelConflict, import_run, label_submit
+from tests import dicom_samples as samples
+from tests.annotation.test_ingest import source
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif("connection.vendor != 'postgresql'", reason="needs PostgreSQL row locking (CI sets DATABASE_URL)"),
+]
+WORKERS = 8
+
+
+def in_threads(work) -> list:
+    results: list = [None] * WORKERS
+    barrier = threading.Barrier(WORKERS)
+
+    def run(index: int) -> None:
+        try:
+            barrier.wait()
+            results[index] = work(index)
+        except Exception as exc:  # noqa: BLE001 - the test inspects what each thread got
+            results[index] = exc
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(WORKERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+def test_concurrent_edits_of_one_version_never_overwrite(vessel_project, annotator):
+    import_run(project=vessel_project, sources=[source("run.dcm", samples.xa_bytes())])
+    item = vessel_project.items.get()
+    label_submit(item=item, author=annotator, payload={"vessel": "LCA"}, base_version=None)
+    choices = ["RCA", "neither"]
+    results = in_threads(
+        lambda i: label_submit(
+            item=item, author=annotator, payload={"vessel": choices[i % 2]}, base_version=1
+        )
+    )
+    winners = [r for r in results if isinstance(r, Label)]
+    assert len(winners) == 1, results
+    assert all(isinstance(r, LabelConflict) for r in results if r not in winners)
+    versions = list(Label.objects.filter(item=item).order_by("version").values_list("version", "superseded_at"))
+    assert [v for v, _ in versions] == [1, 2] and versions[0][1] is not None and versions[1][1] is None
+
+
+def test_concurrent_first_labels_make_one_version(vessel_project, annotator):
+    import_run(project=vessel_project, sources=[source("run.dcm", samples.xa_bytes())])
+    item = vessel_project.items.get()
+    results = in_threads(
+        lambda i: label_submit(item=item, author=annotator, payload={"vessel": "LCA"}, base_version=None)
+    )
+    assert sum(isinstance(r, Label) for r in results) == 1
+    assert Label.objects.filter(item=item).count() == 1
+
+
+def test_the_same_file_imported_at_once_is_stored_once(vessel_project):
+    data = samples.xa_bytes(seed=77)
+    results = in_threads(lambda i: import_run(project=vessel_project, sources=[source(f"copy{i}.dcm", data)]))
+    outcomes = sorted(str(r.files[0].outcome) for r in results)
+    assert outcomes.count(str(Outcome.STORED)) == 1, outcomes
+    assert outcomes.count(str(Outcome.DUPLICATE)) == WORKERS - 1
+    assert Instance.objects.count() == 1 and vessel_project.items.count() == 1
+    assert connection.vendor == "postgresql"

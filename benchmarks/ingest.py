@@ -47,7 +47,8 @@ def baseline(paths: list[Path]) -> float:
     return time.perf_counter() - start
 
 
-def lumen_ingest(folder: Path, fmt: str, slug: str) -> float:
+def lumen_ingest(folder: Path, fmt: str, slug: str) -> tuple[float, int]:
+    """Import every file into a fresh project; return seconds taken and bytes in the frame cache."""
     from django.conf import settings
 
     from annotation.ingest.sources import sources_from_path
@@ -61,7 +62,8 @@ def lumen_ingest(folder: Path, fmt: str, slug: str) -> float:
     report = import_run(project=project, sources=sources_from_path(folder, max_members=10_000))
     elapsed = time.perf_counter() - start
     assert report.summary()["stored"] == len(list(folder.iterdir())), report.summary()
-    return elapsed
+    cache = Path(settings.MEDIA_ROOT) / "frames" / str(project.pk)
+    return elapsed, sum(p.stat().st_size for p in cache.rglob("*") if p.is_file())
 
 
 def main() -> None:
@@ -77,12 +79,13 @@ def main() -> None:
         megabytes = sum(p.stat().st_size for p in paths) / 1e6
         with django_test_database():
             base = min(baseline(paths) for _ in range(2))
-            rows = [("pydicom dcmread + pixel_array (baseline)", base)]
+            rows = [("pydicom dcmread + pixel_array (baseline)", base, "-")]
             for fmt in ("webp", "jpeg", "png"):
-                rows.append((f"Lumen import, frame cache as {fmt}", lumen_ingest(folder, fmt, f"bench-{fmt}")))
+                secs, cache_bytes = lumen_ingest(folder, fmt, f"bench-{fmt}")
+                rows.append((f"Lumen import, frame cache as {fmt}", secs, f"{cache_bytes / 1e6:.1f}"))
         body = table(
-            ["method", "seconds", "files/s", "MB/s", "time vs baseline"],
-            [(name, secs, args.files / secs, megabytes / secs, secs / base) for name, secs in rows],
+            ["method", "seconds", "files/s", "MB/s", "time vs baseline", "frame cache MB"],
+            [(name, secs, args.files / secs, megabytes / secs, secs / base, cache) for name, secs, cache in rows],
         )
         text = (
             f"Ingest benchmark: {args.files} XA runs of {args.frames} frames at {args.size}x{args.size} "

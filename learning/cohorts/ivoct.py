@@ -77,14 +77,14 @@ class _Arc:
     centre: float  # radians, lumen-centred angle
     drift: float  # radians per frame
     max_span: float  # radians
-    depth: float  # mm from the lumen border to the structure's front
-    thickness: float  # mm
-    seed: int
+    depth: float = 0.0  # mm from the lumen border to the structure's front
+    thickness: float = 0.0  # mm
+    seed: int = 0
 
     def span(self, k: int) -> float:
         """Return the arc span at frame k: grows from the run's ends to the middle."""
         x = (k - self.start + 0.5) / (self.stop - self.start)
-        return self.max_span * (0.3 + 0.7 * np.sin(np.pi * x))
+        return self.max_span * (0.5 + 0.5 * np.sin(np.pi * x))
 
     def active(self, k: int) -> bool:
         """Return whether frame k is inside the run."""
@@ -126,165 +126,206 @@ def _angle_diff(a: np.ndarray, b: float) -> np.ndarray:
     return (a - b + np.pi) % (2 * np.pi) - np.pi
 
 
-def render_oct_pullback(*, rng: np.random.Generator, frames: int = 60, size: int = 400) -> OctRender:
-    """Render an IVOCT pullback with calcium, lipid, side branches, blood and guide frames."""
-    px = _FOV_MM / size
-    c0 = (size - 1) / 2.0
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
-    r_cath = np.hypot(yy - c0, xx - c0) * px
-    th_cath = np.arctan2(yy - c0, xx - c0)
-    fov = r_cath < _FOV_MM / 2 - 0.05
+@dataclass(frozen=True)
+class _Plan:
+    """Everything about a pullback that varies slowly along it (drawn once, up front)."""
 
-    # Frame quality: the pullback starts inside the guide catheter, blood runs come later.
+    quality: tuple[str, ...]
+    centres_mm: np.ndarray  # (frames, 2) lumen centre offset from the catheter, row/col
+    radius_mm: np.ndarray  # (frames,) mean lumen radius
+    harm_amp: np.ndarray  # (5,) lumen shape harmonics 2..6
+    harm_phase: np.ndarray  # (frames, 5)
+    intima_mm: float
+    plaque_angle: float
+    plaque_mm: float
+    calcium: tuple[_Arc, ...]
+    lipid: tuple[_Arc, ...]
+    branches: tuple[_Arc, ...]
+    guidewire_angle: np.ndarray  # (frames,) catheter-centred angle
+    guidewire_mm: float
+
+
+def _plan_pullback(rng: np.random.Generator, frames: int) -> _Plan:
+    """Draw frame quality, lumen geometry and plaque runs for a pullback."""
+    # The pullback starts inside the guide catheter; blood runs come later.
     n_guide = int(np.clip(round(frames * rng.uniform(0.04, 0.1)), 2, 40))
-    quality = ["ok"] * frames
-    for k in range(n_guide):
-        quality[k] = "guide"
-    n_blood_runs = int(rng.integers(1, 2 + min(2, frames // 40)))
-    blood_len = (2, max(2, int(frames * 0.06)))
-    for s, e in _runs(rng, frames, n_guide + 1, frames, n_blood_runs, blood_len):
-        for k in range(s, e):
-            quality[k] = "blood"
+    quality = ["guide"] * n_guide + ["ok"] * (frames - n_guide)
+    n_blood = int(rng.integers(1, 2 + min(2, frames // 40)))
+    for s, e in _runs(rng, frames, n_guide + 1, frames, n_blood, (2, max(2, int(frames * 0.06)))):
+        quality[s:e] = ["blood"] * (e - s)
 
-    # Slowly varying lumen: centre offset, mean radius (with a stenosis), shape harmonics.
-    steps = np.arange(frames)
-    smooth = max(frames / 6.0, 3.0)
     walk = np.cumsum(rng.normal(0, 1, (frames, 2)), axis=0)
-    walk = np.stack(
-        [np.convolve(np.pad(walk[:, j], (20, 20), mode="edge"), np.ones(9) / 9, mode="same")[20:-20] for j in range(2)],
-        1,
-    )
+    kernel = np.ones(9) / 9
+    walk = np.stack([np.convolve(np.pad(w, 20, mode="edge"), kernel, mode="same")[20:-20] for w in walk.T], 1)
     walk -= walk.mean(axis=0)
-    # Short pullbacks drift less: the wander is ~0.35 mm over 60+ frames (12 mm).
-    walk *= 0.35 * min(1.0, frames / 60) / max(float(np.abs(walk).max()), 1e-6)
-    base_r = rng.uniform(1.3, 1.8)
-    sten_at = rng.uniform(0.3, 0.8) * frames
-    radius_mm = base_r * (1 - rng.uniform(0.1, 0.35) * np.exp(-0.5 * ((steps - sten_at) / smooth) ** 2))
-    harm_amp = rng.uniform(0.01, 0.05, 5) * base_r / np.arange(1, 6) ** 0.7
+    # Short pullbacks drift less: the full wander needs 60+ frames (12 mm).
+    walk *= min(1.0, frames / 60) / max(float(np.abs(walk).max()), 1e-6)
+    base = rng.uniform(1.3, 1.8)
+    stenosis_at, width = rng.uniform(0.3, 0.8) * frames, max(frames / 6.0, 3.0)
+    steps = np.arange(frames)
+    radius = base * (1 - rng.uniform(0.1, 0.35) * np.exp(-0.5 * ((steps - stenosis_at) / width) ** 2))
+    harm_amp = rng.uniform(0.01, 0.05, 5) * base / np.arange(1, 6) ** 0.7
     harm_phase = rng.uniform(0, 2 * np.pi, 5)[None, :] + 0.02 * np.cumsum(rng.normal(0, 1, (frames, 5)), 0)
     # The catheter lies off-centre in the lumen but always inside it.
-    centres_mm = walk * np.clip(radius_mm[:, None] - harm_amp.sum() - 0.7, 0.05, None) / 0.35
-    intima_base = rng.uniform(0.08, 0.18)
-    plaque_angle = rng.uniform(-np.pi, np.pi)
-    plaque_thick = rng.uniform(0.1, 0.6)
+    centres = walk * np.clip(radius[:, None] - harm_amp.sum() - 0.7, 0.05, None)
 
-    span_calc = rng.uniform(np.deg2rad(30), np.deg2rad(270))
-    calc_runs = _runs(
-        rng, frames, n_guide, frames, int(rng.integers(1, 4)), (max(3, frames // 12), max(4, frames // 4))
+    # One run may be very wide (up to 270 degrees); the others stay under 180.
+    widest_calcium = rng.uniform(np.deg2rad(60), np.deg2rad(270))
+    calcium = tuple(
+        _Arc(
+            start=s,
+            stop=e,
+            centre=rng.uniform(-np.pi, np.pi),
+            drift=rng.normal(0, 0.02),
+            max_span=rng.uniform(np.deg2rad(45), widest_calcium if i == 0 else np.deg2rad(180)),
+            depth=rng.uniform(0.05, 0.35),
+            thickness=rng.uniform(0.35, 0.9),
+            seed=int(rng.integers(1 << 30)),
+        )
+        for i, (s, e) in enumerate(
+            _runs(rng, frames, n_guide, frames, int(rng.integers(1, 4)), (max(3, frames // 12), max(4, frames // 4)))
+        )
     )
-    calcium = [
-        _Arc(
-            s,
-            e,
-            rng.uniform(-np.pi, np.pi),
-            rng.normal(0, 0.02),
-            rng.uniform(np.deg2rad(40), span_calc if i == 0 else np.deg2rad(180)),
-            rng.uniform(0.05, 0.35),
-            rng.uniform(0.35, 0.9),
-            int(rng.integers(1 << 30)),
-        )
-        for i, (s, e) in enumerate(calc_runs)
-    ]
-    lipid = [
-        _Arc(
-            s,
-            e,
-            rng.uniform(-np.pi, np.pi),
-            rng.normal(0, 0.02),
-            rng.uniform(1.0, 3.0),
-            rng.uniform(0.06, 0.18),
-            0.0,
-            0,
-        )
+    lipid = tuple(
+        _Arc(s, e, rng.uniform(-np.pi, np.pi), rng.normal(0, 0.02), rng.uniform(1.0, 3.0), rng.uniform(0.06, 0.18))
         for s, e in _runs(
             rng, frames, n_guide, frames, int(rng.integers(0, 3)), (max(3, frames // 10), max(4, frames // 4))
         )
-    ]
-    branches = [
-        _Arc(s, e, rng.uniform(-np.pi, np.pi), 0.0, rng.uniform(0.5, 1.1), 0.0, 0.0, 0)
+    )
+    branches = tuple(
+        _Arc(s, e, rng.uniform(-np.pi, np.pi), 0.0, rng.uniform(0.5, 1.1))
         for s, e in _runs(rng, frames, n_guide, frames, int(rng.integers(0, 3)), (2, max(3, frames // 15)))
-    ]
-    gw_angle = rng.uniform(-np.pi, np.pi) + np.cumsum(rng.normal(0, 0.02, frames))
-    gw_radius = rng.uniform(0.6, 0.9)
+    )
+    return _Plan(
+        quality=tuple(quality),
+        centres_mm=centres,
+        radius_mm=radius,
+        harm_amp=harm_amp,
+        harm_phase=harm_phase,
+        intima_mm=rng.uniform(0.08, 0.18),
+        plaque_angle=rng.uniform(-np.pi, np.pi),
+        plaque_mm=rng.uniform(0.1, 0.6),
+        calcium=calcium,
+        lipid=lipid,
+        branches=branches,
+        guidewire_angle=rng.uniform(-np.pi, np.pi) + np.cumsum(rng.normal(0, 0.02, frames)),
+        guidewire_mm=rng.uniform(0.6, 0.9),
+    )
 
+
+class _Grid:
+    """Per-pixel catheter-centred coordinates of a square frame (computed once)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.px = _FOV_MM / size
+        self.c0 = (size - 1) / 2.0
+        self.yy, self.xx = np.mgrid[0:size, 0:size].astype(np.float32)
+        self.r = np.hypot(self.yy - self.c0, self.xx - self.c0) * self.px
+        self.theta = np.arctan2(self.yy - self.c0, self.xx - self.c0)
+        self.fov = self.r < _FOV_MM / 2 - 0.05
+
+
+_HARMONICS = np.arange(2, 7)
+_SHAPE_ANGLES = np.linspace(-np.pi, np.pi, 1025)
+
+
+def _wall_signal(plan: _Plan, k: int, phi: np.ndarray, depth: np.ndarray, tex: np.ndarray) -> np.ndarray:
+    """Return the layered wall signal with lipid pools (no calcium yet) for frame k."""
+    # Bright intima, dark media, brighter adventitia, decaying with depth; eccentric
+    # intimal thickening pushes the media band outwards on one side.
+    intima = plan.intima_mm + plan.plaque_mm * 0.5 * (1 + np.cos(phi - plan.plaque_angle))
+    layers = (
+        0.85 * np.exp(-depth / 0.9)
+        + 0.12
+        - 0.45 * np.exp(-0.5 * ((depth - intima - 0.07) / 0.05) ** 2)
+        + 0.15 * np.exp(-0.5 * ((depth - intima - 0.3) / 0.12) ** 2)
+    )
+    signal = (depth > 0) * np.clip(layers * (1.0 + 0.18 * tex), 0, 1.2)
+    for lp in (a for a in plan.lipid if a.active(k)):
+        ang = np.abs(_angle_diff(phi, lp.centre + lp.drift * (k - lp.start)))
+        inside = np.clip((lp.span(k) / 2 - ang) / 0.35 + 0.5, 0, 1)  # diffuse edges
+        # A bright fibrous cap, then the signal dies fast: lipid shadows what lies behind.
+        fall = np.exp(-np.clip(depth - lp.depth, 0, None) / 0.12)
+        signal = signal * (1 - inside * (1 - fall))
+    return signal
+
+
+def _calcium_mask(plan: _Plan, k: int, phi: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """Return the exact calcium mask of frame k: arcs with sharp borders inside the wall."""
+    calc = np.zeros(phi.shape, bool)
+    for ca in (a for a in plan.calcium if a.active(k)):
+        ang = _angle_diff(phi, ca.centre + ca.drift * (k - ca.start)) / (ca.span(k) / 2)
+        along = np.clip(np.abs(ang), 0, 1)
+        front = ca.depth + 0.08 * np.sin(3 * ang + ca.seed % 7)
+        thick = ca.thickness * np.sqrt(np.clip(1 - along**4, 0, 1)) * (1 + 0.2 * np.cos(2 * ang))
+        calc |= (np.abs(ang) < 1) & (depth > front) & (depth < front + thick)
+    return calc & (depth > 0)
+
+
+def _render_frame(
+    rng: np.random.Generator, plan: _Plan, k: int, grid: _Grid, texture: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return (display intensity in [0, 1], calcium mask) of frame k."""
+    centre = grid.c0 + plan.centres_mm[k] / grid.px
+    dy = (grid.yy - centre[0]) * grid.px
+    dx = (grid.xx - centre[1]) * grid.px
+    rho, phi = np.hypot(dy, dx), np.arctan2(dy, dx)
+    shape = plan.radius_mm[k] + (plan.harm_amp * np.cos(_HARMONICS * _SHAPE_ANGLES[:, None] + plan.harm_phase[k])).sum(
+        1
+    )
+    border = shape[np.rint((phi + np.pi) / (2 * np.pi) * 1024).astype(np.int32)]
+    for br in (b for b in plan.branches if b.active(k)):
+        # A side branch opens the lumen outwards over its arc.
+        w = np.clip(1.0 - np.abs(_angle_diff(phi, br.centre)) / (br.span(k) / 2), 0, 1)
+        border = border + 1.6 * np.sqrt(w)
+    depth = rho - border
+    # Texture drifts between frames so neighbouring frames correlate but differ.
+    tex = np.roll(texture, (k % grid.size, (3 * k) % grid.size), axis=(0, 1))
+    signal = _wall_signal(plan, k, phi, depth, tex)
+    calc = _calcium_mask(plan, k, phi, depth) & grid.fov
+    calc_tex = np.roll(texture, (grid.size // 2 + 7 * k, grid.size // 3), axis=(0, 1))
+    signal = np.where(calc, 0.2 + 0.08 * calc_tex + 0.04 * tex, signal)
+    # Light fades with distance from the catheter (beam divergence, roll-off).
+    signal *= np.exp(-np.clip(grid.r - 1.0, 0, None) / 3.5)
+    if plan.quality[k] == "blood":
+        # Blood scatters strongly: bright speckle in the lumen, everything behind veiled.
+        fog = rng.uniform(0.6, 1.0)
+        in_lumen = (depth <= 0) & (grid.r > _CATHETER_MM)
+        veil = np.exp(-np.clip(grid.r - _CATHETER_MM, 0, None) / (0.4 + 0.6 * (1 - fog)))
+        signal = signal * (1 - fog + fog * veil) + in_lumen * 0.9 * fog * (0.3 + veil)
+    gw_angle, gw_mm = plan.guidewire_angle[k], plan.guidewire_mm
+    shadow = (np.abs(_angle_diff(grid.theta, gw_angle)) < 0.09 + 0.02 * np.sin(k)) & (grid.r > gw_mm)
+    signal = np.where(shadow, signal * 0.04, signal)
+    gw_y = grid.c0 + gw_mm * np.sin(gw_angle) / grid.px
+    gw_x = grid.c0 + gw_mm * np.cos(gw_angle) / grid.px
+    signal += 1.1 * np.exp(-(((grid.yy - gw_y) ** 2 + (grid.xx - gw_x) ** 2) * grid.px**2) / (2 * 0.05**2))
+    if plan.quality[k] == "guide":
+        # Inside the guide catheter: its wall is a bright ring that hides the vessel.
+        signal = signal * 0.25 + 0.9 * np.exp(-0.5 * ((rho - _GUIDE_MM) / 0.05) ** 2)
+        signal += 0.35 * np.exp(-0.5 * ((rho - _GUIDE_MM - 0.18) / 0.08) ** 2)
+        calc[:] = False
+    # Imaging catheter: dark core, bright sheath and lens reflection.
+    signal = np.where(grid.r < _CATHETER_MM, 0.05, signal)
+    signal += 0.9 * np.exp(-0.5 * ((grid.r - _CATHETER_MM) / 0.02) ** 2)
+    signal += 0.7 * np.exp(-0.5 * ((grid.r - 0.15) / 0.02) ** 2)
+    speckle = np.minimum(rng.exponential(1.0, signal.shape), 3.0).astype(np.float32)
+    image = 1.25 * signal * (0.45 + 0.55 * speckle) + 0.03 * rng.random(signal.shape)
+    return np.where(grid.fov, np.clip(image, 0, 1), 0.0), calc
+
+
+def render_oct_pullback(*, rng: np.random.Generator, frames: int = 60, size: int = 400) -> OctRender:
+    """Render an IVOCT pullback with calcium, lipid, side branches, blood and guide frames."""
+    plan = _plan_pullback(rng, frames)
+    grid = _Grid(size)
     texture = smooth_noise(rng, (size, size), 3.0)
     out = np.zeros((frames, size, size, 3), np.uint8)
     masks = np.zeros((frames, size, size), bool)
-    centres_px = np.zeros((frames, 2))
-    lut_phi = np.linspace(-np.pi, np.pi, 1025)
     for k in range(frames):
-        ck = centres_mm[k]
-        centres_px[k] = (c0 + ck[0] / px, c0 + ck[1] / px)
-        dy = (yy - centres_px[k, 0]) * px
-        dx = (xx - centres_px[k, 1]) * px
-        rho = np.hypot(dy, dx)
-        phi = np.arctan2(dy, dx)
-        m = np.arange(2, 7)[None, :]
-        shape_lut = radius_mm[k] + (harm_amp[None, :] * np.cos(m * lut_phi[:, None] + harm_phase[k])).sum(1)
-        idx = np.rint((phi + np.pi) / (2 * np.pi) * 1024).astype(np.int32)
-        border = shape_lut[idx]
-        for br in (b for b in branches if b.active(k)):
-            w = np.clip(1.0 - np.abs(_angle_diff(phi, br.centre)) / (br.span(k) / 2), 0, 1)
-            border = border + 1.6 * np.sqrt(w)
-        depth = rho - border
-        # Texture drifts between frames so neighbouring frames correlate but differ.
-        tex = np.roll(texture, (k % size, (3 * k) % size), axis=(0, 1))
-        wall = np.where(depth > 0, 1.0, 0.0).astype(np.float32)
-        # Layered wall: bright intima, dark media, brighter adventitia, decaying with depth.
-        # Eccentric intimal thickening pushes the media band outwards on one side.
-        intima = intima_base + plaque_thick * 0.5 * (1 + np.cos(phi - plaque_angle))
-        layers = (
-            0.85 * np.exp(-depth / 0.9)
-            + 0.12
-            - 0.45 * np.exp(-0.5 * ((depth - intima - 0.07) / 0.05) ** 2)
-            + 0.15 * np.exp(-0.5 * ((depth - intima - 0.3) / 0.12) ** 2)
-        )
-        signal = wall * np.clip(layers * (1.0 + 0.18 * tex), 0, 1.2)
-        for lp in (a for a in lipid if a.active(k)):
-            ang = np.abs(_angle_diff(phi, lp.centre + lp.drift * (k - lp.start)))
-            inside = np.clip((lp.span(k) / 2 - ang) / 0.35 + 0.5, 0, 1)  # diffuse edges
-            fall = np.exp(-np.clip(depth - lp.depth, 0, None) / 0.12)
-            signal *= 1 - inside * (1 - fall)
-        calc = np.zeros((size, size), bool)
-        for ca in (a for a in calcium if a.active(k)):
-            ang = _angle_diff(phi, ca.centre + ca.drift * (k - ca.start)) / (ca.span(k) / 2)
-            along = np.clip(np.abs(ang), 0, 1)
-            wobble = 0.08 * np.sin(3 * ang + ca.seed % 7)
-            front = ca.depth + wobble
-            thick = ca.thickness * np.sqrt(np.clip(1 - along**4, 0, 1)) * (1 + 0.2 * np.cos(2 * ang))
-            calc |= (np.abs(ang) < 1) & (depth > front) & (depth < front + thick)
-        calc &= fov & (depth > 0)
-        calc_tex = np.roll(texture, (size // 2 + 7 * k, size // 3), axis=(0, 1))
-        signal = np.where(calc, 0.2 + 0.08 * calc_tex + 0.04 * tex, signal)
-        # Light fades with distance from the catheter (beam divergence, roll-off).
-        signal *= np.exp(-np.clip(r_cath - 1.0, 0, None) / 3.5)
-        if quality[k] == "blood":
-            # Blood scatters strongly: bright speckle in the lumen, everything behind veiled.
-            fog = rng.uniform(0.6, 1.0)
-            lumen_blood = (depth <= 0) & (r_cath > _CATHETER_MM)
-            veil = np.exp(-np.clip(r_cath - _CATHETER_MM, 0, None) / (0.4 + 0.6 * (1 - fog)))
-            signal = signal * (1 - fog + fog * veil) + lumen_blood * 0.9 * fog * (0.3 + veil)
-        gw_d = _angle_diff(th_cath, gw_angle[k])
-        shadow = (np.abs(gw_d) < 0.09 + 0.02 * np.sin(k)) & (r_cath > gw_radius)
-        signal = np.where(shadow, signal * 0.04, signal)
-        gw_y = c0 + gw_radius * np.sin(gw_angle[k]) / px
-        gw_x = c0 + gw_radius * np.cos(gw_angle[k]) / px
-        signal += 1.1 * np.exp(-(((yy - gw_y) ** 2 + (xx - gw_x) ** 2) * px * px) / (2 * 0.05**2))
-        if quality[k] == "guide":
-            signal = signal * 0.25 + 0.9 * np.exp(-0.5 * ((rho - _GUIDE_MM) / 0.05) ** 2)
-            signal += 0.35 * np.exp(-0.5 * ((rho - _GUIDE_MM - 0.18) / 0.08) ** 2)
-            calc[:] = False
-        # Catheter: dark core, bright lens reflection and a bright sheath.
-        signal = np.where(r_cath < _CATHETER_MM, 0.05, signal)
-        signal += 0.9 * np.exp(-0.5 * ((r_cath - _CATHETER_MM) / 0.02) ** 2)
-        signal += 0.7 * np.exp(-0.5 * ((r_cath - 0.15) / 0.02) ** 2)
-        speckle = rng.exponential(1.0, (size, size)).astype(np.float32)
-        image = 1.25 * signal * (0.45 + 0.55 * np.minimum(speckle, 3.0))
-        image += 0.03 * rng.random((size, size))
-        image = np.where(fov, np.clip(image, 0, 1), 0.0)
+        image, masks[k] = _render_frame(rng, plan, k, grid, texture)
         out[k] = _LUT[(image * 255).astype(np.uint8)]
-        masks[k] = calc
-    return OctRender(out, masks, tuple(quality), centres_px, px)
+    centres_px = grid.c0 + plan.centres_mm / grid.px
+    return OctRender(out, masks, plan.quality, centres_px, grid.px)
 
 
 def write_oct_pullback(

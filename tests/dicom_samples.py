@@ -10,7 +10,7 @@ from pydicom.encaps import encapsulate
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 XA_CLASS = "1.2.840.10008.5.1.4.1.1.12.1"
-IVOCT_CLASS = "1.2.840.10008.5.1.4.1.1.77.1.5.1"
+IVOCT_CLASS = "1.2.840.10008.5.1.4.1.1.14.1"  # IVOCT Image Storage - For Presentation
 SC_CLASS = "1.2.840.10008.5.1.4.1.1.7"
 MPEG4 = "1.2.840.10008.1.2.4.102"
 

@@ -89,7 +89,7 @@ def _sample_disease(rng: np.random.Generator, patient: FakePatient) -> _Disease:
             s = max(s, stenosis["LM"] + 20 if stenosis["LM"] >= 50 else 0.0)
         if s >= 70:
             # Collaterals and balanced ischaemia hide some significant lesions.
-            severity = 0.0 if rng.random() < 0.15 else np.clip((s - 55) / 45 + rng.normal(0, 0.15), 0.2, 1)
+            severity = 0.0 if rng.random() < 0.25 else np.clip((s - 55) / 45 + rng.normal(0, 0.15), 0.2, 1)
         elif s >= 50:
             severity = rng.uniform(0.15, 0.45) if rng.random() < 0.25 else 0.0
         else:
@@ -189,7 +189,7 @@ def _ica(rng: np.random.Generator, disease: _Disease) -> dict[str, float] | None
     """Return angiographic stenoses (latent + reader error, 5% steps), or None for no ICA."""
     if rng.random() >= ICA_FRACTION:
         return None
-    return {v: float(np.clip(5 * round((s + rng.normal(0, 8)) / 5), 0, 100)) for v, s in disease.stenosis.items()}
+    return {v: float(np.clip(5 * round((s + rng.normal(0, 12)) / 5), 0, 100)) for v, s in disease.stenosis.items()}
 
 
 def _write_sc(

@@ -26,7 +26,7 @@ _VIEW_MIXTURE: dict[str, tuple[tuple[float, float, float], ...]] = {
         (0.10, 0.0, -30.0),  # AP caudal
     ),
     "RCA": (
-        (0.42, -25.0, -25.0),  # LAO straight: the classic "C"
+        (0.42, 35.0, 0.0),  # LAO straight: the classic "C"
         (0.24, -30.0, 0.0),  # RAO straight
         (0.18, 25.0, 20.0),  # LAO cranial: crux and PDA
         (0.16, 0.0, 22.0),  # AP cranial

@@ -30,6 +30,7 @@ from learning.cohorts import (
     render_xa_run,
     sample_view,
     segment_map,
+    territory_abnormal,
     write_oct_pullback,
     write_truth_json,
     write_xa_run,
@@ -294,6 +295,17 @@ def test_territory_tables_match_the_domain() -> None:
     assert sorted(SEGMENT_TERRITORY) == list(range(1, 18))
     for territory, segments in DOMAIN_TERRITORIES.items():
         assert all(SEGMENT_TERRITORY[s] == territory for s in segments)
+
+
+def test_territory_abnormal_threshold_is_a_summed_score_of_four() -> None:
+    scores = [0] * 17
+    scores[2], scores[3] = 2, 1  # RCA segments 3 and 4: sum 3
+    assert territory_abnormal(tuple(scores)) == {"LAD": False, "RCA": False, "LCX": False}
+    scores[14] = 1  # RCA segment 15: sum 4
+    scores[16] = 3  # apex (17) belongs to the LAD: sum 3
+    assert territory_abnormal(tuple(scores)) == {"LAD": False, "RCA": True, "LCX": False}
+    with pytest.raises(ValueError):
+        territory_abnormal((0,) * 16)
 
 
 def test_segment_map_follows_the_aha_bullseye() -> None:

@@ -179,8 +179,8 @@ def patient_age_string(age: int) -> str:
 def base_dataset(
     *,
     sop_class_uid: str,
-    sop_instance_uid: str,
-    series_uid: str,
+    rng: np.random.Generator,
+    namespace: str,
     modality: str,
     patient: FakePatient,
     study: FakeStudy,
@@ -190,7 +190,12 @@ def base_dataset(
     model_name: str,
     transfer_syntax: str = ExplicitVRLittleEndian,
 ) -> Dataset:
-    """Return a dataset with SOP common, patient, study, series and equipment modules."""
+    """Return a dataset with SOP common, patient, study, series and equipment modules.
+
+    SOP instance and series UIDs are drawn from `rng` under `namespace` (e.g. "xa"), so a seed fixes them.
+    """
+    sop_instance_uid = deterministic_uid(rng, f"{namespace}/sop/{patient.patient_id}/{series_number}")
+    series_uid = deterministic_uid(rng, f"{namespace}/series/{patient.patient_id}/{series_number}")
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = UID(sop_class_uid)
     meta.MediaStorageSOPInstanceUID = UID(sop_instance_uid)

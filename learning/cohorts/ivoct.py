@@ -21,7 +21,6 @@ from .dicom_common import (
     FakePatient,
     FakeStudy,
     base_dataset,
-    deterministic_uid,
     fake_patient,
     fake_study,
     save_dataset,
@@ -341,12 +340,10 @@ def write_oct_pullback(
     """Render a pullback and write it as an IVOCT For Presentation DICOM file; return truth."""
     study = study or fake_study(rng, patient, "ivoct")
     render = render_oct_pullback(rng=rng, frames=frames, size=size)
-    sop_uid = deterministic_uid(rng, f"ivoct/sop/{patient.patient_id}/{series_number}")
-    series_uid = deterministic_uid(rng, f"ivoct/series/{patient.patient_id}/{series_number}")
     ds = base_dataset(
         sop_class_uid=IVOCT_SOP_CLASS,
-        sop_instance_uid=sop_uid,
-        series_uid=series_uid,
+        rng=rng,
+        namespace="ivoct",
         modality="IVOCT",
         patient=patient,
         study=study,
@@ -355,6 +352,7 @@ def write_oct_pullback(
         manufacturer="LUMEN SYNTHETIC SYSTEMS",
         model_name="OCTSIM 54",
     )
+    sop_uid = str(ds.SOPInstanceUID)
     ds.ImageType = ["ORIGINAL", "PRIMARY"]
     ds.PresentationIntentType = "FOR PRESENTATION"
     ds.ContentQualification = "RESEARCH"

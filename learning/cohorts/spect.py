@@ -20,7 +20,6 @@ from .dicom_common import (
     FakePatient,
     FakeStudy,
     base_dataset,
-    deterministic_uid,
     fake_patient,
     fake_study,
     save_dataset,
@@ -203,12 +202,10 @@ def _write_sc(
     description: str,
 ) -> None:
     """Write image as a Secondary Capture (modality NM) polar map."""
-    sop_uid = deterministic_uid(rng, f"spect/sop/{patient.patient_id}/{series_number}")
-    series_uid = deterministic_uid(rng, f"spect/series/{patient.patient_id}/{series_number}")
     ds = base_dataset(
         sop_class_uid=SC_SOP_CLASS,
-        sop_instance_uid=sop_uid,
-        series_uid=series_uid,
+        rng=rng,
+        namespace="spect",
         modality="NM",
         patient=patient,
         study=study,

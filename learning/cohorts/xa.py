@@ -13,7 +13,6 @@ from .dicom_common import (
     FakePatient,
     FakeStudy,
     base_dataset,
-    deterministic_uid,
     fake_patient,
     fake_study,
     save_dataset,
@@ -289,13 +288,11 @@ def write_xa_run(
     pixels = to_uint(render.frames, stored)
     if bits == 16:
         pixels = pixels.astype(np.uint16)
-    sop_uid = deterministic_uid(rng, f"xa/sop/{patient.patient_id}/{series_number}")
-    series_uid = deterministic_uid(rng, f"xa/series/{patient.patient_id}/{series_number}")
     v = render.view
     ds = base_dataset(
         sop_class_uid=XA_SOP_CLASS,
-        sop_instance_uid=sop_uid,
-        series_uid=series_uid,
+        rng=rng,
+        namespace="xa",
         modality="XA",
         patient=patient,
         study=study,
@@ -304,6 +301,7 @@ def write_xa_run(
         manufacturer="LUMEN SYNTHETIC SYSTEMS",
         model_name="CARDIOSIM 3000",
     )
+    sop_uid, series_uid = str(ds.SOPInstanceUID), str(ds.SeriesInstanceUID)
     ds.ImageType = ["ORIGINAL", "PRIMARY", "SINGLE PLANE"]
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"

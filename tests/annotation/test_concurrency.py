@@ -15,7 +15,9 @@ from tests.annotation.test_ingest import source
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif("connection.vendor != 'postgresql'", reason="needs PostgreSQL row locking (CI sets DATABASE_URL)"),
+    pytest.mark.skipif(
+        "connection.vendor != 'postgresql'", reason="needs PostgreSQL row locking (CI sets DATABASE_URL)"
+    ),
 ]
 WORKERS = 8
 
@@ -47,9 +49,7 @@ def test_concurrent_edits_of_one_version_never_overwrite(vessel_project, annotat
     label_submit(item=item, author=annotator, payload={"vessel": "LCA"}, base_version=None)
     choices = ["RCA", "neither"]
     results = in_threads(
-        lambda i: label_submit(
-            item=item, author=annotator, payload={"vessel": choices[i % 2]}, base_version=1
-        )
+        lambda i: label_submit(item=item, author=annotator, payload={"vessel": choices[i % 2]}, base_version=1)
     )
     winners = [r for r in results if isinstance(r, Label)]
     assert len(winners) == 1, results

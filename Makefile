@@ -36,6 +36,7 @@ demo: install migrate
 
 test: install browser
 	DJANGO_SETTINGS_MODULE=webapp.settings.test $(PY) manage.py makemigrations --check --dry-run
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
 lint: install

@@ -59,15 +59,19 @@ def project_update(
     return project
 
 
-@transaction.atomic
-def membership_set(*, project: Project, user: AbstractBaseUser, role: str) -> Membership:
-    """Add a member or change their role."""
-    membership, _ = Membership.objects.update_or_create(project=project, user=user, defaults={"role": role})
-    return membership
-
-
 class LastLeadError(ValueError):
     """Removing or demoting this member would leave the project without a lead."""
+
+
+@transaction.atomic
+def membership_set(*, project: Project, user: AbstractBaseUser, role: str) -> Membership:
+    """Add a member or change their role; the last lead cannot be demoted. Locks the project's memberships."""
+    members = list(Membership.objects.select_for_update().filter(project=project))
+    leads = [m for m in members if m.role == Role.LEAD]
+    if role != Role.LEAD and [m.user_id for m in leads] == [user.pk]:
+        raise LastLeadError("a project needs at least one lead; add another lead first")
+    membership, _ = Membership.objects.update_or_create(project=project, user=user, defaults={"role": role})
+    return membership
 
 
 @transaction.atomic

@@ -150,10 +150,15 @@ def test_bad_settings_are_a_400_naming_the_field(world, client_for, lead):
     assert response.json()["field"] == "settings.overlap_rate"
 
 
-def test_last_lead_cannot_be_removed(world, client_for, lead):
+def test_last_lead_cannot_be_removed_or_demoted(world, client_for, lead):
     url = reverse("api:member-detail", args=[world["project"].slug, lead.username])
     response = client_for(lead).delete(url)
     assert response.status_code == 409 and "at least one lead" in response.json()["detail"]
+    members = urls(world)["members"]
+    demote = client_for(lead).post(members, {"username": lead.username, "role": "annotator"})
+    assert demote.status_code == 409
+    assert client_for(lead).post(members, {"username": "annotator-user", "role": "lead"}).status_code == 201
+    assert client_for(lead).post(members, {"username": lead.username, "role": "annotator"}).status_code == 201
 
 
 def test_token_auth_works_for_the_api(world, client, lead):

@@ -97,9 +97,9 @@ def _number(where: str, column: str, text: str, kind: type, low: float, high: fl
     return value
 
 
-def _polar_pixels(source: SourceFile, column: str) -> np.ndarray:
+def _polar_pixels(source: SourceFile, data: bytes, column: str) -> np.ndarray:
     try:
-        with Image.open(io.BytesIO(source.read())) as image:
+        with Image.open(io.BytesIO(data)) as image:
             if image.format != "PNG":
                 raise Rejection(Reason.BAD_MANIFEST, f"{column} {source.name!r} is a {image.format}, not a PNG")
             array = np.asarray(image.convert("L" if image.mode in ("L", "I", "I;16", "1", "P", "LA") else "RGB"))
@@ -140,8 +140,12 @@ def import_manifest(
 
 
 def _store_row(project: Project, name: str, row: ManifestRow, rest: SourceFile, stress: SourceFile) -> FileResult:
-    images = {"rest": _polar_pixels(rest, "rest_file"), "stress": _polar_pixels(stress, "stress_file")}
-    hashes = {"rest": sha256_of(rest.read()), "stress": sha256_of(stress.read())}
+    raw = {"rest": rest.read(), "stress": stress.read()}
+    images = {
+        "rest": _polar_pixels(rest, raw["rest"], "rest_file"),
+        "stress": _polar_pixels(stress, raw["stress"], "stress_file"),
+    }
+    hashes = {phase: sha256_of(data) for phase, data in raw.items()}
     existing = PolarMap.objects.filter(project=project, sha256=hashes["rest"], phase="rest").first()
     if existing is not None:
         return FileResult(name, Outcome.DUPLICATE, "duplicate", "this rest map was already imported")

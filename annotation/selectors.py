@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from datetime import datetime
 
-from annotation.models import Item, Job, Label, Membership, ModelVersion, Patient, Prediction, Project, Role
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+
+from annotation.models import (
+    Assignment,
+    AssignmentState,
+    Draft,
+    IcaReference,
+    Item,
+    Job,
+    Label,
+    Membership,
+    ModelStatus,
+    ModelVersion,
+    Patient,
+    Prediction,
+    Project,
+    Role,
+    TaskType,
+)
 
 
 def project_role(project: Project, user: AbstractBaseUser) -> str | None:
@@ -49,9 +68,16 @@ def labels_for(user: AbstractBaseUser) -> QuerySet[Label]:
     ).select_related("item", "author")
 
 
+def _shows_predictions() -> Q:
+    # Projects store their full settings, but fall back to the task default (shown for OCT) when the key is absent.
+    return Q(settings__show_predictions_to_annotators=True) | (
+        Q(task_type=TaskType.OCT_CALCIUM) & ~Q(settings__has_key="show_predictions_to_annotators")
+    )
+
+
 def predictions_for(user: AbstractBaseUser) -> QuerySet[Prediction]:
     """Leads see all predictions; annotators only where the project shows predictions to them."""
-    shown = _projects_where(user).filter(settings__show_predictions_to_annotators=True)
+    shown = _projects_where(user).filter(_shows_predictions())
     return Prediction.objects.filter(
         Q(item__project__in=_projects_where(user, Role.LEAD)) | Q(item__project__in=shown)
     ).select_related("model_version")
@@ -72,4 +98,101 @@ def patients_of(project: Project) -> QuerySet[Patient]:
         .distinct()
         .select_related("identity")
         .order_by("pseudonym")
+    )
+
+
+def _count_per_item(rows: QuerySet) -> Coalesce:
+    return Coalesce(Subquery(rows.order_by().values("item").annotate(n=Count("pk")).values("n")[:1]), 0)
+
+
+def items_open_for(project: Project, annotator: AbstractBaseUser) -> QuerySet[Item]:
+    """Return the items the annotator may still label: not labelled or skipped by them, short of required labels."""
+    mine = Label.objects.filter(item=OuterRef("pk"), author=annotator, superseded_at__isnull=True)
+    skipped = Assignment.objects.filter(item=OuterRef("pk"), annotator=annotator, state=AssignmentState.SKIPPED)
+    labels = Label.objects.filter(item=OuterRef("pk"), superseded_at__isnull=True)
+    return (
+        Item.objects.filter(project=project)
+        .exclude(Exists(mine))
+        .exclude(Exists(skipped))
+        .annotate(n_labels=_count_per_item(labels))
+        .filter(n_labels__lt=F("required_labels"))
+    )
+
+
+def items_to_lease(project: Project, annotator: AbstractBaseUser, now: datetime) -> QuerySet[Item]:
+    """Return the open items that other annotators' live leases do not already fill."""
+    others = Assignment.objects.filter(item=OuterRef("pk"), state=AssignmentState.LEASED, expires_at__gt=now).exclude(
+        annotator=annotator
+    )
+    return (
+        items_open_for(project, annotator)
+        .annotate(n_leases=_count_per_item(others))
+        .filter(n_labels__lt=F("required_labels") - F("n_leases"))
+    )
+
+
+def work_progress(project: Project, annotator: AbstractBaseUser) -> dict[str, int]:
+    """Return the annotator's counts in the project: items still to do, labelled by them, skipped by them."""
+    done = Label.objects.filter(item__project=project, author=annotator, superseded_at__isnull=True)
+    skipped = (
+        Assignment.objects.filter(item__project=project, annotator=annotator, state=AssignmentState.SKIPPED)
+        .exclude(item__in=done.values("item"))
+        .values("item")
+        .distinct()
+    )
+    return {
+        "to_do": items_open_for(project, annotator).count(),
+        "done": done.count(),
+        "skipped": skipped.count(),
+    }
+
+
+def recent_labels_of(project: Project, annotator: AbstractBaseUser, limit: int = 50) -> QuerySet[Label]:
+    """Return the annotator's current labels in the project, newest first (for "back to previous item")."""
+    return (
+        Label.objects.filter(item__project=project, author=annotator, superseded_at__isnull=True)
+        .select_related("item")
+        .order_by("-created_at", "-id")[:limit]
+    )
+
+
+def current_label(item: Item, author: AbstractBaseUser) -> Label | None:
+    return Label.objects.filter(item=item, author=author, superseded_at__isnull=True).first()
+
+
+def draft_of(item: Item, author: AbstractBaseUser) -> Draft | None:
+    return Draft.objects.filter(item=item, author=author).first()
+
+
+def latest_ica(item: Item) -> IcaReference | None:
+    return item.ica_references.select_related("entered_by").first()
+
+
+def open_lease(item: Item, annotator: AbstractBaseUser) -> Assignment | None:
+    return Assignment.objects.filter(item=item, annotator=annotator, state=AssignmentState.LEASED).first()
+
+
+def pullback_frames(item: Item, author: AbstractBaseUser) -> list[dict]:
+    """Return the frames of the item's pullback with what the author has stored for each (mask/excluded/None)."""
+    frames = Item.objects.filter(instance_id=item.instance_id, kind=item.kind).order_by("frame_index")
+    stored = Label.objects.filter(item__in=frames, author=author, superseded_at__isnull=True)
+    # Read only the excluded flag: the masks themselves can be large.
+    mine = {
+        pk: ("excluded" if excluded else "mask") for pk, excluded in stored.values_list("item_id", "payload__excluded")
+    }
+    return [
+        {"item": pk, "frame_index": index, "mine": mine.get(pk)}
+        for pk, index in frames.values_list("pk", "frame_index")
+    ]
+
+
+def prediction_shown(item: Item) -> Prediction | None:
+    """Return the champion model's prediction of the item if the project shows predictions while labelling."""
+    if not Project.objects.filter(pk=item.project_id).filter(_shows_predictions()).exists():
+        return None
+    return (
+        Prediction.objects.filter(item=item, model_version__status=ModelStatus.CHAMPION)
+        .select_related("model_version")
+        .order_by("-created_at")
+        .first()
     )

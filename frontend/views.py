@@ -11,7 +11,10 @@ from annotation.models import Role
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "frontend/home.html", {"projects": selectors.projects_for(request.user)})
+    projects = list(selectors.projects_for(request.user))
+    for project in projects:
+        project.progress = selectors.work_progress(project, request.user)
+    return render(request, "frontend/home.html", {"projects": projects})
 
 
 @login_required
@@ -24,3 +27,11 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "frontend/project.html",
         {"project": project, "is_lead": is_lead, "items": items, "item_total": project.items.count()},
     )
+
+
+@login_required
+def workspace(request: HttpRequest, slug: str) -> HttpResponse:
+    """The labeling workspace: one item after another, the task's tool mounted by workspace.js."""
+    project = project_for(request, slug)
+    is_lead = selectors.project_role(project, request.user) == Role.LEAD
+    return render(request, "frontend/workspace.html", {"project": project, "is_lead": is_lead})

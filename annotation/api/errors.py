@@ -8,7 +8,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from annotation.label_schemas import LabelPayloadError
 from annotation.project_settings import SettingsError
-from annotation.services import LabelConflict, LastLeadError
+from annotation.services import LabelConflict, LastLeadError, WorkspaceInputError
 
 
 def exception_handler(exc, context):
@@ -29,6 +29,8 @@ def exception_handler(exc, context):
             },
             status=status.HTTP_409_CONFLICT,
         )
+    if isinstance(exc, WorkspaceInputError):
+        return Response({"detail": str(exc), "field": exc.field}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, LastLeadError):
         return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
     return drf_exception_handler(exc, context)

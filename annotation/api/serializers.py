@@ -9,6 +9,8 @@ from rest_framework import serializers
 
 from annotation.ingest.pipeline import view_name
 from annotation.models import (
+    Draft,
+    IcaReference,
     Item,
     ItemKind,
     Job,
@@ -21,6 +23,7 @@ from annotation.models import (
     Role,
     TaskType,
 )
+from learning.cohorts.spect import ica_obstructive
 
 
 class ProjectSerializer(serializers.ModelSerializer):
@@ -263,4 +266,76 @@ class JobSerializer(serializers.ModelSerializer):
             "started_at",
             "finished_at",
         ]
+        read_only_fields = fields
+
+
+class DraftSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Draft
+        fields = ["payload", "base_version", "time_spent_ms", "updated_at"]
+        read_only_fields = ["updated_at"]
+
+
+class DraftWriteSerializer(serializers.Serializer):
+    payload = serializers.JSONField()
+    base_version = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
+    time_spent_ms = serializers.IntegerField(required=False, default=0, min_value=0, max_value=86_400_000)
+
+
+class SkipSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=500, help_text="Why the item was skipped (shown to the lead).")
+
+
+class IcaReferenceSerializer(serializers.ModelSerializer):
+    entered_by = serializers.CharField(source="entered_by.username", default=None, read_only=True)
+    obstructive = serializers.SerializerMethodField()
+
+    class Meta:
+        model = IcaReference
+        fields = [
+            "stenosis_lm",
+            "stenosis_lad",
+            "stenosis_lcx",
+            "stenosis_rca",
+            "obstructive",
+            "entered_by",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.DictField(child=serializers.BooleanField()))
+    def get_obstructive(self, ica: IcaReference) -> dict[str, bool]:
+        """Obstructive = LM ≥ 50 % (which feeds LAD and LCX) or LAD/LCX/RCA ≥ 70 %; an empty value counts as 0."""
+        flags = ica_obstructive(
+            {
+                "LM": ica.stenosis_lm or 0.0,
+                "LAD": ica.stenosis_lad or 0.0,
+                "LCX": ica.stenosis_lcx or 0.0,
+                "RCA": ica.stenosis_rca or 0.0,
+            }
+        )
+        return {**flags, "any": any(flags.values())}
+
+
+class IcaReferenceWriteSerializer(serializers.Serializer):
+    stenosis_lm = serializers.JSONField(required=False, allow_null=True)
+    stenosis_lad = serializers.JSONField(required=False, allow_null=True)
+    stenosis_lcx = serializers.JSONField(required=False, allow_null=True)
+    stenosis_rca = serializers.JSONField(required=False, allow_null=True)
+
+
+class NextItemSerializer(serializers.Serializer):
+    item = serializers.IntegerField(allow_null=True)
+    workspace_url = serializers.CharField(allow_null=True)
+    lease_expires_at = serializers.DateTimeField(allow_null=True)
+    progress = serializers.DictField(child=serializers.IntegerField())
+    detail = serializers.CharField(required=False)
+
+
+class RecentLabelSerializer(serializers.ModelSerializer):
+    title = serializers.CharField(source="item.title", read_only=True)
+
+    class Meta:
+        model = Label
+        fields = ["item", "title", "version", "created_at"]
         read_only_fields = fields

@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -71,6 +72,38 @@ class ProjectViewSet(viewsets.GenericViewSet):
         project = project_for(request, slug, lead=True)
         page = self.paginate_queryset(selectors.patients_of(project))
         return self.get_paginated_response(s.PatientMapSerializer(page, many=True).data)
+
+    @extend_schema(request=None, responses=s.NextItemSerializer)
+    @action(detail=True, methods=["post"])
+    def next(self, request: Request, slug: str) -> Response:
+        """Lease the next item to label (resuming your open lease first); item is null when nothing is left."""
+        project = project_for(request, slug)
+        if project.archived:
+            lease = None
+        else:
+            lease = services.item_next(project=project, annotator=request.user)
+        body = {
+            "item": lease.item_id if lease else None,
+            "workspace_url": reverse("api:item-workspace", args=[lease.item_id]) if lease else None,
+            "lease_expires_at": lease.expires_at if lease else None,
+            "progress": selectors.work_progress(project, request.user),
+        }
+        if lease is None:
+            body["detail"] = "This project is archived." if project.archived else "Nothing left for you to label here."
+        return Response(s.NextItemSerializer(body).data)
+
+    @extend_schema(responses=dict)
+    @action(detail=True, methods=["get"])
+    def progress(self, request: Request, slug: str) -> Response:
+        """Your counts (to do / done / skipped) and your most recent labels, newest first."""
+        project = project_for(request, slug)
+        recent = selectors.recent_labels_of(project, request.user)
+        return Response(
+            {
+                "progress": selectors.work_progress(project, request.user),
+                "recent": s.RecentLabelSerializer(recent, many=True).data,
+            }
+        )
 
 
 class MembershipViewSet(viewsets.GenericViewSet):
@@ -175,6 +208,99 @@ class ItemViewSet(viewsets.ReadOnlyModelViewSet):
             raise Http404("This item has no polar maps.")
         polar_map = item.spect.rest if phase == "rest" else item.spect.stress
         return _image_response(media_path(polar_map.image_path))
+
+    @extend_schema(responses=dict)
+    @action(detail=True, methods=["get"])
+    def workspace(self, request: Request, pk: str) -> Response:
+        """Everything the labeling tool needs: the item, your label and draft, and task extras."""
+        item = self.get_object()
+        role = require_role(item.project, request)
+        label = selectors.current_label(item, request.user)
+        draft = selectors.draft_of(item, request.user)
+        lease = selectors.open_lease(item, request.user)
+        prediction = selectors.prediction_shown(item)
+        body = {
+            "item": s.ItemSerializer(item).data,
+            "task_type": item.project.task_type,
+            "project": {"slug": item.project.slug, "name": item.project.name},
+            "role": role,
+            "label": s.LabelSerializer(label).data if label else None,
+            "draft": s.DraftSerializer(draft).data if draft else None,
+            "lease_expires_at": lease.expires_at if lease else None,
+            "prediction": s.PredictionSerializer(prediction).data if prediction else None,
+            "draft_url": reverse("api:item-draft", args=[item.pk]),
+            "skip_url": reverse("api:item-skip", args=[item.pk]),
+            "release_url": reverse("api:item-release", args=[item.pk]),
+        }
+        if item.kind == ItemKind.OCT_FRAME:
+            instance = item.instance
+            spacing = [instance.pixel_spacing_row_mm, instance.pixel_spacing_col_mm]
+            body["pullback"] = {
+                "instance": instance.pk,
+                "frames": instance.number_of_frames,
+                "lmode_url": reverse("api:item-lmode", args=[item.pk]),
+                "pixel_spacing_mm": spacing if all(spacing) else None,
+                "frame_items": selectors.pullback_frames(item, request.user),
+            }
+        if item.kind == ItemKind.SPECT_PAIR:
+            ica = selectors.latest_ica(item)
+            body["ica"] = s.IcaReferenceSerializer(ica).data if ica else None
+            body["can_edit_ica"] = role == Role.LEAD
+            body["ica_url"] = reverse("api:item-ica", args=[item.pk])
+        return Response(body)
+
+    @extend_schema(request=s.DraftWriteSerializer, responses={200: s.DraftSerializer, 204: None})
+    @action(detail=True, methods=["put", "delete"])
+    def draft(self, request: Request, pk: str) -> Response:
+        """Autosave your unsubmitted work on the item (PUT), or throw it away (DELETE)."""
+        item = self.get_object()
+        require_role(item.project, request)
+        if request.method == "DELETE":
+            services.draft_discard(item=item, author=request.user)
+            return Response(status=204)
+        data = s.DraftWriteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        draft = services.draft_save(item=item, author=request.user, **data.validated_data)
+        return Response(s.DraftSerializer(draft).data)
+
+    @extend_schema(request=s.SkipSerializer, responses=dict)
+    @action(detail=True, methods=["post"])
+    def skip(self, request: Request, pk: str) -> Response:
+        """Skip the item with a reason; it is not offered to you again."""
+        item = self.get_object()
+        require_role(item.project, request)
+        data = s.SkipSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        assignment = services.item_skip(item=item, annotator=request.user, reason=data.validated_data["reason"])
+        return Response({"item": item.pk, "state": assignment.state, "reason": assignment.skip_reason})
+
+    @extend_schema(request=None, responses=dict)
+    @action(detail=True, methods=["post"])
+    def release(self, request: Request, pk: str) -> Response:
+        """Give your lease of the item back to the queue without labelling it."""
+        item = self.get_object()
+        require_role(item.project, request)
+        return Response({"item": item.pk, "released": services.assignment_release(item=item, annotator=request.user)})
+
+    @extend_schema(responses={(200, "image/png"): bytes})
+    @action(detail=True, methods=["get"])
+    def lmode(self, request: Request, pk: str) -> FileResponse:
+        """The pullback's longitudinal view: the centre row of every frame, one column per frame (PNG)."""
+        item = self.get_object()
+        if item.kind != ItemKind.OCT_FRAME:
+            raise Http404("Only pullback frames have a longitudinal view.")
+        return _image_response(media_path(item.instance.frames_dir) / render.LMODE_NAME)
+
+    @extend_schema(request=s.IcaReferenceWriteSerializer, responses={201: s.IcaReferenceSerializer})
+    @action(detail=True, methods=["post"])
+    def ica(self, request: Request, pk: str) -> Response:
+        """Enter the angiography reference (% stenosis per vessel) of a SPECT item (leads only)."""
+        item = self.get_object()
+        require_role(item.project, request, lead=True)
+        data = s.IcaReferenceWriteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        ica = services.ica_reference_add(item=item, entered_by=request.user, stenosis=dict(data.validated_data))
+        return Response(s.IcaReferenceSerializer(ica).data, status=201)
 
 
 def _image_response(path) -> FileResponse:

@@ -222,3 +222,16 @@ def float_or_none(value: object) -> float | None:
         return float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
+
+
+def pixel_spacing(ds: Dataset) -> tuple[float | None, float | None]:
+    """Return (row, column) pixel spacing in mm from PixelSpacing or the shared functional groups."""
+    spacing = ds.get("PixelSpacing")
+    if spacing is None:
+        groups = ds.get("SharedFunctionalGroupsSequence") or []
+        measures = groups[0].get("PixelMeasuresSequence") if groups else None
+        spacing = measures[0].get("PixelSpacing") if measures else None
+    if not spacing or len(spacing) != 2:
+        return None, None
+    row, col = (_positive_float(v) for v in spacing)
+    return row, col

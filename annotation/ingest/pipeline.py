@@ -16,6 +16,7 @@ from annotation.ingest.dicom_file import (
     cine_timing,
     decode_pixels,
     float_or_none,
+    pixel_spacing,
     read_dataset,
 )
 from annotation.ingest.results import FileResult, Outcome, Reason, Rejection
@@ -102,6 +103,7 @@ def _store(
     secret = settings.PSEUDONYM_KEY
     frames = render.frames_as_uint8(ds, pixels)
     frame_time, frame_rate = cine_timing(ds)
+    spacing_row, spacing_col = pixel_spacing(ds)
     study_year = _year(str(ds.get("StudyDate", "") or ""))
     study_description = str(ds.get("StudyDescription", "") or "")
     series_description = str(ds.get("SeriesDescription", "") or "")
@@ -119,6 +121,8 @@ def _store(
                 _write_png(polar, media_path(paths.polar(checked.phase)))
             else:
                 render.write_frames(frames, media_path(paths.frames), fmt=fmt, quality=settings.LUMEN_FRAME_QUALITY)
+                if project.task_type == TaskType.OCT_CALCIUM:
+                    _write_png(render.lmode_strip(frames), media_path(paths.frames) / render.LMODE_NAME)
             with transaction.atomic():
                 patient = patient_for(key, lock=project.task_type == TaskType.SPECT_TERRITORY)
                 study = study_for(
@@ -154,6 +158,8 @@ def _store(
                     positioner_secondary_angle=float_or_none(ds.get("PositionerSecondaryAngle")),
                     distance_source_to_detector=float_or_none(ds.get("DistanceSourceToDetector")),
                     distance_source_to_patient=float_or_none(ds.get("DistanceSourceToPatient")),
+                    pixel_spacing_row_mm=spacing_row,
+                    pixel_spacing_col_mm=spacing_col,
                     series_description=series_description[:256],
                     file_path=paths.dicom,
                     file_size=dicom_path.stat().st_size,

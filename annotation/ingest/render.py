@@ -14,6 +14,7 @@ from pydicom.multival import MultiValue
 from pydicom.pixels import apply_color_lut
 
 FRAME_NAME = "{index:05d}.{ext}"
+LMODE_NAME = "lmode.png"
 _ENCODER_THREADS = max(1, min(8, os.cpu_count() or 1))
 
 
@@ -117,3 +118,15 @@ def normalise_polar_map(pixels: np.ndarray) -> np.ndarray:
     if peak <= 0:
         return np.zeros(values.shape, dtype=np.uint8)
     return np.clip(values * (255.0 / peak), 0, 255).astype(np.uint8)
+
+
+def lmode_strip(frames: np.ndarray) -> np.ndarray:
+    """Return the longitudinal (L-mode) view of a pullback: each frame's centre row as one column.
+
+    Shape (columns of a frame, number of frames), grayscale uint8; x is the frame index, so the
+    browser can mark the current and the labelled frames along it.
+    """
+    centre = frames[:, frames.shape[1] // 2]
+    if centre.ndim == 3:
+        centre = centre.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return np.ascontiguousarray(np.clip(centre, 0, 255).astype(np.uint8).T)

@@ -3,13 +3,14 @@
 from annotation.models.dicom import Instance, Patient, PatientIdentity, Series, Study
 from annotation.models.items import IcaReference, Item, ItemKind, PolarMap, PolarMapPhase, Sex, SpectExam, Split
 from annotation.models.jobs import Job, JobKind, JobStatus
-from annotation.models.labels import Assignment, AssignmentState, Label, LabelSource, PseudoLabel
+from annotation.models.labels import Assignment, AssignmentState, Draft, Label, LabelSource, PseudoLabel
 from annotation.models.learning import ModelStatus, ModelVersion, Prediction, TrainingExample
 from annotation.models.projects import Membership, Project, Role, TaskType
 
 __all__ = [
     "Assignment",
     "AssignmentState",
+    "Draft",
     "IcaReference",
     "Instance",
     "Item",

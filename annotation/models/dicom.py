@@ -84,6 +84,9 @@ class Instance(models.Model):
     positioner_secondary_angle = models.FloatField(null=True, blank=True)
     distance_source_to_detector = models.FloatField(null=True, blank=True)
     distance_source_to_patient = models.FloatField(null=True, blank=True)
+    # PixelSpacing (or the IVOCT functional group's) in mm, for measurements in physical units.
+    pixel_spacing_row_mm = models.FloatField(null=True, blank=True)
+    pixel_spacing_col_mm = models.FloatField(null=True, blank=True)
     series_description = models.CharField(max_length=256, blank=True)
     file_path = models.CharField(max_length=512, help_text="De-identified DICOM, relative to MEDIA_ROOT.")
     file_size = models.BigIntegerField()

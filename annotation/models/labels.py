@@ -86,3 +86,18 @@ class Assignment(models.Model):
             )
         ]
         indexes = [models.Index(fields=["state", "expires_at"], name="assignment_lease_expiry")]
+
+
+class Draft(models.Model):
+    """An annotator's unsubmitted work on an item, autosaved by the browser; deleted when the label is submitted."""
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="drafts")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="drafts")
+    payload = models.JSONField()
+    # The label version the draft edits (None for a first label), so a restored draft still conflicts correctly.
+    base_version = models.PositiveIntegerField(null=True, blank=True)
+    time_spent_ms = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["item", "author"], name="draft_one_per_author")]

@@ -9,10 +9,26 @@ from annotation.services.projects import (
     project_create,
     project_update,
 )
+from annotation.services.workspace import (
+    WorkspaceInputError,
+    assignment_release,
+    draft_discard,
+    draft_save,
+    ica_reference_add,
+    item_next,
+    item_skip,
+)
 
 __all__ = [
     "LabelConflict",
     "LastLeadError",
+    "WorkspaceInputError",
+    "assignment_release",
+    "draft_discard",
+    "draft_save",
+    "ica_reference_add",
+    "item_next",
+    "item_skip",
     "import_run",
     "label_submit",
     "membership_remove",

@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from annotation.label_schemas import label_payload_validate
-from annotation.models import Item, Label, LabelSource
+from annotation.models import Assignment, AssignmentState, Draft, Item, Label, LabelSource
 
 
 class LabelConflict(Exception):
@@ -36,6 +36,7 @@ def label_submit(
     `base_version` is the version the client edited (None for a first label). The current row is
     superseded with a conditional UPDATE, so of two concurrent edits of the same version one wins and
     the other gets LabelConflict; a unique constraint guards the first version the same way.
+    The author's open lease of the item is closed as submitted and their draft deleted in the same transaction.
     """
     label_payload_validate(item=item, payload=payload)
     try:
@@ -48,7 +49,7 @@ def label_submit(
                 won = Label.objects.filter(pk=current.pk, superseded_at__isnull=True).update(superseded_at=now)
                 if won != 1:
                     raise LabelConflict(_current(item, author), base_version)
-            return Label.objects.create(
+            label = Label.objects.create(
                 item=item,
                 author=author,
                 version=(base_version or 0) + 1,
@@ -57,6 +58,11 @@ def label_submit(
                 payload=payload,
                 time_spent_ms=time_spent_ms,
             )
+            Assignment.objects.filter(item=item, annotator=author, state=AssignmentState.LEASED).update(
+                state=AssignmentState.SUBMITTED, finished_at=now, label=label
+            )
+            Draft.objects.filter(item=item, author=author).delete()
+            return label
     except IntegrityError:
         raise LabelConflict(_current(item, author), base_version) from None
 

@@ -76,3 +76,19 @@ def test_the_same_file_imported_at_once_is_stored_once(vessel_project):
     assert outcomes.count(str(Outcome.DUPLICATE)) == WORKERS - 1
     assert Instance.objects.count() == 1 and vessel_project.items.count() == 1
     assert connection.vendor == "postgresql"
+
+
+def test_concurrent_next_item_calls_never_lease_an_item_twice(vessel_project):
+    from annotation.models import Assignment, Membership, Role
+    from annotation.services import item_next
+    from tests.factories import UserFactory
+
+    import_run(project=vessel_project, sources=[source(f"r{i}.dcm", samples.xa_bytes(seed=i)) for i in range(12)])
+    annotators = [UserFactory(username=f"racer{i}") for i in range(WORKERS)]
+    for user in annotators:
+        Membership.objects.create(project=vessel_project, user=user, role=Role.ANNOTATOR)
+    results = in_threads(lambda i: item_next(project=vessel_project, annotator=annotators[i]))
+    assert all(isinstance(r, Assignment) for r in results), results
+    leased = [r.item_id for r in results]
+    assert len(set(leased)) == WORKERS
+    assert Assignment.objects.filter(state="leased").count() == WORKERS

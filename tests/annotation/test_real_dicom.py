@@ -6,6 +6,7 @@ from pathlib import Path
 
 import data_store
 import pytest
+from PIL import Image
 from pydicom.data import get_testdata_file
 
 from annotation.ingest.sources import sources_from_path
@@ -65,5 +66,8 @@ def test_real_file(name, task, modalities, outcome, expected, isolated_media):
         instance = Instance.objects.get()
         assert instance.number_of_frames == expected
         assert project.items.count() == (expected if task == TaskType.OCT_CALCIUM else 1)
-        rendered = list((isolated_media / instance.frames_dir).iterdir())
+        rendered = list((isolated_media / instance.frames_dir).glob(f"*.{instance.frame_format}"))
         assert len(rendered) == expected
+        if task == TaskType.OCT_CALCIUM:  # the pullback's longitudinal view, one column per frame
+            with Image.open(isolated_media / instance.frames_dir / "lmode.png") as lmode:
+                assert lmode.size == (expected, instance.columns)

@@ -109,6 +109,7 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
 # Frame cache: web format and quality of rendered frames.
 LUMEN_FRAME_FORMAT = env.str("LUMEN_FRAME_FORMAT", default="webp")
 LUMEN_FRAME_QUALITY = env.int("LUMEN_FRAME_QUALITY", default=85)
+LUMEN_MAX_DRAFT_BYTES = env.int("LUMEN_MAX_DRAFT_BYTES", default=8 * 1024 * 1024)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -1,0 +1,306 @@
+// The annotator workspace shell: next item from the queue, the task's tool, drafts, timing, submit/skip/back.
+import { ApiError, makeApi } from "./api.js";
+import { DraftStore } from "./drafts.js";
+import { comboOf, isTyping, renderShortcuts } from "./keys.js";
+
+const root = document.getElementById("workspace");
+const $ = (id) => document.getElementById(id);
+const api = makeApi(root.querySelector("input[name=csrfmiddlewaretoken]").value);
+const username = (document.querySelector(".topbar .who") || {}).textContent || "anonymous";
+const drafts = new DraftStore({ api, user: username, onState: (text) => ($("draft-state").textContent = text) });
+
+const SHELL_SHORTCUTS = [
+  { key: "Enter", label: "Submit and go to the next item", run: () => submit() },
+  { key: "S", label: "Skip (asks for a reason)", run: () => openSkip() },
+  { key: "B", label: "Back to the previous item", run: () => back() },
+  { key: "?", label: "Show / hide shortcuts", run: () => root.classList.toggle("hide-shortcuts") },
+];
+
+const current = {
+  data: null, // body of GET /api/items/<id>/workspace/
+  tool: null,
+  baseVersion: null,
+  elapsedMs: 0,
+  visibleSince: null,
+  busy: false,
+};
+let toolModule = null;
+
+function setState(state) {
+  root.dataset.state = state;
+}
+
+function status(text, kind = "") {
+  const line = $("status");
+  line.textContent = text || "";
+  line.className = `ws-status ${kind}`;
+}
+
+function workspaceUrl(itemId) {
+  return root.dataset.workspaceUrlTemplate.replace("/0/", `/${itemId}/`);
+}
+
+function showProgress(progress) {
+  if (!progress) return;
+  for (const span of $("progress").querySelectorAll("[data-count]")) {
+    span.textContent = progress[span.dataset.count];
+  }
+}
+
+// Time on the item counts only while the page is visible.
+function elapsed() {
+  return current.elapsedMs + (current.visibleSince === null ? 0 : performance.now() - current.visibleSince);
+}
+
+function startClock(fromMs) {
+  current.elapsedMs = fromMs || 0;
+  current.visibleSince = document.visibilityState === "visible" ? performance.now() : null;
+}
+
+function pauseClock() {
+  if (current.visibleSince !== null) {
+    current.elapsedMs += performance.now() - current.visibleSince;
+    current.visibleSince = null;
+  }
+}
+
+setInterval(() => {
+  const seconds = Math.floor(elapsed() / 1000);
+  $("timer").textContent = `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
+}, 500);
+
+function draftOf(tool) {
+  if (tool.getDraft) return tool.getDraft();
+  const result = tool.getPayload();
+  return result.payload ?? null;
+}
+
+function saveDraft() {
+  if (!current.tool) return;
+  const payload = draftOf(current.tool);
+  if (payload === null || payload === undefined) return;
+  drafts.save(current.data.item.id, current.data.draft_url, {
+    payload,
+    base_version: current.baseVersion,
+    time_spent_ms: Math.round(elapsed()),
+  });
+}
+
+function unmount() {
+  if (current.tool) current.tool.destroy();
+  current.tool = null;
+  $("tool").replaceChildren();
+}
+
+async function mount(data) {
+  unmount();
+  current.data = data;
+  const item = data.item;
+  root.dataset.itemId = item.id;
+  $("item-title").textContent = item.title;
+  $("item-patient").textContent = `patient ${item.patient}`;
+  $("conflict").hidden = true;
+  const restored = drafts.restore(item.id, data.draft);
+  current.baseVersion = restored ? restored.base_version ?? null : data.label ? data.label.version : null;
+  const ctx = {
+    item: data,
+    api,
+    isLead: data.role === "lead",
+    changed: () => saveDraft(),
+    status: (text) => status(text),
+  };
+  current.tool = await toolModule.mountTool($("tool"), ctx);
+  if (restored) {
+    current.tool.setPayload(restored.payload);
+    status("Your unsubmitted draft was restored.");
+  } else if (data.label) {
+    current.tool.setPayload(data.label.payload);
+    status(`You labelled this item before (version ${data.label.version}); a submit stores a new version.`);
+  }
+  startClock(restored ? restored.time_spent_ms : 0);
+  $("draft-state").textContent = restored ? "restored" : "–";
+  renderShortcuts($("shortcuts"), [...SHELL_SHORTCUTS, ...current.tool.shortcuts]);
+  // Keys go to the new item, not to a shell button that kept the focus after a click.
+  const focused = document.activeElement;
+  if (focused && focused !== document.body && !$("tool").contains(focused)) focused.blur();
+  setState("ready");
+}
+
+async function openItem(itemId) {
+  setState("loading");
+  const data = await api.get(workspaceUrl(itemId));
+  await mount(data);
+  const url = new URL(window.location.href);
+  url.searchParams.set("item", itemId);
+  history.replaceState(null, "", url);
+}
+
+async function loadNext() {
+  setState("loading");
+  const next = await api.post(root.dataset.nextUrl);
+  showProgress(next.progress);
+  if (next.item === null) {
+    unmount();
+    $("done-text").textContent = next.detail;
+    $("done").hidden = false;
+    root.dataset.itemId = "";
+    setState("done");
+    return;
+  }
+  $("done").hidden = true;
+  await openItem(next.item);
+}
+
+async function refreshProgress() {
+  const body = await api.get(root.dataset.progressUrl);
+  showProgress(body.progress);
+  return body.recent;
+}
+
+async function run(action) {
+  if (current.busy) return;
+  current.busy = true;
+  try {
+    await action();
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 0) {
+      status("Could not reach the server. Your work is kept as a draft in this browser; try again.", "bad");
+    } else {
+      status(error.message, "bad");
+    }
+    if (root.dataset.state === "loading") setState("error");
+  } finally {
+    current.busy = false;
+  }
+}
+
+function submit() {
+  return run(async () => {
+    if (!current.tool) return;
+    const result = current.tool.getPayload();
+    if (result.error) {
+      status(result.error, "bad");
+      return;
+    }
+    const itemId = current.data.item.id;
+    await drafts.settle(itemId);
+    let label;
+    try {
+      label = await api.post(root.dataset.labelsUrl, {
+        item: itemId,
+        payload: result.payload,
+        base_version: current.baseVersion,
+        time_spent_ms: Math.round(elapsed()),
+      });
+    } catch (error) {
+      if (error.status === 409) {
+        showConflict(error.body);
+        return;
+      }
+      if (error.status === 0) saveDraft();
+      throw error;
+    }
+    drafts.clear(itemId);
+    root.dataset.lastLabelId = label.id;
+    status(`Saved version ${label.version} of your label.`, "good");
+    await loadNext();
+  });
+}
+
+function showConflict(body) {
+  $("conflict-text").textContent =
+    `This label was changed elsewhere (now at version ${body.current_version}); your edit was based on ` +
+    `version ${current.baseVersion}. Your work is kept as a draft.`;
+  $("conflict").hidden = false;
+  saveDraft();
+}
+
+$("conflict-load").addEventListener("click", () =>
+  run(async () => {
+    const itemId = current.data.item.id;
+    await drafts.settle(itemId);
+    drafts.clear(itemId);
+    await api.del(current.data.draft_url);
+    await openItem(itemId);
+  }),
+);
+
+function openSkip() {
+  if (!current.tool) return;
+  $("skip-reason").value = "";
+  $("skip-dialog").showModal();
+  $("skip-reason").focus();
+}
+
+$("skip-cancel").addEventListener("click", () => $("skip-dialog").close());
+$("skip-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const reason = $("skip-reason").value.trim();
+  if (!reason) return;
+  $("skip-dialog").close();
+  run(async () => {
+    const itemId = current.data.item.id;
+    await drafts.settle(itemId);
+    await api.post(current.data.skip_url, { reason });
+    drafts.clear(itemId);
+    await api.del(current.data.draft_url);
+    status("Skipped.");
+    await loadNext();
+  });
+});
+
+// Back walks the annotator's own labels, newest first; the current lease is kept for when they return.
+function back() {
+  return run(async () => {
+    await drafts.flush();
+    const recent = await refreshProgress();
+    const here = current.data ? current.data.item.id : null;
+    const position = recent.findIndex((row) => row.item === here);
+    const previous = recent[position + 1];
+    if (!previous) {
+      status("There is no earlier item of yours to go back to.");
+      return;
+    }
+    await openItem(previous.item);
+  });
+}
+
+document.addEventListener("keydown", (event) => {
+  if ($("skip-dialog").open) return; // the dialog handles Enter and Escape itself
+  if (isTyping(event.target) && event.key !== "Escape") return;
+  if (event.target.tagName === "BUTTON" && (event.key === "Enter" || event.key === " ")) return;
+  const combo = comboOf(event);
+  const shortcut = [...SHELL_SHORTCUTS, ...(current.tool ? current.tool.shortcuts : [])].find((s) => s.key === combo);
+  if (!shortcut || (root.dataset.state !== "ready" && shortcut.key !== "?")) return;
+  event.preventDefault();
+  shortcut.run(event);
+});
+
+$("submit").addEventListener("click", () => submit());
+$("skip").addEventListener("click", () => openSkip());
+$("back").addEventListener("click", () => back());
+
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible") {
+    if (current.tool && current.visibleSince === null) current.visibleSince = performance.now();
+  } else {
+    pauseClock();
+    if (current.tool) saveDraft();
+    drafts.flush({ keepalive: true });
+  }
+});
+window.addEventListener("pagehide", () => drafts.flush({ keepalive: true }));
+window.addEventListener("online", () => drafts.flush());
+
+async function start() {
+  toolModule = await import(root.dataset.toolUrl);
+  const requested = new URL(window.location.href).searchParams.get("item");
+  if (requested) {
+    await openItem(requested);
+    refreshProgress();
+  } else {
+    await loadNext();
+  }
+}
+
+run(start);

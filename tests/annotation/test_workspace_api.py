@@ -1,0 +1,231 @@
+"""The annotator workspace API: next item and leases, skip, drafts, the workspace body, ICA references."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+from PIL import Image
+
+from annotation.models import (
+    Assignment,
+    AssignmentState,
+    Draft,
+    IcaReference,
+    Label,
+    ModelStatus,
+    ModelVersion,
+    Prediction,
+    Role,
+)
+from annotation.services import label_submit
+from learning.masks import mask_encode
+from tests import dicom_samples as samples
+from tests.annotation.test_ingest import run, spect_dicom
+from tests.factories import MembershipFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+LABELS = reverse("api:label-list")
+
+
+def next_url(project) -> str:
+    return reverse("api:project-next", args=[project.slug])
+
+
+@pytest.fixture
+def runs(vessel_project):
+    run(vessel_project, *[(f"run{i}.dcm", samples.xa_bytes(seed=i)) for i in range(3)])
+    items = list(vessel_project.items.order_by("id"))
+    # The queue serves the highest priority first.
+    for priority, item in zip([1.0, 3.0, 2.0], items, strict=True):
+        item.priority = priority
+        item.save(update_fields=["priority"])
+    return items
+
+
+@pytest.fixture
+def second_annotator(vessel_project):
+    user = UserFactory(username="annotator-two")
+    MembershipFactory(project=vessel_project, user=user, role=Role.ANNOTATOR)
+    return user
+
+
+def test_next_leases_by_priority_and_resumes_the_same_lease(runs, vessel_project, client_for, annotator):
+    client = client_for(annotator)
+    first = client.post(next_url(vessel_project)).json()
+    assert first["item"] == runs[1].pk
+    assert first["progress"] == {"to_do": 3, "done": 0, "skipped": 0}
+    assert first["workspace_url"] == reverse("api:item-workspace", args=[runs[1].pk])
+    again = client.post(next_url(vessel_project)).json()
+    assert again["item"] == runs[1].pk
+    assert Assignment.objects.filter(annotator=annotator, state=AssignmentState.LEASED).count() == 1
+
+
+def test_two_annotators_never_get_the_same_item(runs, vessel_project, client_for, annotator, second_annotator):
+    one = client_for(annotator).post(next_url(vessel_project)).json()["item"]
+    two = client_for(second_annotator).post(next_url(vessel_project)).json()["item"]
+    assert one == runs[1].pk and two == runs[2].pk
+
+
+def test_an_expired_lease_returns_the_item_to_the_queue(runs, vessel_project, client_for, annotator, second_annotator):
+    client_for(annotator).post(next_url(vessel_project))
+    Assignment.objects.filter(annotator=annotator).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert client_for(second_annotator).post(next_url(vessel_project)).json()["item"] == runs[1].pk
+    assert Assignment.objects.get(annotator=annotator).state == AssignmentState.EXPIRED
+
+
+def test_submit_closes_the_lease_deletes_the_draft_and_moves_on(runs, vessel_project, client_for, annotator):
+    client = client_for(annotator)
+    item = client.post(next_url(vessel_project)).json()["item"]
+    draft_url = reverse("api:item-draft", args=[item])
+    assert (
+        client.put(draft_url, {"payload": {"vessel": "RCA"}, "time_spent_ms": 1500}, format="json").status_code == 200
+    )
+    response = client.post(LABELS, {"item": item, "payload": {"vessel": "LCA"}, "time_spent_ms": 2100}, format="json")
+    assert response.status_code == 201
+    lease = Assignment.objects.get(item_id=item, annotator=annotator)
+    assert lease.state == AssignmentState.SUBMITTED and lease.label_id == response.json()["id"]
+    assert not Draft.objects.filter(item_id=item).exists()
+    following = client.post(next_url(vessel_project)).json()
+    assert following["item"] == runs[2].pk
+    assert following["progress"] == {"to_do": 2, "done": 1, "skipped": 0}
+
+
+def test_labelled_items_are_not_offered_again_and_the_queue_ends(runs, vessel_project, client_for, annotator):
+    for item in runs:
+        label_submit(item=item, author=annotator, payload={"vessel": "LCA"}, base_version=None)
+    body = client_for(annotator).post(next_url(vessel_project)).json()
+    assert body["item"] is None and "Nothing left" in body["detail"]
+    assert body["progress"] == {"to_do": 0, "done": 3, "skipped": 0}
+
+
+def test_overlap_items_go_to_a_second_annotator(runs, vessel_project, client_for, annotator, second_annotator):
+    overlap = runs[1]
+    overlap.required_labels = 2
+    overlap.save(update_fields=["required_labels"])
+    assert client_for(annotator).post(next_url(vessel_project)).json()["item"] == overlap.pk
+    assert client_for(second_annotator).post(next_url(vessel_project)).json()["item"] == overlap.pk
+
+
+def test_skip_needs_a_reason_and_is_not_offered_again(runs, vessel_project, client_for, annotator):
+    client = client_for(annotator)
+    item = client.post(next_url(vessel_project)).json()["item"]
+    skip_url = reverse("api:item-skip", args=[item])
+    refused = client.post(skip_url, {"reason": "  "}, format="json")
+    assert refused.status_code == 400 and "reason" in refused.json()
+    assert client.post(skip_url, {"reason": "contrast too faint"}, format="json").status_code == 200
+    lease = Assignment.objects.get(item_id=item, annotator=annotator)
+    assert lease.state == AssignmentState.SKIPPED and lease.skip_reason == "contrast too faint"
+    body = client.post(next_url(vessel_project)).json()
+    assert body["item"] != item and body["progress"] == {"to_do": 2, "done": 0, "skipped": 1}
+
+
+def test_release_gives_the_item_back(runs, vessel_project, client_for, annotator, second_annotator):
+    item = client_for(annotator).post(next_url(vessel_project)).json()["item"]
+    assert client_for(annotator).post(reverse("api:item-release", args=[item])).json()["released"] == 1
+    assert client_for(second_annotator).post(next_url(vessel_project)).json()["item"] == item
+
+
+def test_drafts_are_private_validated_and_restored_in_the_workspace(
+    runs, client_for, annotator, second_annotator, settings
+):
+    item = runs[0]
+    draft_url = reverse("api:item-draft", args=[item.pk])
+    workspace_url = reverse("api:item-workspace", args=[item.pk])
+    client = client_for(annotator)
+    saved = client.put(draft_url, {"payload": {"vessel": "unusable"}, "time_spent_ms": 4200}, format="json")
+    assert saved.status_code == 200
+    body = client.get(workspace_url).json()
+    assert body["draft"]["payload"] == {"vessel": "unusable"} and body["draft"]["time_spent_ms"] == 4200
+    assert client_for(second_annotator).get(workspace_url).json()["draft"] is None
+    not_object = client.put(draft_url, {"payload": [1, 2]}, format="json")
+    assert not_object.status_code == 400 and not_object.json()["field"] == "payload"
+    settings.LUMEN_MAX_DRAFT_BYTES = 50
+    too_big = client.put(draft_url, {"payload": {"note": "x" * 100}}, format="json")
+    assert too_big.status_code == 400 and "more than 50" in too_big.json()["detail"]
+    assert client.delete(draft_url).status_code == 204
+    assert client.get(workspace_url).json()["draft"] is None
+
+
+def test_workspace_shows_my_label_and_hides_predictions_for_vessel_type(runs, vessel_project, client_for, annotator):
+    item = runs[0]
+    label_submit(item=item, author=annotator, payload={"vessel": "RCA"}, base_version=None)
+    version = ModelVersion.objects.create(
+        project=vessel_project, number=1, family="r2plus1d", status=ModelStatus.CHAMPION
+    )
+    Prediction.objects.create(item=item, model_version=version, output={"probabilities": {"LCA": 0.9}}, uncertainty=0.3)
+    body = client_for(annotator).get(reverse("api:item-workspace", args=[item.pk])).json()
+    assert body["task_type"] == "vessel_type" and body["label"]["version"] == 1
+    assert body["label"]["payload"] == {"vessel": "RCA"}
+    assert body["item"]["media"]["geometry"]["view"]
+    assert body["prediction"] is None
+
+
+def test_oct_workspace_has_the_pullback_lmode_and_the_starting_mask(oct_project, client_for, annotator):
+    data = samples.xa_bytes(modality="IVOCT", sop_class=samples.IVOCT_CLASS, frames=3, size=32, samples=3)
+    run(oct_project, ("pullback.dcm", data))
+    frames = list(oct_project.items.order_by("frame_index"))
+    label_submit(
+        item=frames[0], author=annotator, payload={"excluded": True, "exclusion_reason": "artifact"}, base_version=None
+    )
+    mask = np.zeros((32, 32), bool)
+    mask[4:9, 10:20] = True
+    label_submit(item=frames[2], author=annotator, payload={"mask": mask_encode(mask)}, base_version=None)
+    version = ModelVersion.objects.create(project=oct_project, number=1, family="unet", status=ModelStatus.CHAMPION)
+    Prediction.objects.create(
+        item=frames[1], model_version=version, output={"mask": mask_encode(mask)}, uncertainty=0.1
+    )
+    client = client_for(annotator)
+    body = client.get(reverse("api:item-workspace", args=[frames[1].pk])).json()
+    pullback = body["pullback"]
+    assert pullback["frames"] == 3
+    assert [f["mine"] for f in pullback["frame_items"]] == ["excluded", None, "mask"]
+    assert body["prediction"]["output"]["mask"] == mask_encode(mask)
+    png = client.get(pullback["lmode_url"])
+    assert png.status_code == 200
+    with Image.open(io.BytesIO(b"".join(png.streaming_content))) as strip:
+        assert strip.size == (3, 32)
+
+
+def test_ica_reference_is_entered_by_leads_only(spect_project, client_for, lead, annotator):
+    run(spect_project, ("r.dcm", spect_dicom("rest")), ("s.dcm", spect_dicom("stress", seed=1)))
+    item = spect_project.items.get()
+    url = reverse("api:item-ica", args=[item.pk])
+    assert client_for(annotator).post(url, {"stenosis_lad": 80}, format="json").status_code == 403
+    bad = client_for(lead).post(url, {"stenosis_lad": 180}, format="json")
+    assert bad.status_code == 400 and bad.json()["field"] == "stenosis_lad"
+    empty = client_for(lead).post(url, {}, format="json")
+    assert empty.status_code == 400 and "at least one vessel" in empty.json()["detail"]
+    created = client_for(lead).post(url, {"stenosis_lm": 55, "stenosis_rca": 30}, format="json")
+    assert created.status_code == 201
+    assert created.json()["obstructive"] == {"LAD": True, "LCX": True, "RCA": False, "any": True}
+    client_for(lead).post(url, {"stenosis_lm": 10, "stenosis_rca": 75}, format="json")
+    assert IcaReference.objects.filter(item=item).count() == 2  # append-only; the newest counts
+    body = client_for(annotator).get(reverse("api:item-workspace", args=[item.pk])).json()
+    assert body["ica"]["stenosis_rca"] == 75 and body["ica"]["obstructive"]["any"] is True
+    assert body["can_edit_ica"] is False and body["item"]["media"]["clinical"] is not None
+
+
+def test_strangers_get_404_everywhere(runs, vessel_project, client_for, stranger):
+    client = client_for(stranger)
+    assert client.post(next_url(vessel_project)).status_code == 404
+    assert client.get(reverse("api:item-workspace", args=[runs[0].pk])).status_code == 404
+    assert client.put(reverse("api:item-draft", args=[runs[0].pk]), {"payload": {}}, format="json").status_code == 404
+    assert client.post(reverse("api:item-skip", args=[runs[0].pk]), {"reason": "x"}, format="json").status_code == 404
+    assert not Label.objects.exists()
+
+
+def test_a_late_autosave_of_submitted_work_is_refused(runs, client_for, annotator):
+    item = runs[0]
+    draft_url = reverse("api:item-draft", args=[item.pk])
+    client = client_for(annotator)
+    label_submit(item=item, author=annotator, payload={"vessel": "LCA"}, base_version=None)
+    late = client.put(draft_url, {"payload": {"vessel": "RCA"}, "base_version": None}, format="json")
+    assert late.status_code == 409 and late.json()["current_version"] == 1
+    assert not Draft.objects.exists()
+    edit = client.put(draft_url, {"payload": {"vessel": "RCA"}, "base_version": 1}, format="json")
+    assert edit.status_code == 200 and Draft.objects.get().base_version == 1

@@ -1,0 +1,125 @@
+"""The workspace shell in a real browser: start, drafts that survive a reload and a lost connection, skip,
+back to the previous item, conflicts, and the end of the queue."""
+
+from __future__ import annotations
+
+import pytest
+
+from annotation.models import Assignment, AssignmentState, Draft, Label
+from annotation.services import label_submit
+from tests import dicom_samples as samples
+from tests.annotation.test_ingest import run
+from tests.frontend.test_browser_import import log_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def runs(vessel_project):
+    run(vessel_project, *[(f"run{i}.dcm", samples.xa_bytes(seed=40 + i, frames=6, size=48)) for i in range(3)])
+    return list(vessel_project.items.order_by("id"))
+
+
+def ready(page, item_id: int | None = None) -> None:
+    selector = "#workspace[data-state=ready]" + (f"[data-item-id='{item_id}']" if item_id else "")
+    page.wait_for_selector(selector)
+
+
+def pressed(page) -> list[str]:
+    return page.locator(".vessel-option[aria-pressed=true]").evaluate_all("els => els.map(e => e.dataset.vessel)")
+
+
+def test_start_from_home_and_a_draft_survives_a_reload(page, live_server, annotator, vessel_project, runs, screenshot):
+    log_in(page, live_server, annotator.username)
+    row = page.locator(f"#projects tr[data-slug='{vessel_project.slug}']")
+    assert row.locator("[data-count=to_do]").inner_text() == "3"
+    row.locator("a.start").click()
+    ready(page, runs[0].pk)
+    assert page.locator("#progress [data-count=to_do]").inner_text() == "3"
+    assert "Submit" in page.locator("#shortcuts").inner_text()  # shell and tool shortcuts are on screen
+    page.keyboard.press("2")
+    page.wait_for_function("document.getElementById('draft-state').textContent === 'saved'")
+    assert Draft.objects.get(item=runs[0], author=annotator).payload["vessel"] == "RCA"
+    page.reload()
+    ready(page, runs[0].pk)
+    assert pressed(page) == ["RCA"]
+    assert "draft was restored" in page.locator("#status").inner_text()
+    screenshot("workspace-draft-restored")
+
+
+def test_skip_submit_back_and_the_end_of_the_queue(page, live_server, annotator, vessel_project, runs):
+    log_in(page, live_server, annotator.username)
+    page.goto(f"{live_server.url}/projects/{vessel_project.slug}/label/")
+    ready(page, runs[0].pk)
+    page.keyboard.press("Shift+S")
+    page.wait_for_selector("#skip-dialog[open]")
+    page.keyboard.press("Enter")  # an empty reason is refused by the form
+    assert page.locator("#skip-dialog[open]").count() == 1
+    page.fill("#skip-reason", "catheter only")
+    page.keyboard.press("Enter")
+    ready(page, runs[1].pk)
+    skipped = Assignment.objects.get(item=runs[0], annotator=annotator)
+    assert skipped.state == AssignmentState.SKIPPED and skipped.skip_reason == "catheter only"
+
+    page.keyboard.press("1")
+    page.keyboard.press("Enter")
+    ready(page, runs[2].pk)
+    assert Label.objects.get(item=runs[1], author=annotator).payload["vessel"] == "LCA"
+    page.keyboard.press("Shift+B")
+    ready(page, runs[1].pk)
+    assert pressed(page) == ["LCA"]
+    page.keyboard.press("3")
+    page.keyboard.press("Enter")
+    # Back to the item still leased, then the queue runs out.
+    ready(page, runs[2].pk)
+    versions = list(
+        Label.objects.filter(item=runs[1], author=annotator).order_by("version").values_list("version", flat=True)
+    )
+    assert versions == [1, 2]
+    assert Label.objects.get(item=runs[1], author=annotator, superseded_at__isnull=True).payload["vessel"] == "neither"
+    page.keyboard.press("2")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#workspace[data-state=done]")
+    assert "Nothing left" in page.locator("#done").inner_text()
+    assert page.locator("#progress [data-count=done]").inner_text() == "2"
+    assert page.locator("#progress [data-count=skipped]").inner_text() == "1"
+
+
+def test_a_lost_connection_keeps_the_work_and_submits_later(page, live_server, annotator, vessel_project, runs):
+    log_in(page, live_server, annotator.username)
+    page.goto(f"{live_server.url}/projects/{vessel_project.slug}/label/")
+    ready(page, runs[0].pk)
+    page.context.set_offline(True)
+    page.keyboard.press("2")
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.getElementById('status').textContent.includes('Could not reach the server')")
+    assert not Label.objects.exists()
+    local = page.evaluate(f"localStorage.getItem('lumen-draft:{annotator.username}:{runs[0].pk}')")
+    assert '"vessel":"RCA"' in local
+    page.context.set_offline(False)
+    page.keyboard.press("Enter")
+    ready(page, runs[1].pk)
+    label = Label.objects.get(item=runs[0], author=annotator)
+    assert label.payload["vessel"] == "RCA" and label.time_spent_ms > 0
+    assert page.evaluate(f"localStorage.getItem('lumen-draft:{annotator.username}:{runs[0].pk}')") is None
+
+
+def test_an_edit_made_elsewhere_is_a_conflict_not_an_overwrite(page, live_server, annotator, vessel_project, runs):
+    log_in(page, live_server, annotator.username)
+    page.goto(f"{live_server.url}/projects/{vessel_project.slug}/label/")
+    ready(page, runs[0].pk)
+    # The same annotator labels the item in another tab meanwhile.
+    label_submit(item=runs[0], author=annotator, payload={"vessel": "neither"}, base_version=None)
+    page.keyboard.press("1")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#conflict:not([hidden])")
+    assert "version 1" in page.locator("#conflict").inner_text()
+    assert Label.objects.filter(item=runs[0]).count() == 1
+    page.click("#conflict-load")
+    page.wait_for_selector("#conflict[hidden]", state="attached")
+    ready(page, runs[0].pk)
+    assert pressed(page) == ["neither"]
+    page.keyboard.press("1")
+    page.keyboard.press("Enter")
+    ready(page, runs[1].pk)
+    assert Label.objects.get(item=runs[0], superseded_at__isnull=True).version == 2

@@ -7,6 +7,7 @@ from django.shortcuts import render
 from annotation import selectors
 from annotation.api.permissions import project_for
 from annotation.models import Role
+from annotation.project_settings import parse_settings
 
 
 @login_required
@@ -25,7 +26,13 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
     return render(
         request,
         "frontend/project.html",
-        {"project": project, "is_lead": is_lead, "items": items, "item_total": project.items.count()},
+        {
+            "project": project,
+            "is_lead": is_lead,
+            "items": items,
+            "item_total": project.items.count(),
+            "settings": parse_settings(project.task_type, project.settings),
+        },
     )
 
 

@@ -123,3 +123,19 @@ def test_an_edit_made_elsewhere_is_a_conflict_not_an_overwrite(page, live_server
     page.keyboard.press("Enter")
     ready(page, runs[1].pk)
     assert Label.objects.get(item=runs[0], superseded_at__isnull=True).version == 2
+
+
+def test_a_lead_turns_predictions_on_for_annotators(page, live_server, lead, vessel_project):
+    from annotation.project_settings import parse_settings
+
+    log_in(page, live_server, lead.username)
+    page.goto(f"{live_server.url}/projects/{vessel_project.slug}/")
+    checkbox = page.locator("#settings-form input[name=show_predictions_to_annotators]")
+    assert not checkbox.is_checked()  # hidden by default for vessel type, against anchoring
+    checkbox.check()
+    page.fill("#settings-form input[name=lease_minutes]", "45")
+    page.click("#settings-form button[type=submit]")
+    page.wait_for_function("document.getElementById('settings-status').textContent === 'Saved.'")
+    vessel_project.refresh_from_db()
+    config = parse_settings(vessel_project.task_type, vessel_project.settings)
+    assert config.show_predictions_to_annotators and config.lease_minutes == 45

@@ -44,6 +44,7 @@ export function makeApi(csrfToken) {
     get: (url) => call("GET", url),
     post: (url, body, options) => call("POST", url, body ?? {}, options),
     put: (url, body, options) => call("PUT", url, body, options),
+    patch: (url, body) => call("PATCH", url, body),
     del: (url) => call("DELETE", url),
   };
 }

@@ -229,6 +229,7 @@ class ItemViewSet(viewsets.ReadOnlyModelViewSet):
             "lease_expires_at": lease.expires_at if lease else None,
             "prediction": s.PredictionSerializer(prediction).data if prediction else None,
             "draft_url": reverse("api:item-draft", args=[item.pk]),
+            "labels_url": reverse("api:label-list"),
             "skip_url": reverse("api:item-skip", args=[item.pk]),
             "release_url": reverse("api:item-release", args=[item.pk]),
         }
@@ -320,6 +321,7 @@ class LabelViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
             OpenApiParameter("item", int),
             OpenApiParameter("project", str),
             OpenApiParameter("current", bool, description="only current versions"),
+            OpenApiParameter("mine", bool, description="only your own labels"),
         ]
     )
     def list(self, request: Request, *args, **kwargs) -> Response:
@@ -334,6 +336,8 @@ class LabelViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
             labels = labels.filter(item__project__slug=params["project"])
         if params.get("current") in ("1", "true"):
             labels = labels.filter(superseded_at__isnull=True)
+        if params.get("mine") in ("1", "true"):
+            labels = labels.filter(author=self.request.user)
         return labels
 
     @extend_schema(request=s.LabelSubmitSerializer, responses={201: s.LabelSerializer, 409: dict})

@@ -40,7 +40,14 @@ def page(browser):
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
     yield page
-    context.close()
+    # Let requests still in flight (frame prefetches, the draft saved when the page is hidden) reach the
+    # live server before the test database is flushed.
+    try:
+        page.wait_for_load_state("networkidle", timeout=10_000)
+        page.goto("about:blank")
+        page.wait_for_timeout(300)
+    finally:
+        context.close()
 
 
 @pytest.fixture

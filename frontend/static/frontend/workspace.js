@@ -23,6 +23,7 @@ const current = {
   elapsedMs: 0,
   visibleSince: null,
   busy: false,
+  dirty: false, // edited since it was opened: only then is there a draft to save
 };
 let toolModule = null;
 
@@ -76,7 +77,7 @@ function draftOf(tool) {
 }
 
 function saveDraft() {
-  if (!current.tool) return;
+  if (!current.tool || !current.dirty) return;
   const payload = draftOf(current.tool);
   if (payload === null || payload === undefined) return;
   drafts.save(current.data.item.id, current.data.draft_url, {
@@ -94,6 +95,7 @@ function unmount() {
 
 async function mount(data) {
   unmount();
+  current.dirty = false;
   current.data = data;
   const item = data.item;
   root.dataset.itemId = item.id;
@@ -106,7 +108,10 @@ async function mount(data) {
     item: data,
     api,
     isLead: data.role === "lead",
-    changed: () => saveDraft(),
+    changed: () => {
+      current.dirty = true;
+      saveDraft();
+    },
     status: (text) => status(text),
   };
   current.tool = await toolModule.mountTool($("tool"), ctx);
@@ -201,6 +206,7 @@ function submit() {
       throw error;
     }
     drafts.clear(itemId);
+    current.dirty = false;
     root.dataset.lastLabelId = label.id;
     status(`Saved version ${label.version} of your label.`, "good");
     await loadNext();

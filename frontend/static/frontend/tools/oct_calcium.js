@@ -1,0 +1,787 @@
+// OCT calcium tool: paint the calcium mask of one pullback frame, or exclude the frame with a reason.
+//
+// The item is ONE frame of a pullback (`ctx.item.item.frame_index`). The navigator (slider, `,`/`.`, arrows,
+// the L-mode strip) shows neighbouring frames for context; the mask always belongs to the labelled frame and
+// can only be edited while that frame is on screen (`l` returns to it). The canvas has the source resolution
+// (CSS scales it); the mask is a Uint8Array of rows × columns, stored with the lossless RLE of mask-rle.js.
+// Measurements come from oct-measure.js, the same definitions as learning/oct_measure.py.
+// `window.lumenOct` exposes the mask and measurements to tests and scripts.
+
+import { decodeMask, encodeMask } from "../lib/mask-rle.js";
+import { BINS, calciumBins, calciumMeasurements, defaultCentre } from "../lib/oct-measure.js";
+
+const REASONS = [
+  { value: "poor_blood_clearance", key: "1", text: "Poor blood clearance" },
+  { value: "in_guide_catheter", key: "2", text: "In guide catheter" },
+  { value: "artifact", key: "3", text: "Artifact" },
+];
+const SIZES = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64];
+const OPACITIES = [0.25, 0.5, 0.75, 1];
+const UNDO_LIMIT = 50;
+const PREFETCH = 2;
+const MASK_RGB = [255, 176, 32];
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (name === "text") node.textContent = value;
+    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else if (value !== false && value !== null && value !== undefined) {
+      node.setAttribute(name, value === true ? "" : value);
+    }
+  }
+  node.append(...children);
+  return node;
+}
+
+function clamp(value, low, high) {
+  return Math.min(high, Math.max(low, value));
+}
+
+/** Set (value 1) or clear (0) the pixels whose centres lie within `radius` of (x, y), in pixel units. */
+function stamp(mask, rows, cols, x, y, radius, value) {
+  const r2 = radius * radius;
+  const top = clamp(Math.floor(y - radius), 0, rows - 1);
+  const bottom = clamp(Math.ceil(y + radius), 0, rows - 1);
+  const left = clamp(Math.floor(x - radius), 0, cols - 1);
+  const right = clamp(Math.ceil(x + radius), 0, cols - 1);
+  for (let row = top; row <= bottom; row++) {
+    const dy = row + 0.5 - y;
+    for (let col = left; col <= right; col++) {
+      const dx = col + 0.5 - x;
+      if (dx * dx + dy * dy <= r2) mask[row * cols + col] = value;
+    }
+  }
+  // The pixel under the pointer always counts, however small the brush.
+  const row = Math.floor(y);
+  const col = Math.floor(x);
+  if (row >= 0 && row < rows && col >= 0 && col < cols) mask[row * cols + col] = value;
+}
+
+/** Stamp along the segment from a to b, at most half a radius apart, so fast strokes leave no gaps. */
+function stampLine(mask, rows, cols, a, b, radius, value) {
+  const length = Math.hypot(b.x - a.x, b.y - a.y);
+  const steps = Math.max(1, Math.ceil(length / Math.max(0.5, radius / 2)));
+  for (let i = 1; i <= steps; i++) {
+    const t = i / steps;
+    stamp(mask, rows, cols, a.x + (b.x - a.x) * t, a.y + (b.y - a.y) * t, radius, value);
+  }
+}
+
+/** Even-odd scanline fill of a polygon (vertices in pixel units) through pixel centres. */
+export function fillPolygon(mask, rows, cols, points, value = 1) {
+  const n = points.length;
+  for (let row = 0; row < rows; row++) {
+    const y = row + 0.5;
+    const xs = [];
+    for (let i = 0, j = n - 1; i < n; j = i++) {
+      const a = points[i];
+      const b = points[j];
+      if (a.y <= y !== b.y <= y) xs.push(a.x + ((y - a.y) * (b.x - a.x)) / (b.y - a.y));
+    }
+    xs.sort((p, q) => p - q);
+    for (let k = 0; k + 1 < xs.length; k += 2) {
+      const first = Math.max(0, Math.ceil(xs[k] - 0.5));
+      const last = Math.min(cols - 1, Math.ceil(xs[k + 1] - 0.5) - 1);
+      if (last >= first) mask.fill(value, row * cols + first, row * cols + last + 1);
+    }
+  }
+}
+
+// Frames of the pullback as decoded bitmaps, fetched on demand with a small prefetch around the view.
+class FrameCache {
+  constructor(template, count) {
+    this.template = template;
+    this.count = count;
+    this.bitmaps = new Map();
+    this.pending = new Map();
+    this.abort = new AbortController();
+  }
+
+  get(n) {
+    if (this.bitmaps.has(n)) return Promise.resolve(this.bitmaps.get(n));
+    if (!this.pending.has(n)) {
+      const url = this.template.replace("{n}", String(n));
+      const promise = fetch(url, { credentials: "same-origin", signal: this.abort.signal })
+        .then((response) => {
+          if (!response.ok) throw new Error(`frame ${n + 1}: HTTP ${response.status}`);
+          return response.blob();
+        })
+        .then((blob) => createImageBitmap(blob))
+        .then((bitmap) => {
+          this.bitmaps.set(n, bitmap);
+          this.pending.delete(n);
+          return bitmap;
+        })
+        .catch((error) => {
+          this.pending.delete(n);
+          throw error;
+        });
+      this.pending.set(n, promise);
+    }
+    return this.pending.get(n);
+  }
+
+  prefetch(n) {
+    for (let k = n - PREFETCH; k <= n + PREFETCH; k++) {
+      if (k >= 0 && k < this.count) this.get(k).catch(() => {});
+    }
+  }
+
+  close() {
+    this.abort.abort();
+    for (const bitmap of this.bitmaps.values()) bitmap.close();
+    this.bitmaps.clear();
+  }
+}
+
+export async function mountTool(root, ctx) {
+  const item = ctx.item.item;
+  const media = item.media;
+  const rows = media.rows;
+  const cols = media.columns;
+  const frameCount = media.frames || 1;
+  const labelledFrame = item.frame_index ?? 0;
+  const pullback = ctx.item.pullback || null;
+  const spacing = pullback?.pixel_spacing_mm || null;
+  const [cy, cx] = defaultCentre(rows, cols);
+  const listeners = [];
+
+  const state = {
+    mask: new Uint8Array(rows * cols),
+    excluded: false,
+    reason: "",
+    mode: "brush",
+    sizeIndex: SIZES.indexOf(4),
+    opacity: 0.5,
+    visible: true,
+    viewing: labelledFrame,
+    polygon: [],
+    pointer: null,
+    stroke: null,
+    undo: [],
+    redo: [],
+    source: "empty",
+    measurements: null,
+    bins: null,
+  };
+
+  // --- DOM -----------------------------------------------------------------------------------------------
+  const canvas = el("canvas", { id: "oct-canvas", width: cols, height: rows, tabindex: "-1" });
+  canvas.style.aspectRatio = `${cols} / ${rows}`;
+  const banner = el("p", { id: "oct-banner", class: "oct-banner", role: "status" });
+  const frameSlider = el("input", {
+    id: "oct-frame",
+    type: "range",
+    min: 0,
+    max: frameCount - 1,
+    step: 1,
+    value: labelledFrame,
+    "aria-label": "Frame",
+  });
+  const frameText = el("span", { id: "oct-frame-text", class: "oct-readout" });
+  const lmodeImage = el("img", { id: "oct-lmode-image", alt: "Longitudinal view of the pullback", draggable: "false" });
+  const lmodeCursor = el("div", { id: "oct-lmode-cursor", class: "oct-lmode-cursor" });
+  const lmodeItem = el("div", { id: "oct-lmode-item", class: "oct-lmode-item", title: "The frame you are labelling" });
+  const lmodeMarks = el("div", { class: "oct-lmode-marks" });
+  const lmode = el("div", { id: "oct-lmode", class: "oct-lmode" }, lmodeImage, lmodeMarks, lmodeItem, lmodeCursor);
+
+  const button = (id, text, title, run) =>
+    el("button", {
+      id,
+      type: "button",
+      class: "oct-button",
+      title,
+      text,
+      onmousedown: (event) => event.preventDefault(), // keep focus on the page so keys reach the shortcuts
+      onclick: run,
+    });
+  const brushButton = button("oct-brush", "Brush", "Brush (d)", () => setMode("brush"));
+  const eraserButton = button("oct-eraser", "Eraser", "Eraser (e)", () => setMode("eraser"));
+  const polygonButton = button("oct-polygon", "Polygon", "Polygon fill (p; f or double-click closes)", () =>
+    setMode("polygon"),
+  );
+  const sizeText = el("span", { id: "oct-size", class: "oct-readout" });
+  const opacityInput = el("input", {
+    id: "oct-opacity",
+    type: "range",
+    min: 0.1,
+    max: 1,
+    step: 0.05,
+    value: state.opacity,
+    "aria-label": "Mask opacity",
+  });
+  const visibleButton = button("oct-visible", "Hide mask", "Show/hide the mask (h)", () => toggleVisible());
+  const tools = el(
+    "div",
+    { class: "oct-controls", role: "toolbar", "aria-label": "Mask tools" },
+    brushButton,
+    eraserButton,
+    polygonButton,
+    button("oct-smaller", "−", "Smaller brush ([)", () => resize(-1)),
+    sizeText,
+    button("oct-larger", "+", "Larger brush (])", () => resize(1)),
+    button("oct-undo", "Undo", "Undo (Ctrl+z)", () => undo()),
+    button("oct-redo", "Redo", "Redo (Ctrl+y)", () => redo()),
+    visibleButton,
+    el("label", { class: "oct-inline" }, "Opacity ", opacityInput),
+    button("oct-copy-prev", "Copy previous frame", "Copy your mask of the previous frame (c)", () => copyPrevious()),
+    button("oct-clear", "Clear", "Clear the mask (x)", () => clearMask()),
+  );
+  const excludeBox = el("input", { id: "oct-exclude", type: "checkbox" });
+  const reasonSelect = el(
+    "select",
+    { id: "oct-exclude-reason", "aria-label": "Why the frame is excluded" },
+    el("option", { value: "", text: "choose a reason…" }),
+    ...REASONS.map((r) => el("option", { value: r.value, text: `${r.key} · ${r.text}` })),
+  );
+  const exclusion = el(
+    "div",
+    { id: "oct-exclusion", class: "oct-exclusion" },
+    el("label", { class: "oct-inline" }, excludeBox, " Exclude frame"),
+    reasonSelect,
+  );
+  const arcValue = el("dd", { id: "oct-arc" });
+  const areaValue = el("dd", { id: "oct-area" });
+  const thicknessValue = el("dd", { id: "oct-thickness" });
+  const measurements = el(
+    "dl",
+    { id: "oct-measurements", class: "oct-measurements" },
+    el("div", {}, el("dt", { text: "Calcium arc" }), arcValue),
+    el("div", {}, el("dt", { text: "Area" }), areaValue),
+    el("div", {}, el("dt", { text: "Max thickness" }), thicknessValue),
+  );
+  const modeText = el("span", { id: "oct-mode", class: "oct-readout" });
+  const sourceText = el("span", { id: "oct-source", class: "oct-readout" });
+
+  const wrapper = el(
+    "div",
+    { class: "oct-tool", id: "oct-tool" },
+    banner,
+    el(
+      "div",
+      { class: "oct-main" },
+      el("div", { class: "oct-stage" }, canvas),
+      el("aside", { class: "oct-side" }, measurements, exclusion, modeText, sourceText),
+    ),
+    el("div", { class: "oct-nav" }, el("label", { class: "oct-inline oct-slider" }, frameSlider), frameText),
+    lmode,
+    tools,
+  );
+  root.replaceChildren(wrapper);
+
+  const overlay = document.createElement("canvas");
+  overlay.width = cols;
+  overlay.height = rows;
+  const overlayContext = overlay.getContext("2d");
+  const overlayImage = overlayContext.createImageData(cols, rows);
+  const context = canvas.getContext("2d");
+  context.imageSmoothingEnabled = false;
+  const frames = new FrameCache(media.frame_url_template, frameCount);
+  let frameBitmap = null;
+  let frameToken = 0;
+  let renderRequest = 0;
+  let measureStale = true;
+  let overlayStale = true;
+  const maskChanged = () => {
+    measureStale = true;
+    overlayStale = true;
+  };
+
+  // --- State changes ---------------------------------------------------------------------------------------
+  function snapshot() {
+    return { mask: state.mask.slice(), excluded: state.excluded, reason: state.reason };
+  }
+
+  function restore(snap) {
+    state.mask = snap.mask;
+    state.excluded = snap.excluded;
+    state.reason = snap.reason;
+  }
+
+  function remember(snap = snapshot()) {
+    state.undo.push(snap);
+    if (state.undo.length > UNDO_LIMIT) state.undo.shift();
+    state.redo = [];
+  }
+
+  function edited() {
+    maskChanged();
+    updateMeasurements(); // at once, so the numbers on screen never lag behind a finished edit
+    renderControls();
+    requestRender();
+    ctx.changed();
+  }
+
+  function canEdit() {
+    if (state.viewing !== labelledFrame) {
+      ctx.status(`Frame ${state.viewing + 1} is for context only; press l to edit frame ${labelledFrame + 1}`);
+      return false;
+    }
+    if (state.excluded) {
+      ctx.status("The frame is excluded; press 0 to include it and edit the mask");
+      return false;
+    }
+    return true;
+  }
+
+  function undo() {
+    if (!state.undo.length) return ctx.status("Nothing to undo");
+    state.redo.push(snapshot());
+    restore(state.undo.pop());
+    edited();
+  }
+
+  function redo() {
+    if (!state.redo.length) return ctx.status("Nothing to redo");
+    state.undo.push(snapshot());
+    restore(state.redo.pop());
+    edited();
+  }
+
+  function clearMask() {
+    if (!canEdit()) return;
+    remember();
+    state.mask = new Uint8Array(rows * cols);
+    state.polygon = [];
+    edited();
+  }
+
+  function setMode(mode) {
+    state.mode = mode;
+    if (mode !== "polygon") state.polygon = [];
+    renderControls();
+    requestRender();
+  }
+
+  function resize(direction) {
+    state.sizeIndex = clamp(state.sizeIndex + direction, 0, SIZES.length - 1);
+    renderControls();
+    requestRender();
+  }
+
+  function toggleVisible() {
+    state.visible = !state.visible;
+    renderControls();
+    requestRender();
+  }
+
+  function cycleOpacity() {
+    const next = OPACITIES.find((o) => o > state.opacity + 1e-6);
+    state.opacity = next ?? OPACITIES[0];
+    opacityInput.value = String(state.opacity);
+    requestRender();
+  }
+
+  function setExcluded(excluded, reason = state.reason) {
+    if (excluded === state.excluded && reason === state.reason) return;
+    remember();
+    state.excluded = excluded;
+    state.reason = excluded ? reason : "";
+    if (excluded) state.polygon = [];
+    edited();
+  }
+
+  function closePolygon() {
+    if (state.mode !== "polygon" || !canEdit()) return;
+    if (state.polygon.length < 3) return ctx.status("A polygon needs at least 3 points");
+    remember();
+    fillPolygon(state.mask, rows, cols, state.polygon, 1);
+    state.polygon = [];
+    edited();
+  }
+
+  function dropPolygonPoint() {
+    if (state.polygon.length) {
+      state.polygon.pop();
+      requestRender();
+    }
+  }
+
+  function loadMask(encoded, source) {
+    const decoded = decodeMask(encoded);
+    if (decoded.rows !== rows || decoded.cols !== cols) {
+      throw new Error(`mask is ${decoded.rows}×${decoded.cols}, the frame is ${rows}×${cols}`);
+    }
+    state.mask = decoded.data;
+    state.source = source;
+  }
+
+  async function copyPrevious() {
+    if (!canEdit()) return;
+    const previous = pullback?.frame_items?.find((f) => f.frame_index === labelledFrame - 1);
+    if (!previous) return ctx.status("There is no previous frame in this project");
+    if (!previous.mine) return ctx.status(`You have not labelled frame ${labelledFrame} yet`);
+    try {
+      const body = await ctx.api.get(`${ctx.item.labels_url}?item=${previous.item}&current=1&mine=1`);
+      const label = (body.results || body)[0];
+      if (!label) return ctx.status(`You have not labelled frame ${labelledFrame} yet`);
+      if (label.payload.excluded) return ctx.status(`Frame ${labelledFrame} is excluded: it has no mask to copy`);
+      const before = snapshot();
+      loadMask(label.payload.mask, `copied from frame ${labelledFrame}`);
+      remember(before);
+      edited();
+      ctx.status(`Copied your mask of frame ${labelledFrame}`);
+    } catch (error) {
+      ctx.status(`Could not copy the previous frame's mask: ${error.message}`);
+    }
+  }
+
+  // --- Frames ----------------------------------------------------------------------------------------------
+  async function showFrame(n) {
+    n = clamp(n, 0, frameCount - 1);
+    state.viewing = n;
+    const token = ++frameToken;
+    renderControls();
+    frames.prefetch(n);
+    try {
+      const bitmap = await frames.get(n);
+      if (token !== frameToken) return;
+      frameBitmap = bitmap;
+      wrapper.dataset.shownFrame = String(n);
+    } catch (error) {
+      if (token === frameToken) ctx.status(error.message);
+    }
+    requestRender();
+  }
+
+  // --- Pointer ---------------------------------------------------------------------------------------------
+  function toPixels(event) {
+    const rect = canvas.getBoundingClientRect();
+    return {
+      x: ((event.clientX - rect.left) / rect.width) * cols,
+      y: ((event.clientY - rect.top) / rect.height) * rows,
+    };
+  }
+
+  function radius() {
+    return SIZES[state.sizeIndex] / 2;
+  }
+
+  function on(target, type, handler, options) {
+    target.addEventListener(type, handler, options);
+    listeners.push(() => target.removeEventListener(type, handler, options));
+  }
+
+  on(canvas, "pointerdown", (event) => {
+    if (event.button !== 0) return;
+    event.preventDefault();
+    const point = toPixels(event);
+    state.pointer = point;
+    if (!canEdit()) return;
+    if (state.mode === "polygon") {
+      const last = state.polygon.at(-1);
+      if (!last || Math.hypot(last.x - point.x, last.y - point.y) >= 0.5) state.polygon.push(point);
+      requestRender();
+      return;
+    }
+    remember();
+    canvas.setPointerCapture(event.pointerId);
+    state.stroke = { last: point, value: state.mode === "eraser" ? 0 : 1 };
+    stamp(state.mask, rows, cols, point.x, point.y, radius(), state.stroke.value);
+    maskChanged();
+    requestRender();
+  });
+  on(canvas, "pointermove", (event) => {
+    const point = toPixels(event);
+    state.pointer = point;
+    if (state.stroke) {
+      stampLine(state.mask, rows, cols, state.stroke.last, point, radius(), state.stroke.value);
+      state.stroke.last = point;
+      maskChanged();
+    }
+    requestRender();
+  });
+  const endStroke = () => {
+    if (!state.stroke) return;
+    state.stroke = null;
+    edited();
+  };
+  on(canvas, "pointerup", endStroke);
+  on(canvas, "pointercancel", endStroke);
+  on(canvas, "pointerleave", () => {
+    state.pointer = null;
+    requestRender();
+  });
+  on(canvas, "dblclick", (event) => {
+    event.preventDefault();
+    closePolygon();
+  });
+  on(frameSlider, "input", () => showFrame(Number(frameSlider.value)));
+  on(opacityInput, "input", () => {
+    state.opacity = Number(opacityInput.value);
+    requestRender();
+  });
+  on(excludeBox, "change", () => {
+    setExcluded(excludeBox.checked, state.reason);
+    if (excludeBox.checked && !state.reason) reasonSelect.focus();
+  });
+  on(reasonSelect, "change", () => setExcluded(Boolean(reasonSelect.value) || state.excluded, reasonSelect.value));
+  on(lmode, "click", (event) => {
+    const rect = lmode.getBoundingClientRect();
+    showFrame(Math.floor(((event.clientX - rect.left) / rect.width) * frameCount));
+  });
+
+  // --- Rendering -------------------------------------------------------------------------------------------
+  function requestRender() {
+    if (!renderRequest) renderRequest = requestAnimationFrame(render);
+  }
+
+  function updateMeasurements() {
+    if (!measureStale) return;
+    measureStale = false;
+    const m = calciumMeasurements(state.mask, rows, cols, { pixelSpacingMm: spacing });
+    state.measurements = m;
+    state.bins = calciumBins(state.mask, rows, cols).counts;
+    const [arc, area, thickness] = [arcValue, areaValue, thicknessValue];
+    arc.textContent = `${m.arcDegrees}°`;
+    arc.dataset.value = String(m.arcDegrees);
+    area.textContent = m.areaMm2 === null ? `${m.areaPx} px` : `${m.areaMm2.toFixed(3)} mm²`;
+    area.title = `${m.areaPx} pixels`;
+    area.dataset.value = String(m.areaPx);
+    thickness.textContent =
+      m.maxThicknessMm === null ? `${m.maxThicknessPx.toFixed(1)} px` : `${m.maxThicknessMm.toFixed(3)} mm`;
+    thickness.title = `${m.maxThicknessPx.toFixed(2)} pixels`;
+    thickness.dataset.value = String(m.maxThicknessPx);
+    measurements.classList.toggle("oct-muted", state.excluded);
+  }
+
+  function drawMask() {
+    if (overlayStale) fillOverlay();
+    const onLabelledFrame = state.viewing === labelledFrame;
+    context.globalAlpha = state.excluded ? state.opacity * 0.3 : onLabelledFrame ? state.opacity : state.opacity * 0.5;
+    context.drawImage(overlay, 0, 0);
+    context.globalAlpha = 1;
+  }
+
+  function fillOverlay() {
+    overlayStale = false;
+    const data = overlayImage.data;
+    const [red, green, blue] = MASK_RGB;
+    const mask = state.mask;
+    for (let i = 0, p = 0; i < mask.length; i++, p += 4) {
+      if (mask[i]) {
+        data[p] = red;
+        data[p + 1] = green;
+        data[p + 2] = blue;
+        data[p + 3] = 255;
+      } else {
+        data[p + 3] = 0;
+      }
+    }
+    overlayContext.putImageData(overlayImage, 0, 0);
+  }
+
+  function drawArc(unit) {
+    // The measured arc as a ring just inside the frame edge, one segment per occupied degree bin.
+    if (!state.bins) return;
+    const ringRadius = Math.min(rows, cols) / 2 - 3 * unit;
+    context.strokeStyle = "rgba(74, 163, 255, 0.9)";
+    context.lineWidth = 3 * unit;
+    context.beginPath();
+    for (let b = 0; b < BINS; b++) {
+      if (!state.bins[b]) continue;
+      const start = (b * Math.PI) / 180;
+      context.moveTo(cx + 0.5 + ringRadius * Math.cos(start), cy + 0.5 + ringRadius * Math.sin(start));
+      context.arc(cx + 0.5, cy + 0.5, ringRadius, start, ((b + 1) * Math.PI) / 180);
+    }
+    context.stroke();
+    context.strokeStyle = "rgba(255, 255, 255, 0.6)";
+    context.lineWidth = unit;
+    context.beginPath();
+    context.moveTo(cx + 0.5 - 4 * unit, cy + 0.5);
+    context.lineTo(cx + 0.5 + 4 * unit, cy + 0.5);
+    context.moveTo(cx + 0.5, cy + 0.5 - 4 * unit);
+    context.lineTo(cx + 0.5, cy + 0.5 + 4 * unit);
+    context.stroke();
+  }
+
+  function drawPolygon(unit) {
+    if (!state.polygon.length) return;
+    context.strokeStyle = "#4aa3ff";
+    context.fillStyle = "#4aa3ff";
+    context.lineWidth = unit;
+    context.beginPath();
+    state.polygon.forEach((p, i) => (i ? context.lineTo(p.x, p.y) : context.moveTo(p.x, p.y)));
+    if (state.pointer) context.lineTo(state.pointer.x, state.pointer.y);
+    context.stroke();
+    for (const p of state.polygon) context.fillRect(p.x - 1.5 * unit, p.y - 1.5 * unit, 3 * unit, 3 * unit);
+  }
+
+  function drawCursor(unit) {
+    if (!state.pointer || state.mode === "polygon") return;
+    context.strokeStyle = state.mode === "eraser" ? "#ff6b6b" : "#ffffff";
+    context.lineWidth = unit;
+    context.beginPath();
+    context.arc(state.pointer.x, state.pointer.y, Math.max(radius(), unit), 0, 2 * Math.PI);
+    context.stroke();
+  }
+
+  function render() {
+    renderRequest = 0;
+    updateMeasurements();
+    // One CSS pixel in canvas units, so outlines stay thin whatever the scale.
+    const unit = cols / Math.max(1, canvas.getBoundingClientRect().width || cols);
+    context.fillStyle = "#000";
+    context.fillRect(0, 0, cols, rows);
+    if (frameBitmap) context.drawImage(frameBitmap, 0, 0, cols, rows);
+    if (state.visible) {
+      drawMask();
+      drawArc(unit);
+    }
+    drawPolygon(unit);
+    drawCursor(unit);
+  }
+
+  function renderControls() {
+    const onLabelledFrame = state.viewing === labelledFrame;
+    wrapper.dataset.viewing = String(state.viewing);
+    wrapper.dataset.labelledFrame = String(labelledFrame);
+    wrapper.classList.toggle("oct-context", !onLabelledFrame);
+    wrapper.classList.toggle("oct-excluded", state.excluded);
+    banner.textContent = onLabelledFrame
+      ? `Labelling frame ${labelledFrame + 1} of ${frameCount}`
+      : `Viewing frame ${state.viewing + 1} for context — the mask belongs to frame ${labelledFrame + 1} ` +
+        "(press l to return)";
+    if (document.activeElement !== frameSlider) frameSlider.value = String(state.viewing);
+    frameText.textContent = `Frame ${state.viewing + 1} / ${frameCount}`;
+    const percent = (index) => `${((index + 0.5) / frameCount) * 100}%`;
+    lmodeCursor.style.left = percent(state.viewing);
+    lmodeItem.style.left = percent(labelledFrame);
+    for (const [b, mode] of [
+      [brushButton, "brush"],
+      [eraserButton, "eraser"],
+      [polygonButton, "polygon"],
+    ]) {
+      b.setAttribute("aria-pressed", String(state.mode === mode));
+    }
+    sizeText.textContent = `${SIZES[state.sizeIndex]} px`;
+    visibleButton.textContent = state.visible ? "Hide mask" : "Show mask";
+    visibleButton.setAttribute("aria-pressed", String(!state.visible));
+    excludeBox.checked = state.excluded;
+    reasonSelect.value = state.reason;
+    exclusion.classList.toggle("oct-active", state.excluded);
+    const modeName = { brush: "Brush", eraser: "Eraser", polygon: "Polygon (click points, f closes)" }[state.mode];
+    modeText.textContent = `${modeName} · ${SIZES[state.sizeIndex]} px`;
+    sourceText.textContent = `Started from: ${state.source}`;
+  }
+
+  function renderLmodeMarks() {
+    if (!pullback) {
+      lmode.hidden = true;
+      return;
+    }
+    if (pullback.lmode_url) lmodeImage.src = pullback.lmode_url;
+    const marks = (pullback.frame_items || [])
+      .filter((f) => f.mine)
+      .map((f) =>
+        el("div", {
+          class: `oct-lmode-mark oct-lmode-${f.mine}`,
+          style: `left: ${((f.frame_index + 0.5) / frameCount) * 100}%`,
+          title: `Frame ${f.frame_index + 1}: ${f.mine === "mask" ? "labelled" : "excluded"}`,
+        }),
+      );
+    lmodeMarks.replaceChildren(...marks);
+  }
+
+  // --- Shortcuts -------------------------------------------------------------------------------------------
+  const step = (delta) => () => showFrame(state.viewing + delta);
+  const shortcuts = [
+    { key: "d", label: "Brush", run: () => setMode("brush") },
+    { key: "e", label: "Eraser", run: () => setMode("eraser") },
+    { key: "p", label: "Polygon fill (click points)", run: () => setMode("polygon") },
+    { key: "f", label: "Close and fill the polygon", run: closePolygon },
+    { key: "Backspace", label: "Remove the last polygon point", run: dropPolygonPoint },
+    { key: "[", label: "Smaller brush", run: () => resize(-1) },
+    { key: "]", label: "Larger brush", run: () => resize(1) },
+    { key: "Ctrl+z", label: "Undo", run: undo },
+    { key: "Ctrl+y", label: "Redo", run: redo },
+    { key: "h", label: "Show/hide the mask", run: toggleVisible },
+    { key: "o", label: "Mask opacity (cycle)", run: cycleOpacity },
+    { key: "c", label: "Copy your mask of the previous frame", run: copyPrevious },
+    { key: "x", label: "Clear the mask", run: clearMask },
+    ...REASONS.map((r) => ({
+      key: r.key,
+      label: `Exclude frame: ${r.text.toLowerCase()}`,
+      run: () => setExcluded(true, r.value),
+    })),
+    { key: "0", label: "Include the frame again (edit the mask)", run: () => setExcluded(false) },
+    { key: ",", label: "Previous frame", run: step(-1) },
+    { key: ".", label: "Next frame", run: step(1) },
+    { key: "ArrowLeft", label: "Previous frame", run: step(-1) },
+    { key: "ArrowRight", label: "Next frame", run: step(1) },
+    { key: "l", label: "Back to the labelled frame", run: () => showFrame(labelledFrame) },
+  ];
+
+  // --- Start -----------------------------------------------------------------------------------------------
+  const prediction = ctx.item.prediction;
+  if (!ctx.item.label && prediction?.output?.mask) {
+    try {
+      loadMask(prediction.output.mask, `model v${prediction.model_version} prediction`);
+      ctx.status(`Starting from model v${prediction.model_version}'s prediction: edit it to match the calcium`);
+    } catch (error) {
+      ctx.status(`The model's prediction could not be used: ${error.message}`);
+    }
+  }
+  renderLmodeMarks();
+  updateMeasurements();
+  renderControls();
+  await showFrame(labelledFrame);
+
+  const tool = {
+    shortcuts,
+    getPayload() {
+      if (state.excluded) {
+        if (!state.reason) return { error: "Choose why the frame is excluded (1, 2 or 3)" };
+        return { payload: { excluded: true, exclusion_reason: state.reason } };
+      }
+      return { payload: { excluded: false, mask: encodeMask(state.mask, rows, cols) } };
+    },
+    setPayload(payload) {
+      state.undo = [];
+      state.redo = [];
+      state.polygon = [];
+      if (payload?.excluded) {
+        state.excluded = true;
+        state.reason = payload.exclusion_reason || "";
+        state.source = "saved exclusion";
+      } else if (payload?.mask) {
+        state.excluded = false;
+        try {
+          const isLabel = JSON.stringify(payload) === JSON.stringify(ctx.item.label?.payload);
+          loadMask(payload.mask, isLabel ? `your label v${ctx.item.label.version}` : "your draft");
+        } catch (error) {
+          ctx.status(`The saved mask could not be shown: ${error.message}`);
+        }
+      }
+      maskChanged();
+      updateMeasurements();
+      renderControls();
+      requestRender();
+    },
+    destroy() {
+      if (renderRequest) cancelAnimationFrame(renderRequest);
+      renderRequest = 0;
+      frameToken++;
+      frames.close();
+      for (const off of listeners) off();
+      if (window.lumenOct === debug) delete window.lumenOct;
+    },
+  };
+  const debug = {
+    mask: () => encodeMask(state.mask, rows, cols),
+    measurements: () => calciumMeasurements(state.mask, rows, cols, { pixelSpacingMm: spacing }),
+    state: () => ({
+      mode: state.mode,
+      size: SIZES[state.sizeIndex],
+      viewing: state.viewing,
+      excluded: state.excluded,
+      reason: state.reason,
+      undo: state.undo.length,
+      redo: state.redo.length,
+      polygon: state.polygon.length,
+    }),
+  };
+  window.lumenOct = debug;
+  return tool;
+}

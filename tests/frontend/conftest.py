@@ -37,15 +37,28 @@ def browser():
 
 @pytest.fixture
 def page(browser):
+    """A fresh page, closed only once its requests have finished: the shell's prefetches and the draft it
+    sends as the page unloads must not reach the live server while the test database is flushed."""
     context = browser.new_context(viewport={"width": 1280, "height": 800})
+    in_flight = set()
+    context.on("request", lambda request: in_flight.add(request))
+    context.on("response", lambda response: in_flight.discard(response.request))
+    context.on("requestfinished", lambda request: in_flight.discard(request))
+    context.on("requestfailed", lambda request: in_flight.discard(request))
     page = context.new_page()
+
+    def settle() -> None:
+        for _ in range(100):
+            if not in_flight:
+                return
+            page.wait_for_timeout(50)
+
     yield page
-    # Let requests still in flight (frame prefetches, the draft saved when the page is hidden) reach the
-    # live server before the test database is flushed.
     try:
-        page.wait_for_load_state("networkidle", timeout=10_000)
+        settle()
         page.goto("about:blank")
-        page.wait_for_timeout(300)
+        page.wait_for_timeout(300)  # a keepalive draft sent as the page unloads is not always reported
+        settle()
     finally:
         context.close()
 

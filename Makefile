@@ -6,7 +6,7 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test install browser lint serve migrate bench-ingest clean
+.PHONY: demo test install browser lint serve migrate bench-ingest bench-cine clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,9 @@ lint: install
 
 bench-ingest: install
 	$(PY) -m benchmarks.ingest
+
+bench-cine: install browser
+	$(PY) -m benchmarks.cine_open
 
 clean:
 	rm -rf var/media var/static var/lumen.sqlite3*

@@ -156,6 +156,7 @@ class ItemSerializer(serializers.ModelSerializer):
         frame_url = reverse("api:item-frame", args=[item.pk, 0])
         media = {
             "frame_url_template": frame_url[: -len("0/")] + "{n}/",
+            "frames_pack_url": reverse("api:item-frame-pack", args=[item.pk]),
             "frames": instance.number_of_frames,
             "rows": instance.rows,
             "columns": instance.columns,

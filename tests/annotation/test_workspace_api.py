@@ -229,3 +229,22 @@ def test_a_late_autosave_of_submitted_work_is_refused(runs, client_for, annotato
     assert not Draft.objects.exists()
     edit = client.put(draft_url, {"payload": {"vessel": "RCA"}, "base_version": 1}, format="json")
     assert edit.status_code == 200 and Draft.objects.get().base_version == 1
+
+
+def test_frame_pack_holds_the_same_bytes_as_the_single_frames(runs, client_for, annotator, stranger):
+    item = runs[0]
+    client = client_for(annotator)
+    pack_url = client.get(reverse("api:item-detail", args=[item.pk])).json()["media"]["frames_pack_url"]
+    response = client.get(pack_url, {"start": 1})
+    assert response.status_code == 200 and response["X-Frame-Format"] == item.instance.frame_format
+    sizes = [int(n) for n in response["X-Frame-Sizes"].split(",")]
+    assert len(sizes) == item.instance.number_of_frames - 1
+    body, offset = response.content, 0
+    for n, size in enumerate(sizes, start=1):
+        single = client.get(reverse("api:item-frame", args=[item.pk, n]))
+        assert body[offset : offset + size] == b"".join(single.streaming_content)
+        offset += size
+    assert offset == len(body)
+    bad = client.get(pack_url, {"start": item.instance.number_of_frames})
+    assert bad.status_code == 400 and "start" in bad.json()
+    assert client_for(stranger).get(pack_url).status_code == 404

@@ -7,7 +7,6 @@ import {
   SEGMENT_TERRITORY,
   TERRITORIES,
   TERRITORY_SEGMENTS,
-  icaObstructive,
   neighbourRing,
   patientAbnormal,
   point,
@@ -16,102 +15,13 @@ import {
   territoryFlags,
   territoryRollup,
 } from "../lib/territories.js";
+import { el, formatNumber, svg } from "../lib/dom.js";
+import { colourBarFigure, drawSegmentOutlines, loadImage, paintMap } from "../lib/polar-colormap.js";
+import { icaPanel } from "./spect-ica.js";
 
 const PHASES = ["stress", "rest"];
 const SCORE_WORDS = ["normal", "mild", "moderate", "severe", "absent"];
-const VESSELS = [
-  ["stenosis_lm", "LM"],
-  ["stenosis_lad", "LAD"],
-  ["stenosis_lcx", "LCX"],
-  ["stenosis_rca", "RCA"],
-];
-// Perceptual colour map (inferno-like control points), applied to both polar maps and the colour bar.
-const COLOUR_STOPS = [
-  [0, 0, 4],
-  [31, 12, 72],
-  [85, 15, 109],
-  [136, 34, 106],
-  [186, 54, 85],
-  [227, 89, 51],
-  [249, 140, 10],
-  [249, 201, 50],
-  [252, 255, 164],
-];
 const EYE_RADIUS = 100;
-const MAP_RADIUS_FRACTION = 0.47; // the polar map fills 0.47 of the image size around its centre
-const SVG_NS = "http://www.w3.org/2000/svg";
-
-const LUT = (() => {
-  const lut = new Uint8ClampedArray(256 * 3);
-  const last = COLOUR_STOPS.length - 1;
-  for (let v = 0; v < 256; v += 1) {
-    const x = (v / 255) * last;
-    const i = Math.min(Math.floor(x), last - 1);
-    const f = x - i;
-    for (let c = 0; c < 3; c += 1) lut[v * 3 + c] = COLOUR_STOPS[i][c] * (1 - f) + COLOUR_STOPS[i + 1][c] * f;
-  }
-  return lut;
-})();
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "text") node.textContent = value;
-    else if (value !== false && value !== null && value !== undefined)
-      node.setAttribute(key, value === true ? "" : value);
-  }
-  node.append(...children);
-  return node;
-}
-
-function svg(tag, attrs = {}) {
-  const node = document.createElementNS(SVG_NS, tag);
-  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
-  return node;
-}
-
-function loadImage(url) {
-  return new Promise((resolve, reject) => {
-    const image = new Image();
-    image.onload = () => resolve(image);
-    image.onerror = () => reject(new Error(`could not load ${url}`));
-    image.src = url;
-  });
-}
-
-/** Draw a gray polar map into the canvas through the shared colour map. */
-function paintMap(canvas, image) {
-  canvas.width = image.naturalWidth;
-  canvas.height = image.naturalHeight;
-  const context = canvas.getContext("2d", { willReadFrequently: true });
-  context.drawImage(image, 0, 0);
-  const pixels = context.getImageData(0, 0, canvas.width, canvas.height);
-  const data = pixels.data;
-  for (let i = 0; i < data.length; i += 4) {
-    const v = data[i];
-    data[i] = LUT[v * 3];
-    data[i + 1] = LUT[v * 3 + 1];
-    data[i + 2] = LUT[v * 3 + 2];
-    data[i + 3] = 255;
-  }
-  context.putImageData(pixels, 0, 0);
-}
-
-function paintColourBar(canvas) {
-  canvas.width = 1;
-  canvas.height = 256;
-  const context = canvas.getContext("2d");
-  const pixels = context.createImageData(1, 256);
-  for (let y = 0; y < 256; y += 1) {
-    const v = 255 - y;
-    pixels.data.set([LUT[v * 3], LUT[v * 3 + 1], LUT[v * 3 + 2], 255], y * 4);
-  }
-  context.putImageData(pixels, 0, 0);
-}
-
-function formatNumber(value, unit = "") {
-  return value === null || value === undefined || value === "" ? "—" : `${value}${unit}`;
-}
 
 function clinicalList(clinical = {}) {
   const { age, sex, weight_kg: weight, height_cm: height } = clinical;
@@ -204,27 +114,7 @@ export async function mountTool(root, ctx) {
       ),
     );
   }
-  const bar = el("canvas", { id: "spect-colorbar" });
-  paintColourBar(bar);
-  mapRow.append(
-    el(
-      "figure",
-      { class: "spect-colorbar" },
-      el(
-        "div",
-        { class: "spect-colorbar-body" },
-        bar,
-        el(
-          "div",
-          { class: "spect-colorbar-ticks" },
-          el("span", { text: "100%" }),
-          el("span", { text: "50%" }),
-          el("span", { text: "0%" }),
-        ),
-      ),
-      el("figcaption", { text: "% of each map's max" }),
-    ),
-  );
+  mapRow.append(colourBarFigure({ id: "spect-colorbar", className: "spect-colorbar" }));
 
   const eyeRow = el("section", { id: "spect-eyes", class: "spect-eyes" });
   for (const phase of PHASES) {
@@ -359,11 +249,7 @@ export async function mountTool(root, ctx) {
     el("button", { type: "button", class: "secondary", id: "spect-override-cancel", text: "Cancel" }),
   );
 
-  const icaSection = el("section", { id: "spect-ica", class: "spect-ica" }, el("h3", { text: "ICA reference" }));
-  const icaValues = el("div", { id: "spect-ica-values" });
-  icaSection.append(icaValues);
-  let icaForm = null;
-  if (item.can_edit_ica) icaForm = buildIcaForm();
+  const { section: icaSection, form: icaForm } = icaPanel(item, ctx);
 
   const main = el("div", { class: "spect-main" }, mapRow, eyeRow, controls, territoryTable, overrideForm);
   container.append(main, el("div", { class: "spect-aside" }, side, icaSection));
@@ -571,92 +457,6 @@ export async function mountTool(root, ctx) {
     patientCell.dataset.abnormal = String(abnormal);
   }
 
-  // --- ICA ------------------------------------------------------------------------------------------------
-  function renderIca() {
-    const ica = item.ica;
-    if (!ica) {
-      icaValues.replaceChildren(el("p", { class: "muted", text: "No ICA reference for this patient." }));
-      return;
-    }
-    const obstructive = ica.obstructive || icaObstructive(ica);
-    icaValues.replaceChildren(
-      el(
-        "table",
-        { class: "grid" },
-        el(
-          "tbody",
-          {},
-          ...VESSELS.map(([field, name]) =>
-            el(
-              "tr",
-              { "data-vessel": name },
-              el("th", { text: name }),
-              el("td", { class: "num", text: formatNumber(ica[field], "%") }),
-            ),
-          ),
-        ),
-      ),
-      el(
-        "p",
-        { class: "spect-ica-obstructive" },
-        "Obstructive: ",
-        el("strong", { text: TERRITORIES.filter((t) => obstructive[t]).join(", ") || "none" }),
-      ),
-      el("p", {
-        class: "muted",
-        text: `Entered by ${ica.entered_by ?? "—"}${ica.created_at ? ` on ${new Date(ica.created_at).toLocaleString()}` : ""}`,
-      }),
-    );
-  }
-
-  function buildIcaForm() {
-    const inputs = {};
-    const preview = el("p", { class: "muted", id: "spect-ica-preview" });
-    const error = el("p", { class: "error", id: "spect-ica-error", role: "alert" });
-    const form = el("form", { id: "spect-ica-form", class: "spect-ica-form" });
-    for (const [field, name] of VESSELS) {
-      inputs[field] = el("input", {
-        type: "number",
-        name: field,
-        min: 0,
-        max: 100,
-        step: "any",
-        value: item.ica?.[field] ?? "",
-      });
-      form.append(el("label", {}, `${name} %`, inputs[field]));
-    }
-    const values = () =>
-      Object.fromEntries(
-        VESSELS.map(([field]) => [field, inputs[field].value === "" ? null : Number(inputs[field].value)]),
-      );
-    const showPreview = () => {
-      const o = icaObstructive(values());
-      preview.textContent = `Obstructive if saved: ${TERRITORIES.filter((t) => o[t]).join(", ") || "none"}`;
-    };
-    form.addEventListener("input", showPreview);
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      error.textContent = "";
-      try {
-        item.ica = await ctx.api.post(item.ica_url, values());
-        renderIca();
-        ctx.status("ICA reference saved");
-      } catch (failure) {
-        const body = failure.body && typeof failure.body === "object" ? failure.body : null;
-        error.textContent = body
-          ? Object.entries(body)
-              .map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(" ") : v}`)
-              .join("; ")
-          : failure.message;
-        ctx.status("ICA reference not saved");
-      }
-    });
-    form.append(preview, error, el("button", { type: "submit", text: "Save ICA reference" }));
-    showPreview();
-    icaSection.append(form);
-    return form;
-  }
-
   // --- polar maps -----------------------------------------------------------------------------------------
   async function drawMap(phase, url) {
     const { canvas, overlay } = maps[phase];
@@ -669,14 +469,7 @@ export async function mountTool(root, ctx) {
       );
       ctx.status(`The ${phase} map could not be loaded`);
     }
-    const [w, h] = [canvas.width, canvas.height];
-    overlay.setAttribute("viewBox", `0 0 ${w} ${h}`);
-    const radius = Math.min(w, h) * MAP_RADIUS_FRACTION;
-    overlay.replaceChildren(
-      ...Array.from({ length: SEGMENT_COUNT }, (_, i) =>
-        svg("path", { d: segmentPath(i + 1, radius, (w - 1) / 2, (h - 1) / 2) }),
-      ),
-    );
+    drawSegmentOutlines(overlay, canvas.width, canvas.height);
   }
 
   const keyScore = (score) => ({
@@ -710,7 +503,6 @@ export async function mountTool(root, ctx) {
     };
   }
 
-  renderIca();
   render();
   await Promise.all([drawMap("stress", media.stress_url), drawMap("rest", media.rest_url)]);
 

@@ -1,0 +1,367 @@
+"""Opening a cine run in Chromium: time to the first frame and to all frames, and the bytes sent, against the DICOM.
+
+    python -m benchmarks.cine_open [--frames 100] [--size 512] [--repeats 5] [--save]
+
+One generated XA run is imported with the real import service and served by daphne (the project's ASGI server)
+running `webapp.asgi:application` on a free loopback port. Each repetition opens a fresh browser context (cold
+HTTP cache, logged in through the login form once) and measures from navigation start:
+
+- the baseline: the page fetches the run's de-identified DICOM file whole, over the same server (what a viewer
+  that reads DICOM in the browser must transfer before it can show anything);
+- the same frames without the player: fetched one after another and decoded, as a naive loop would;
+- the workspace with the cine tool (`?item=<id>`): HTML, scripts, the workspace API, then frame 0 on its own and
+  frames 1… in one packed response (`frames/pack/`, each frame decoded as its bytes arrive), read from the tool's
+  performance marks ("cine-first-frame", "cine-all-frames").
+
+Bytes are the frame responses' Resource Timing `encodedBodySize` (the body on the wire). After loading, one lap
+of playback at 1× checks that every frame is shown at the run's frame rate. Medians over the repetitions, after
+one warm-up round that is not counted.
+
+The server runs in a thread of this process, so it shares the throw-away test database even when that is
+SQLite in memory (a daphne subprocess could not see it); set DATABASE_URL to measure against PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import daphne.server  # installs Twisted's asyncio reactor: import it before anything else touches Twisted
+import numpy as np
+
+from benchmarks.common import django_test_database, machine_line, save, table
+
+PASSWORD = "bench-password"
+CHUNK = 64 * 1024
+
+# Runs in a blank page of the server's origin: fetch a URL whole and return when it arrived (ms since navigation).
+FETCH_DICOM_JS = """
+async (url) => {
+  const body = await (await fetch(url, {credentials: "same-origin"})).arrayBuffer();
+  return {first: null, all: performance.now(), bytes: body.byteLength};
+}
+"""
+
+# The frames one after another, each decoded before the next is asked for.
+SEQUENTIAL_FRAMES_JS = """
+async ({template, frames}) => {
+  let first = null;
+  for (let n = 0; n < frames; n += 1) {
+    const blob = await (await fetch(template.replace("{n}", n), {credentials: "same-origin"})).blob();
+    (await createImageBitmap(blob)).close();
+    if (first === null) first = performance.now();
+  }
+  return {first, all: performance.now()};
+}
+"""
+
+FRAME_BYTES_JS = """
+() => {
+  const frames = performance.getEntriesByType("resource").filter((e) => e.name.includes("/frames/"));
+  return {requests: frames.length, bytes: frames.reduce((sum, e) => sum + e.encodedBodySize, 0)};
+}
+"""
+
+WORKSPACE_MARKS_JS = """
+() => {
+  const at = (name) => performance.getEntriesByName(name)[0].startTime;
+  const resources = performance.getEntriesByType("resource");
+  const done = (pattern) => resources.find((e) => pattern.test(e.name)).responseEnd;
+  return {
+    first: at("cine-first-frame"),
+    all: at("cine-all-frames"),
+    html: performance.getEntriesByType("navigation")[0].responseEnd,
+    api: done(/\\/workspace\\/$/),
+    tool: done(/tools\\/vessel_type\\.js/),
+    frame0: resources.find((e) => /\\/frames\\/0\\/$/.test(e.name)).startTime,
+  };
+}
+"""
+
+# Play one lap from frame 0 at 1× and record every frame the tool shows.
+PLAYBACK_JS = """
+async (lapMs) => {
+  const tool = document.querySelector(".vessel-tool");
+  const shown = [];
+  const observer = new MutationObserver(() => shown.push([performance.now(), Number(tool.dataset.frame)]));
+  observer.observe(tool, {attributes: true, attributeFilter: ["data-frame"]});
+  document.dispatchEvent(new KeyboardEvent("keydown", {key: "Home"}));
+  document.dispatchEvent(new KeyboardEvent("keydown", {key: " "}));
+  await new Promise((resolve) => setTimeout(resolve, lapMs));
+  document.dispatchEvent(new KeyboardEvent("keydown", {key: " "}));
+  observer.disconnect();
+  return shown;
+}
+"""
+
+
+def generate_run(folder: Path, frames: int, size: int) -> Path:
+    from learning.cohorts import fake_patient, write_xa_run
+
+    rng = np.random.default_rng(11)
+    path = folder / "run.dcm"
+    write_xa_run(path, vessel="LCA", rng=rng, patient=fake_patient(rng, 0), frames=frames, size=size)
+    return path
+
+
+def import_item(path: Path):
+    """Import the run into a fresh vessel-type project with one annotator; return the item and the username."""
+    from annotation.ingest.sources import sources_from_path
+    from annotation.models import Item, Role, TaskType
+    from annotation.services import import_run, membership_set, project_create
+    from tests.factories import UserFactory
+
+    lead = UserFactory(username="bench-lead")
+    annotator = UserFactory(username="bench-annotator")
+    annotator.set_password(PASSWORD)
+    annotator.save()
+    project = project_create(slug="bench-cine", name="Cine benchmark", task_type=TaskType.VESSEL_TYPE, creator=lead)
+    membership_set(project=project, user=annotator, role=Role.ANNOTATOR)
+    report = import_run(project=project, sources=sources_from_path(path, max_members=10))
+    assert report.summary()["items_created"] == 1, report.summary()
+    return Item.objects.select_related("instance", "project").get(project=project), annotator.username
+
+
+def bench_routes(app, dicom: Path):
+    """Wrap the ASGI app with two benchmark-only routes: a blank page and the stored DICOM file, streamed."""
+
+    async def send_body(send, body_type: str, chunks) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", body_type.encode())]})
+        async for chunk in chunks:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def read_file():
+        with dicom.open("rb") as handle:
+            while chunk := await asyncio.to_thread(handle.read, CHUNK):
+                yield chunk
+
+    async def blank():
+        yield b"<!doctype html><title>bench</title>"
+
+    async def router(scope, receive, send):
+        if scope["type"] == "http" and scope["path"] == "/bench/dicom":
+            await send_body(send, "application/dicom", read_file())
+        elif scope["type"] == "http" and scope["path"] == "/bench/blank":
+            await send_body(send, "text/html", blank())
+        else:
+            await app(scope, receive, send)
+
+    return router
+
+
+class ServerThread(threading.Thread):
+    """Daphne serving the ASGI application on a free loopback port, in this process."""
+
+    def __init__(self, application) -> None:
+        super().__init__(daemon=True)
+        self.server = daphne.server.Server(
+            application, endpoints=["tcp:port=0:interface=127.0.0.1"], signal_handlers=False, verbosity=0
+        )
+
+    def run(self) -> None:
+        self.server.run()
+
+    @property
+    def url(self) -> str:
+        deadline = time.monotonic() + 20
+        while not self.server.listening_addresses:
+            if time.monotonic() > deadline:
+                raise RuntimeError("daphne did not start listening")
+            time.sleep(0.05)
+        host, port = self.server.listening_addresses[0]
+        return f"http://{host}:{port}"
+
+    def stop(self) -> None:
+        from twisted.internet import reactor
+
+        reactor.callFromThread(reactor.stop)
+        self.join(timeout=10)
+
+
+def log_in(browser, base: str, username: str) -> dict:
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{base}/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/")
+    state = context.storage_state()
+    context.close()
+    return state
+
+
+def measure_once(browser, state: dict, base: str, item, frames: int, fps: float) -> dict[str, dict]:
+    """One cold-cache round of the three ways to open the run; return their timings and bytes."""
+    template = item_frame_template(item)
+    results = {}
+    for name, work in (
+        ("dicom", lambda page: page.evaluate(FETCH_DICOM_JS, "/bench/dicom")),
+        ("sequential", lambda page: page.evaluate(SEQUENTIAL_FRAMES_JS, {"template": template, "frames": frames})),
+    ):
+        context = browser.new_context(storage_state=state)
+        page = context.new_page()
+        page.goto(f"{base}/bench/blank")
+        result = work(page)
+        result.update(page.evaluate(FRAME_BYTES_JS) if name == "sequential" else {"requests": 1})
+        results[name] = result
+        context.close()
+
+    context = browser.new_context(storage_state=state)
+    page = context.new_page()
+    page.goto(f"{base}/projects/{item.project.slug}/label/?item={item.pk}")
+    page.wait_for_function("() => window.lumenCine && window.lumenCine.allFramesMs !== null", timeout=120_000)
+    result = page.evaluate(WORKSPACE_MARKS_JS)
+    result.update(page.evaluate(FRAME_BYTES_JS))
+    result["shown"] = page.evaluate(PLAYBACK_JS, round(1100 * frames / fps))
+    results["workspace"] = result
+    context.close()
+    return results
+
+
+def item_frame_template(item) -> str:
+    from django.urls import reverse
+
+    return reverse("api:item-frame", args=[item.pk, 0])[: -len("0/")] + "{n}/"
+
+
+def playback_summary(shown: list[list[float]], frames: int) -> tuple[int, int, float]:
+    """Return (frames shown in the lap, frames skipped between consecutive shows, shows per second)."""
+    changes = [(t, int(n)) for i, (t, n) in enumerate(shown) if i == 0 or n != shown[i - 1][1]]
+    indices = [n for _, n in changes]
+    skipped = sum((b - a) % frames - 1 for a, b in zip(indices, indices[1:], strict=False))
+    seconds = (changes[-1][0] - changes[0][0]) / 1000 if len(changes) > 1 else 0
+    return len(set(indices)), skipped, (len(changes) - 1) / seconds if seconds else 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=100)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--save", action="store_true", help="write the table to benchmarks/results/cine_open.txt")
+    args = parser.parse_args()
+    load = os.getloadavg()[0]  # other work on the machine skews every number here: say how busy it was
+    folder = Path(tempfile.mkdtemp(prefix="lumen-bench-cine-"))
+    try:
+        dicom = generate_run(folder, args.frames, args.size)
+        with django_test_database():
+            from django.conf import settings
+
+            from annotation.ingest.store import media_path
+
+            item, username = import_item(dicom)
+            instance = item.instance
+            stored_dicom = media_path(instance.file_path)
+            dicom_bytes = stored_dicom.stat().st_size
+            cache_bytes = sum(p.stat().st_size for p in media_path(instance.frames_dir).iterdir())
+            fps = instance.frame_rate
+            from webapp.asgi import application
+
+            server = ServerThread(bench_routes(application, stored_dicom))
+            server.start()
+            try:
+                rounds = run_browser(server.url, item, username, args.frames, fps, args.repeats)
+            finally:
+                server.stop()
+            frame_format = settings.LUMEN_FRAME_FORMAT
+        text = report(
+            args, rounds, dicom_bytes=dicom_bytes, cache_bytes=cache_bytes, fmt=frame_format, fps=fps, load=load
+        )
+        print(text)
+        if args.save:
+            print(f"\nsaved to {save('cine_open.txt', text)}")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def run_browser(base: str, item, username: str, frames: int, fps: float, repeats: int) -> list[dict]:
+    from playwright.sync_api import sync_playwright
+
+    from tests.frontend.conftest import CHROMIUM, CHROMIUM_ARGS
+
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's loop runs in this thread beside the ORM
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            state = log_in(browser, base, username)
+            measure_once(browser, state, base, item, frames, fps)  # warm-up: imports, URL resolver, page cache
+            return [measure_once(browser, state, base, item, frames, fps) for _ in range(repeats)]
+        finally:
+            browser.close()
+
+
+def report(args, rounds: list[dict], *, dicom_bytes: int, cache_bytes: int, fmt: str, fps: float, load: float) -> str:
+    def median(name: str, key: str) -> float | None:
+        values = [r[name][key] for r in rounds if r[name].get(key) is not None]
+        return statistics.median(values) if values else None
+
+    base_all = median("dicom", "all")
+    rows = []
+    for name, method in (
+        ("dicom", "fetch the DICOM file whole (baseline)"),
+        ("sequential", f"fetch + decode the {fmt} frames one by one"),
+        ("workspace", "Lumen workspace, cine tool (page + API + frames)"),
+    ):
+        first, all_ = median(name, "first"), median(name, "all")
+        sent = median(name, "bytes") if name != "dicom" else dicom_bytes
+        rows.append(
+            (
+                method,
+                "-" if first is None else f"{first:.0f}",
+                f"{all_:.0f}",
+                int(median(name, "requests")),
+                f"{sent / 1e6:.2f}",
+                "-" if first is None else first / base_all,
+                all_ / base_all,
+                sent / dicom_bytes,
+            )
+        )
+    body = table(
+        [
+            "method",
+            "first frame ms",
+            "all frames ms",
+            "requests",
+            "MB sent",
+            "first vs baseline",
+            "all vs baseline",
+            "bytes vs DICOM",
+        ],
+        rows,
+    )
+    laps = [playback_summary(r["workspace"]["shown"], args.frames) for r in rounds]
+    steps = ", ".join(
+        f"{what} {median('workspace', key):.0f}"
+        for what, key in (
+            ("HTML received", "html"),
+            ("tool module loaded", "tool"),
+            ("workspace API answered", "api"),
+            ("frame 0 requested", "frame0"),
+            ("drawn", "first"),
+        )
+    )
+    return (
+        f"Cine open benchmark: one XA run of {args.frames} frames at {args.size}x{args.size} (8-bit), "
+        f"DICOM {dicom_bytes / 1e6:.2f} MB, frame cache {cache_bytes / 1e6:.2f} MB as {fmt}\n"
+        f"{machine_line()} · load average {load:.1f} at start · daphne on 127.0.0.1 · headless Chromium, "
+        f"cold cache per run · "
+        f"median of {len(rounds)} (ms since navigation start)\n\n{body}\n\n"
+        f"Workspace timeline (median ms): {steps}.\n"
+        f"Playback after loading, one lap at 1x: {min(lap[0] for lap in laps)}-{max(lap[0] for lap in laps)} of "
+        f"{args.frames} frames shown, {max(lap[1] for lap in laps)} skipped at most, "
+        f"{statistics.median(lap[2] for lap in laps):.1f} frames/s (the run's rate: "
+        f"{fps:.1f})."
+    )
+
+
+if __name__ == "__main__":
+    main()

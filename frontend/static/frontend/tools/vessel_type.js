@@ -1,0 +1,619 @@
+// Vessel-type tool: a cine player for one XA run and the four labels (LCA, RCA, neither, unusable).
+//
+// Loading: frame 0 is fetched and drawn first and mountTool resolves then; the other frames follow in
+// parallel (a few requests at a time) as decoded ImageBitmaps, so playback never waits on decoding.
+// Timings for the cine_open benchmark land in performance marks ("cine-first-frame", "cine-all-frames")
+// and in window.lumenCine.
+
+const VESSELS = [
+  { value: "LCA", key: "1", text: "LCA", title: "Left coronary artery" },
+  { value: "RCA", key: "2", text: "RCA", title: "Right coronary artery" },
+  { value: "neither", key: "3", text: "Neither", title: "No coronary artery is injected" },
+  { value: "unusable", key: "4", text: "Unusable", title: "The run cannot be judged (give a reason)" },
+];
+const REASONS = ["poor opacification", "motion blur", "vessel outside the field", "truncated run", "not a coronary run"];
+const SPEEDS = [0.25, 0.5, 1, 1.5, 2, 3, 4];
+const FETCH_CONCURRENCY = 6;
+const ZOOM_MAX = 8;
+const ZOOM_STEP = 1.25;
+const LEVEL_MIN = 0.2;
+const LEVEL_MAX = 3;
+const LEVEL_STEP = 0.1;
+const FALLBACK_FPS = 15;
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (name === "text") node.textContent = value;
+    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else if (value !== false && value !== null && value !== undefined) node.setAttribute(name, value === true ? "" : value);
+  }
+  node.append(...children);
+  return node;
+}
+
+function clamp(value, low, high) {
+  return Math.min(high, Math.max(low, value));
+}
+
+// Fetches and decodes every frame; frame n is ready once `bitmaps[n]` is set (or `failed[n]`).
+class FrameStore {
+  constructor(template, count) {
+    this.template = template;
+    this.count = count;
+    this.bitmaps = new Array(count).fill(null);
+    this.failed = new Array(count).fill(false);
+    this.ready = 0;
+    this.bytes = 0;
+    this.closed = false;
+    this.abort = new AbortController();
+    this.onready = () => {};
+  }
+
+  url(n) {
+    return this.template.replace("{n}", String(n));
+  }
+
+  available(n) {
+    return this.bitmaps[n] !== null || this.failed[n];
+  }
+
+  async load(n, attempts = 2) {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        const response = await fetch(this.url(n), { credentials: "same-origin", signal: this.abort.signal });
+        if (!response.ok) throw new Error(`HTTP ${response.status}`);
+        const blob = await response.blob();
+        const bitmap = await createImageBitmap(blob);
+        if (this.closed) {
+          bitmap.close();
+          return;
+        }
+        this.bitmaps[n] = bitmap;
+        this.bytes += blob.size;
+        break;
+      } catch (error) {
+        if (this.closed) return;
+        if (attempt >= attempts) {
+          this.failed[n] = true;
+          this.onready(n, error);
+          return;
+        }
+      }
+    }
+    this.ready += 1;
+    this.onready(n, null);
+  }
+
+  // Frames start… in one response (X-Frame-Sizes gives each length); each is decoded as soon as its bytes
+  // are in, so playback can start while the rest still arrives. Returns the frames it could not deliver.
+  async loadPack(url, start) {
+    const pending = [];
+    try {
+      const response = await fetch(`${url}?start=${start}`, { credentials: "same-origin", signal: this.abort.signal });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      const sizes = (response.headers.get("X-Frame-Sizes") || "").split(",").map(Number);
+      const type = `image/${response.headers.get("X-Frame-Format") || "webp"}`;
+      const reader = response.body.getReader();
+      let chunks = [];
+      let held = 0;
+      let n = start;
+      const take = (size) => {
+        // Cut `size` bytes off the front of the received chunks.
+        const parts = [];
+        let need = size;
+        while (need > 0) {
+          const chunk = chunks[0];
+          if (chunk.byteLength <= need) {
+            parts.push(chunk);
+            chunks.shift();
+            need -= chunk.byteLength;
+          } else {
+            parts.push(chunk.subarray(0, need));
+            chunks[0] = chunk.subarray(need);
+            need = 0;
+          }
+        }
+        held -= size;
+        return new Blob(parts, { type });
+      };
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (value) {
+          chunks.push(value);
+          held += value.byteLength;
+        }
+        while (n - start < sizes.length && held >= sizes[n - start]) {
+          const index = n;
+          const blob = take(sizes[n - start]);
+          n += 1;
+          pending.push(this.decoded(index, blob));
+        }
+        if (done) break;
+      }
+      chunks = [];
+    } catch {
+      // Fall back to single frames for whatever did not arrive.
+    }
+    await Promise.all(pending);
+    return Array.from({ length: this.count - start }, (_, i) => start + i).filter((i) => !this.available(i));
+  }
+
+  async decoded(n, blob) {
+    try {
+      const bitmap = await createImageBitmap(blob);
+      if (this.closed) {
+        bitmap.close();
+        return;
+      }
+      this.bitmaps[n] = bitmap;
+      this.bytes += blob.size;
+      this.ready += 1;
+      this.onready(n, null);
+    } catch {
+      // Left unavailable: loadPack's caller fetches it on its own.
+    }
+  }
+
+  async loadAll(indices, concurrency) {
+    let next = 0;
+    const worker = async () => {
+      while (next < indices.length && !this.closed) await this.load(indices[next++]);
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, indices.length) }, worker));
+  }
+
+  close() {
+    this.closed = true;
+    this.abort.abort();
+    for (const bitmap of this.bitmaps) bitmap?.close();
+    this.bitmaps.fill(null);
+  }
+}
+
+// Draws frames on a canvas and plays them at frame_rate × speed, timed from requestAnimationFrame's clock.
+class CinePlayer {
+  constructor(canvas, store, fps, onframe) {
+    this.canvas = canvas;
+    this.context = canvas.getContext("2d");
+    this.store = store;
+    this.fps = fps;
+    this.onframe = onframe;
+    this.current = 0;
+    this.playing = false;
+    this.loop = true;
+    this.speed = 1;
+    this.zoom = 1;
+    this.panX = 0;
+    this.panY = 0;
+    this.raf = 0;
+    this.anchorFrame = 0;
+    this.anchorTime = 0;
+    this.tick = this.tick.bind(this);
+  }
+
+  draw() {
+    const bitmap = this.store.bitmaps[this.current];
+    if (!bitmap) return; // a frame that failed to load keeps the previous picture
+    const { width, height } = this.canvas;
+    this.context.setTransform(1, 0, 0, 1, 0, 0);
+    this.context.fillStyle = "#000";
+    this.context.fillRect(0, 0, width, height);
+    this.context.setTransform(this.zoom, 0, 0, this.zoom, this.panX, this.panY);
+    this.context.drawImage(bitmap, 0, 0, width, height);
+  }
+
+  show(n) {
+    this.current = clamp(n, 0, this.store.count - 1);
+    this.draw();
+    this.onframe(this.current);
+  }
+
+  play() {
+    if (this.playing) return;
+    if (!this.loop && this.current >= this.store.count - 1) this.current = 0;
+    this.playing = true;
+    this.anchorFrame = this.current;
+    this.anchorTime = performance.now();
+    this.raf = requestAnimationFrame(this.tick);
+    this.onframe(this.current);
+  }
+
+  pause() {
+    this.playing = false;
+    cancelAnimationFrame(this.raf);
+    this.onframe(this.current);
+  }
+
+  toggle() {
+    if (this.playing) this.pause();
+    else this.play();
+  }
+
+  step(delta) {
+    this.pause();
+    const count = this.store.count;
+    this.show(this.loop ? (this.current + delta + count) % count : this.current + delta);
+  }
+
+  setSpeed(speed) {
+    this.speed = speed;
+    this.anchorFrame = this.current;
+    this.anchorTime = performance.now();
+  }
+
+  tick(now) {
+    if (!this.playing) return;
+    const count = this.store.count;
+    const framesPerMs = (this.fps * this.speed) / 1000;
+    // Frames are picked by elapsed time, so a lagging tab skips ahead instead of slowing down.
+    // (A frame's timestamp can precede the moment play was pressed: never go back before the anchor.)
+    let position = this.anchorFrame + Math.max(0, now - this.anchorTime) * framesPerMs;
+    if (position >= count) {
+      if (this.loop) {
+        const laps = Math.floor(position / count);
+        this.anchorTime += (laps * count) / framesPerMs;
+        position -= laps * count;
+      } else {
+        this.show(count - 1);
+        this.pause();
+        return;
+      }
+    }
+    let target = Math.floor(position);
+    if (!this.store.available(target)) {
+      // Still loading: hold the last decoded frame and go on from it once the next one arrives.
+      target = this.lastAvailableBefore(target);
+      this.anchorFrame = target;
+      this.anchorTime = now;
+    }
+    if (target !== this.current) this.show(target);
+    this.raf = requestAnimationFrame(this.tick);
+  }
+
+  lastAvailableBefore(target) {
+    let n = target;
+    while (n !== this.current && !this.store.available(n)) n = (n - 1 + this.store.count) % this.store.count;
+    return n;
+  }
+
+  setZoom(zoom, x = this.canvas.width / 2, y = this.canvas.height / 2) {
+    const next = clamp(zoom, 1, ZOOM_MAX);
+    // Keep the image point under (x, y) where it is.
+    this.panX = x - ((x - this.panX) * next) / this.zoom;
+    this.panY = y - ((y - this.panY) * next) / this.zoom;
+    this.zoom = next;
+    this.pan(0, 0);
+  }
+
+  pan(dx, dy) {
+    const { width, height } = this.canvas;
+    this.panX = clamp(this.panX + dx, width * (1 - this.zoom), 0);
+    this.panY = clamp(this.panY + dy, height * (1 - this.zoom), 0);
+    this.draw();
+  }
+
+  destroy() {
+    this.pause();
+    this.store.close();
+  }
+}
+
+function predictionText(prediction) {
+  const output = prediction.output ?? {};
+  const probabilities = output.probabilities ?? output;
+  const known = VESSELS.filter((v) => typeof probabilities[v.value] === "number");
+  const version = prediction.model_version ? ` (model v${prediction.model_version})` : "";
+  if (known.length) {
+    const parts = known
+      .sort((a, b) => probabilities[b.value] - probabilities[a.value])
+      .map((v) => `${v.text} ${Math.round(probabilities[v.value] * 100)}%`);
+    return `Model suggestion${version}: ${parts.join(" · ")}`;
+  }
+  const vessel = output.vessel ?? output.label ?? output.class;
+  return `Model suggestion${version}: ${vessel ?? JSON.stringify(output)}`;
+}
+
+function markTime(name) {
+  performance.mark(name);
+  return Math.round(performance.now());
+}
+
+export async function mountTool(root, ctx) {
+  const media = ctx.item.item.media;
+  const count = media.frames || 1;
+  const fps = media.frame_rate || (media.frame_time_ms ? 1000 / media.frame_time_ms : FALLBACK_FPS);
+  const stats = { itemId: ctx.item.item.id, frames: count, ready: 0, bytes: 0, firstFrameMs: null, allFramesMs: null };
+  window.lumenCine = stats;
+  performance.clearMarks("cine-first-frame");
+  performance.clearMarks("cine-all-frames");
+
+  let vessel = null;
+  let brightness = 1;
+  let contrast = 1;
+  const listeners = [];
+
+  const canvas = el("canvas", { id: "cine-canvas", width: media.columns, height: media.rows, tabindex: "-1" });
+  // As large as fits: the full width, or 68 % of the window's height, whichever is smaller.
+  canvas.style.width = `min(100%, calc(68vh * ${media.columns / media.rows}))`;
+  const viewLabel = el("span", { id: "cine-view", class: "cine-view", text: media.geometry?.view ?? "view unknown" });
+  const frameLabel = el("span", { id: "cine-frame", class: "cine-frame" });
+  const loadLabel = el("span", { id: "cine-loaded", class: "muted" });
+  const scrub = el("input", { id: "cine-scrub", type: "range", min: 0, max: count - 1, step: 1, value: 0 });
+  const playButton = el("button", { id: "cine-play", type: "button", class: "cine-button" });
+  const loopButton = el("button", { id: "cine-loop", type: "button", class: "cine-button" });
+  const speedLabel = el("span", { id: "cine-speed", class: "cine-readout" });
+  const zoomLabel = el("span", { id: "cine-zoom", class: "cine-readout" });
+  const levelLabel = el("span", { id: "cine-levels", class: "cine-readout" });
+  const reason = el("input", {
+    id: "unusable-reason",
+    type: "text",
+    list: "unusable-reasons",
+    maxlength: 200,
+    placeholder: "Why is the run unusable?",
+    autocomplete: "off",
+  });
+  const reasonBox = el(
+    "label",
+    { id: "unusable-box", class: "unusable-box", hidden: true },
+    "Reason ",
+    reason,
+    el("datalist", { id: "unusable-reasons" }, ...REASONS.map((r) => el("option", { value: r }))),
+  );
+  const choiceButtons = VESSELS.map((v) =>
+    el(
+      "button",
+      { type: "button", class: "vessel-option", "data-vessel": v.value, title: v.title, "aria-pressed": "false" },
+      el("kbd", { text: v.key }),
+      ` ${v.text}`,
+    ),
+  );
+  const choice = el("div", { id: "vessel-choice", class: "vessel-choice", role: "group", "aria-label": "Vessel" });
+  choice.append(...choiceButtons);
+  const prediction = ctx.item.prediction
+    ? el("p", { id: "vessel-prediction", class: "vessel-prediction", text: predictionText(ctx.item.prediction) })
+    : "";
+
+  const stage = el("div", { class: "cine-stage" }, canvas);
+  const scrubWrap = el("div", { class: "cine-scrub" }, scrub);
+  const controls = el(
+    "div",
+    { class: "cine-controls" },
+    playButton,
+    el("button", { type: "button", class: "cine-button", title: "Previous frame (←)", onclick: () => player.step(-1) }, "◀"),
+    el("button", { type: "button", class: "cine-button", title: "Next frame (→)", onclick: () => player.step(1) }, "▶"),
+    loopButton,
+    speedLabel,
+    zoomLabel,
+    levelLabel,
+    loadLabel,
+  );
+  const header = el("div", { class: "cine-header" }, viewLabel, frameLabel);
+  const wrapper = el(
+    "div",
+    { class: "vessel-tool" },
+    header,
+    stage,
+    scrubWrap,
+    controls,
+    prediction,
+    choice,
+    reasonBox,
+  );
+  root.replaceChildren(wrapper);
+
+  const store = new FrameStore(media.frame_url_template, count);
+  const player = new CinePlayer(canvas, store, fps, renderFrame);
+
+  function renderFrame(n) {
+    frameLabel.textContent = `Frame ${n + 1} / ${count}`;
+    wrapper.dataset.frame = String(n);
+    wrapper.dataset.playing = String(player.playing);
+    scrub.value = String(n);
+    playButton.textContent = player.playing ? "❚❚ Pause" : "▶ Play";
+  }
+
+  function renderControls() {
+    loopButton.textContent = player.loop ? "Loop on" : "Loop off";
+    loopButton.setAttribute("aria-pressed", String(player.loop));
+    speedLabel.textContent = `${player.speed}× · ${Math.round(fps * player.speed * 10) / 10} fps`;
+    zoomLabel.textContent = `zoom ${Math.round(player.zoom * 100)}%`;
+    levelLabel.textContent = `brightness ${Math.round(brightness * 100)}% · contrast ${Math.round(contrast * 100)}%`;
+    // A CSS filter on the canvas costs nothing per frame drawn (the compositor applies it).
+    canvas.style.filter = `brightness(${brightness}) contrast(${contrast})`;
+    renderFrame(player.current);
+  }
+
+  function renderLoading() {
+    const percent = (100 * store.ready) / count;
+    scrubWrap.style.setProperty("--loaded", `${percent}%`);
+    loadLabel.textContent = store.ready < count ? `loading ${store.ready} / ${count}` : "";
+    const failed = store.failed.filter(Boolean).length;
+    if (failed) loadLabel.textContent = `${failed} frame(s) failed to load`;
+  }
+
+  function renderChoice() {
+    for (const button of choiceButtons) button.setAttribute("aria-pressed", String(button.dataset.vessel === vessel));
+    reasonBox.hidden = vessel !== "unusable";
+  }
+
+  function choose(value, { focusReason = true } = {}) {
+    vessel = value;
+    renderChoice();
+    if (value === "unusable" && focusReason) reason.focus();
+    ctx.changed();
+  }
+
+  function speedBy(direction) {
+    const index = SPEEDS.indexOf(player.speed);
+    player.setSpeed(SPEEDS[clamp(index + direction, 0, SPEEDS.length - 1)]);
+    renderControls();
+  }
+
+  function zoomBy(factor) {
+    player.setZoom(player.zoom * factor);
+    renderControls();
+  }
+
+  function levels(db, dc) {
+    brightness = clamp(Math.round((brightness + db) * 10) / 10, LEVEL_MIN, LEVEL_MAX);
+    contrast = clamp(Math.round((contrast + dc) * 10) / 10, LEVEL_MIN, LEVEL_MAX);
+    renderControls();
+  }
+
+  function resetView() {
+    brightness = 1;
+    contrast = 1;
+    player.setZoom(1);
+    renderControls();
+  }
+
+  function on(target, type, handler, options) {
+    target.addEventListener(type, handler, options);
+    listeners.push(() => target.removeEventListener(type, handler, options));
+  }
+
+  // Mouse: buttons give focus back to the page so the next key press reaches the shortcuts.
+  for (const button of choiceButtons) {
+    on(button, "click", () => {
+      choose(button.dataset.vessel);
+      if (button.dataset.vessel !== "unusable") button.blur();
+    });
+  }
+  on(playButton, "click", () => {
+    player.toggle();
+    playButton.blur();
+  });
+  on(loopButton, "click", () => {
+    player.loop = !player.loop;
+    renderControls();
+    loopButton.blur();
+  });
+  on(reason, "input", () => ctx.changed());
+  on(reason, "keydown", (event) => {
+    // The shell ignores keys typed in inputs; Enter here submits like anywhere else (focus stays, so a
+    // refused submit can be fixed by typing on).
+    if (event.key !== "Enter") return;
+    event.preventDefault();
+    wrapper.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", bubbles: true }));
+  });
+  on(scrub, "input", () => {
+    const n = Number(scrub.value); // read before pause() redraws the bar
+    player.pause();
+    player.show(n);
+  });
+  on(scrub, "change", () => scrub.blur());
+  on(
+    canvas,
+    "wheel",
+    (event) => {
+      event.preventDefault();
+      const rect = canvas.getBoundingClientRect();
+      const x = ((event.clientX - rect.left) * canvas.width) / rect.width;
+      const y = ((event.clientY - rect.top) * canvas.height) / rect.height;
+      player.setZoom(player.zoom * (event.deltaY < 0 ? ZOOM_STEP : 1 / ZOOM_STEP), x, y);
+      renderControls();
+    },
+    { passive: false },
+  );
+  let drag = null;
+  on(canvas, "pointerdown", (event) => {
+    if (player.zoom <= 1) return;
+    drag = { x: event.clientX, y: event.clientY };
+    canvas.setPointerCapture(event.pointerId);
+    canvas.classList.add("dragging");
+  });
+  on(canvas, "pointermove", (event) => {
+    if (!drag) return;
+    const scale = canvas.width / canvas.getBoundingClientRect().width;
+    player.pan((event.clientX - drag.x) * scale, (event.clientY - drag.y) * scale);
+    drag = { x: event.clientX, y: event.clientY };
+  });
+  const endDrag = () => {
+    drag = null;
+    canvas.classList.remove("dragging");
+  };
+  on(canvas, "pointerup", endDrag);
+  on(canvas, "pointercancel", endDrag);
+  on(canvas, "dblclick", resetView);
+
+  store.onready = (n, error) => {
+    stats.ready = store.ready;
+    stats.bytes = store.bytes;
+    renderLoading();
+    if (error) ctx.status(`Frame ${n + 1} could not be loaded (${error.message}).`);
+    if (n === player.current && !player.playing) player.draw();
+    if (store.ready + store.failed.filter(Boolean).length === count && stats.allFramesMs === null) {
+      stats.allFramesMs = markTime("cine-all-frames");
+    }
+  };
+
+  renderControls();
+  renderChoice();
+  renderLoading();
+
+  // First frame first: the tool is usable as soon as it is on screen.
+  await store.load(0);
+  if (!store.bitmaps[0]) throw new Error("The first frame of this run could not be loaded.");
+  player.show(0);
+  stats.firstFrameMs = markTime("cine-first-frame");
+  if (count > 1) {
+    const rest = media.frames_pack_url
+      ? store.loadPack(media.frames_pack_url, 1)
+      : Promise.resolve(Array.from({ length: count - 1 }, (_, i) => i + 1));
+    rest.then((missing) => store.loadAll(missing, FETCH_CONCURRENCY));
+  }
+
+  const shortcuts = [
+    ...VESSELS.map((v) => ({ key: v.key, label: `Vessel: ${v.text}`, run: () => choose(v.value) })),
+    { key: "Space", label: "Play / pause", run: () => player.toggle() },
+    { key: "ArrowLeft", label: "Previous frame", run: () => player.step(-1) },
+    { key: "ArrowRight", label: "Next frame", run: () => player.step(1) },
+    { key: "Home", label: "First frame", run: () => player.step(-player.current) },
+    { key: "End", label: "Last frame", run: () => player.step(count - 1 - player.current) },
+    { key: "+", label: "Faster", run: () => speedBy(1) },
+    { key: "-", label: "Slower", run: () => speedBy(-1) },
+    {
+      key: "l",
+      label: "Loop on/off",
+      run: () => {
+        player.loop = !player.loop;
+        renderControls();
+      },
+    },
+    { key: "z", label: "Zoom in", run: () => zoomBy(ZOOM_STEP) },
+    { key: "Z", label: "Zoom out", run: () => zoomBy(1 / ZOOM_STEP) },
+    { key: "]", label: "Brighter", run: () => levels(LEVEL_STEP, 0) },
+    { key: "[", label: "Darker", run: () => levels(-LEVEL_STEP, 0) },
+    { key: "}", label: "More contrast", run: () => levels(0, LEVEL_STEP) },
+    { key: "{", label: "Less contrast", run: () => levels(0, -LEVEL_STEP) },
+    { key: "0", label: "Reset zoom, brightness and contrast", run: resetView },
+  ];
+
+  return {
+    shortcuts,
+    getPayload() {
+      if (!vessel) return { error: "Choose the vessel: LCA (1), RCA (2), neither (3) or unusable (4)." };
+      if (vessel === "unusable") {
+        const text = reason.value.trim();
+        if (!text) return { error: "Say why the run is unusable." };
+        return { payload: { vessel, unusable_reason: text } };
+      }
+      return { payload: { vessel } };
+    },
+    getDraft() {
+      // Also an unfinished choice (unusable without a reason yet) survives a reload.
+      return vessel ? { vessel, unusable_reason: reason.value } : null;
+    },
+    setPayload(payload) {
+      vessel = VESSELS.some((v) => v.value === payload?.vessel) ? payload.vessel : null;
+      reason.value = payload?.unusable_reason ?? "";
+      renderChoice();
+    },
+    destroy() {
+      player.destroy();
+      for (const remove of listeners) remove();
+      listeners.length = 0;
+    },
+  };
+}

@@ -96,7 +96,7 @@ def test_polygon_fill_covers_the_pixels_whose_centres_are_inside(page, live_serv
     page.goto(f"{live_server.url}/login/")
     filled = page.evaluate(
         """async (shapes) => {
-          const { fillPolygon } = await import("/static/frontend/tools/oct_calcium.js");
+          const { fillPolygon } = await import("/static/frontend/lib/mask-paint.js");
           return shapes.map((points) => {
             const mask = new Uint8Array(10 * 12);
             fillPolygon(mask, 10, 12, points.map(([x, y]) => ({ x, y })));

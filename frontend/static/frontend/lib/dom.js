@@ -2,13 +2,13 @@
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 
-/** Create an HTML element: `text` sets its text, true/false/null toggle boolean attributes. */
+/** Create an HTML element: `text` sets its text, `on<event>` adds a listener, true/false/null toggle attributes. */
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) {
     if (key === "text") node.textContent = value;
-    else if (value !== false && value !== null && value !== undefined)
-      node.setAttribute(key, value === true ? "" : value);
+    else if (key.startsWith("on") && typeof value === "function") node.addEventListener(key.slice(2), value);
+    else if (value !== false && value !== null && value !== undefined) node.setAttribute(key, value === true ? "" : value);
   }
   node.append(...children);
   return node;

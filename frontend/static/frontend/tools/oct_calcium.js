@@ -8,7 +8,21 @@
 // `window.lumenOct` exposes the mask and measurements to tests and scripts.
 
 import { decodeMask, encodeMask } from "../lib/mask-rle.js";
-import { BINS, calciumBins, calciumMeasurements, defaultCentre } from "../lib/oct-measure.js";
+import {
+  clamp,
+  clientToPixels,
+  drawArcRing,
+  drawBrushCursor,
+  drawPolygonOutline,
+  fillPolygon,
+  FrameCache,
+  MaskOverlay,
+  stamp,
+  stampLine,
+  UndoHistory,
+} from "../lib/mask-paint.js";
+import { calciumBins, calciumMeasurements, defaultCentre } from "../lib/oct-measure.js";
+import { el } from "../lib/dom.js";
 
 const REASONS = [
   { value: "poor_blood_clearance", key: "1", text: "Poor blood clearance" },
@@ -21,119 +35,6 @@ const UNDO_LIMIT = 50;
 const PREFETCH = 2;
 const MASK_RGB = [255, 176, 32];
 
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs)) {
-    if (name === "text") node.textContent = value;
-    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
-    else if (value !== false && value !== null && value !== undefined) {
-      node.setAttribute(name, value === true ? "" : value);
-    }
-  }
-  node.append(...children);
-  return node;
-}
-
-function clamp(value, low, high) {
-  return Math.min(high, Math.max(low, value));
-}
-
-/** Set (value 1) or clear (0) the pixels whose centres lie within `radius` of (x, y), in pixel units. */
-function stamp(mask, rows, cols, x, y, radius, value) {
-  const r2 = radius * radius;
-  const top = clamp(Math.floor(y - radius), 0, rows - 1);
-  const bottom = clamp(Math.ceil(y + radius), 0, rows - 1);
-  const left = clamp(Math.floor(x - radius), 0, cols - 1);
-  const right = clamp(Math.ceil(x + radius), 0, cols - 1);
-  for (let row = top; row <= bottom; row++) {
-    const dy = row + 0.5 - y;
-    for (let col = left; col <= right; col++) {
-      const dx = col + 0.5 - x;
-      if (dx * dx + dy * dy <= r2) mask[row * cols + col] = value;
-    }
-  }
-  // The pixel under the pointer always counts, however small the brush.
-  const row = Math.floor(y);
-  const col = Math.floor(x);
-  if (row >= 0 && row < rows && col >= 0 && col < cols) mask[row * cols + col] = value;
-}
-
-/** Stamp along the segment from a to b, at most half a radius apart, so fast strokes leave no gaps. */
-function stampLine(mask, rows, cols, a, b, radius, value) {
-  const length = Math.hypot(b.x - a.x, b.y - a.y);
-  const steps = Math.max(1, Math.ceil(length / Math.max(0.5, radius / 2)));
-  for (let i = 1; i <= steps; i++) {
-    const t = i / steps;
-    stamp(mask, rows, cols, a.x + (b.x - a.x) * t, a.y + (b.y - a.y) * t, radius, value);
-  }
-}
-
-/** Even-odd scanline fill of a polygon (vertices in pixel units) through pixel centres. */
-export function fillPolygon(mask, rows, cols, points, value = 1) {
-  const n = points.length;
-  for (let row = 0; row < rows; row++) {
-    const y = row + 0.5;
-    const xs = [];
-    for (let i = 0, j = n - 1; i < n; j = i++) {
-      const a = points[i];
-      const b = points[j];
-      if (a.y <= y !== b.y <= y) xs.push(a.x + ((y - a.y) * (b.x - a.x)) / (b.y - a.y));
-    }
-    xs.sort((p, q) => p - q);
-    for (let k = 0; k + 1 < xs.length; k += 2) {
-      const first = Math.max(0, Math.ceil(xs[k] - 0.5));
-      const last = Math.min(cols - 1, Math.ceil(xs[k + 1] - 0.5) - 1);
-      if (last >= first) mask.fill(value, row * cols + first, row * cols + last + 1);
-    }
-  }
-}
-
-// Frames of the pullback as decoded bitmaps, fetched on demand with a small prefetch around the view.
-class FrameCache {
-  constructor(template, count) {
-    this.template = template;
-    this.count = count;
-    this.bitmaps = new Map();
-    this.pending = new Map();
-    this.abort = new AbortController();
-  }
-
-  get(n) {
-    if (this.bitmaps.has(n)) return Promise.resolve(this.bitmaps.get(n));
-    if (!this.pending.has(n)) {
-      const url = this.template.replace("{n}", String(n));
-      const promise = fetch(url, { credentials: "same-origin", signal: this.abort.signal })
-        .then((response) => {
-          if (!response.ok) throw new Error(`frame ${n + 1}: HTTP ${response.status}`);
-          return response.blob();
-        })
-        .then((blob) => createImageBitmap(blob))
-        .then((bitmap) => {
-          this.bitmaps.set(n, bitmap);
-          this.pending.delete(n);
-          return bitmap;
-        })
-        .catch((error) => {
-          this.pending.delete(n);
-          throw error;
-        });
-      this.pending.set(n, promise);
-    }
-    return this.pending.get(n);
-  }
-
-  prefetch(n) {
-    for (let k = n - PREFETCH; k <= n + PREFETCH; k++) {
-      if (k >= 0 && k < this.count) this.get(k).catch(() => {});
-    }
-  }
-
-  close() {
-    this.abort.abort();
-    for (const bitmap of this.bitmaps.values()) bitmap.close();
-    this.bitmaps.clear();
-  }
-}
 
 export async function mountTool(root, ctx) {
   const item = ctx.item.item;
@@ -159,8 +60,6 @@ export async function mountTool(root, ctx) {
     polygon: [],
     pointer: null,
     stroke: null,
-    undo: [],
-    redo: [],
     source: "empty",
     measurements: null,
     bins: null,
@@ -270,22 +169,18 @@ export async function mountTool(root, ctx) {
   );
   root.replaceChildren(wrapper);
 
-  const overlay = document.createElement("canvas");
-  overlay.width = cols;
-  overlay.height = rows;
-  const overlayContext = overlay.getContext("2d");
-  const overlayImage = overlayContext.createImageData(cols, rows);
+  const overlay = new MaskOverlay(rows, cols, MASK_RGB);
+  const undoHistory = new UndoHistory(UNDO_LIMIT);
   const context = canvas.getContext("2d");
   context.imageSmoothingEnabled = false;
-  const frames = new FrameCache(media.frame_url_template, frameCount);
+  const frames = new FrameCache(media.frame_url_template, frameCount, PREFETCH);
   let frameBitmap = null;
   let frameToken = 0;
   let renderRequest = 0;
   let measureStale = true;
-  let overlayStale = true;
   const maskChanged = () => {
     measureStale = true;
-    overlayStale = true;
+    overlay.stale = true;
   };
 
   // --- State changes ---------------------------------------------------------------------------------------
@@ -297,12 +192,6 @@ export async function mountTool(root, ctx) {
     state.mask = snap.mask;
     state.excluded = snap.excluded;
     state.reason = snap.reason;
-  }
-
-  function remember(snap = snapshot()) {
-    state.undo.push(snap);
-    if (state.undo.length > UNDO_LIMIT) state.undo.shift();
-    state.redo = [];
   }
 
   function edited() {
@@ -326,22 +215,20 @@ export async function mountTool(root, ctx) {
   }
 
   function undo() {
-    if (!state.undo.length) return ctx.status("Nothing to undo");
-    state.redo.push(snapshot());
-    restore(state.undo.pop());
+    if (!undoHistory.undoCount) return ctx.status("Nothing to undo");
+    restore(undoHistory.undo(snapshot()));
     edited();
   }
 
   function redo() {
-    if (!state.redo.length) return ctx.status("Nothing to redo");
-    state.undo.push(snapshot());
-    restore(state.redo.pop());
+    if (!undoHistory.redoCount) return ctx.status("Nothing to redo");
+    restore(undoHistory.redo(snapshot()));
     edited();
   }
 
   function clearMask() {
     if (!canEdit()) return;
-    remember();
+    undoHistory.remember(snapshot());
     state.mask = new Uint8Array(rows * cols);
     state.polygon = [];
     edited();
@@ -375,7 +262,7 @@ export async function mountTool(root, ctx) {
 
   function setExcluded(excluded, reason = state.reason) {
     if (excluded === state.excluded && reason === state.reason) return;
-    remember();
+    undoHistory.remember(snapshot());
     state.excluded = excluded;
     state.reason = excluded ? reason : "";
     if (excluded) state.polygon = [];
@@ -385,7 +272,7 @@ export async function mountTool(root, ctx) {
   function closePolygon() {
     if (state.mode !== "polygon" || !canEdit()) return;
     if (state.polygon.length < 3) return ctx.status("A polygon needs at least 3 points");
-    remember();
+    undoHistory.remember(snapshot());
     fillPolygon(state.mask, rows, cols, state.polygon, 1);
     state.polygon = [];
     edited();
@@ -419,7 +306,7 @@ export async function mountTool(root, ctx) {
       if (label.payload.excluded) return ctx.status(`Frame ${labelledFrame} is excluded: it has no mask to copy`);
       const before = snapshot();
       loadMask(label.payload.mask, `copied from frame ${labelledFrame}`);
-      remember(before);
+      undoHistory.remember(before);
       edited();
       ctx.status(`Copied your mask of frame ${labelledFrame}`);
     } catch (error) {
@@ -446,13 +333,7 @@ export async function mountTool(root, ctx) {
   }
 
   // --- Pointer ---------------------------------------------------------------------------------------------
-  function toPixels(event) {
-    const rect = canvas.getBoundingClientRect();
-    return {
-      x: ((event.clientX - rect.left) / rect.width) * cols,
-      y: ((event.clientY - rect.top) / rect.height) * rows,
-    };
-  }
+  const toPixels = (event) => clientToPixels(event, canvas.getBoundingClientRect(), rows, cols);
 
   function radius() {
     return SIZES[state.sizeIndex] / 2;
@@ -475,7 +356,7 @@ export async function mountTool(root, ctx) {
       requestRender();
       return;
     }
-    remember();
+    undoHistory.remember(snapshot());
     canvas.setPointerCapture(event.pointerId);
     state.stroke = { last: point, value: state.mode === "eraser" ? 0 : 1 };
     stamp(state.mask, rows, cols, point.x, point.y, radius(), state.stroke.value);
@@ -547,74 +428,15 @@ export async function mountTool(root, ctx) {
   }
 
   function drawMask() {
-    if (overlayStale) fillOverlay();
     const onLabelledFrame = state.viewing === labelledFrame;
-    context.globalAlpha = state.excluded ? state.opacity * 0.3 : onLabelledFrame ? state.opacity : state.opacity * 0.5;
-    context.drawImage(overlay, 0, 0);
-    context.globalAlpha = 1;
-  }
-
-  function fillOverlay() {
-    overlayStale = false;
-    const data = overlayImage.data;
-    const [red, green, blue] = MASK_RGB;
-    const mask = state.mask;
-    for (let i = 0, p = 0; i < mask.length; i++, p += 4) {
-      if (mask[i]) {
-        data[p] = red;
-        data[p + 1] = green;
-        data[p + 2] = blue;
-        data[p + 3] = 255;
-      } else {
-        data[p + 3] = 0;
-      }
-    }
-    overlayContext.putImageData(overlayImage, 0, 0);
-  }
-
-  function drawArc(unit) {
-    // The measured arc as a ring just inside the frame edge, one segment per occupied degree bin.
-    if (!state.bins) return;
-    const ringRadius = Math.min(rows, cols) / 2 - 3 * unit;
-    context.strokeStyle = "rgba(74, 163, 255, 0.9)";
-    context.lineWidth = 3 * unit;
-    context.beginPath();
-    for (let b = 0; b < BINS; b++) {
-      if (!state.bins[b]) continue;
-      const start = (b * Math.PI) / 180;
-      context.moveTo(cx + 0.5 + ringRadius * Math.cos(start), cy + 0.5 + ringRadius * Math.sin(start));
-      context.arc(cx + 0.5, cy + 0.5, ringRadius, start, ((b + 1) * Math.PI) / 180);
-    }
-    context.stroke();
-    context.strokeStyle = "rgba(255, 255, 255, 0.6)";
-    context.lineWidth = unit;
-    context.beginPath();
-    context.moveTo(cx + 0.5 - 4 * unit, cy + 0.5);
-    context.lineTo(cx + 0.5 + 4 * unit, cy + 0.5);
-    context.moveTo(cx + 0.5, cy + 0.5 - 4 * unit);
-    context.lineTo(cx + 0.5, cy + 0.5 + 4 * unit);
-    context.stroke();
-  }
-
-  function drawPolygon(unit) {
-    if (!state.polygon.length) return;
-    context.strokeStyle = "#4aa3ff";
-    context.fillStyle = "#4aa3ff";
-    context.lineWidth = unit;
-    context.beginPath();
-    state.polygon.forEach((p, i) => (i ? context.lineTo(p.x, p.y) : context.moveTo(p.x, p.y)));
-    if (state.pointer) context.lineTo(state.pointer.x, state.pointer.y);
-    context.stroke();
-    for (const p of state.polygon) context.fillRect(p.x - 1.5 * unit, p.y - 1.5 * unit, 3 * unit, 3 * unit);
+    const alpha = state.excluded ? state.opacity * 0.3 : onLabelledFrame ? state.opacity : state.opacity * 0.5;
+    overlay.draw(context, state.mask, alpha);
   }
 
   function drawCursor(unit) {
     if (!state.pointer || state.mode === "polygon") return;
-    context.strokeStyle = state.mode === "eraser" ? "#ff6b6b" : "#ffffff";
-    context.lineWidth = unit;
-    context.beginPath();
-    context.arc(state.pointer.x, state.pointer.y, Math.max(radius(), unit), 0, 2 * Math.PI);
-    context.stroke();
+    const colour = state.mode === "eraser" ? "#ff6b6b" : "#ffffff";
+    drawBrushCursor(context, state.pointer, Math.max(radius(), unit), colour, unit);
   }
 
   function render() {
@@ -627,9 +449,10 @@ export async function mountTool(root, ctx) {
     if (frameBitmap) context.drawImage(frameBitmap, 0, 0, cols, rows);
     if (state.visible) {
       drawMask();
-      drawArc(unit);
+      // The measured arc as a ring just inside the frame edge.
+      if (state.bins) drawArcRing(context, state.bins, [cy, cx], Math.min(rows, cols) / 2 - 3 * unit, unit);
     }
-    drawPolygon(unit);
+    drawPolygonOutline(context, state.polygon, state.pointer, unit);
     drawCursor(unit);
   }
 
@@ -738,8 +561,7 @@ export async function mountTool(root, ctx) {
       return { payload: { excluded: false, mask: encodeMask(state.mask, rows, cols) } };
     },
     setPayload(payload) {
-      state.undo = [];
-      state.redo = [];
+      undoHistory.clear();
       state.polygon = [];
       if (payload?.excluded) {
         state.excluded = true;
@@ -777,8 +599,8 @@ export async function mountTool(root, ctx) {
       viewing: state.viewing,
       excluded: state.excluded,
       reason: state.reason,
-      undo: state.undo.length,
-      redo: state.redo.length,
+      undo: undoHistory.undoCount,
+      redo: undoHistory.redoCount,
       polygon: state.polygon.length,
     }),
   };

@@ -1,9 +1,13 @@
 // Vessel-type tool: a cine player for one XA run and the four labels (LCA, RCA, neither, unusable).
 //
-// Loading: frame 0 is fetched and drawn first and mountTool resolves then; the other frames follow in
-// parallel (a few requests at a time) as decoded ImageBitmaps, so playback never waits on decoding.
+// Loading: frame 0 is fetched and drawn first and mountTool resolves then; the other frames follow in one
+// packed response (frames/pack/), each decoded into an ImageBitmap as its bytes arrive, so playback never
+// waits on decoding; frames the pack did not deliver are fetched one by one.
 // Timings for the cine_open benchmark land in performance marks ("cine-first-frame", "cine-all-frames")
 // and in window.lumenCine.
+
+import { el } from "../lib/dom.js";
+import { clamp } from "../lib/mask-paint.js";
 
 const VESSELS = [
   { value: "LCA", key: "1", text: "LCA", title: "Left coronary artery" },
@@ -21,20 +25,7 @@ const LEVEL_MAX = 3;
 const LEVEL_STEP = 0.1;
 const FALLBACK_FPS = 15;
 
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs)) {
-    if (name === "text") node.textContent = value;
-    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
-    else if (value !== false && value !== null && value !== undefined) node.setAttribute(name, value === true ? "" : value);
-  }
-  node.append(...children);
-  return node;
-}
 
-function clamp(value, low, high) {
-  return Math.min(high, Math.max(low, value));
-}
 
 // Fetches and decodes every frame; frame n is ready once `bitmaps[n]` is set (or `failed[n]`).
 class FrameStore {

@@ -25,7 +25,9 @@ const current = {
   busy: false,
   dirty: false, // edited since it was opened: only then is there a draft to save
 };
-let toolModule = null;
+// Loaded while the first item is asked for, not before.
+const toolModule = import(root.dataset.toolUrl);
+toolModule.catch(() => {}); // a failed load is reported when the first item mounts
 
 function setState(state) {
   root.dataset.state = state;
@@ -114,7 +116,7 @@ async function mount(data) {
     },
     status: (text) => status(text),
   };
-  current.tool = await toolModule.mountTool($("tool"), ctx);
+  current.tool = await (await toolModule).mountTool($("tool"), ctx);
   if (restored) {
     current.tool.setPayload(restored.payload);
     status("Your unsubmitted draft was restored.");
@@ -299,7 +301,6 @@ window.addEventListener("pagehide", () => drafts.flush({ keepalive: true }));
 window.addEventListener("online", () => drafts.flush());
 
 async function start() {
-  toolModule = await import(root.dataset.toolUrl);
   const requested = new URL(window.location.href).searchParams.get("item");
   if (requested) {
     await openItem(requested);

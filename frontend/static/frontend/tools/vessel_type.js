@@ -49,20 +49,26 @@ class FrameStore {
     return this.bitmaps[n] !== null || this.failed[n];
   }
 
+  // Decode a frame's bytes and keep the bitmap (unless the store was closed meanwhile); throws if undecodable.
+  async keep(n, blob) {
+    const bitmap = await createImageBitmap(blob);
+    if (this.closed) {
+      bitmap.close();
+      return;
+    }
+    this.bitmaps[n] = bitmap;
+    this.bytes += blob.size;
+    this.ready += 1;
+    this.onready(n, null);
+  }
+
   async load(n, attempts = 2) {
     for (let attempt = 1; ; attempt += 1) {
       try {
         const response = await fetch(this.url(n), { credentials: "same-origin", signal: this.abort.signal });
         if (!response.ok) throw new Error(`HTTP ${response.status}`);
-        const blob = await response.blob();
-        const bitmap = await createImageBitmap(blob);
-        if (this.closed) {
-          bitmap.close();
-          return;
-        }
-        this.bitmaps[n] = bitmap;
-        this.bytes += blob.size;
-        break;
+        await this.keep(n, await response.blob());
+        return;
       } catch (error) {
         if (this.closed) return;
         if (attempt >= attempts) {
@@ -72,8 +78,6 @@ class FrameStore {
         }
       }
     }
-    this.ready += 1;
-    this.onready(n, null);
   }
 
   // Frames start… in one response (X-Frame-Sizes gives each length); each is decoded as soon as its bytes
@@ -118,7 +122,8 @@ class FrameStore {
           const index = n;
           const blob = take(sizes[n - start]);
           n += 1;
-          pending.push(this.decoded(index, blob));
+          // A frame that does not decode stays unavailable; the caller fetches it on its own.
+          pending.push(this.keep(index, blob).catch(() => {}));
         }
         if (done) break;
       }
@@ -128,22 +133,6 @@ class FrameStore {
     }
     await Promise.all(pending);
     return Array.from({ length: this.count - start }, (_, i) => start + i).filter((i) => !this.available(i));
-  }
-
-  async decoded(n, blob) {
-    try {
-      const bitmap = await createImageBitmap(blob);
-      if (this.closed) {
-        bitmap.close();
-        return;
-      }
-      this.bitmaps[n] = bitmap;
-      this.bytes += blob.size;
-      this.ready += 1;
-      this.onready(n, null);
-    } catch {
-      // Left unavailable: loadPack's caller fetches it on its own.
-    }
   }
 
   async loadAll(indices, concurrency) {

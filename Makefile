@@ -6,7 +6,7 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test install browser lint serve migrate bench-ingest bench-cine clean
+.PHONY: demo worker test install browser lint serve migrate bench-ingest bench-cine bench-scoring clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,14 @@ migrate: install
 demo: install migrate
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py demo_setup
-	@echo "Lumen is serving on http://$(HOST):$(PORT)/ (Ctrl-C stops it)"
-	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) webapp.asgi:application
+	@echo "Lumen is serving on http://$(HOST):$(PORT)/ with a learning worker on a local Ray (Ctrl-C stops both)"
+	@$(PY) manage.py learning_worker & worker=$$!; \
+	  trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
+	  $(VENV)/bin/daphne -b $(HOST) -p $(PORT) webapp.asgi:application
+
+# The learning worker alone (training and scoring jobs; RAY_ADDRESS=… for an existing cluster).
+worker: install migrate
+	$(PY) manage.py learning_worker
 
 test: install browser
 	DJANGO_SETTINGS_MODULE=webapp.settings.test $(PY) manage.py makemigrations --check --dry-run
@@ -47,6 +53,9 @@ bench-ingest: install
 
 bench-cine: install browser
 	$(PY) -m benchmarks.cine_open
+
+bench-scoring: install
+	$(PY) -m benchmarks.scoring
 
 clean:
 	rm -rf var/media var/static var/lumen.sqlite3*

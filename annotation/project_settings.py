@@ -36,6 +36,14 @@ class ProjectSettings:
     retrain_every_n_labels: int = 50
     pseudo_label_threshold: float | None = None
     spect_reference: str = "expert"
+    # Splits by patient: a patient's split is a keyed hash of its pseudonym, so it never changes between rounds.
+    test_fraction: float = 0.2
+    validation_fraction: float = 0.15
+    split_seed: int = 0
+    # Once a lead locks it, the held-out test patients are fixed for good: new patients train or validate.
+    test_set_locked: bool = False
+    # Per-task hyper-parameter overrides for training (names as in learning.tasks' parameter classes).
+    training_hparams: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
@@ -66,14 +74,20 @@ def parse_settings(task_type: str, raw: dict[str, Any] | None) -> ProjectSetting
     _check_type("retrain_every_n_labels", base, int)
     _check_type("acquisition_strategy", base, str)
     _check_type("extra", base, dict)
+    _check_type("split_seed", base, int)
+    _check_type("test_set_locked", base, bool)
+    _check_type("training_hparams", base, dict)
     if not 1 <= base["lease_minutes"] <= 24 * 60:
         raise SettingsError("lease_minutes", "must be between 1 and 1440")
     if base["retrain_every_n_labels"] < 1:
         raise SettingsError("retrain_every_n_labels", "must be at least 1")
-    for name in ("overlap_rate", "gold_rate"):
+    for name in ("overlap_rate", "gold_rate", "test_fraction", "validation_fraction"):
         value = base[name]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
             raise SettingsError(name, "must be a number between 0 and 1")
+    if base["test_fraction"] + base["validation_fraction"] > 0.8:
+        raise SettingsError("validation_fraction", "test and validation fractions must leave at least 20% to train")
+    _check_hparams(task_type, base["training_hparams"])
     threshold = base["pseudo_label_threshold"]
     if threshold is not None and (
         isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.5 <= threshold <= 1.0
@@ -89,6 +103,18 @@ def parse_settings(task_type: str, raw: dict[str, Any] | None) -> ProjectSetting
             raise SettingsError("accepted_modalities", f"unknown modality {code!r}")
     base["accepted_modalities"] = tuple(modalities)
     return ProjectSettings(**base)
+
+
+def _check_hparams(task_type: str, hparams: dict[str, Any]) -> None:
+    """Refuse hyper-parameters the task's trainer does not know or would reject (imported lazily: torch)."""
+    if not hparams:
+        return
+    from learning.tasks import HyperparameterError, task_class
+
+    try:
+        task_class(task_type).params_class.parse(hparams)
+    except HyperparameterError as error:
+        raise SettingsError(f"training_hparams.{error.field}", str(error).split(": ", 1)[-1]) from None
 
 
 def _check_type(name: str, data: dict[str, Any], kind: type) -> None:

@@ -25,6 +25,7 @@ from annotation.models import (
     Role,
     TaskType,
 )
+from annotation.project_settings import parse_settings
 
 
 def project_role(project: Project, user: AbstractBaseUser) -> str | None:
@@ -196,3 +197,28 @@ def prediction_shown(item: Item) -> Prediction | None:
         .order_by("-created_at")
         .first()
     )
+
+
+def split_summary(project: Project) -> dict:
+    """Return the split settings and, per split, how many patients and items it holds and how many are labelled."""
+    settings = parse_settings(project.task_type, project.settings)
+    rows = (
+        Item.objects.filter(project=project)
+        .values("split")
+        .annotate(
+            patients=Count("patient", distinct=True),
+            items=Count("pk", distinct=True),
+            labelled=Count("pk", filter=Q(labels__superseded_at__isnull=True), distinct=True),
+        )
+    )
+    counts = {row["split"] or "unassigned": {k: row[k] for k in ("patients", "items", "labelled")} for row in rows}
+    return {
+        "test_fraction": settings.test_fraction,
+        "validation_fraction": settings.validation_fraction,
+        "split_seed": settings.split_seed,
+        "test_set_locked": settings.test_set_locked,
+        "splits": {
+            name: counts.get(name, {"patients": 0, "items": 0, "labelled": 0})
+            for name in ("train", "validation", "test", "unassigned")
+        },
+    }

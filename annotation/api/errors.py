@@ -9,6 +9,9 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from annotation.label_schemas import LabelPayloadError
 from annotation.project_settings import SettingsError
 from annotation.services import LabelConflict, LastLeadError, WorkspaceInputError
+from annotation.services.jobs import JobConflict
+from annotation.services.learning import LearningInputError
+from annotation.services.splits import SplitLocked
 
 
 def exception_handler(exc, context):
@@ -31,6 +34,10 @@ def exception_handler(exc, context):
         )
     if isinstance(exc, WorkspaceInputError):
         return Response({"detail": str(exc), "field": exc.field}, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, LearningInputError):
+        return Response({"detail": str(exc), "field": exc.field}, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, (JobConflict, SplitLocked)):
+        return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, LastLeadError):
         return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
     return drf_exception_handler(exc, context)

@@ -22,8 +22,9 @@ from annotation.models import (
     Project,
     Role,
     TaskType,
+    TrainingExample,
 )
-from learning.cohorts.spect import ica_obstructive
+from learning.spect_scoring import ica_obstructive
 
 
 class ProjectSerializer(serializers.ModelSerializer):
@@ -340,3 +341,35 @@ class RecentLabelSerializer(serializers.ModelSerializer):
         model = Label
         fields = ["item", "title", "version", "created_at"]
         read_only_fields = fields
+
+
+class TrainRequestSerializer(serializers.Serializer):
+    family = serializers.CharField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Model family; empty lets the task choose (e.g. metadata model at cold start).",
+    )
+    hparams = serializers.DictField(required=False, default=dict, help_text="Hyper-parameter overrides.")
+
+
+class SplitsSerializer(serializers.Serializer):
+    test_fraction = serializers.FloatField(required=False, min_value=0.0, max_value=0.6)
+    validation_fraction = serializers.FloatField(required=False, min_value=0.0, max_value=0.6)
+    split_seed = serializers.IntegerField(required=False, min_value=0)
+    lock_test = serializers.BooleanField(required=False, default=False)
+
+
+class TrainingExampleSerializer(serializers.ModelSerializer):
+    label_version = serializers.IntegerField(source="label.version", read_only=True, default=None)
+    source = serializers.SerializerMethodField()
+
+    class Meta:
+        model = TrainingExample
+        fields = ["item", "split", "source", "label", "label_version", "pseudo_label", "ica_reference"]
+        read_only_fields = fields
+
+    def get_source(self, example: TrainingExample) -> str:
+        if example.pseudo_label_id:
+            return "pseudo_label"
+        return "ica_reference" if example.ica_reference_id else "label"

@@ -24,7 +24,9 @@ from annotation.ingest import render
 from annotation.ingest.results import Outcome
 from annotation.ingest.sources import sources_from_uploads
 from annotation.ingest.store import media_path
-from annotation.models import ItemKind, Job, JobKind, Membership, Role
+from annotation.models import ItemKind, Job, JobKind, Membership, Role, TrainingExample
+from annotation.services import learning
+from annotation.services.splits import splits_configure, splits_fill
 
 
 class ProjectViewSet(viewsets.GenericViewSet):
@@ -91,6 +93,30 @@ class ProjectViewSet(viewsets.GenericViewSet):
         if lease is None:
             body["detail"] = "This project is archived." if project.archived else "Nothing left for you to label here."
         return Response(s.NextItemSerializer(body).data)
+
+    @extend_schema(request=s.TrainRequestSerializer, responses={202: s.JobSerializer})
+    @action(detail=True, methods=["post"])
+    def train(self, request: Request, slug: str) -> Response:
+        """Retrain now: queue a training job (leads only; one at a time per project)."""
+        project = project_for(request, slug, lead=True)
+        data = s.TrainRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        job = learning.training_request(project=project, by=request.user, **data.validated_data)
+        return Response(s.JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=s.SplitsSerializer, responses=dict)
+    @action(detail=True, methods=["get", "post"])
+    def splits(self, request: Request, slug: str) -> Response:
+        """The train / validation / held-out test split by patient; leads set fractions and lock the test set."""
+        project = project_for(request, slug, lead=True)
+        if request.method == "POST":
+            data = s.SplitsSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            splits_configure(project=project, **data.validated_data)
+            project.refresh_from_db()
+        else:
+            splits_fill(project=project)
+        return Response(selectors.split_summary(project))
 
     @extend_schema(responses=dict)
     @action(detail=True, methods=["get"])
@@ -409,6 +435,25 @@ class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet):
         if self.request.query_params.get("project"):
             versions = versions.filter(project__slug=self.request.query_params["project"])
         return versions
+
+    @extend_schema(request=None, responses={202: s.JobSerializer})
+    @action(detail=True, methods=["post"])
+    def score(self, request: Request, pk: str) -> Response:
+        """Queue a scoring job of the project's unlabelled items with this version (leads only)."""
+        version = self.get_object()
+        job = learning.scoring_request(version=version, by=request.user)
+        return Response(s.JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses=s.TrainingExampleSerializer(many=True))
+    @action(detail=True, methods=["get"], url_path="training-set")
+    def training_set(self, request: Request, pk: str) -> Response:
+        """The exact examples the version was trained and evaluated on: item, split, label version or pseudo-label."""
+        version = self.get_object()
+        rows = TrainingExample.objects.filter(model_version=version).select_related("label").order_by("item_id")
+        if request.query_params.get("split"):
+            rows = rows.filter(split=request.query_params["split"])
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response(s.TrainingExampleSerializer(page, many=True).data)
 
 
 class JobViewSet(viewsets.ReadOnlyModelViewSet):

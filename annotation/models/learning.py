@@ -2,7 +2,7 @@
 
 from django.db import models
 
-from annotation.models.items import Item
+from annotation.models.items import IcaReference, Item
 from annotation.models.labels import Label, PseudoLabel
 from annotation.models.projects import Project
 
@@ -43,19 +43,30 @@ class ModelVersion(models.Model):
 
 
 class TrainingExample(models.Model):
-    """One item in a model version's exact training set, with the label version (or pseudo-label) used."""
+    """One item in a model version's exact training or evaluation set and what its target came from.
+
+    Exactly one source: a human label version, a pseudo-label, or (SPECT with the ICA reference) an
+    angiography reference row.
+    """
 
     model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="training_examples")
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="+")
     label = models.ForeignKey(Label, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     pseudo_label = models.ForeignKey(PseudoLabel, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    ica_reference = models.ForeignKey(
+        IcaReference, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     split = models.CharField(max_length=16)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["model_version", "item"], name="training_example_unique_item"),
             models.CheckConstraint(
-                condition=models.Q(label__isnull=False) ^ models.Q(pseudo_label__isnull=False),
+                condition=(
+                    models.Q(label__isnull=False, pseudo_label__isnull=True, ica_reference__isnull=True)
+                    | models.Q(label__isnull=True, pseudo_label__isnull=False, ica_reference__isnull=True)
+                    | models.Q(label__isnull=True, pseudo_label__isnull=True, ica_reference__isnull=False)
+                ),
                 name="training_example_one_source",
             ),
         ]
@@ -67,6 +78,10 @@ class Prediction(models.Model):
     output = models.JSONField(help_text="Task output: class probabilities, territory scores, or a mask reference.")
     uncertainty = models.FloatField(null=True, blank=True)
     uncertainty_detail = models.JSONField(default=dict, blank=True)
+    # How sure the model is of its answer (what pseudo-labelling thresholds), and a feature vector for
+    # diversity-aware strategies; both written by the scoring job.
+    confidence = models.FloatField(null=True, blank=True)
+    embedding = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -309,13 +309,13 @@ def generate_spect_cohort(
     return truths
 
 
-def ica_obstructive(ica: dict[str, float]) -> dict[str, bool]:
-    """Return per-territory obstructive CAD by ICA: LM >= 50% (LAD, LCX) or vessel >= 70%."""
-    lm = ica.get("LM", 0.0) >= 50
+def ica_obstructive(ica: dict[str, float | None]) -> dict[str, bool]:
+    """Return per-territory obstructive CAD by ICA: LM >= 50% (LAD, LCX) or vessel >= 70%; missing counts as 0."""
+    lm = (ica.get("LM") or 0.0) >= 50
     return {
-        "LAD": ica["LAD"] >= 70 or lm,
-        "LCX": ica["LCX"] >= 70 or lm,
-        "RCA": ica["RCA"] >= 70,
+        "LAD": (ica.get("LAD") or 0.0) >= 70 or lm,
+        "LCX": (ica.get("LCX") or 0.0) >= 70 or lm,
+        "RCA": (ica.get("RCA") or 0.0) >= 70,
     }
 
 

@@ -137,6 +137,12 @@ SPECTACULAR_SETTINGS = {
 
 # Ray: empty means "start a local Ray inside the worker"; set to ray://… or auto for a cluster.
 RAY_ADDRESS = env.str("RAY_ADDRESS", default="")
+# Learning jobs: "ray" runs them as Ray tasks (GPU when the cluster has one); "inline" on a thread of the worker.
+LUMEN_LEARNING_BACKEND = env.str("LUMEN_LEARNING_BACKEND", default="ray")
+LUMEN_RAY_NUM_CPUS = env.int("LUMEN_RAY_NUM_CPUS", default=None)
+# A running job whose worker has not reported for this long is requeued (or failed after the last attempt).
+LUMEN_JOB_STALE_SECONDS = env.int("LUMEN_JOB_STALE_SECONDS", default=300)
+LUMEN_JOB_MAX_ATTEMPTS = env.int("LUMEN_JOB_MAX_ATTEMPTS", default=2)
 
 LOGGING = {
     "version": 1,

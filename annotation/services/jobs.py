@@ -1,0 +1,162 @@
+"""Background jobs: enqueue, claim (one worker per job), report progress, finish, fail, recover stale ones."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+from django.utils import timezone
+
+from annotation.consumers import project_group
+from annotation.models import Job, JobKind, JobStatus, Project
+
+log = logging.getLogger(__name__)
+ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+class JobConflict(Exception):
+    """The project already has a job of this kind queued or running."""
+
+
+def project_event_send(project_id: int, payload: dict[str, Any]) -> None:
+    """Send an event to the project's websocket group once the current transaction commits."""
+
+    def send() -> None:
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        try:
+            async_to_sync(layer.group_send)(project_group(project_id), {"type": "project.event", "payload": payload})
+        except Exception as error:  # noqa: BLE001 — a dropped live update must never fail the job itself
+            log.warning("project event not sent: %s", error)
+
+    transaction.on_commit(send)
+
+
+def _job_event(job: Job) -> dict[str, Any]:
+    return {
+        "event": "job",
+        "job": job.pk,
+        "kind": job.kind,
+        "status": job.status,
+        "progress": job.progress,
+        "detail": job.detail,
+        "model_version": job.model_version_id,
+        "error": job.error,
+    }
+
+
+def job_enqueue(
+    *, project: Project, kind: str, params: dict[str, Any] | None = None, by=None, exclusive: bool = True
+) -> Job:
+    """Queue a job; with `exclusive`, refuse (JobConflict) while the project has one of this kind active.
+
+    Locks the project row so two requests cannot both pass the check.
+    """
+    with transaction.atomic():
+        Project.objects.select_for_update().filter(pk=project.pk).first()
+        if exclusive:
+            active = Job.objects.filter(project=project, kind=kind, status__in=ACTIVE).first()
+            if active is not None:
+                raise JobConflict(f"a {kind} job (#{active.pk}) is already {active.status} for this project")
+        job = Job.objects.create(project=project, kind=kind, params=params or {}, created_by=by)
+        project_event_send(project.pk, _job_event(job))
+    return job
+
+
+def job_claim(*, kinds: tuple[str, ...] = (JobKind.TRAIN, JobKind.SCORE)) -> Job | None:
+    """Return the oldest queued job of these kinds, now running and owned by the caller, or None.
+
+    Uses SELECT … FOR UPDATE SKIP LOCKED so two workers never claim the same job.
+    """
+    with transaction.atomic():
+        job = (
+            Job.objects.select_for_update(skip_locked=True)
+            .filter(status=JobStatus.QUEUED, kind__in=kinds)
+            .order_by("created_at", "pk")
+            .first()
+        )
+        if job is None:
+            return None
+        now = timezone.now()
+        job.status = JobStatus.RUNNING
+        job.started_at = now
+        job.heartbeat_at = now
+        job.attempts += 1
+        job.error = ""
+        job.save(update_fields=["status", "started_at", "heartbeat_at", "attempts", "error"])
+        if job.project_id:
+            project_event_send(job.project_id, _job_event(job))
+    return job
+
+
+def job_report(*, job: Job, reports: list[dict[str, Any]]) -> None:
+    """Record a running job's latest progress (and heartbeat) and broadcast it."""
+    now = timezone.now()
+    fields = {"heartbeat_at": now}
+    if reports:
+        latest = reports[-1]
+        total = latest.get("total") or 0
+        detail = {**job.detail, **latest}
+        if latest.get("phase") == "training" and latest.get("loss") is not None:
+            detail["history"] = [*job.detail.get("history", []), {
+                k: latest[k] for k in ("epoch", "loss", "validation") if k in latest
+            }][-200:]
+        fields.update(detail=detail, progress=min(1.0, latest.get("done", 0) / total) if total else job.progress)
+    with transaction.atomic():
+        updated = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(**fields)
+        for name, value in fields.items():
+            setattr(job, name, value)
+        if updated and reports and job.project_id:
+            project_event_send(job.project_id, _job_event(job))
+
+
+def job_finish(*, job: Job, result: dict[str, Any], model_version=None) -> None:
+    """Mark a running job succeeded with its result."""
+    with transaction.atomic():
+        job.status = JobStatus.SUCCEEDED
+        job.result = result
+        job.progress = 1.0
+        job.model_version = model_version or job.model_version
+        job.finished_at = timezone.now()
+        job.save(update_fields=["status", "result", "progress", "model_version", "finished_at"])
+        if job.project_id:
+            project_event_send(job.project_id, _job_event(job))
+
+
+def job_fail(*, job: Job, error: str) -> None:
+    """Mark a job failed with a message a lead can act on."""
+    with transaction.atomic():
+        job.status = JobStatus.FAILED
+        job.error = error[:4000]
+        job.finished_at = timezone.now()
+        job.save(update_fields=["status", "error", "finished_at"])
+        if job.project_id:
+            project_event_send(job.project_id, _job_event(job))
+    log.warning("job %s (%s) failed: %s", job.pk, job.kind, error.splitlines()[0] if error else "")
+
+
+def jobs_recover_stale(*, stale_after: timedelta, max_attempts: int) -> int:
+    """Requeue running jobs whose worker stopped reporting (failing those out of attempts); return the count."""
+    cutoff = timezone.now() - stale_after
+    count = 0
+    with transaction.atomic():
+        stale = Job.objects.select_for_update(skip_locked=True).filter(
+            status=JobStatus.RUNNING, kind__in=(JobKind.TRAIN, JobKind.SCORE), heartbeat_at__lt=cutoff
+        )
+        for job in stale:
+            if job.attempts >= max_attempts:
+                job.status = JobStatus.FAILED
+                job.error = f"the worker stopped responding (attempt {job.attempts} of {max_attempts})"
+                job.finished_at = timezone.now()
+            else:
+                job.status = JobStatus.QUEUED
+            job.save(update_fields=["status", "error", "finished_at"])
+            if job.project_id:
+                project_event_send(job.project_id, _job_event(job))
+            count += 1
+    return count

@@ -1,0 +1,208 @@
+"""Reads that turn a project's items and labels into the data references a training or scoring job sends.
+
+Workers never see the database: they get `learning.tasks` dataclasses holding file paths (relative to
+MEDIA_ROOT), targets and the ids of the label versions behind them, so the exact training set can be
+registered with the model version.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.conf import settings as django_settings
+from django.db.models import QuerySet
+
+from annotation.models import (
+    IcaReference,
+    Item,
+    ItemKind,
+    Label,
+    LabelSource,
+    ModelStatus,
+    Project,
+    PseudoLabel,
+    Role,
+    Split,
+    TaskType,
+)
+from annotation.project_settings import ProjectSettings, parse_settings
+from learning.tasks import CineRef, Example, ItemRef, OctFrameRef, SpectRef, TaskSpec, task_class
+
+
+@dataclass(frozen=True)
+class FinalTarget:
+    """The target an item trains and evaluates on, and the row it came from."""
+
+    target: object
+    label: Label | None = None
+    ica_reference: IcaReference | None = None
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    train: tuple[Example, ...]
+    validation: tuple[Example, ...]
+    test: tuple[Example, ...]
+    disputed: int  # items whose annotators disagree and that wait for adjudication
+
+    @property
+    def human_train(self) -> int:
+        return sum(not e.is_pseudo for e in self.train)
+
+
+def _items(project: Project) -> QuerySet[Item]:
+    return Item.objects.filter(project=project).select_related("instance", "spect__rest", "spect__stress")
+
+
+def item_ref(item: Item) -> ItemRef:
+    """Return the worker-side reference of an item (what to read, and the metadata the models need)."""
+    if item.kind == ItemKind.CINE_RUN:
+        instance = item.instance
+        geometry = (
+            instance.positioner_primary_angle,
+            instance.positioner_secondary_angle,
+            instance.distance_source_to_detector,
+            instance.distance_source_to_patient,
+        )
+        return CineRef(
+            item_id=item.pk,
+            path=instance.file_path,
+            geometry=None if any(v is None for v in geometry) else tuple(float(v) for v in geometry),
+        )
+    if item.kind == ItemKind.OCT_FRAME:
+        return OctFrameRef(
+            item_id=item.pk,
+            path=item.instance.file_path,
+            frame_index=item.frame_index or 0,
+            rows=item.instance.rows,
+            columns=item.instance.columns,
+        )
+    exam = item.spect
+    return SpectRef(
+        item_id=item.pk,
+        rest_path=exam.rest.image_path,
+        stress_path=exam.stress.image_path,
+        age=exam.age,
+        sex=exam.sex,
+        weight_kg=exam.weight_kg,
+        height_cm=exam.height_cm,
+    )
+
+
+def _latest_ica(project: Project) -> dict[int, IcaReference]:
+    latest: dict[int, IcaReference] = {}
+    for ica in IcaReference.objects.filter(item__project=project).order_by("item_id", "-created_at", "-id"):
+        latest.setdefault(ica.item_id, ica)
+    return latest
+
+
+def _ica_values(ica: IcaReference) -> dict[str, float | None]:
+    return {"LM": ica.stenosis_lm, "LAD": ica.stenosis_lad, "LCX": ica.stenosis_lcx, "RCA": ica.stenosis_rca}
+
+
+def final_targets(project: Project, settings: ProjectSettings | None = None) -> tuple[dict[int, FinalTarget], int]:
+    """Return each labelled item's final target, and how many items are disputed.
+
+    The rule: an adjudicated label wins; else a lead's label; else the annotators' current labels when
+    they agree (the task decides what agreeing means; the newest label is recorded); disagreeing items
+    wait for adjudication and neither train nor evaluate. Labels that cannot train (an unusable run, an
+    excluded frame) give no target. SPECT projects on the ICA reference take the newest ICA row instead.
+    """
+    settings = settings or parse_settings(project.task_type, project.settings)
+    spec = task_class(project.task_type)
+    leads = set(project.memberships.filter(role=Role.LEAD).values_list("user_id", flat=True))
+    if project.task_type == TaskType.SPECT_TERRITORY and settings.spect_reference == "ica":
+        out = {}
+        for item_id, ica in _latest_ica(project).items():
+            target = spec.target_from_payload({}, {"reference": "ica", "ica": _ica_values(ica)})
+            if target is not None:
+                out[item_id] = FinalTarget(target=target, ica_reference=ica)
+        return out, 0
+    current: dict[int, list[Label]] = defaultdict(list)
+    for label in Label.objects.filter(item__project=project, superseded_at__isnull=True).order_by("created_at"):
+        current[label.item_id].append(label)
+    out, disputed = {}, 0
+    for item_id, labels in current.items():
+        chosen = _settled(labels, leads) or _agreed(spec, labels)
+        if chosen is None:
+            disputed += 1
+            continue
+        target = spec.target_from_payload(chosen.payload)
+        if target is not None:
+            out[item_id] = FinalTarget(target=target, label=chosen)
+    return out, disputed
+
+
+def _settled(labels: list[Label], leads: set[int]) -> Label | None:
+    for source_ok in (lambda lb: lb.source == LabelSource.ADJUDICATION, lambda lb: lb.author_id in leads):
+        settled = [label for label in labels if source_ok(label)]
+        if settled:
+            return settled[-1]
+    return None
+
+
+def _agreed(spec: type[TaskSpec], labels: list[Label]) -> Label | None:
+    targets = [spec.target_from_payload(label.payload) for label in labels]
+    first = targets[0]
+    for other in targets[1:]:
+        if (first is None) != (other is None) or (first is not None and not spec.targets_agree(first, other)):
+            return None
+    return labels[-1]
+
+
+def training_set(project: Project) -> TrainingSet:
+    """Return the examples by split; pseudo-labels of the champion join the training split when enabled.
+
+    Pseudo-labels only stand in for training items nobody has labelled; they never validate or test.
+    """
+    settings = parse_settings(project.task_type, project.settings)
+    targets, disputed = final_targets(project, settings)
+    items = {item.pk: item for item in _items(project).filter(pk__in=targets)}
+    by_split: dict[str, list[Example]] = defaultdict(list)
+    for item_id, final in sorted(targets.items()):
+        item = items[item_id]
+        by_split[item.split or Split.TRAIN].append(
+            Example(
+                ref=item_ref(item),
+                target=final.target,
+                split=item.split or Split.TRAIN,
+                label_id=final.label.pk if final.label else None,
+                label_version=final.label.version if final.label else None,
+                ica_reference_id=final.ica_reference.pk if final.ica_reference else None,
+            )
+        )
+    if settings.pseudo_label_threshold is not None:
+        by_split[Split.TRAIN].extend(_pseudo_examples(project, exclude=set(targets)))
+    return TrainingSet(
+        train=tuple(by_split[Split.TRAIN]),
+        validation=tuple(by_split[Split.VALIDATION]),
+        test=tuple(by_split[Split.TEST]),
+        disputed=disputed,
+    )
+
+
+def _pseudo_examples(project: Project, exclude: set[int]) -> Iterable[Example]:
+    pseudo = (
+        PseudoLabel.objects.filter(
+            item__project=project,
+            item__split__in=[Split.TRAIN, Split.UNASSIGNED],
+            model_version__status=ModelStatus.CHAMPION,
+        )
+        .exclude(item_id__in=exclude)
+        .exclude(item__labels__isnull=False)
+        .select_related("item__instance", "item__spect__rest", "item__spect__stress")
+        .order_by("item_id")
+    )
+    for row in pseudo:
+        yield Example(ref=item_ref(row.item), target=row.payload["target"], split=Split.TRAIN, pseudo_label_id=row.pk)
+
+
+def unlabelled_items(project: Project) -> QuerySet[Item]:
+    """Return the items no one has labelled yet (what scoring and the queue are about)."""
+    return _items(project).filter(labels__isnull=True).order_by("pk")
+
+
+def media_root() -> str:
+    return str(django_settings.MEDIA_ROOT)

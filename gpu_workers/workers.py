@@ -1,0 +1,46 @@
+"""Plain worker classes: train or score one request on this machine's device, no Ray and no database.
+
+Ray wraps them in `gpu_workers.executors`; tests and the inline executor call them directly.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from learning.models import pick_device
+from learning.tasks import ItemScore, Reporter, ScoreRequest, TrainOutcome, TrainRequest, fit, get_task, score
+
+# Where a worker finds the media files when its mount differs from the platform's MEDIA_ROOT.
+MEDIA_ROOT_ENV = "LUMEN_WORKER_MEDIA_ROOT"
+
+
+def _media_root(requested: str) -> str:
+    return os.environ.get(MEDIA_ROOT_ENV) or requested
+
+
+def _ignore(progress) -> None:
+    return None
+
+
+class TrainingWorker:
+    """Train one model version from a `TrainRequest`; return the weights bytes and metrics."""
+
+    def __init__(self, device: str | None = None) -> None:
+        self.device = torch.device(device) if device else pick_device()
+
+    def run(self, request: TrainRequest, report: Reporter = _ignore) -> TrainOutcome:
+        spec = get_task(request.task, _media_root(request.media_root))
+        return fit(spec, request, self.device, report)
+
+
+class ScoringWorker:
+    """Score references with stored weights; return one `ItemScore` per usable reference."""
+
+    def __init__(self, device: str | None = None) -> None:
+        self.device = torch.device(device) if device else pick_device()
+
+    def run(self, request: ScoreRequest, report: Reporter = _ignore) -> list[ItemScore]:
+        spec = get_task(request.task, _media_root(request.media_root))
+        return score(spec, request, self.device, report)

@@ -1,0 +1,77 @@
+"""The three labelling tasks as the learner sees them, found by task type name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from learning.tasks.base import (
+    CineRef,
+    Example,
+    HyperparameterError,
+    Hyperparameters,
+    ItemRef,
+    ItemScore,
+    OctFrameRef,
+    Progress,
+    Reporter,
+    ScoreRequest,
+    SpectRef,
+    TaskSpec,
+    TrainingError,
+    TrainOutcome,
+    TrainRequest,
+    fit,
+    score,
+    weights_load,
+)
+from learning.tasks.oct import OctTask
+from learning.tasks.spect import SpectTask
+from learning.tasks.vessel import VesselTask
+
+TASKS: dict[str, type[TaskSpec]] = {task.name: task for task in (VesselTask, OctTask, SpectTask)}
+
+
+class UnknownTask(ValueError):
+    """Raised when no task is registered under the requested name."""
+
+
+def task_class(name: str) -> type[TaskSpec]:
+    """Return the task registered as ``name`` or raise UnknownTask listing the known ones."""
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise UnknownTask(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}") from None
+
+
+def get_task(name: str, media_root: str | Path) -> TaskSpec:
+    """Return a fresh task instance reading its input files under ``media_root``."""
+    return task_class(name)(media_root)
+
+
+__all__ = [
+    "TASKS",
+    "CineRef",
+    "Example",
+    "HyperparameterError",
+    "Hyperparameters",
+    "ItemRef",
+    "ItemScore",
+    "OctFrameRef",
+    "OctTask",
+    "Progress",
+    "Reporter",
+    "ScoreRequest",
+    "SpectRef",
+    "SpectTask",
+    "TaskSpec",
+    "TrainOutcome",
+    "TrainRequest",
+    "TrainingError",
+    "UnknownTask",
+    "VesselTask",
+    "fit",
+    "get_task",
+    "score",
+    "task_class",
+    "weights_load",
+]

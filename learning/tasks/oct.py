@@ -1,0 +1,187 @@
+"""Task 2: calcium masks on IVOCT pullback frames with a U-Net, rotation augmentation and rotation TTA."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import pydicom
+import torch
+import torch.nn.functional as F
+
+from learning import metrics, uncertainty
+from learning.masks import MaskFormatError, mask_decode, mask_encode
+from learning.models import bce_dice_loss
+from learning.tasks.base import (
+    Example,
+    HyperparameterError,
+    Hyperparameters,
+    ItemScore,
+    OctFrameRef,
+    TaskSpec,
+    TrainingError,
+)
+
+ROTATIONS = (0, 1, 2, 3)  # quarter turns, as in the OCT paper's 90/180/270° augmentation
+
+
+@dataclass(frozen=True)
+class OctParams(Hyperparameters):
+    size: int = 128  # frames are resized to size × size for the network (masks come back at full size)
+    base: int = 8  # feature maps of the first down block (the paper: 16)
+    depth: int = 4
+    dice_weight: float = 1.0
+    threshold: float = 0.5
+    agreement_dice: float = 0.5  # two annotators' masks with Dice at least this need no adjudication to train
+
+    def check(self) -> None:
+        super().check()
+        if self.size < 2**self.depth:
+            raise HyperparameterError("size", f"must be at least {2**self.depth} for depth {self.depth}")
+        if self.base < 1 or self.depth < 1:
+            raise HyperparameterError("base", "base and depth must be at least 1")
+        if not 0 < self.threshold < 1:
+            raise HyperparameterError("threshold", "must lie strictly between 0 and 1")
+
+
+def read_pullback(path: str) -> np.ndarray:
+    """Return a pullback's frames as (frames, 3, rows, columns) float32 in [0, 1] (grey frames repeated)."""
+    dataset = pydicom.dcmread(path)
+    pixels = dataset.pixel_array
+    samples = int(getattr(dataset, "SamplesPerPixel", 1))
+    frames = int(getattr(dataset, "NumberOfFrames", 1) or 1)
+    if frames == 1:
+        pixels = pixels[None]
+    if samples == 1:
+        pixels = np.repeat(pixels[..., None], 3, axis=-1)
+    if str(getattr(dataset, "PhotometricInterpretation", "")).startswith("YBR"):
+        pixels = pydicom.pixels.convert_color_space(pixels, dataset.PhotometricInterpretation, "RGB")
+    top = float(2 ** int(getattr(dataset, "BitsStored", 8)) - 1)
+    return np.ascontiguousarray(pixels.transpose(0, 3, 1, 2)).astype(np.float32) / top
+
+
+class OctTask(TaskSpec):
+    name = "oct_calcium"
+    families = ("unet",)
+    params_class: ClassVar[type[Hyperparameters]] = OctParams
+    primary_metric = "dice_mean"
+
+    @classmethod
+    def target_from_payload(cls, payload: dict[str, Any], context: dict[str, Any] | None = None) -> Any:
+        if payload.get("excluded"):
+            return None  # excluded frames (guide catheter, poor clearance, artefact) never train
+        return payload.get("mask")
+
+    @classmethod
+    def targets_agree(cls, first: Any, second: Any) -> bool:
+        try:
+            a, b = mask_decode(first), mask_decode(second)
+        except MaskFormatError:
+            return False
+        return a.shape == b.shape and metrics.dice(a, b) >= OctParams.agreement_dice
+
+    def model_kwargs(self, family: str, params: Hyperparameters) -> dict[str, Any]:
+        assert isinstance(params, OctParams)
+        return {"in_channels": 3, "base": params.base, "depth": params.depth}
+
+    def pullback(self, path: str, size: int) -> torch.Tensor:
+        """Return every frame of a pullback at size² as uint8 (frames, 3, size, size), decoded once per job."""
+
+        def load() -> torch.Tensor:
+            frames = torch.from_numpy(read_pullback(str(self.resolve(path))))
+            resized = F.interpolate(frames, size=(size, size), mode="area")
+            return (resized * 255).round().to(torch.uint8)
+
+        return self.cached((path, size), load)
+
+    def image(self, ref: OctFrameRef, size: int) -> torch.Tensor:
+        frames = self.pullback(ref.path, size)
+        if not 0 <= ref.frame_index < frames.shape[0]:
+            raise TrainingError(f"item {ref.item_id}: frame {ref.frame_index} is outside the pullback")
+        return frames[ref.frame_index].float() / 255.0
+
+    @staticmethod
+    def target_mask(example: Example, size: int) -> torch.Tensor:
+        try:
+            mask = mask_decode(example.target)
+        except MaskFormatError as error:
+            raise TrainingError(f"item {example.ref.item_id}: stored mask is invalid: {error}") from None
+        tensor = torch.from_numpy(mask.astype(np.float32))[None, None]
+        return F.interpolate(tensor, size=(size, size), mode="nearest")[0]
+
+    def batch(self, family, examples, params, rng, train):
+        assert isinstance(params, OctParams)
+        images, masks = [], []
+        for example in examples:
+            image = self.image(example.ref, params.size)
+            mask = self.target_mask(example, params.size)
+            if train:
+                turns = int(rng.choice(ROTATIONS))
+                image, mask = torch.rot90(image, turns, dims=(1, 2)), torch.rot90(mask, turns, dims=(1, 2))
+            images.append(image)
+            masks.append(mask)
+        return (torch.stack(images),), torch.stack(masks)
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return bce_dice_loss(logits, targets, dice_weight=OctParams.dice_weight)
+
+    def score_batch(self, model, family, refs, params, rng):
+        assert isinstance(params, OctParams)
+        device = next(model.parameters()).device
+        images = torch.stack([self.image(ref, params.size) for ref in refs]).to(device)
+        pooled: list[torch.Tensor] = []
+        hook = model.bottleneck.register_forward_hook(lambda _m, _i, out: pooled.append(out.mean(dim=(2, 3))))
+        try:
+            maps = []
+            for turns in ROTATIONS:  # predict each quarter turn, then turn the answer back
+                logits = model(torch.rot90(images, turns, dims=(2, 3)))
+                maps.append(torch.rot90(torch.sigmoid(logits), -turns, dims=(2, 3)))
+        finally:
+            hook.remove()
+        stacked = torch.stack(maps, dim=1)[:, :, 0]  # (batch, rotations, size, size)
+        embedding = pooled[0].cpu().numpy()
+        scores = []
+        for i, ref in enumerate(refs):
+            tta = stacked[i].cpu().numpy()
+            mean = tta.mean(axis=0)
+            full = F.interpolate(
+                torch.from_numpy(mean)[None, None], size=(ref.rows, ref.columns), mode="bilinear", align_corners=False
+            )[0, 0].numpy()
+            mask = full >= params.threshold
+            disagreement = uncertainty.tta_disagreement(tta, threshold=params.threshold)
+            detail = {
+                "mean_pixel_entropy": uncertainty.mean_pixel_entropy(mean),
+                "tta_disagreement": disagreement,
+                "calcium_fraction": float(mask.mean()),
+            }
+            encoded = mask_encode(mask)
+            scores.append(
+                ItemScore(
+                    item_id=ref.item_id,
+                    output={"mask": encoded, "calcium_fraction": detail["calcium_fraction"], "family": family},
+                    uncertainty=detail["mean_pixel_entropy"],
+                    detail=detail,
+                    # Background pixels are almost always sure, so confidence is agreement across the rotations.
+                    confidence=1.0 - disagreement,
+                    pseudo_target=encoded,
+                    embedding=tuple(round(float(v), 6) for v in embedding[i]),
+                )
+            )
+        return scores
+
+    def evaluate(self, scores: Sequence[ItemScore], examples: Sequence[Example]) -> dict[str, Any]:
+        by_item = {s.item_id: s for s in scores}
+        pairs = []
+        for example in examples:
+            if example.target is None or example.ref.item_id not in by_item:
+                continue
+            pairs.append((mask_decode(by_item[example.ref.item_id].output["mask"]), mask_decode(example.target)))
+        if not pairs:
+            raise TrainingError("no scored frames to evaluate")
+        summary = metrics.segmentation_summary(pairs)
+        dices = np.array([metrics.dice(p, t) for p, t in pairs])
+        low, high = metrics.bootstrap_ci(np.mean, dices, n_boot=200)[1:]
+        summary["dice_mean_ci"] = [low, high]
+        return summary

@@ -1,0 +1,124 @@
+"""Data-parallel training through Ray Train on two CPU workers: a tiny SPECT cohort end to end."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from learning.cohorts import generate_spect_cohort
+from learning.models.spect import TERRITORIES
+from learning.tasks import (
+    Example,
+    Progress,
+    ScoreRequest,
+    SpectRef,
+    TrainingError,
+    TrainRequest,
+    get_task,
+    score,
+    weights_load,
+)
+from learning.tasks.base import weights_dump
+
+HPARAMS = {"epochs": 3, "batch_size": 4, "size": 32, "width": 4, "patience": 0}
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory) -> tuple[Path, list[Example]]:
+    """Return a media root and 16 SPECT examples split 10 / 3 / 3."""
+    root = tmp_path_factory.mktemp("media")
+    truths = generate_spect_cohort(root / "spect", n_patients=16, size=64, seed=7, fmt="png")
+    examples = []
+    for i, truth in enumerate(truths):
+        ref = SpectRef(
+            item_id=i + 1,
+            rest_path=str(truth.rest_path.relative_to(root)),
+            stress_path=str(truth.stress_path.relative_to(root)),
+            age=float(truth.age),
+            sex=truth.sex,
+            weight_kg=truth.weight_kg,
+            height_cm=truth.height_cm,
+        )
+        split = "train" if i < 10 else "validation" if i < 13 else "test"
+        target = [int(truth.territory_abnormal[name]) for name in TERRITORIES]
+        examples.append(Example(ref=ref, target=target, split=split))
+    return root, examples
+
+
+def _request(root: Path, examples: list[Example]) -> TrainRequest:
+    return TrainRequest(
+        task="spect_territory",
+        family="polar_cnn",
+        hparams=HPARAMS,
+        train=tuple(e for e in examples if e.split == "train"),
+        validation=tuple(e for e in examples if e.split == "validation"),
+        test=tuple(e for e in examples if e.split == "test"),
+        media_root=str(root),
+        seed=3,
+    )
+
+
+def test_two_workers_train_a_model_that_scores(local_ray, cohort, tmp_path):
+    from gpu_workers.distributed import fit_data_parallel
+
+    root, examples = cohort
+    spec = get_task("spect_territory", root)
+    params = spec.params_class.parse(HPARAMS)
+    champion = weights_dump(task=spec.name, family="polar_cnn", params=params, model=spec.build("polar_cnn", params))
+    request = dataclasses.replace(_request(root, examples), champion_weights=champion)
+    seen: list[Progress] = []
+    outcome = fit_data_parallel(request, num_workers=2, use_gpu=False, storage_path=str(tmp_path), report=seen.append)
+
+    assert outcome.device == "cpu x2 (ray train)"
+    assert outcome.metrics["workers"] == 2
+    assert outcome.family == "polar_cnn"
+    assert [row["epoch"] for row in outcome.history] == [1, 2, 3]
+    losses = [row["loss"] for row in outcome.history]
+    assert all(math.isfinite(loss) and loss > 0 for loss in losses)
+    assert [p.epoch for p in seen] == [0, 1, 2, 3] and all(p.phase == "training" for p in seen)
+    assert seen[-1].loss == pytest.approx(losses[-1])
+    for split in ("validation", "test", "champion_test"):  # the champion is scored on test, as `fit` does
+        assert spec.primary_metric in outcome.metrics[split]
+    assert outcome.metrics["test"]["n"] == 3 and outcome.metrics["train_examples"] == 10
+
+    data = weights_load(outcome.weights)
+    assert (data["task"], data["family"]) == ("spect_territory", "polar_cnn")
+    assert not any(name.startswith("module.") for name in data["state_dict"])  # saved unwrapped, not as DDP
+    refs = tuple(e.ref for e in examples)
+    scores = score(
+        spec,
+        ScoreRequest(task="spect_territory", weights=outcome.weights, refs=refs, media_root=str(root)),
+        device=torch.device("cpu"),
+    )
+    assert [s.item_id for s in scores] == [ref.item_id for ref in refs]
+    for item in scores:
+        probabilities = item.output["probabilities"]
+        assert set(probabilities) == set(TERRITORIES)
+        assert all(0.0 <= p <= 1.0 for p in probabilities.values())
+
+
+def test_missing_input_file_fails_with_its_name(local_ray, cohort, tmp_path):
+    from gpu_workers.distributed import fit_data_parallel
+
+    root, examples = cohort
+    broken = Example(
+        ref=SpectRef(item_id=99, rest_path="spect/nowhere_rest.png", stress_path="spect/nowhere_stress.png"),
+        target=[0, 1, 0],
+        split="train",
+    )
+    request = _request(root, [broken, *examples])
+    with pytest.raises(TrainingError, match="nowhere_"):
+        fit_data_parallel(request, num_workers=2, use_gpu=False, storage_path=str(tmp_path))
+
+
+def test_empty_training_split_is_refused_before_ray_starts(cohort):
+    from gpu_workers.distributed import fit_data_parallel
+
+    root, examples = cohort
+    request = _request(root, [e for e in examples if e.split != "train"])
+    with pytest.raises(TrainingError, match="no labelled training examples"):
+        fit_data_parallel(request)

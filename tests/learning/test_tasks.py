@@ -1,0 +1,277 @@
+"""The task layer: targets from labels, hyper-parameters, the shared training loop and scoring per task."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from learning.cohorts import generate_oct_cohort, generate_spect_cohort
+from learning.masks import mask_decode, mask_encode
+from learning.tasks import (
+    TASKS,
+    Example,
+    HyperparameterError,
+    OctFrameRef,
+    OctTask,
+    ScoreRequest,
+    SpectRef,
+    SpectTask,
+    TrainingError,
+    TrainRequest,
+    UnknownTask,
+    VesselTask,
+    fit,
+    get_task,
+    score,
+    weights_load,
+)
+from learning.tasks.vessel import VesselParams
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def oct_data(tmp_path_factory) -> tuple[Path, list[Example], list]:
+    root = tmp_path_factory.mktemp("oct")
+    truths = generate_oct_cohort(root, n_pullbacks=1, frames=10, size=40, seed=4)
+    truth = truths[0]
+    path = str(truth.path.relative_to(root))
+    examples = []
+    for i in range(truth.frames):
+        ref = OctFrameRef(item_id=i, path=path, frame_index=i, rows=40, columns=40)
+        target = None if truth.frame_quality[i] != "ok" else mask_encode(truth.masks[i])
+        examples.append(Example(ref=ref, target=target, split="train", label_id=i, label_version=1))
+    return root, examples, truths
+
+
+@pytest.fixture(scope="module")
+def spect_data(tmp_path_factory) -> tuple[Path, list[Example]]:
+    root = tmp_path_factory.mktemp("spect")
+    truths = generate_spect_cohort(root, n_patients=16, size=40, seed=6, fmt="png")
+    examples = [
+        Example(
+            ref=SpectRef(
+                item_id=i,
+                rest_path=t.rest_path.name,
+                stress_path=t.stress_path.name,
+                age=t.age,
+                sex=t.sex,
+                weight_kg=t.weight_kg,
+                height_cm=t.height_cm,
+            ),
+            target=[int(t.territory_abnormal[name]) for name in ("LAD", "RCA", "LCX")],
+            split="train",
+            label_id=i,
+            label_version=1,
+        )
+        for i, t in enumerate(truths)
+    ]
+    return root, examples
+
+
+def test_the_registry_names_every_task_and_refuses_unknown_ones(tmp_path):
+    assert set(TASKS) == {"vessel_type", "oct_calcium", "spect_territory"}
+    assert isinstance(get_task("oct_calcium", tmp_path), OctTask)
+    with pytest.raises(UnknownTask, match="known tasks: oct_calcium, spect_territory, vessel_type"):
+        get_task("ecg", tmp_path)
+
+
+def test_targets_come_from_label_payloads():
+    assert VesselTask.target_from_payload({"vessel": "RCA"}) == 1
+    assert VesselTask.target_from_payload({"vessel": "unusable", "unusable_reason": "blur"}) is None
+    mask = np.zeros((8, 8), bool)
+    mask[2:5, 2:6] = True
+    assert OctTask.target_from_payload({"excluded": True, "exclusion_reason": "artifact"}) is None
+    assert OctTask.target_from_payload({"mask": mask_encode(mask)}) == mask_encode(mask)
+    stress = [0] * 17
+    for segment in (3, 4):  # RCA segments: SSS 4 → abnormal
+        stress[segment - 1] = 2
+    assert SpectTask.target_from_payload({"stress": stress, "rest": [0] * 17}) == [0, 1, 0]
+    overridden = {"stress": stress, "rest": [0] * 17, "flag_overrides": {"RCA": {"abnormal": False, "reason": "x"}}}
+    assert SpectTask.target_from_payload(overridden) == [0, 0, 0]
+    ica = {"reference": "ica", "ica": {"LM": 10, "LAD": 75, "LCX": None, "RCA": 20}}
+    assert SpectTask.target_from_payload({}, ica) == [1, 0, 0]
+    assert SpectTask.target_from_payload({}, {"reference": "ica", "ica": None}) is None
+
+
+def test_oct_masks_agree_when_their_dice_is_at_least_a_half():
+    a = np.zeros((10, 10), bool)
+    a[0:4, 0:4] = True
+    b = a.copy()
+    b[0:4, 4:6] = True  # Dice = 2·16 / (16 + 24) = 0.8
+    c = np.zeros((10, 10), bool)
+    c[6:10, 6:10] = True
+    assert OctTask.targets_agree(mask_encode(a), mask_encode(b))
+    assert not OctTask.targets_agree(mask_encode(a), mask_encode(c))
+    assert OctTask.targets_agree(mask_encode(np.zeros((4, 4), bool)), mask_encode(np.zeros((4, 4), bool)))
+
+
+def test_hyperparameters_name_the_bad_field():
+    assert VesselParams.parse({"crops": 4}).crops == 4
+    for raw, field in (
+        ({"crop": 4}, "crop"),
+        ({"epochs": 0}, "epochs"),
+        ({"size": "big"}, "size"),
+        ({"learning_rate": 2.0}, "learning_rate"),
+        ({"mc_dropout_passes": 1}, "mc_dropout_passes"),
+        ({"patience": -1}, "patience"),
+    ):
+        with pytest.raises(HyperparameterError) as error:
+            VesselParams.parse(raw)
+        assert error.value.field == field
+
+
+def test_the_metadata_model_is_the_cold_start_until_enough_runs_are_labelled():
+    params = VesselParams.parse({"pixel_model_min_labels": 30})
+    assert VesselTask.choose_family(29, params) == "metadata_mlp"
+    assert VesselTask.choose_family(30, params) == "r2plus1d"
+
+
+def test_oct_training_skips_excluded_frames_and_scores_full_size_masks_with_tta(oct_data):
+    root, examples, _ = oct_data
+    usable = [e for e in examples if e.target is not None]
+    assert len(usable) < len(examples)  # the first frames sit in the guide catheter
+    request = TrainRequest(
+        task="oct_calcium",
+        family="unet",
+        hparams={"epochs": 2, "size": 32, "base": 4, "depth": 2, "patience": 0},
+        train=tuple(examples),
+        validation=(),
+        test=tuple(usable[-3:]),
+        media_root=str(root),
+    )
+    outcome = fit(get_task("oct_calcium", root), request, CPU)
+    assert outcome.metrics["train_examples"] == len(usable)
+    assert [h["epoch"] for h in outcome.history] == [1, 2]
+    assert 0.0 <= outcome.metrics["test"]["dice_mean"] <= 1.0 and outcome.metrics["test"]["n"] == 3
+    scored = score(
+        get_task("oct_calcium", root),
+        ScoreRequest(
+            task="oct_calcium", weights=outcome.weights, refs=tuple(e.ref for e in examples[:4]), media_root=str(root)
+        ),
+        CPU,
+    )
+    assert [s.item_id for s in scored] == [0, 1, 2, 3]
+    for s in scored:
+        assert mask_decode(s.output["mask"]).shape == (40, 40)
+        assert 0.0 <= s.detail["tta_disagreement"] <= 1.0 and s.confidence == pytest.approx(
+            1 - s.detail["tta_disagreement"]
+        )
+        assert s.uncertainty == s.detail["mean_pixel_entropy"] >= 0
+        assert s.pseudo_target == s.output["mask"] and len(s.embedding) == 16  # bottleneck: 4 · 2 · 2
+
+
+def test_spect_training_evaluates_per_patient_and_keeps_pseudo_labels_out_of_evaluation(spect_data):
+    root, examples = spect_data
+    pseudo = Example(ref=examples[15].ref, target=[1, 1, 1], split="train", pseudo_label_id=7)
+    request = TrainRequest(
+        task="spect_territory",
+        family="polar_cnn",
+        hparams={"epochs": 3, "size": 16, "width": 4},
+        train=(*examples[:10], pseudo),
+        validation=(*examples[10:13], pseudo),
+        test=(*examples[13:], pseudo),
+        media_root=str(root),
+    )
+    outcome = fit(get_task("spect_territory", root), request, CPU)
+    assert outcome.metrics["pseudo_examples"] == 1 and outcome.metrics["train_examples"] == 11
+    assert outcome.metrics["validation"]["n"] == 3 and outcome.metrics["test"]["n"] == 3
+    assert set(outcome.metrics["test"]["per_vessel"]) == {"LAD", "RCA", "LCX"}
+    data = weights_load(outcome.weights)
+    assert data["task"] == "spect_territory" and data["hparams"]["size"] == 16
+
+
+def test_the_best_validation_epoch_is_kept_and_the_champion_is_evaluated_on_the_same_test(spect_data):
+    root, examples = spect_data
+    first = fit(
+        get_task("spect_territory", root),
+        TrainRequest(
+            task="spect_territory",
+            family="polar_cnn",
+            hparams={"epochs": 2, "size": 16},
+            train=tuple(examples[:10]),
+            validation=tuple(examples[10:13]),
+            test=tuple(examples[13:]),
+            media_root=str(root),
+        ),
+        CPU,
+    )
+    second = fit(
+        get_task("spect_territory", root),
+        TrainRequest(
+            task="spect_territory",
+            family="polar_cnn",
+            hparams={"epochs": 4, "size": 16},
+            train=tuple(examples[:10]),
+            validation=tuple(examples[10:13]),
+            test=tuple(examples[13:]),
+            media_root=str(root),
+            champion_weights=first.weights,
+        ),
+        CPU,
+    )
+    history = [h["validation"] for h in second.history if h["validation"] == h["validation"]]
+    if history:
+        assert second.metrics["best_epoch"] == 1 + history.index(max(history))
+    assert second.metrics["champion_test"]["n"] == second.metrics["test"]["n"] == 3
+    assert second.metrics["champion_test"]["patient_auc"] == first.metrics["test"]["patient_auc"] or np.isnan(
+        first.metrics["test"]["patient_auc"]
+    )
+
+
+def test_missing_files_and_foreign_weights_fail_with_clear_errors(spect_data, oct_data):
+    root, examples = spect_data
+    broken = Example(
+        ref=SpectRef(item_id=1, rest_path="gone.png", stress_path="gone.png"), target=[0, 0, 0], split="train"
+    )
+    with pytest.raises(TrainingError, match="input file is missing: gone.png"):
+        fit(
+            get_task("spect_territory", root),
+            TrainRequest(
+                task="spect_territory",
+                family="polar_cnn",
+                hparams={"epochs": 1},
+                train=(broken,),
+                validation=(),
+                test=(),
+                media_root=str(root),
+            ),
+            CPU,
+        )
+    with pytest.raises(TrainingError, match="no labelled training examples"):
+        fit(
+            get_task("spect_territory", root),
+            TrainRequest(
+                task="spect_territory",
+                family="polar_cnn",
+                hparams={},
+                train=(),
+                validation=(),
+                test=(),
+                media_root=str(root),
+            ),
+            CPU,
+        )
+    with pytest.raises(TrainingError, match="not a Lumen weights file|cannot be read"):
+        score(
+            get_task("spect_territory", root),
+            ScoreRequest(task="spect_territory", weights=b"junk", refs=(), media_root=str(root)),
+            CPU,
+        )
+    with pytest.raises(HyperparameterError, match="not a spect_territory model"):
+        fit(
+            get_task("spect_territory", root),
+            TrainRequest(
+                task="spect_territory",
+                family="unet",
+                hparams={},
+                train=tuple(examples[:2]),
+                validation=(),
+                test=(),
+                media_root=str(root),
+            ),
+            CPU,
+        )

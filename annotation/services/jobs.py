@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -29,12 +31,28 @@ def project_event_send(project_id: int, payload: dict[str, Any]) -> None:
         layer = get_channel_layer()
         if layer is None:
             return
+        message = {"type": "project.event", "payload": payload}
         try:
-            async_to_sync(layer.group_send)(project_group(project_id), {"type": "project.event", "payload": payload})
+            if _loop_running():  # called from code under a running event loop: send from a thread of its own
+                sender = threading.Thread(
+                    target=asyncio.run, args=(layer.group_send(project_group(project_id), message),)
+                )
+                sender.start()
+                sender.join(timeout=5)
+            else:
+                async_to_sync(layer.group_send)(project_group(project_id), message)
         except Exception as error:  # noqa: BLE001 — a dropped live update must never fail the job itself
             log.warning("project event not sent: %s", error)
 
     transaction.on_commit(send)
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _job_event(job: Job) -> dict[str, Any]:
@@ -102,10 +120,13 @@ def job_report(*, job: Job, reports: list[dict[str, Any]]) -> None:
         latest = reports[-1]
         total = latest.get("total") or 0
         detail = {**job.detail, **latest}
-        if latest.get("phase") == "training" and latest.get("loss") is not None:
-            detail["history"] = [*job.detail.get("history", []), {
-                k: latest[k] for k in ("epoch", "loss", "validation") if k in latest
-            }][-200:]
+        epochs = [
+            {k: report[k] for k in ("epoch", "loss", "validation") if k in report}
+            for report in reports
+            if report.get("phase") == "training" and report.get("loss") is not None
+        ]
+        if epochs:  # every epoch is kept even when several arrive between two polls
+            detail["history"] = [*job.detail.get("history", []), *epochs][-200:]
         fields.update(detail=detail, progress=min(1.0, latest.get("done", 0) / total) if total else job.progress)
     with transaction.atomic():
         updated = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(**fields)

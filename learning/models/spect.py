@@ -57,11 +57,17 @@ class PolarMapCNN(nn.Module):
             nn.Linear(HEAD_WIDTH, len(TERRITORIES)),
         )
 
-    def forward(self, rest: torch.Tensor, stress: torch.Tensor, clinical: torch.Tensor | None = None) -> torch.Tensor:
+    def embed(self, rest: torch.Tensor, stress: torch.Tensor) -> torch.Tensor:
+        """Return the image features the head sees (also the embedding diversity-aware strategies use)."""
         if self.fusion == "early":
-            features = self.encoder(torch.cat([rest, stress], dim=1))
-        else:
-            features = torch.cat([self.rest_encoder(rest), self.stress_encoder(stress)], dim=1)
+            return self.encoder(torch.cat([rest, stress], dim=1))
+        return torch.cat([self.rest_encoder(rest), self.stress_encoder(stress)], dim=1)
+
+    def forward(self, rest: torch.Tensor, stress: torch.Tensor, clinical: torch.Tensor | None = None) -> torch.Tensor:
+        return self.classify(self.embed(rest, stress), clinical)
+
+    def classify(self, features: torch.Tensor, clinical: torch.Tensor | None = None) -> torch.Tensor:
+        """Return territory logits from image features and clinical features."""
         if self.clinical_features:
             if clinical is None or clinical.shape[-1] != self.clinical_features:
                 raise ValueError(f"expected {self.clinical_features} clinical features per patient")

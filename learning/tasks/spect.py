@@ -110,11 +110,9 @@ class SpectTask(TaskSpec):
         assert isinstance(params, SpectParams)
         device = next(model.parameters()).device
         rest, stress, clinical = (t.to(device) for t in self.inputs(refs, params.size))
-        probs = torch.sigmoid(model(rest, stress, clinical)).cpu().numpy()
-        if model.fusion == "early":
-            embedding = model.encoder(torch.cat([rest, stress], dim=1)).cpu().numpy()
-        else:
-            embedding = torch.cat([model.rest_encoder(rest), model.stress_encoder(stress)], dim=1).cpu().numpy()
+        features = model.embed(rest, stress)
+        probs = torch.sigmoid(model.classify(features, clinical)).cpu().numpy()
+        embedding = features.cpu().numpy()
         scores = []
         for i, ref in enumerate(refs):
             p = probs[i]

@@ -25,7 +25,7 @@ from annotation.models import (
     TrainingExample,
 )
 from annotation.services import label_submit, project_update
-from annotation.services.jobs import job_claim, jobs_recover_stale
+from annotation.services.jobs import job_claim, job_report, jobs_recover_stale
 from annotation.services.learning import job_run, training_request
 from annotation.services.splits import SplitLocked, splits_configure, splits_fill
 from annotation.training_data import final_targets, training_set
@@ -338,3 +338,20 @@ def test_model_versions_and_training_sets_are_listed_for_leads(
     assert client_for(annotator).get(reverse("api:model-version-training-set", args=[version.pk])).status_code == 404
     queued = client_for(lead).post(reverse("api:model-version-score", args=[version.pk]))
     assert queued.status_code == 202 and queued.json()["kind"] == "score"
+
+
+def test_progress_keeps_every_epoch_even_when_several_arrive_at_once(vessel_project, lead):
+    training_request(project=vessel_project, by=lead)
+    job = job_claim()
+    job_report(
+        job=job,
+        reports=[
+            {"phase": "training", "done": 1, "total": 4, "epoch": 1, "loss": 0.9},
+            {"phase": "training", "done": 2, "total": 4, "epoch": 2, "loss": 0.7, "validation": 0.5},
+        ],
+    )
+    job_report(job=job, reports=[{"phase": "training", "done": 3, "total": 4, "epoch": 3, "loss": 0.6}])
+    job.refresh_from_db()
+    assert [h["epoch"] for h in job.detail["history"]] == [1, 2, 3]
+    assert job.detail["history"][1] == {"epoch": 2, "loss": 0.7, "validation": 0.5}
+    assert job.progress == 0.75 and job.detail["loss"] == 0.6

@@ -29,6 +29,9 @@ from .territories import (
 )
 from .truth import read_truth_json, write_truth_json
 from .xa import (
+    NEITHER,
+    NEITHER_KINDS,
+    RUN_VESSELS,
     XA_SOP_CLASS,
     XaRender,
     XaRunTruth,
@@ -42,6 +45,9 @@ from .xa_anatomy import XaView, sample_view
 __all__ = [
     "IVOCT_SOP_CLASS",
     "MANIFEST_HEADER",
+    "NEITHER",
+    "NEITHER_KINDS",
+    "RUN_VESSELS",
     "SC_SOP_CLASS",
     "SEGMENT_TERRITORY",
     "TERRITORY_SEGMENTS",

@@ -31,6 +31,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, help="frames per run / pullback")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
+        "--neither-rate",
+        type=float,
+        default=0.0,
+        help="vessel_type only: share of runs that show neither coronary (aortogram, ventriculogram, no fill)",
+    )
+    p.add_argument(
         "--format",
         dest="fmt",
         choices=("dicom", "png"),
@@ -51,11 +57,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.fmt == "png" and args.task != "spect_territory":
         print("--format png is only available for spect_territory", file=sys.stderr)
         return 2
+    if args.neither_rate and args.task != "vessel_type":
+        print("--neither-rate is only available for vessel_type", file=sys.stderr)
+        return 2
+    if not 0.0 <= args.neither_rate <= 1.0:
+        print("--neither-rate must be between 0 and 1", file=sys.stderr)
+        return 2
     if args.task == "vessel_type":
         frames = (args.frames, args.frames) if args.frames else (24, 48)
-        truths = generate_xa_cohort(out, n_patients=n, frames=frames, size=size, seed=args.seed)
+        truths = generate_xa_cohort(
+            out, n_patients=n, frames=frames, size=size, seed=args.seed, neither_rate=args.neither_rate
+        )
         counts = Counter(t.vessel for t in truths)
-        detail = f"{len(truths)} XA runs of {n} patients ({counts['LCA']} LCA, {counts['RCA']} RCA)"
+        detail = (
+            f"{len(truths)} XA runs of {n} patients ({counts['LCA']} LCA, {counts['RCA']} RCA, "
+            f"{counts['neither']} neither)"
+        )
     elif args.task == "oct_calcium":
         truths = generate_oct_cohort(out, n_pullbacks=n, frames=args.frames or 60, size=size, seed=args.seed)
         calc = sum(int(t.masks.any(axis=(1, 2)).sum()) for t in truths)

@@ -19,7 +19,7 @@ from .dicom_common import (
     to_uint,
 )
 from .raster import bilinear_sample, blur3, box_blur, draw_tube, interp_rows, resample_polyline, smooth_noise
-from .xa_anatomy import VESSELS, Tree3d, XaView, project, sample_tree, sample_view
+from .xa_anatomy import NEITHER, NEITHER_KINDS, RUN_VESSELS, VESSELS, Tree3d, XaView, project, sample_tree, sample_view
 
 XA_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.12.1"
 FRAME_TIME_TAG = Tag(0x0018, 0x1063)
@@ -38,7 +38,7 @@ class XaRunTruth:
     patient_name: str
     study_uid: str
     sop_instance_uid: str
-    vessel: str  # "LCA" or "RCA"
+    vessel: str  # "LCA", "RCA" or "neither"
     frames: int
     rows: int
     columns: int
@@ -49,6 +49,7 @@ class XaRunTruth:
     source_to_patient_mm: float
     series_uid: str = ""
     heart_rate_bpm: float = 0.0
+    neither_kind: str = ""  # for "neither" runs: "aortogram", "ventriculogram" or "no_fill"
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class XaRender:
     view: XaView
     heart_rate_bpm: float
     pixel_mm: float
+    neither_kind: str = ""
 
 
 def _rasterise(
@@ -78,6 +80,8 @@ def _rasterise(
         rad = interp_rows(v.radius, params) / mm_per_px
         arr = interp_rows(v.arrival, params)
         t, a, (r0, r1, c0, c1) = draw_tube(shape, pts, rad, mm_per_px, arr)
+        if v.density != 1.0:  # diluted contrast (aortic root, LV cavity, refluxing coronaries)
+            t *= np.float32(v.density)
         region = thick[r0:r1, c0:c1]
         aregion = arrival[r0:r1, c0:c1]
         # Overlapping branches add up (crossings look darker); arrival follows the thicker.
@@ -184,14 +188,24 @@ def render_xa_run(
     size: int = 512,
     frame_time_ms: float = 66.7,
     view: XaView | None = None,
+    neither_kind: str | None = None,
 ) -> XaRender:
-    """Render a cine run of the LCA or RCA as float frames in [0, 1]."""
+    """Render a cine run of the LCA, the RCA or "neither" as float frames in [0, 1].
+
+    A "neither" run is a non-selective aortic root injection, a left ventriculogram or a catheter
+    at an ostium with no coronary filling (neither_kind picks one; random if None).
+    """
+    if vessel not in RUN_VESSELS:
+        raise ValueError(f"unknown vessel {vessel!r}; expected one of {RUN_VESSELS}")
+    if neither_kind is not None and (vessel != NEITHER or neither_kind not in NEITHER_KINDS):
+        raise ValueError(f"neither_kind must be one of {NEITHER_KINDS}, and only for vessel {NEITHER!r}")
     view = view or sample_view(vessel, rng)
-    tree = sample_tree(vessel, rng)
+    tree = sample_tree(vessel, rng, neither_kind) if vessel == NEITHER else sample_tree(vessel, rng)
     fov_mm = rng.uniform(110, 160)
     pixel_mm = fov_mm / size
     (hc,), _ = project(tree.heart_centre[None, :], view, pixel_mm, np.zeros(2))
-    tree_px, _ = project(np.concatenate([v.points for v in tree.vessels]), view, pixel_mm, np.zeros(2))
+    framed = tree.framing if tree.framing is not None else np.concatenate([v.points for v in tree.vessels])
+    tree_px, _ = project(framed, view, pixel_mm, np.zeros(2))
     # Operators centre the table on the tree, not perfectly.
     mid = 0.5 * (tree_px.min(axis=0) + tree_px.max(axis=0))
     centre_px = size / 2 - mid + rng.normal(0, 0.05 * size, 2)
@@ -258,7 +272,7 @@ def render_xa_run(
         frame = out[k].reshape(-1)
         frame[support] -= (mu + extra) / (hi - lo)
     np.clip(out, 0.0, 1.0, out=out)
-    return XaRender(out, thick, view, heart_rate, pixel_mm)
+    return XaRender(out, thick, view, heart_rate, pixel_mm, tree.kind)
 
 
 def write_xa_run(
@@ -276,15 +290,24 @@ def write_xa_run(
     series_number: int = 1,
     view: XaView | None = None,
     transfer_syntax: str = ExplicitVRLittleEndian,
+    neither_kind: str | None = None,
 ) -> XaRunTruth:
-    """Render a run and write it as an XA multi-frame DICOM file; return its truth."""
+    """Render a run (vessel "LCA", "RCA" or "neither"), write it as a multi-frame XA DICOM file; return its truth."""
     if bits not in (8, 16):
         raise ValueError("bits must be 8 or 16")
     stored = bits_stored or (8 if bits == 8 else 12)
     if stored > bits or (bits == 16 and stored not in (10, 12, 16)):
         raise ValueError(f"bits_stored {stored} does not fit bits {bits}")
     study = study or fake_study(rng, patient, "xa")
-    render = render_xa_run(vessel=vessel, rng=rng, frames=frames, size=size, frame_time_ms=frame_time_ms, view=view)
+    render = render_xa_run(
+        vessel=vessel,
+        rng=rng,
+        frames=frames,
+        size=size,
+        frame_time_ms=frame_time_ms,
+        view=view,
+        neither_kind=neither_kind,
+    )
     pixels = to_uint(render.frames, stored)
     if bits == 16:
         pixels = pixels.astype(np.uint16)
@@ -359,6 +382,7 @@ def write_xa_run(
         source_to_patient_mm=v.source_to_patient_mm,
         series_uid=series_uid,
         heart_rate_bpm=round(render.heart_rate_bpm, 1),
+        neither_kind=render.neither_kind,
     )
 
 
@@ -382,8 +406,16 @@ def generate_xa_cohort(
     frames: tuple[int, int] = (24, 48),
     size: int = 256,
     seed: int = 0,
+    neither_rate: float = 0.0,
 ) -> list[XaRunTruth]:
-    """Write n_patients exams of mixed LCA/RCA runs under out_dir; return their truth."""
+    """Write n_patients exams of mixed LCA/RCA runs under out_dir; return their truth.
+
+    neither_rate is the chance that a run is "neither" (aortogram, ventriculogram or a catheter
+    with no coronary filling) instead of the coronary run it would have been; 0 leaves the
+    cohort exactly as without the knob.
+    """
+    if not 0.0 <= neither_rate <= 1.0:
+        raise ValueError("neither_rate must be between 0 and 1")
     rng = np.random.default_rng(seed)
     truths: list[XaRunTruth] = []
     for i in range(n_patients):
@@ -392,6 +424,8 @@ def generate_xa_cohort(
         # Real exams show the left tree more often than the right (~2:1).
         vessels = ["LCA", "RCA"] + ["LCA" if rng.random() < 0.6 else "RCA" for _ in range(max(runs_per_patient - 2, 0))]
         vessels = [vessels[j] for j in rng.permutation(len(vessels))][:runs_per_patient]
+        if neither_rate > 0:  # no extra draws at 0, so existing seeds give the same files
+            vessels = [NEITHER if rng.random() < neither_rate else v for v in vessels]
         for j, vessel in enumerate(vessels):
             n_frames = int(rng.integers(frames[0], frames[1] + 1))
             frame_time = float(rng.choice([66.7, 66.7, 33.3, 133.3]))
@@ -413,6 +447,9 @@ def generate_xa_cohort(
 
 
 __all__ = [
+    "NEITHER",
+    "NEITHER_KINDS",
+    "RUN_VESSELS",
     "VESSELS",
     "XA_SOP_CLASS",
     "XaRender",

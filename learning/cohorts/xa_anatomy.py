@@ -13,6 +13,16 @@ from dataclasses import dataclass
 import numpy as np
 
 VESSELS = ("LCA", "RCA")
+NEITHER = "neither"
+RUN_VESSELS = (*VESSELS, NEITHER)
+# What a "neither" run shows: a non-selective aortic root injection (pigtail above the valve,
+# the coronaries only faintly refluxing), a left ventriculogram (pigtail in the LV cavity), or a
+# catheter at an ostium with no coronary filling (a test puff that refluxes into the root).
+NEITHER_KINDS = ("aortogram", "ventriculogram", "no_fill")
+_NEITHER_KIND_WEIGHTS = (0.35, 0.35, 0.3)
+# Neither runs are filmed in the same views as coronary runs, drawn LCA:RCA in the cohort's
+# proportion (1 + 2 x 0.6 of 4 runs are LCA), so the C-arm geometry cannot tell them apart.
+NEITHER_VIEW_LCA = 0.55
 
 # Standard views as (weight, primary angle LAO+/RAO-, secondary angle CRA+/CAU-). The
 # distributions overlap on purpose: a metadata-only classifier should reach F1 ~0.8-0.9.
@@ -53,6 +63,7 @@ class Vessel3d:
     points: np.ndarray  # (n, 3)
     radius: np.ndarray  # (n,)
     arrival: np.ndarray  # (n,) path length from the ostium
+    density: float = 1.0  # iodine concentration relative to a selective coronary injection
 
 
 @dataclass(frozen=True)
@@ -65,12 +76,16 @@ class Tree3d:
     ostium: np.ndarray  # (3,)
     heart_centre: np.ndarray  # (3,)
     heart_radius: float
+    kind: str = ""  # for "neither" runs: one of NEITHER_KINDS
+    framing: np.ndarray | None = None  # (n, 3) points the operator centres on (default: the vessels)
 
 
 def sample_view(vessel: str, rng: np.random.Generator) -> XaView:
-    """Draw a C-arm view for a run of vessel ("LCA" or "RCA")."""
+    """Draw a C-arm view for a run of vessel ("LCA", "RCA" or "neither": a coronary view of either)."""
+    if vessel == NEITHER:
+        vessel = "LCA" if rng.random() < NEITHER_VIEW_LCA else "RCA"
     if vessel not in _VIEW_MIXTURE:
-        raise ValueError(f"unknown vessel {vessel!r}; expected one of {VESSELS}")
+        raise ValueError(f"unknown vessel {vessel!r}; expected one of {RUN_VESSELS}")
     comps = _VIEW_MIXTURE[vessel]
     weights = np.array([c[0] for c in comps])
     k = int(rng.choice(len(comps), p=weights / weights.sum()))
@@ -171,7 +186,7 @@ def _with_lesion(v: Vessel3d, rng: np.random.Generator) -> Vessel3d:
     half_len = rng.uniform(2.0, 6.0)
     depth = rng.uniform(0.3, 0.85)
     narrowing = depth * np.exp(-0.5 * ((v.arrival - centre) / half_len) ** 2)
-    return Vessel3d(v.name, v.points, v.radius * (1.0 - narrowing), v.arrival)
+    return Vessel3d(v.name, v.points, v.radius * (1.0 - narrowing), v.arrival, v.density)
 
 
 def _groove_vessel(
@@ -447,10 +462,132 @@ def _right_tree(heart: _Heart, rng: np.random.Generator) -> Tree3d:
     return Tree3d("RCA", tuple(vessels), catheter, ostium, heart.centre, heart.radius)
 
 
-def sample_tree(vessel: str, rng: np.random.Generator) -> Tree3d:
-    """Return a randomised 3D coronary tree of the given vessel type, with some lesions."""
+def _profile_tube(
+    name: str, ctrl: np.ndarray, radii: np.ndarray, n: int, rng: np.random.Generator, density: float, tip: float
+) -> Vessel3d:
+    """Return a wide tube through ctrl with radii at the control points, filled outwards from fraction tip."""
+    pts = _smooth_path(ctrl, n, rng, np.zeros(3))
+    seg = np.linalg.norm(np.diff(pts, axis=0), axis=1)
+    cum = np.concatenate([[0.0], np.cumsum(seg)])
+    radius = np.interp(np.linspace(0.0, 1.0, n), np.linspace(0.0, 1.0, len(radii)), radii)
+    arrival = np.abs(cum - tip * cum[-1])
+    return Vessel3d(name, pts, radius, arrival, density)
+
+
+def _aorta(
+    heart: _Heart, root: np.ndarray, rng: np.random.Generator, density: float, tip: float
+) -> tuple[Vessel3d, np.ndarray]:
+    """Return the aortic root, ascending aorta, arch and descending aorta, and its centreline."""
+    up = np.array([0.0, 0.0, 1.0])
+    ascend = np.array([-0.25, -0.1, 1.0]) + rng.normal(0, 0.08, 3)
+    ascend /= np.linalg.norm(ascend)
+    height = rng.uniform(55, 80)
+    top = root + height * ascend
+    arch = top + np.array([25.0, 30.0, 22.0]) + rng.normal(0, 4, 3)
+    desc_top = arch + np.array([12.0, 18.0, -20.0])
+    ctrl = np.array(
+        [
+            root + 9 * heart.axis,  # the valve plane, just above the LV outflow
+            root,
+            root + 0.5 * height * ascend,
+            top,
+            arch,
+            desc_top,
+            desc_top - 100 * up,
+        ]
+    )
+    scale = rng.uniform(0.9, 1.15)
+    radii = scale * np.array([11.0, 15.5, 14.0, 13.0, 12.0, 11.0, 10.0])
+    tube = _profile_tube("AORTA", ctrl, radii, 70, rng, density, tip)
+    return tube, tube.points
+
+
+def _pigtail(tip: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Return the pigtail loop (radius ~4 mm) that ends at tip, as a centreline ending where the shaft begins."""
+    a = rng.normal(size=3)
+    b = rng.normal(size=3)
+    a /= np.linalg.norm(a)
+    b -= (b @ a) * a
+    b /= np.linalg.norm(b)
+    ang = np.linspace(0.0, 1.7 * np.pi, 16)
+    r = 4.0
+    loop = tip + r * (np.cos(ang)[:, None] * a + np.sin(ang)[:, None] * b) - r * a
+    return loop
+
+
+def _along(centre: np.ndarray, start: float, offset: np.ndarray) -> np.ndarray:
+    """Return the centreline from fraction start onwards, shifted by offset, extended 60 mm up."""
+    i = int(start * (len(centre) - 1))
+    path = centre[i:] + offset
+    return np.concatenate([path, path[-1:] + np.array([0.0, 0.0, 60.0])])
+
+
+def _neither_tree(heart: _Heart, rng: np.random.Generator, kind: str) -> Tree3d:
+    """Return what a non-coronary run opacifies: aortic root, LV cavity or nothing but a puff."""
+    left = _left_tree(heart, rng)
+    right = _right_tree(heart, rng)
+    root = 0.5 * (left.ostium + right.ostium) - 6.0 * heart.axis + rng.normal(0, 2, 3)
+    shaft_offset = rng.normal(0, 3, 3)
+    vessels: list[Vessel3d] = []
+    # Operators centre between the heart and the aortic root.
+    framing = np.stack([heart.centre, root, 0.5 * (heart.centre + root)])
+    if kind == "aortogram":
+        aorta, centre = _aorta(heart, root, rng, rng.uniform(0.09, 0.16), tip=0.12)
+        vessels.append(aorta)
+        # Contrast in the root refluxes faintly into both coronary trees.
+        faint = rng.uniform(0.15, 0.35)
+        for v in left.vessels + right.vessels:
+            vessels.append(Vessel3d(v.name, v.points, v.radius, v.arrival + 15.0, faint))
+        tip = centre[int(0.12 * (len(centre) - 1))] + shaft_offset
+        catheter = np.concatenate([_pigtail(tip, rng), _along(centre, 0.15, shaft_offset)])
+    elif kind == "ventriculogram":
+        # The cavity as a tube along the long axis whose radius follows the LV outline.
+        t = -0.99 * np.cos(np.linspace(0.0, np.pi, 40))
+        p = np.where(t > 0, 2.0, 3.5)
+        cavity_r = rng.uniform(0.62, 0.78) * heart.radius * (1.0 - np.abs(t) ** p) ** (1.0 / p) + 1.0
+        pts = heart.centre + (heart.half_length * 0.92 * t)[:, None] * heart.axis
+        tip_t = rng.uniform(0.0, 0.35)
+        arrival = np.abs(t - tip_t) * heart.half_length
+        vessels.append(Vessel3d("LV", pts, cavity_r, arrival, rng.uniform(0.06, 0.11)))
+        aorta, centre = _aorta(heart, root, rng, rng.uniform(0.05, 0.09), tip=0.0)
+        # Ejected contrast reaches the aortic root after the cavity has filled.
+        vessels.append(Vessel3d(aorta.name, aorta.points, aorta.radius, aorta.arrival + 60.0, aorta.density))
+        tip = heart.centre + heart.half_length * 0.92 * tip_t * heart.axis + 0.3 * shaft_offset
+        valve = centre[0] + shaft_offset
+        inside = np.linspace(tip, valve, 10)[1:]
+        catheter = np.concatenate([_pigtail(tip, rng), inside, _along(centre, 0.05, shaft_offset)])
+    elif kind == "no_fill":
+        # The catheter floats just outside an ostium without engaging it: the test puff
+        # clouds the sinus and the aortic root for a moment and no coronary artery fills.
+        tree = left if rng.random() < NEITHER_VIEW_LCA else right
+        out = tree.catheter[min(8, len(tree.catheter) - 1)] - tree.catheter[0]
+        out /= max(float(np.linalg.norm(out)), 1e-6)
+        catheter = tree.catheter + rng.uniform(4.0, 10.0) * out
+        tip = catheter[0]
+        ascend = np.array([-0.25, -0.1, 1.0])
+        ascend /= np.linalg.norm(ascend)
+        ctrl = np.array([tip, 0.5 * (tip + root), root, root + rng.uniform(20, 35) * ascend])
+        radii = np.array([2.5, 7.0, 11.0, 10.0]) * rng.uniform(0.85, 1.15)
+        vessels.append(_profile_tube("PUFF", ctrl, radii, 20, rng, rng.uniform(0.08, 0.14), tip=0.0))
+        # Framed on the ostium the operator was trying to engage.
+        framing = np.stack([heart.centre, tree.ostium, 0.5 * (heart.centre + tree.ostium)])
+    else:
+        raise ValueError(f"unknown neither kind {kind!r}; expected one of {NEITHER_KINDS}")
+    return Tree3d(NEITHER, tuple(vessels), catheter, root, heart.centre, heart.radius, kind, framing)
+
+
+def sample_tree(vessel: str, rng: np.random.Generator, kind: str | None = None) -> Tree3d:
+    """Return a randomised 3D tree of the given run type, with some lesions.
+
+    For vessel "neither", kind picks what is opacified (one of NEITHER_KINDS; random if None).
+    """
+    if vessel == NEITHER:
+        heart = _Heart(rng)
+        if kind is None:
+            kind = str(NEITHER_KINDS[int(rng.choice(len(NEITHER_KINDS), p=_NEITHER_KIND_WEIGHTS))])
+        return _neither_tree(heart, rng, kind)
     if vessel not in VESSELS:
-        raise ValueError(f"unknown vessel {vessel!r}; expected one of {VESSELS}")
+        raise ValueError(f"unknown vessel {vessel!r}; expected one of {RUN_VESSELS}")
     heart = _Heart(rng)
     tree = _left_tree(heart, rng) if vessel == "LCA" else _right_tree(heart, rng)
     major = {"LAD", "LCX", "RCA", "D1", "OM1", "PDA"}

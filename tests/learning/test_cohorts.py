@@ -464,3 +464,71 @@ def test_cli_writes_files_and_truth_outside_the_import_folder(
     printed = capsys.readouterr().out.strip()
     assert "\n" not in printed and "3 SPECT patients" in printed
     assert len(read_truth_json(truth)) == 3
+
+
+# --- XA "neither" runs ----------------------------------------------------------------------
+
+
+def test_neither_rate_zero_leaves_the_cohort_unchanged(xa_cohort: list, tmp_path: Path) -> None:
+    same = generate_xa_cohort(
+        tmp_path / "z", n_patients=2, runs_per_patient=3, frames=(5, 7), size=48, seed=7, neither_rate=0.0
+    )
+    assert [t.vessel for t in same] == [t.vessel for t in xa_cohort]
+    np.testing.assert_array_equal(
+        pydicom.dcmread(same[-1].path).pixel_array, pydicom.dcmread(xa_cohort[-1].path).pixel_array
+    )
+
+
+def test_neither_runs_come_in_every_kind_and_round_trip(tmp_path: Path) -> None:
+    truths = generate_xa_cohort(
+        tmp_path / "n", n_patients=8, runs_per_patient=3, frames=(4, 5), size=40, seed=2, neither_rate=0.5
+    )
+    neither = [t for t in truths if t.vessel == "neither"]
+    assert 4 <= len(neither) <= 20
+    assert {t.neither_kind for t in neither} == {"aortogram", "ventriculogram", "no_fill"}
+    assert all(t.neither_kind == "" for t in truths if t.vessel != "neither")
+    back = read_truth_json(write_truth_json(truths, tmp_path / "truth.json"))
+    assert [(t.vessel, t.neither_kind) for t in back] == [(t.vessel, t.neither_kind) for t in truths]
+
+
+def test_neither_kinds_opacify_what_they_should() -> None:
+    """Aortograms and ventriculograms fill wide structures, a coronary tree only thin lines, a no-fill run a puff."""
+    opacified = {}
+    for vessel, kind in (
+        ("LCA", None),
+        ("aortogram", "aortogram"),
+        ("ventriculogram", "ventriculogram"),
+        ("no_fill", "no_fill"),
+    ):
+        r = render_xa_run(
+            vessel="neither" if kind else vessel, rng=np.random.default_rng(9), frames=20, size=96, neither_kind=kind
+        )
+        assert r.neither_kind == (kind or "")
+        opacified[vessel] = float((r.vessel_mm > 1.0).mean())
+    assert opacified["ventriculogram"] > 0.3 and opacified["aortogram"] > 0.1
+    assert opacified["LCA"] < 0.08 and opacified["no_fill"] < 0.15
+
+
+def test_neither_runs_are_filmed_in_coronary_views() -> None:
+    """C-arm geometry cannot single out a neither run: its views overlap both coronary distributions."""
+    rng = np.random.default_rng(3)
+    angles = {v: np.array([sample_view(v, rng).primary_angle for _ in range(600)]) for v in ("LCA", "RCA", "neither")}
+    assert angles["LCA"].mean() < angles["neither"].mean() < angles["RCA"].mean()
+
+
+def test_neither_knob_refuses_bad_values(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="neither_rate"):
+        generate_xa_cohort(tmp_path, n_patients=1, neither_rate=1.5)
+    with pytest.raises(ValueError, match="neither_kind"):
+        render_xa_run(vessel="LCA", rng=np.random.default_rng(0), frames=2, size=32, neither_kind="aortogram")
+    with pytest.raises(ValueError, match="unknown vessel"):
+        render_xa_run(vessel="LAD", rng=np.random.default_rng(0), frames=2, size=32)
+    assert cli_main(["--task", "oct_calcium", "--out", str(tmp_path / "o"), "--neither-rate", "0.2"]) == 2
+
+
+def test_cli_writes_neither_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--task", "vessel_type", "--out", str(tmp_path / "xa"), "--n", "3", "--size", "32", "--frames", "4"]
+    assert cli_main([*args, "--neither-rate", "1"]) == 0
+    assert "12 XA runs of 3 patients (0 LCA, 0 RCA, 12 neither)" in capsys.readouterr().out
+    truths = read_truth_json(tmp_path / "truth-vessel_type.json")
+    assert {t.vessel for t in truths} == {"neither"}

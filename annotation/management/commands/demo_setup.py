@@ -76,7 +76,9 @@ class Command(BaseCommand):
 
         folder.mkdir(parents=True, exist_ok=True)
         if task == TaskType.VESSEL_TYPE:
-            generate_xa_cohort(folder, n_patients=4 * scale, runs_per_patient=3, frames=(24, 40), size=256, seed=1)
+            generate_xa_cohort(
+                folder, n_patients=4 * scale, runs_per_patient=3, frames=(24, 40), size=256, seed=1, neither_rate=0.1
+            )
         elif task == TaskType.OCT_CALCIUM:
             generate_oct_cohort(folder, n_pullbacks=2 * scale, frames=40, size=256, seed=2)
         else:

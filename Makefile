@@ -32,13 +32,13 @@ demo: install migrate
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py demo_setup
 	@echo "Lumen is serving on http://$(HOST):$(PORT)/ with a learning worker on a local Ray (Ctrl-C stops both)"
-	@$(PY) manage.py learning_worker & worker=$$!; \
+	@$(PY) manage.py orchestrator & worker=$$!; \
 	  trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
 	  $(VENV)/bin/daphne -b $(HOST) -p $(PORT) webapp.asgi:application
 
 # The learning worker alone (training and scoring jobs; RAY_ADDRESS=… for an existing cluster).
 worker: install migrate
-	$(PY) manage.py learning_worker
+	$(PY) manage.py orchestrator
 
 test: install browser
 	DJANGO_SETTINGS_MODULE=webapp.settings.test $(PY) manage.py makemigrations --check --dry-run

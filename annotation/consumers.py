@@ -1,17 +1,13 @@
-"""Websocket consumer for a project's live events (members only); the group name is shared with broadcasters."""
+"""Websocket consumer for a project's live events: members hear queue events, leads also jobs and models."""
 
 from __future__ import annotations
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from annotation.models import Project
+from annotation.models import Project, Role
 from annotation.selectors import project_role
-
-
-def project_group(project_id: int) -> str:
-    """Return the channel-layer group that carries a project's events."""
-    return f"project-{project_id}"
+from annotation.services.events import leads_group, members_group
 
 
 class ProjectEventsConsumer(AsyncJsonWebsocketConsumer):
@@ -20,25 +16,26 @@ class ProjectEventsConsumer(AsyncJsonWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=4401)
             return
-        project_id = await self._member_project(user, self.scope["url_route"]["kwargs"]["slug"])
-        if project_id is None:
+        membership = await self._membership(user, self.scope["url_route"]["kwargs"]["slug"])
+        if membership is None:
             await self.close(code=4404)
             return
-        self.group = project_group(project_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        project_id, role = membership
+        self.groups_joined = [members_group(project_id)] + ([leads_group(project_id)] if role == Role.LEAD else [])
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
-        if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        for group in getattr(self, "groups_joined", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
 
     async def project_event(self, event: dict) -> None:
         """Forward an event sent to the project's group to this browser."""
         await self.send_json(event["payload"])
 
     @database_sync_to_async
-    def _member_project(self, user, slug: str) -> int | None:
+    def _membership(self, user, slug: str) -> tuple[int, str] | None:
         project = Project.objects.filter(slug=slug).first()
-        if project is None or project_role(project, user) is None:
-            return None
-        return project.pk
+        role = project_role(project, user) if project is not None else None
+        return None if role is None else (project.pk, role)

@@ -33,7 +33,12 @@ class ProjectSettings:
     overlap_rate: float = 0.10
     gold_rate: float = 0.0
     acquisition_strategy: str = "entropy"
+    # Automatic retraining: after this many new human labels (0 = off), and/or when this many minutes have
+    # passed since the last training and new labels have come in (0 = off). "Retrain now" always works.
     retrain_every_n_labels: int = 50
+    retrain_every_minutes: int = 0
+    # A batch strategy (k-center) picks this many items at the head of the queue; the rest follow by uncertainty.
+    queue_batch_size: int = 200
     pseudo_label_threshold: float | None = None
     spect_reference: str = "expert"
     # Splits by patient: a patient's split is a keyed hash of its pseudonym, so it never changes between rounds.
@@ -72,6 +77,8 @@ def parse_settings(task_type: str, raw: dict[str, Any] | None) -> ProjectSetting
     _check_type("show_predictions_to_annotators", base, bool)
     _check_type("lease_minutes", base, int)
     _check_type("retrain_every_n_labels", base, int)
+    _check_type("retrain_every_minutes", base, int)
+    _check_type("queue_batch_size", base, int)
     _check_type("acquisition_strategy", base, str)
     _check_type("extra", base, dict)
     _check_type("split_seed", base, int)
@@ -79,8 +86,12 @@ def parse_settings(task_type: str, raw: dict[str, Any] | None) -> ProjectSetting
     _check_type("training_hparams", base, dict)
     if not 1 <= base["lease_minutes"] <= 24 * 60:
         raise SettingsError("lease_minutes", "must be between 1 and 1440")
-    if base["retrain_every_n_labels"] < 1:
-        raise SettingsError("retrain_every_n_labels", "must be at least 1")
+    if base["retrain_every_n_labels"] < 0:
+        raise SettingsError("retrain_every_n_labels", "must be 0 (off) or a positive number of labels")
+    if not 0 <= base["retrain_every_minutes"] <= 7 * 24 * 60:
+        raise SettingsError("retrain_every_minutes", "must be 0 (off) or at most 10080 (a week)")
+    if not 1 <= base["queue_batch_size"] <= 10000:
+        raise SettingsError("queue_batch_size", "must be between 1 and 10000")
     for name in ("overlap_rate", "gold_rate", "test_fraction", "validation_fraction"):
         value = base[name]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
@@ -88,6 +99,7 @@ def parse_settings(task_type: str, raw: dict[str, Any] | None) -> ProjectSetting
     if base["test_fraction"] + base["validation_fraction"] > 0.8:
         raise SettingsError("validation_fraction", "test and validation fractions must leave at least 20% to train")
     _check_hparams(task_type, base["training_hparams"])
+    _check_strategy(task_type, base["acquisition_strategy"], base["training_hparams"])
     threshold = base["pseudo_label_threshold"]
     if threshold is not None and (
         isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.5 <= threshold <= 1.0
@@ -115,6 +127,23 @@ def _check_hparams(task_type: str, hparams: dict[str, Any]) -> None:
         task_class(task_type).params_class.parse(hparams)
     except HyperparameterError as error:
         raise SettingsError(f"training_hparams.{error.field}", str(error).split(": ", 1)[-1]) from None
+
+
+def _check_strategy(task_type: str, name: str, hparams: dict[str, Any]) -> None:
+    """Refuse a strategy the task's scores cannot feed (the task classes import torch: only when needed)."""
+    from learning.strategies import STRATEGIES
+
+    known = STRATEGIES.get(name)
+    if known is None:
+        raise SettingsError("acquisition_strategy", f"unknown strategy {name!r}; use one of {', '.join(STRATEGIES)}")
+    if known.required_key in (None, "entropy"):  # every task scores entropy
+        return
+    from learning.tasks import task_class
+
+    spec = task_class(task_type)
+    problem = spec.strategy_problem(name, spec.params_class.parse(hparams))
+    if problem:
+        raise SettingsError("acquisition_strategy", problem)
 
 
 def _check_type(name: str, data: dict[str, Any], kind: type) -> None:

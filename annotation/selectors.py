@@ -22,6 +22,7 @@ from annotation.models import (
     Patient,
     Prediction,
     Project,
+    ProjectQueue,
     Role,
     TaskType,
 )
@@ -196,6 +197,13 @@ def prediction_shown(item: Item) -> Prediction | None:
         .select_related("model_version")
         .order_by("-created_at")
         .first()
+    )
+
+
+def queue_of(project: Project) -> ProjectQueue:
+    """Return the project's queue row (an empty one, not saved, before the first import)."""
+    return ProjectQueue.objects.select_related("model_version").filter(pk=project.pk).first() or ProjectQueue(
+        project=project
     )
 
 

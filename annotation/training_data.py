@@ -52,7 +52,8 @@ class TrainingSet:
         return sum(not e.is_pseudo for e in self.train)
 
 
-def _items(project: Project) -> QuerySet[Item]:
+def items_with_inputs(project: Project) -> QuerySet[Item]:
+    """Return the project's items with the rows `item_ref` reads already joined."""
     return Item.objects.filter(project=project).select_related("instance", "spect__rest", "spect__stress")
 
 
@@ -159,7 +160,7 @@ def training_set(project: Project) -> TrainingSet:
     """
     settings = parse_settings(project.task_type, project.settings)
     targets, disputed = final_targets(project, settings)
-    items = {item.pk: item for item in _items(project).filter(pk__in=targets)}
+    items = {item.pk: item for item in items_with_inputs(project).filter(pk__in=targets)}
     by_split: dict[str, list[Example]] = defaultdict(list)
     for item_id, final in sorted(targets.items()):
         item = items[item_id]
@@ -197,11 +198,6 @@ def _pseudo_examples(project: Project, exclude: set[int]) -> Iterable[Example]:
     )
     for row in pseudo:
         yield Example(ref=item_ref(row.item), target=row.payload["target"], split=Split.TRAIN, pseudo_label_id=row.pk)
-
-
-def unlabelled_items(project: Project) -> QuerySet[Item]:
-    """Return the items no one has labelled yet (what scoring and the queue are about)."""
-    return _items(project).filter(labels__isnull=True).order_by("pk")
 
 
 def media_root() -> str:

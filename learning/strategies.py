@@ -49,16 +49,44 @@ class Strategy(ABC):
     """Choose up to k item ids from scored candidates, most informative first, without duplicates."""
 
     name: ClassVar[str]
+    # The uncertainty-detail key the strategy ranks by (None: it needs none, or falls back to `uncertainty`).
+    required_key: ClassVar[str | None] = None
 
     @abstractmethod
     def select(self, candidates: Sequence[Candidate], k: int, rng: np.random.Generator) -> list[int]:
         """Return at most k distinct item ids, best first."""
+
+    def order(self, candidates: Sequence[Candidate], head: int, rng: np.random.Generator) -> list[int]:
+        """Return every candidate's id in queue order: the strategy's pick of `head` first, then by uncertainty.
+
+        Strategies whose choice is a plain ranking override this to rank everything at once.
+        """
+        checked = _checked(candidates, head)
+        first = self.select(checked, min(head, len(checked)), rng)
+        return first + _by_uncertainty([c for c in checked if c.item_id not in set(first)])
+
+    def embedding_pool(self, head: int) -> int:
+        """Return how many of the most uncertain candidates must carry embeddings for a queue of this head."""
+        return 0
+
+
+def _by_uncertainty(candidates: Sequence[Candidate]) -> list[int]:
+    """Return the ids by uncertainty, highest first, ties by the lower id."""
+    if not candidates:
+        return []
+    ids = np.array([c.item_id for c in candidates], dtype=np.int64)
+    values = np.array([_finite(c.uncertainty, "uncertainty", c.item_id) for c in candidates])
+    return ids[np.lexsort((ids, -values))].tolist()
 
 
 class RandomStrategy(Strategy):
     """Pick items uniformly at random: the baseline every other strategy must beat."""
 
     name = "random"
+
+    def order(self, candidates: Sequence[Candidate], head: int, rng: np.random.Generator) -> list[int]:
+        """Return every id in a random order (the same for the same seed)."""
+        return self.select(candidates, len(candidates), rng)
 
     def select(self, candidates: Sequence[Candidate], k: int, rng: np.random.Generator) -> list[int]:
         """Return k ids drawn without replacement from the candidates."""
@@ -80,8 +108,18 @@ class _ScoreStrategy(Strategy):
 
     def select(self, candidates: Sequence[Candidate], k: int, rng: np.random.Generator) -> list[int]:
         """Return the k highest-scoring ids."""
-        ranked = sorted(_checked(candidates, k), key=lambda c: (-self.score(c), c.item_id))
-        return [c.item_id for c in ranked[:k]]
+        return self._ranked(_checked(candidates, k))[:k]
+
+    def order(self, candidates: Sequence[Candidate], head: int, rng: np.random.Generator) -> list[int]:
+        """Return every id by score, highest first."""
+        return self._ranked(_checked(candidates, head))
+
+    def _ranked(self, candidates: list[Candidate]) -> list[int]:
+        if not candidates:
+            return []
+        ids = np.array([c.item_id for c in candidates], dtype=np.int64)
+        values = np.array([self.score(c) for c in candidates])
+        return ids[np.lexsort((ids, -values))].tolist()
 
 
 class LeastConfidence(_ScoreStrategy):
@@ -101,6 +139,7 @@ class MarginStrategy(_ScoreStrategy):
 
     name = "margin"
     key = "margin"
+    required_key = "margin"
 
 
 class EntropyStrategy(_ScoreStrategy):
@@ -108,6 +147,7 @@ class EntropyStrategy(_ScoreStrategy):
 
     name = "entropy"
     key = "entropy"
+    required_key = "entropy"
 
 
 class BaldStrategy(_ScoreStrategy):
@@ -115,6 +155,7 @@ class BaldStrategy(_ScoreStrategy):
 
     name = "bald"
     key = "bald"
+    required_key = "bald"
 
 
 class TtaDisagreement(_ScoreStrategy):
@@ -122,6 +163,7 @@ class TtaDisagreement(_ScoreStrategy):
 
     name = "tta_disagreement"
     key = "tta_disagreement"
+    required_key = "tta_disagreement"
 
 
 class KCenterGreedy(Strategy):
@@ -134,15 +176,19 @@ class KCenterGreedy(Strategy):
             raise ValueError(f"pool_factor must be >= 1, got {pool_factor}")
         self.pool_factor = pool_factor
 
+    def embedding_pool(self, head: int) -> int:
+        """Return the pool the batch is picked from: the pool_factor x head most uncertain candidates."""
+        return self.pool_factor * head
+
     def select(self, candidates: Sequence[Candidate], k: int, rng: np.random.Generator) -> list[int]:
         """Return k ids: the most uncertain first, then each farthest from those already picked."""
         checked = _checked(candidates, k)
         if k == 0 or not checked:
             return []
         ranked = sorted(checked, key=lambda c: (-_finite(c.uncertainty, "uncertainty", c.item_id), c.item_id))
-        # Every candidate must carry an embedding, so a missing one fails the same way whatever k is.
+        # Only the pool needs embeddings: a queue of a million items loads vectors for its head alone.
         pool = ranked[: max(k, self.pool_factor * k)]
-        points = self._embeddings(ranked)[: len(pool)]
+        points = self._embeddings(pool)
         chosen = [0]
         nearest = np.linalg.norm(points - points[0], axis=1)
         nearest[0] = -np.inf
@@ -189,6 +235,37 @@ STRATEGIES: dict[str, type[Strategy]] = {
         KCenterGreedy,
     )
 }
+
+
+def cold_start_order(ids: Sequence[int], features: np.ndarray, head: int, rng: np.random.Generator) -> list[int]:
+    """Return a queue order before any model exists: a spread-out batch of `head` items, then the rest at random.
+
+    The batch is k-center greedy over the items' own features (e.g. the C-arm geometry of a run, a frame's
+    place in its pullback, a patient's clinical features), standardised, starting from a random item.
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    if head < 0:
+        raise ValueError(f"head must be >= 0, got {head}")
+    if len(ids) == 0:
+        return []
+    if len(np.unique(ids)) != len(ids):
+        raise ValueError("an item appears more than once among the cold-start candidates")
+    points = np.asarray(features, dtype=np.float64).reshape(len(ids), -1)
+    order = np.argsort(ids, kind="stable")  # depend on the seed only, not on the order rows arrived in
+    ids, points = ids[order], np.nan_to_num(points[order])
+    spread = points.std(axis=0)
+    points = (points - points.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
+    first = int(rng.integers(len(ids)))
+    chosen = [first]
+    nearest = np.linalg.norm(points - points[first], axis=1)
+    nearest[first] = -np.inf
+    for _ in range(min(head, len(ids)) - 1):
+        best = int(np.argmax(nearest))
+        chosen.append(best)
+        nearest = np.minimum(nearest, np.linalg.norm(points - points[best], axis=1))
+        nearest[chosen] = -np.inf
+    rest = np.setdiff1d(np.arange(len(ids)), chosen, assume_unique=True)
+    return ids[chosen].tolist() + ids[rng.permutation(rest)].tolist()
 
 
 def get_strategy(name: str) -> Strategy:

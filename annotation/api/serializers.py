@@ -20,6 +20,7 @@ from annotation.models import (
     Patient,
     Prediction,
     Project,
+    ProjectQueue,
     Role,
     TaskType,
     TrainingExample,
@@ -129,8 +130,6 @@ class ItemSerializer(serializers.ModelSerializer):
             "title",
             "patient",
             "split",
-            "is_gold",
-            "priority",
             "frame_index",
             "media",
             "created_at",
@@ -373,3 +372,19 @@ class TrainingExampleSerializer(serializers.ModelSerializer):
         if example.pseudo_label_id:
             return "pseudo_label"
         return "ica_reference" if example.ica_reference_id else "label"
+
+
+class GoldSerializer(serializers.Serializer):
+    is_gold = serializers.BooleanField()
+
+
+class QueueSerializer(serializers.ModelSerializer):
+    """What ranked the project's queue (leads)."""
+
+    model_version = serializers.IntegerField(source="model_version.number", allow_null=True, read_only=True)
+
+    class Meta:
+        model = ProjectQueue
+        fields = ["generation", "model_version", "strategy", "ranked_items", "ranked_at", "rank_seconds",
+                  "unranked_items"]
+        read_only_fields = fields

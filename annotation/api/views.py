@@ -26,6 +26,7 @@ from annotation.ingest.sources import sources_from_uploads
 from annotation.ingest.store import media_path
 from annotation.models import ItemKind, Job, JobKind, Membership, Role, TrainingExample
 from annotation.services import learning
+from annotation.services.queue import queue_open_count
 from annotation.services.splits import splits_configure, splits_fill
 
 
@@ -117,6 +118,16 @@ class ProjectViewSet(viewsets.GenericViewSet):
         else:
             splits_fill(project=project)
         return Response(selectors.split_summary(project))
+
+    @extend_schema(responses=s.QueueSerializer)
+    @action(detail=True, methods=["get"])
+    def queue(self, request: Request, slug: str) -> Response:
+        """The queue: how many items are open, and (leads) what ranked it, when, and what waits to be ranked."""
+        project = project_for(request, slug)
+        body = {"open": queue_open_count(project)}
+        if selectors.project_role(project, request.user) == Role.LEAD:
+            body.update(s.QueueSerializer(selectors.queue_of(project)).data)
+        return Response(body)
 
     @extend_schema(responses=dict)
     @action(detail=True, methods=["get"])
@@ -340,6 +351,17 @@ class ItemViewSet(viewsets.ReadOnlyModelViewSet):
         item = self.get_object()
         require_role(item.project, request)
         return Response({"item": item.pk, "released": services.assignment_release(item=item, annotator=request.user)})
+
+    @extend_schema(request=s.GoldSerializer, responses=s.GoldSerializer)
+    @action(detail=True, methods=["post"])
+    def gold(self, request: Request, pk: str) -> Response:
+        """Mark the item as gold (a lead's label mixed into annotators' work to measure them), or unmark it."""
+        item = self.get_object()
+        require_role(item.project, request, lead=True)
+        data = s.GoldSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        item = services.item_gold_set(item=item, by=request.user, gold=data.validated_data["is_gold"])
+        return Response({"item": item.pk, "is_gold": item.is_gold})
 
     @extend_schema(responses={(200, "image/png"): bytes})
     @action(detail=True, methods=["get"])

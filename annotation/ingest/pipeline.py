@@ -192,13 +192,14 @@ def _make_items(
     sha256: str,
 ) -> int:
     if project.task_type == TaskType.VESSEL_TYPE:
-        Item.objects.create(
+        item = Item.objects.create(
             project=project,
             kind=ItemKind.CINE_RUN,
             patient=patient,
             instance=instance,
             title=f"Run {instance.pk} · {view_name(instance)}",
         )
+        _enqueue(project, [item.pk])
         return 1
     if project.task_type == TaskType.OCT_CALCIUM:
         n = checked.frames
@@ -213,6 +214,7 @@ def _make_items(
             )
             for index in range(n)
         )
+        _enqueue(project, list(Item.objects.filter(instance=instance).values_list("pk", flat=True)))
         return n
     polar = PolarMap.objects.create(
         project=project,
@@ -245,6 +247,7 @@ def pair_polar_map(project: Project, patient: Patient, study: Study | None, pola
         instance=None,
         title=f"Patient {patient.pseudonym} · rest + stress",
     )
+    _enqueue(project, [item.pk])
     SpectExam.objects.create(
         item=item,
         rest=rest,
@@ -255,6 +258,14 @@ def pair_polar_map(project: Project, patient: Patient, study: Study | None, pola
         height_cm=clinical.height_cm,
     )
     return 1
+
+
+def _enqueue(project: Project, item_ids: list[int]) -> None:
+    """Put new items into the project's queue inside the import's transaction."""
+    # Imported here: annotation.services imports this module for its import service.
+    from annotation.services.queue import queue_add_items
+
+    queue_add_items(project=project, item_ids=item_ids)
 
 
 def view_name(instance: Instance) -> str:

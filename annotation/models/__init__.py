@@ -6,6 +6,7 @@ from annotation.models.jobs import Job, JobKind, JobStatus
 from annotation.models.labels import Assignment, AssignmentState, Draft, Label, LabelSource, PseudoLabel
 from annotation.models.learning import ModelStatus, ModelVersion, Prediction, TrainingExample
 from annotation.models.projects import Membership, Project, Role, TaskType
+from annotation.models.queue import ProjectQueue, QueueEntry
 
 __all__ = [
     "Assignment",
@@ -29,7 +30,9 @@ __all__ = [
     "PolarMapPhase",
     "Prediction",
     "Project",
+    "ProjectQueue",
     "PseudoLabel",
+    "QueueEntry",
     "Role",
     "Series",
     "Sex",

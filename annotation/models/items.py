@@ -29,10 +29,12 @@ class Item(models.Model):
     frame_index = models.PositiveIntegerField(null=True, blank=True, help_text="0-based frame within the pullback.")
     title = models.CharField(max_length=200)
     split = models.CharField(max_length=16, choices=Split.choices, default=Split.UNASSIGNED, blank=True)
+    # Gold items carry a lead's label and are mixed into every annotator's work to measure them.
     is_gold = models.BooleanField(default=False)
-    # Queue order (higher first), rewritten in bulk when a new model re-scores the project.
-    priority = models.FloatField(default=0.0)
+    # How many annotators label the item (2 for the overlap share), and how many more may still take it:
+    # required_labels minus the annotators who labelled it minus live leases, kept by atomic updates.
     required_labels = models.PositiveSmallIntegerField(default=1)
+    open_slots = models.PositiveSmallIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -46,7 +48,7 @@ class Item(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["project", "-priority", "id"], name="item_queue_order"),
+            models.Index(fields=["project", "open_slots"], name="item_open_slots"),
             models.Index(fields=["instance", "frame_index"], name="item_pullback_order"),
         ]
 

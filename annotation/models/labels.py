@@ -78,6 +78,8 @@ class Assignment(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     skip_reason = models.CharField(max_length=500, blank=True)
     label = models.ForeignKey(Label, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # A gold hand-out: the item is a lead-labelled check and takes no queue slot.
+    gold = models.BooleanField(default=False)
 
     class Meta:
         constraints = [
@@ -85,7 +87,10 @@ class Assignment(models.Model):
                 fields=["item", "annotator"], condition=models.Q(state="leased"), name="assignment_one_open_lease"
             )
         ]
-        indexes = [models.Index(fields=["state", "expires_at"], name="assignment_lease_expiry")]
+        indexes = [
+            models.Index(fields=["state", "expires_at"], name="assignment_lease_expiry"),
+            models.Index(fields=["annotator", "item"], name="assignment_by_annotator"),
+        ]
 
 
 class Draft(models.Model):

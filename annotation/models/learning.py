@@ -11,6 +11,7 @@ class ModelStatus(models.TextChoices):
     TRAINING = "training", "Training"
     CANDIDATE = "candidate", "Candidate"
     CHAMPION = "champion", "Champion"
+    REJECTED = "rejected", "Rejected (did not beat the champion)"
     RETIRED = "retired", "Retired"
     FAILED = "failed", "Failed"
 

@@ -1,5 +1,6 @@
 """Every write Lumen makes, as plain functions named <entity>_<verb>."""
 
+from annotation.services.errors import WorkspaceInputError
 from annotation.services.imports import import_run
 from annotation.services.labels import LabelConflict, label_submit
 from annotation.services.projects import (
@@ -9,14 +10,18 @@ from annotation.services.projects import (
     project_create,
     project_update,
 )
-from annotation.services.workspace import (
-    WorkspaceInputError,
+from annotation.services.queue import (
     assignment_release,
+    item_gold_set,
+    item_next,
+    item_skip,
+    leases_expire,
+    queue_rerank,
+)
+from annotation.services.workspace import (
     draft_discard,
     draft_save,
     ica_reference_add,
-    item_next,
-    item_skip,
 )
 
 __all__ = [
@@ -27,12 +32,15 @@ __all__ = [
     "draft_discard",
     "draft_save",
     "ica_reference_add",
+    "item_gold_set",
     "item_next",
     "item_skip",
     "import_run",
     "label_submit",
+    "leases_expire",
     "membership_remove",
     "membership_set",
     "project_create",
     "project_update",
+    "queue_rerank",
 ]

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
 from datetime import timedelta
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from annotation.consumers import project_group
 from annotation.models import Job, JobKind, JobStatus, Project
+from annotation.services.events import leads_event_send
 
 log = logging.getLogger(__name__)
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
@@ -22,37 +19,6 @@ ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 class JobConflict(Exception):
     """The project already has a job of this kind queued or running."""
-
-
-def project_event_send(project_id: int, payload: dict[str, Any]) -> None:
-    """Send an event to the project's websocket group once the current transaction commits."""
-
-    def send() -> None:
-        layer = get_channel_layer()
-        if layer is None:
-            return
-        message = {"type": "project.event", "payload": payload}
-        try:
-            if _loop_running():  # called from code under a running event loop: send from a thread of its own
-                sender = threading.Thread(
-                    target=asyncio.run, args=(layer.group_send(project_group(project_id), message),)
-                )
-                sender.start()
-                sender.join(timeout=5)
-            else:
-                async_to_sync(layer.group_send)(project_group(project_id), message)
-        except Exception as error:  # noqa: BLE001 — a dropped live update must never fail the job itself
-            log.warning("project event not sent: %s", error)
-
-    transaction.on_commit(send)
-
-
-def _loop_running() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
 
 
 def _job_event(job: Job) -> dict[str, Any]:
@@ -69,20 +35,28 @@ def _job_event(job: Job) -> dict[str, Any]:
 
 
 def job_enqueue(
-    *, project: Project, kind: str, params: dict[str, Any] | None = None, by=None, exclusive: bool = True
+    *,
+    project: Project,
+    kind: str,
+    params: dict[str, Any] | None = None,
+    by=None,
+    exclusive: bool = True,
+    conflicts: Q | None = None,
 ) -> Job:
-    """Queue a job; with `exclusive`, refuse (JobConflict) while the project has one of this kind active.
+    """Queue a job; with `exclusive`, refuse (JobConflict) while the project has a conflicting job active.
 
-    Locks the project row so two requests cannot both pass the check.
+    Conflicting means of the same kind, or matching `conflicts` when given. Locks the project row so two
+    requests cannot both pass the check.
     """
     with transaction.atomic():
         Project.objects.select_for_update().filter(pk=project.pk).first()
         if exclusive:
-            active = Job.objects.filter(project=project, kind=kind, status__in=ACTIVE).first()
+            clash = conflicts if conflicts is not None else Q(kind=kind)
+            active = Job.objects.filter(clash, project=project, status__in=ACTIVE).first()
             if active is not None:
-                raise JobConflict(f"a {kind} job (#{active.pk}) is already {active.status} for this project")
+                raise JobConflict(f"a {active.kind} job (#{active.pk}) is already {active.status} for this project")
         job = Job.objects.create(project=project, kind=kind, params=params or {}, created_by=by)
-        project_event_send(project.pk, _job_event(job))
+        leads_event_send(project.pk, _job_event(job))
     return job
 
 
@@ -108,7 +82,7 @@ def job_claim(*, kinds: tuple[str, ...] = (JobKind.TRAIN, JobKind.SCORE)) -> Job
         job.error = ""
         job.save(update_fields=["status", "started_at", "heartbeat_at", "attempts", "error"])
         if job.project_id:
-            project_event_send(job.project_id, _job_event(job))
+            leads_event_send(job.project_id, _job_event(job))
     return job
 
 
@@ -133,7 +107,7 @@ def job_report(*, job: Job, reports: list[dict[str, Any]]) -> None:
         for name, value in fields.items():
             setattr(job, name, value)
         if updated and reports and job.project_id:
-            project_event_send(job.project_id, _job_event(job))
+            leads_event_send(job.project_id, _job_event(job))
 
 
 def job_finish(*, job: Job, result: dict[str, Any], model_version=None) -> None:
@@ -146,7 +120,7 @@ def job_finish(*, job: Job, result: dict[str, Any], model_version=None) -> None:
         job.finished_at = timezone.now()
         job.save(update_fields=["status", "result", "progress", "model_version", "finished_at"])
         if job.project_id:
-            project_event_send(job.project_id, _job_event(job))
+            leads_event_send(job.project_id, _job_event(job))
 
 
 def job_fail(*, job: Job, error: str) -> None:
@@ -157,7 +131,7 @@ def job_fail(*, job: Job, error: str) -> None:
         job.finished_at = timezone.now()
         job.save(update_fields=["status", "error", "finished_at"])
         if job.project_id:
-            project_event_send(job.project_id, _job_event(job))
+            leads_event_send(job.project_id, _job_event(job))
     log.warning("job %s (%s) failed: %s", job.pk, job.kind, error.splitlines()[0] if error else "")
 
 
@@ -178,6 +152,6 @@ def jobs_recover_stale(*, stale_after: timedelta, max_attempts: int) -> int:
                 job.status = JobStatus.QUEUED
             job.save(update_fields=["status", "error", "finished_at"])
             if job.project_id:
-                project_event_send(job.project_id, _job_event(job))
+                leads_event_send(job.project_id, _job_event(job))
             count += 1
     return count

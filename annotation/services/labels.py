@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from annotation.label_schemas import label_payload_validate
 from annotation.models import Assignment, AssignmentState, Draft, Item, Label, LabelSource
+from annotation.services.queue import queue_label_added
 
 
 class LabelConflict(Exception):
@@ -36,7 +37,8 @@ def label_submit(
     `base_version` is the version the client edited (None for a first label). The current row is
     superseded with a conditional UPDATE, so of two concurrent edits of the same version one wins and
     the other gets LabelConflict; a unique constraint guards the first version the same way.
-    The author's open lease of the item is closed as submitted and their draft deleted in the same transaction.
+    The author's open lease of the item is closed as submitted, their draft deleted and the queue told
+    (`queue_label_added`) in the same transaction.
     """
     label_payload_validate(item=item, payload=payload)
     try:
@@ -58,10 +60,11 @@ def label_submit(
                 payload=payload,
                 time_spent_ms=time_spent_ms,
             )
-            Assignment.objects.filter(item=item, annotator=author, state=AssignmentState.LEASED).update(
+            leased = Assignment.objects.filter(item=item, annotator=author, state=AssignmentState.LEASED).update(
                 state=AssignmentState.SUBMITTED, finished_at=now, label=label
             )
             Draft.objects.filter(item=item, author=author).delete()
+            queue_label_added(item=item, author=author, leased=bool(leased), first=current is None)
             return label
     except IntegrityError:
         raise LabelConflict(_current(item, author), base_version) from None

@@ -9,6 +9,7 @@ from django.db import transaction
 
 from annotation.models import Membership, Project, Role
 from annotation.project_settings import default_settings, parse_settings
+from annotation.services.queue import queue_apply_overlap
 
 
 @transaction.atomic
@@ -44,7 +45,10 @@ def project_update(
     settings: dict[str, Any] | None = None,
     archived: bool | None = None,
 ) -> Project:
-    """Change a project's name, description, archive flag or settings (merged over the current settings)."""
+    """Change a project's name, description, archive flag or settings (merged over the current settings).
+
+    A new overlap rate re-draws which unlabelled items go to two annotators.
+    """
     project = Project.objects.select_for_update().get(pk=project.pk)
     if name is not None:
         project.name = name
@@ -52,10 +56,13 @@ def project_update(
         project.description = description
     if archived is not None:
         project.archived = archived
+    overlap_before = parse_settings(project.task_type, project.settings).overlap_rate
     if settings is not None:
         merged = {**project.settings, **settings}
         project.settings = parse_settings(project.task_type, merged).as_json()
     project.save()
+    if parse_settings(project.task_type, project.settings).overlap_rate != overlap_before:
+        queue_apply_overlap(project=project)
     return project
 
 

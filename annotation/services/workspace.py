@@ -1,104 +1,19 @@
-"""The annotator's workspace: lease the next item, skip or release it, autosave drafts, enter ICA references."""
+"""The annotator's workspace beside the queue: autosave drafts, enter ICA references."""
 
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.utils import timezone
 
-from annotation import selectors
-from annotation.models import Assignment, AssignmentState, Draft, IcaReference, Item, ItemKind, Label, Project
-from annotation.project_settings import parse_settings
+from annotation.models import Draft, IcaReference, Item, ItemKind, Label
+from annotation.services.errors import WorkspaceInputError
 from annotation.services.labels import LabelConflict
 
 ICA_VESSELS = ("lm", "lad", "lcx", "rca")
-
-
-class WorkspaceInputError(ValueError):
-    """A workspace request carries a bad value; `field` names it."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-
-
-def _expire_stale_leases(project: Project, now) -> None:
-    Assignment.objects.filter(item__project=project, state=AssignmentState.LEASED, expires_at__lte=now).update(
-        state=AssignmentState.EXPIRED, finished_at=now
-    )
-
-
-def item_next(*, project: Project, annotator: AbstractBaseUser) -> Assignment | None:
-    """Lease the next item to the annotator, or return None when nothing is left for them.
-
-    An open lease of theirs is resumed (and extended) first. Otherwise the highest-priority open item
-    is locked with SELECT … FOR UPDATE SKIP LOCKED, so concurrent callers never lease the same item
-    beyond its required number of labels.
-    """
-    now = timezone.now()
-    lease = timedelta(minutes=parse_settings(project.task_type, project.settings).lease_minutes)
-    with transaction.atomic():
-        _expire_stale_leases(project, now)
-        mine = (
-            Assignment.objects.select_for_update()
-            .filter(item__project=project, annotator=annotator, state=AssignmentState.LEASED)
-            .order_by("leased_at")
-            .first()
-        )
-        if mine is not None:
-            mine.expires_at = now + lease
-            mine.save(update_fields=["expires_at"])
-            return mine
-        item = (
-            selectors.items_to_lease(project, annotator, now)
-            .order_by("-priority", "id")
-            .select_for_update(skip_locked=True, of=("self",))
-            .first()
-        )
-        if item is None:
-            return None
-        return Assignment.objects.create(item=item, annotator=annotator, expires_at=now + lease)
-
-
-def item_skip(*, item: Item, annotator: AbstractBaseUser, reason: str) -> Assignment:
-    """Skip the item with a reason; it will not be offered to this annotator again."""
-    reason = (reason or "").strip()
-    if not reason:
-        raise WorkspaceInputError("reason", "a skip needs a reason")
-    if len(reason) > 500:
-        raise WorkspaceInputError("reason", "must be at most 500 characters")
-    now = timezone.now()
-    with transaction.atomic():
-        lease = (
-            Assignment.objects.select_for_update()
-            .filter(item=item, annotator=annotator, state=AssignmentState.LEASED)
-            .first()
-        )
-        if lease is None:
-            return Assignment.objects.create(
-                item=item,
-                annotator=annotator,
-                state=AssignmentState.SKIPPED,
-                expires_at=now,
-                finished_at=now,
-                skip_reason=reason,
-            )
-        lease.state, lease.finished_at, lease.skip_reason = AssignmentState.SKIPPED, now, reason
-        lease.save(update_fields=["state", "finished_at", "skip_reason"])
-        return lease
-
-
-def assignment_release(*, item: Item, annotator: AbstractBaseUser) -> int:
-    """Give the item back to the queue unlabelled; return how many leases were released (0 or 1)."""
-    return Assignment.objects.filter(item=item, annotator=annotator, state=AssignmentState.LEASED).update(
-        state=AssignmentState.RELEASED, finished_at=timezone.now()
-    )
 
 
 def draft_save(

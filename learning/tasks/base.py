@@ -232,6 +232,8 @@ class TaskSpec(ABC):
     params_class: ClassVar[type[Hyperparameters]] = Hyperparameters
     # The validation/test metric used for early stopping and champion comparison (higher is better).
     primary_metric: ClassVar[str]
+    # The uncertainty-detail keys the scorer writes for every item (what acquisition strategies may rank by).
+    score_keys: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, media_root: str | Path) -> None:
         self.media_root = Path(media_root)
@@ -247,6 +249,18 @@ class TaskSpec(ABC):
     def targets_agree(cls, first: Any, second: Any) -> bool:
         """Return whether two annotators' targets are close enough to train on without adjudication."""
         return first == second
+
+    @classmethod
+    def strategy_problem(cls, strategy: str, params: Hyperparameters) -> str | None:
+        """Return why the acquisition strategy cannot rank this task's scores, or None when it can."""
+        from learning.strategies import STRATEGIES
+
+        known = STRATEGIES.get(strategy)
+        if known is None:
+            return f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}"
+        if known.required_key and known.required_key not in cls.score_keys:
+            return f"{strategy} needs {known.required_key!r} scores, which {cls.name} models do not produce"
+        return None
 
     @classmethod
     def choose_family(cls, n_labelled: int, params: Hyperparameters) -> str:

@@ -65,6 +65,7 @@ def read_pullback(path: str) -> np.ndarray:
 class OctTask(TaskSpec):
     name = "oct_calcium"
     families = ("unet",)
+    score_keys = frozenset({"entropy", "mean_pixel_entropy", "tta_disagreement"})
     params_class: ClassVar[type[Hyperparameters]] = OctParams
     primary_metric = "dice_mean"
 
@@ -151,8 +152,10 @@ class OctTask(TaskSpec):
             )[0, 0].numpy()
             mask = full >= params.threshold
             disagreement = uncertainty.tta_disagreement(tta, threshold=params.threshold)
+            pixel_entropy = uncertainty.mean_pixel_entropy(mean)
             detail = {
-                "mean_pixel_entropy": uncertainty.mean_pixel_entropy(mean),
+                "entropy": pixel_entropy,
+                "mean_pixel_entropy": pixel_entropy,
                 "tta_disagreement": disagreement,
                 "calcium_fraction": float(mask.mean()),
             }
@@ -161,7 +164,7 @@ class OctTask(TaskSpec):
                 ItemScore(
                     item_id=ref.item_id,
                     output={"mask": encoded, "calcium_fraction": detail["calcium_fraction"], "family": family},
-                    uncertainty=detail["mean_pixel_entropy"],
+                    uncertainty=pixel_entropy,
                     detail=detail,
                     # Background pixels are almost always sure, so confidence is agreement across the rotations.
                     confidence=1.0 - disagreement,

@@ -60,6 +60,7 @@ def clinical_vector(ref: SpectRef) -> list[float]:
 class SpectTask(TaskSpec):
     name = "spect_territory"
     families = ("polar_cnn",)
+    score_keys = frozenset({"entropy", "summed_binary_entropy"})
     params_class: ClassVar[type[Hyperparameters]] = SpectParams
     primary_metric = "patient_auc"
 
@@ -116,7 +117,8 @@ class SpectTask(TaskSpec):
         scores = []
         for i, ref in enumerate(refs):
             p = probs[i]
-            detail = {"summed_binary_entropy": float(uncertainty.summed_binary_entropy(p))}
+            summed = float(uncertainty.summed_binary_entropy(p))
+            detail = {"entropy": summed, "summed_binary_entropy": summed}
             flags = [int(v >= params.threshold) for v in p]
             scores.append(
                 ItemScore(
@@ -127,7 +129,7 @@ class SpectTask(TaskSpec):
                         "abnormal": dict(zip(TERRITORIES, map(bool, flags), strict=True)),
                         "family": family,
                     },
-                    uncertainty=detail["summed_binary_entropy"],
+                    uncertainty=summed,
                     detail=detail,
                     confidence=float(np.min(np.maximum(p, 1 - p))),
                     pseudo_target=flags,

@@ -66,6 +66,14 @@ def read_cine(path: str) -> np.ndarray:
 class VesselTask(TaskSpec):
     name = "vessel_type"
     families = ("r2plus1d", "metadata_mlp")
+    score_keys = frozenset({"entropy", "margin", "least_confidence", "crop_spread", "bald"})
+
+    @classmethod
+    def strategy_problem(cls, strategy: str, params: Hyperparameters) -> str | None:
+        """BALD needs Monte Carlo dropout passes at scoring time."""
+        if strategy == "bald" and getattr(params, "mc_dropout_passes", 0) < 2:
+            return "bald needs Monte Carlo dropout: set training_hparams.mc_dropout_passes to 2 or more"
+        return super().strategy_problem(strategy, params)
     params_class: ClassVar[type[Hyperparameters]] = VesselParams
     primary_metric = "macro_f1"
 

@@ -92,3 +92,62 @@ def test_concurrent_next_item_calls_never_lease_an_item_twice(vessel_project):
     leased = [r.item_id for r in results]
     assert len(set(leased)) == WORKERS
     assert Assignment.objects.filter(state="leased").count() == WORKERS
+
+
+def test_many_annotators_leasing_at_once_never_share_an_item_and_lose_none(vessel_project):
+    """16 annotators pull, label, skip and release against PostgreSQL until the queue is empty."""
+    from collections import Counter
+
+    from annotation.models import Assignment, AssignmentState, Item, Role
+    from annotation.services import assignment_release, item_next, item_skip, project_update
+    from annotation.services.queue import queue_open_count
+    from tests.factories import MembershipFactory, UserFactory
+
+    project_update(project=vessel_project, settings={"overlap_rate": 0.25})
+    vessel_project.refresh_from_db()
+    import_run(
+        project=vessel_project,
+        sources=[source(f"r{i}.dcm", samples.xa_bytes(seed=i, frames=2, size=16)) for i in range(60)],
+    )
+    users = []
+    for i in range(16):
+        user = UserFactory(username=f"concurrent-{i}")
+        MembershipFactory(project=vessel_project, user=user, role=Role.ANNOTATOR)
+        users.append(user)
+    barrier = threading.Barrier(len(users))
+    errors: list = []
+
+    def annotate(user) -> None:
+        try:
+            barrier.wait()
+            rounds = 0
+            while (lease := item_next(project=vessel_project, annotator=user)) is not None:
+                rounds += 1
+                item = lease.item
+                if rounds % 7 == 3:
+                    assignment_release(item=item, annotator=user)  # back to the queue
+                elif rounds % 11 == 5:
+                    item_skip(item=item, annotator=user, reason="unclear")
+                else:
+                    label_submit(item=item, author=user, payload={"vessel": "LCA"}, base_version=None)
+        except Exception as exc:  # noqa: BLE001 — collected and asserted below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=annotate, args=(user,)) for user in users]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    labels = Counter(Label.objects.filter(item__project=vessel_project).values_list("item_id", flat=True))
+    for item in Item.objects.filter(project=vessel_project):
+        # No item leased beyond its slots: never more labels than it needs; none lost: every item got them all.
+        assert labels[item.pk] == item.required_labels, (item.pk, labels[item.pk], item.required_labels)
+        assert item.open_slots == 0
+    pairs = Label.objects.filter(item__project=vessel_project).values_list("item_id", "author_id")
+    assert len(set(pairs)) == len(pairs)  # never twice to one annotator
+    assert not Assignment.objects.filter(item__project=vessel_project, state=AssignmentState.LEASED).exists()
+    assert queue_open_count(vessel_project) == 0
+    assert Item.objects.filter(project=vessel_project, required_labels=2).exists()

@@ -19,6 +19,7 @@ from annotation.models import (
     ModelStatus,
     ModelVersion,
     Prediction,
+    ProjectQueue,
     PseudoLabel,
     Role,
     Split,
@@ -26,7 +27,8 @@ from annotation.models import (
 )
 from annotation.services import label_submit, project_update
 from annotation.services.jobs import job_claim, job_report, jobs_recover_stale
-from annotation.services.learning import job_run, training_request
+from annotation.services.learning import training_request
+from annotation.services.orchestrator import job_run
 from annotation.services.splits import SplitLocked, splits_configure, splits_fill
 from annotation.training_data import final_targets, training_set
 from gpu_workers.executors import InlineExecutor
@@ -168,8 +170,9 @@ def test_a_training_job_registers_a_champion_with_its_exact_training_set_then_sc
     job = run_next_job(executor)
     assert job.status == JobStatus.SUCCEEDED, job.error
     version = ModelVersion.objects.get(project=vessel_project)
-    assert job.model_version == version and job.result["promoted"] is True
-    assert version.status == ModelStatus.CHAMPION and version.number == 1 and version.family == "metadata_mlp"
+    assert job.model_version == version and job.result["wins"] is True
+    # The winner waits as a candidate until it has scored the unlabelled items.
+    assert version.status == ModelStatus.CANDIDATE and version.number == 1 and version.family == "metadata_mlp"
     assert version.device == "cpu" and version.hyperparameters["epochs"] == 3
     assert (Path(settings.MEDIA_ROOT) / version.weights_path).is_file()
     assert len(version.metrics["history"]) == 3 and "validation" in version.metrics or "test" in version.metrics
@@ -181,16 +184,31 @@ def test_a_training_job_registers_a_champion_with_its_exact_training_set_then_sc
     for item_id, row in rows.items():
         assert row.label.version == 1 and row.label.payload["vessel"] == cohort[labelled[item_id]].vessel
         assert row.split == Item.objects.get(pk=item_id).split
-    # Promotion queued a scoring job of the unlabelled items.
+    # Winning queued a scoring job of the unlabelled items; its end promotes the version and re-ranks the queue.
     score = run_next_job(executor)
     assert score.kind == JobKind.SCORE and score.status == JobStatus.SUCCEEDED, score.error
+    version.refresh_from_db()
+    assert version.status == ModelStatus.CHAMPION and version.promoted_at is not None
+    # What wants labels: the unlabelled runs and the overlap share's runs still waiting for a second annotator.
+    wanting = {item.pk for item in unlabelled} | set(
+        Item.objects.filter(project=vessel_project, required_labels=2).values_list("pk", flat=True)
+    )
+    queue = ProjectQueue.objects.get(project=vessel_project)
+    assert queue.model_version == version and queue.strategy == "entropy" and queue.ranked_items == len(wanting)
     predictions = Prediction.objects.filter(model_version=version)
-    assert {p.item_id for p in predictions} == {item.pk for item in unlabelled}
+    assert {p.item_id for p in predictions} == wanting
     for prediction in predictions:
         probabilities = prediction.output["probabilities"]
         assert abs(sum(probabilities.values()) - 1) < 1e-4 and prediction.output["vessel"] in probabilities
         assert prediction.uncertainty >= 0 and 0 < prediction.confidence <= 1
-    assert score.result == {"model_version": 1, "scored": len(unlabelled), "pseudo_labels": 0}
+    assert score.result == {
+        "model_version": 1,
+        "scored": len(wanting),
+        "pseudo_labels": 0,
+        "promoted": True,
+        "promotion_rule": "no champion yet: the first model becomes champion",
+        "reranked": True,
+    }
 
 
 def test_pseudo_labels_train_only_and_are_never_evaluated_or_counted(
@@ -246,9 +264,13 @@ def test_a_challenger_is_compared_with_the_champion_on_the_same_test_items(
     second = ModelVersion.objects.get(project=vessel_project, number=2)
     mine, theirs = second.metrics["test"], second.metrics["champion_test"]
     assert mine["n"] == theirs["n"] == Item.objects.filter(project=vessel_project, split=Split.TEST).count()
-    promoted = mine["macro_f1"] > theirs["macro_f1"]
-    assert job.result["promoted"] is promoted
-    assert second.status == (ModelStatus.CHAMPION if promoted else ModelStatus.CANDIDATE)
+    wins = mine["macro_f1"] > theirs["macro_f1"]
+    assert job.result["wins"] is wins and second.metrics["promotion"]["against"] == 1
+    assert second.status == (ModelStatus.CANDIDATE if wins else ModelStatus.REJECTED)
+    if wins:
+        run_next_job(executor)
+        second.refresh_from_db()
+        assert second.status == ModelStatus.CHAMPION
     assert ModelVersion.objects.filter(project=vessel_project, status=ModelStatus.CHAMPION).count() == 1
     assert "champion" in job.result["promotion_rule"] or "beats" in job.result["promotion_rule"]
 
@@ -260,13 +282,13 @@ def test_a_failed_training_registers_nothing_and_keeps_the_champion(
     label_all(cohort, annotator)
     training_request(project=vessel_project, by=lead, family="metadata_mlp", hparams=FAST_VESSEL)
     run_next_job(executor)
+    run_next_job(executor)  # scoring (nothing unlabelled) promotes the first model
     champion = ModelVersion.objects.get(project=vessel_project)
     models_dir = Path(settings.MEDIA_ROOT) / "models"
     files_before = sorted(models_dir.rglob("*"))
     # A stored run disappears from disk: the pixel model cannot read it.
     missing = next(iter(cohort)).instance
     (Path(settings.MEDIA_ROOT) / missing.file_path).unlink()
-    Job.objects.filter(kind=JobKind.SCORE).update(status=JobStatus.SUCCEEDED)
     training_request(
         project=vessel_project,
         by=lead,

@@ -9,10 +9,11 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
 from django.core.management import CommandError, call_command
 
-from annotation.consumers import ProjectEventsConsumer, project_group
+from annotation.consumers import ProjectEventsConsumer
 from annotation.ingest.deid import PatientKey, deidentify, remap_uid
 from annotation.models import Instance, TaskType
 from annotation.project_settings import SettingsError, default_settings, parse_settings
+from annotation.services.events import members_group
 from tests import dicom_samples as samples
 
 
@@ -103,7 +104,7 @@ def test_project_websocket_admits_members_and_relays_group_events(vessel_project
         connected, _ = await member.connect()
         assert connected
         await get_channel_layer().group_send(
-            project_group(vessel_project.pk), {"type": "project.event", "payload": {"event": "ping", "n": 1}}
+            members_group(vessel_project.pk), {"type": "project.event", "payload": {"event": "ping", "n": 1}}
         )
         assert await member.receive_json_from(timeout=5) == {"event": "ping", "n": 1}
         await member.disconnect()

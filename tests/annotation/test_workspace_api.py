@@ -16,13 +16,15 @@ from annotation.models import (
     AssignmentState,
     Draft,
     IcaReference,
+    Item,
     Label,
     ModelStatus,
     ModelVersion,
     Prediction,
     Role,
 )
-from annotation.services import label_submit
+from annotation.services import label_submit, project_update
+from annotation.services.queue import queue_recount, queue_set_order
 from learning.masks import mask_encode
 from tests import dicom_samples as samples
 from tests.annotation.test_ingest import run, spect_dicom
@@ -38,12 +40,11 @@ def next_url(project) -> str:
 
 @pytest.fixture
 def runs(vessel_project):
+    project_update(project=vessel_project, settings={"overlap_rate": 0.0})
     run(vessel_project, *[(f"run{i}.dcm", samples.xa_bytes(seed=i)) for i in range(3)])
     items = list(vessel_project.items.order_by("id"))
-    # The queue serves the highest priority first.
-    for priority, item in zip([1.0, 3.0, 2.0], items, strict=True):
-        item.priority = priority
-        item.save(update_fields=["priority"])
+    # The queue serves its order, best first.
+    queue_set_order(project=vessel_project, item_ids=[items[1].pk, items[2].pk, items[0].pk], strategy="manual")
     return items
 
 
@@ -105,8 +106,8 @@ def test_labelled_items_are_not_offered_again_and_the_queue_ends(runs, vessel_pr
 
 def test_overlap_items_go_to_a_second_annotator(runs, vessel_project, client_for, annotator, second_annotator):
     overlap = runs[1]
-    overlap.required_labels = 2
-    overlap.save(update_fields=["required_labels"])
+    Item.objects.filter(pk=overlap.pk).update(required_labels=2)
+    queue_recount(item_ids=[overlap.pk])
     assert client_for(annotator).post(next_url(vessel_project)).json()["item"] == overlap.pk
     assert client_for(second_annotator).post(next_url(vessel_project)).json()["item"] == overlap.pk
 

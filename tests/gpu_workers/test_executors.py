@@ -110,7 +110,7 @@ def test_the_worker_class_runs_without_ray(cohort):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_learning_worker_command_trains_and_scores_on_local_ray(
+def test_the_orchestrator_command_trains_scores_and_promotes_on_local_ray(
     local_ray, vessel_project, annotator, lead, tmp_path
 ):
     items = vessel_cohort(vessel_project, tmp_path / "xa", patients=6, runs=2)
@@ -118,7 +118,7 @@ def test_the_learning_worker_command_trains_and_scores_on_local_ray(
     for item in ordered[2:]:
         label_vessel(item, annotator, items[item].vessel)
     training_request(project=vessel_project, by=lead, family="metadata_mlp", hparams={"epochs": 3})
-    call_command("learning_worker", "--once", "--backend", "ray", "--poll-seconds", "0.2")
+    call_command("orchestrator", "--once", "--backend", "ray", "--poll-seconds", "0.2")
     train, score = Job.objects.filter(project=vessel_project, kind__in=[JobKind.TRAIN, JobKind.SCORE]).order_by("pk")
     assert (train.kind, train.status, score.kind, score.status) == (
         JobKind.TRAIN,

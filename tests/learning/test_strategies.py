@@ -10,6 +10,7 @@ from learning.strategies import (
     Candidate,
     KCenterGreedy,
     UnknownStrategy,
+    cold_start_order,
     get_strategy,
 )
 
@@ -179,3 +180,43 @@ def test_registry_names_match_the_classes():
         "tta_disagreement",
         "kcenter_uncertain",
     }
+
+
+# ---------------------------------------------------------------------------------------------------- queue order
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_every_strategy_orders_a_whole_queue_each_id_once(name):
+    candidates = pool(size=40)
+    order = get_strategy(name).order(candidates, 5, np.random.default_rng(0))
+    assert sorted(order) == sorted(c.item_id for c in candidates)
+    assert order[:5] == get_strategy(name).select(candidates, 5, np.random.default_rng(0))
+
+
+def test_score_strategies_order_everything_by_their_score():
+    candidates = only("margin", {1: 0.2, 2: 0.9, 3: 0.5, 4: 0.7, 5: 0.1})
+    assert get_strategy("margin").order(candidates, 2, np.random.default_rng(0)) == [2, 4, 3, 1, 5]
+
+
+def test_kcenter_orders_its_batch_first_then_the_rest_by_uncertainty():
+    order = KCenterGreedy(pool_factor=3).order(clustered(), 3, np.random.default_rng(0))
+    assert order[:2] == [1, 99] and order[2] in {11, 12, 13, 14}
+    rest = [c for c in clustered() if c.item_id not in order[:3]]
+    assert order[3:] == [c.item_id for c in sorted(rest, key=lambda c: (-c.uncertainty, c.item_id))]
+
+
+def test_kcenter_needs_embeddings_only_for_its_pool():
+    candidates = clustered() + [Candidate(item_id=500 + i, uncertainty=0.01, detail={}) for i in range(30)]
+    assert KCenterGreedy(pool_factor=3).embedding_pool(3) == 9
+    order = KCenterGreedy(pool_factor=3).order(candidates, 3, np.random.default_rng(0))
+    assert len(order) == len(candidates) and order[-1] == 529
+
+
+def test_cold_start_spreads_its_batch_then_draws_the_rest_at_random():
+    ids = list(range(100, 120)) + [7, 8]
+    features = np.array([[0.0, 0.0]] * 20 + [[50.0, 0.0], [0.0, 50.0]])
+    order = cold_start_order(ids, features, 3, np.random.default_rng(1))
+    assert sorted(order) == sorted(ids)
+    assert {7, 8} <= set(order[:3])  # the two outliers are the farthest points from any start
+    assert order == cold_start_order(ids[::-1], features[::-1], 3, np.random.default_rng(1))
+    assert cold_start_order([], np.zeros((0, 2)), 3, np.random.default_rng(0)) == []
+    with pytest.raises(ValueError, match="more than once"):
+        cold_start_order([1, 1], np.zeros((2, 2)), 1, np.random.default_rng(0))

@@ -1,4 +1,4 @@
-"""The learning worker: claims queued training and scoring jobs and runs them on Ray (or inline)."""
+"""The orchestrator: the active-learning loop's long-running process (policies, queue upkeep, jobs on Ray)."""
 
 from __future__ import annotations
 
@@ -11,24 +11,27 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from annotation.services.jobs import job_claim, jobs_recover_stale
-from annotation.services.learning import job_run
+from annotation.services.orchestrator import job_run, orchestrator_tick
 
-log = logging.getLogger("lumen.worker")
+log = logging.getLogger("lumen.orchestrator")
 
 
 class Command(BaseCommand):
-    help = "Run queued training and scoring jobs (local Ray by default; RAY_ADDRESS for a cluster)."
+    help = (
+        "Run the active-learning loop: retrain by each project's policy, keep queues ranked, announce queue "
+        "sizes, and run training and scoring jobs (local Ray by default; RAY_ADDRESS for a cluster)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--backend", choices=["ray", "inline"], default=settings.LUMEN_LEARNING_BACKEND)
-        parser.add_argument("--num-cpus", type=int, default=settings.LUMEN_RAY_NUM_CPUS,
-                            help="CPUs of the local Ray (default: all)")
-        parser.add_argument("--once", action="store_true", help="run the jobs queued now, then exit")
-        parser.add_argument("--idle-seconds", type=float, default=2.0, help="wait between looks at the queue")
+        parser.add_argument(
+            "--num-cpus", type=int, default=settings.LUMEN_RAY_NUM_CPUS, help="CPUs of the local Ray (default: all)"
+        )
+        parser.add_argument("--once", action="store_true", help="tick, run the jobs queued now, then exit")
+        parser.add_argument("--idle-seconds", type=float, default=2.0, help="wait between ticks when idle")
         parser.add_argument("--poll-seconds", type=float, default=1.0, help="progress reporting interval")
 
-    def handle(self, *args, backend: str, num_cpus: int | None, once: bool, idle_seconds: float,
-               poll_seconds: float, **options):
+    def handle(self, *args, backend, num_cpus, once, idle_seconds, poll_seconds, **options):
         from gpu_workers.executors import executor_from_settings
 
         stopping = {"now": False}
@@ -40,11 +43,15 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, stop)
         executor = executor_from_settings(backend, address=settings.RAY_ADDRESS, num_cpus=num_cpus)
         gpu = getattr(executor, "gpu", False)
-        self.stdout.write(f"learning worker ready: backend {executor.name}, GPU {'yes' if gpu else 'no'}")
+        self.stdout.write(f"orchestrator ready: backend {executor.name}, GPU {'yes' if gpu else 'no'}", ending="\n")
+        self.stdout.flush()
         stale_after = timedelta(seconds=settings.LUMEN_JOB_STALE_SECONDS)
         try:
             while not stopping["now"]:
                 jobs_recover_stale(stale_after=stale_after, max_attempts=settings.LUMEN_JOB_MAX_ATTEMPTS)
+                tick = orchestrator_tick()
+                for slug, reason in tick.trainings.items():
+                    self.stdout.write(f"project {slug}: training queued ({reason})")
                 job = job_claim()
                 if job is None:
                     if once:
@@ -55,5 +62,6 @@ class Command(BaseCommand):
                 job_run(job=job, executor=executor, poll_seconds=poll_seconds)
                 job.refresh_from_db()
                 self.stdout.write(f"job {job.pk} ({job.kind}): {job.status}{': ' + job.error if job.error else ''}")
+                self.stdout.flush()
         finally:
             executor.close()

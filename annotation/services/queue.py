@@ -1,0 +1,522 @@
+"""The labelling queue: rank the items, lease the next one safely, skip, release, expire; overlap and gold.
+
+Two mechanisms keep it safe under concurrency:
+- `Item.open_slots` counts how many more annotators may take an item. A lease takes a slot with a conditional
+  `UPDATE … SET open_slots = open_slots - 1 WHERE open_slots > 0` on a row picked with
+  `SELECT … FOR UPDATE SKIP LOCKED`; a release, skip or expiry gives the slot back with `F() + 1`, only for the
+  lease whose state change this caller won. No check-then-act anywhere, so no item is leased twice or lost.
+- The order lives in generations of `QueueEntry` rows (see `annotation.models.queue`): a re-rank inserts a new
+  generation and switches to it in one transaction, so it never locks an item row that leasing needs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+
+import numpy as np
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection, transaction
+from django.db.models import Count, Exists, F, OuterRef, Q
+from django.utils import timezone
+
+from annotation.models import (
+    Assignment,
+    AssignmentState,
+    Item,
+    Label,
+    Membership,
+    ModelVersion,
+    Prediction,
+    Project,
+    ProjectQueue,
+    QueueEntry,
+    Role,
+)
+from annotation.project_settings import parse_settings
+from annotation.services.errors import WorkspaceInputError
+from annotation.services.events import members_event_send
+from learning.strategies import Candidate, cold_start_order, get_strategy
+
+log = logging.getLogger(__name__)
+OVERLAP_LABELS = 2
+COLD_START = "cold_start"
+_COPY_BATCH = 20000
+
+
+def _draw(project_id: int, item_id: int, purpose: str) -> float:
+    """Return a stable number in [0, 1) for the item, so a share of items is chosen the same way every time."""
+    digest = hashlib.sha256(f"{purpose}:{project_id}:{item_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def wants_overlap(project_id: int, item_id: int, rate: float) -> bool:
+    """Return whether the item belongs to the project's overlap share (labelled blind by two annotators)."""
+    return _draw(project_id, item_id, "overlap") < rate
+
+
+# ---------------------------------------------------------------------------------------------------- queue rows
+def _locked_queue(project: Project) -> ProjectQueue:
+    """Return the project's queue row, created if missing, locked until the transaction ends."""
+    ProjectQueue.objects.bulk_create([ProjectQueue(project=project)], ignore_conflicts=True)
+    return ProjectQueue.objects.select_for_update().get(pk=project.pk)
+
+
+def queue_add_items(*, project: Project, item_ids: Sequence[int]) -> None:
+    """Put newly created items into the current order, below every ranked item, and draw the overlap share.
+
+    Runs inside the caller's transaction (the import that created the items) and locks the project's queue
+    row, so a re-rank running at the same time either sees these items or is followed by them.
+    """
+    if not item_ids:
+        return
+    settings = parse_settings(project.task_type, project.settings)
+    with transaction.atomic():
+        queue = _locked_queue(project)
+        overlap = [i for i in item_ids if wants_overlap(project.pk, i, settings.overlap_rate)]
+        if overlap:
+            Item.objects.filter(pk__in=overlap, required_labels=1).update(
+                required_labels=OVERLAP_LABELS, open_slots=F("open_slots") + OVERLAP_LABELS - 1
+            )
+        lowest = (
+            QueueEntry.objects.filter(project=project, generation=queue.generation)
+            .order_by("priority")
+            .values_list("priority", flat=True)
+            .first()
+        )
+        below = min(lowest if lowest is not None else 1.0, 1.0) - 1.0
+        _write_entries(project.pk, queue.generation, [(i, below) for i in sorted(item_ids)])
+        ProjectQueue.objects.filter(pk=queue.pk).update(unranked_items=F("unranked_items") + len(item_ids))
+
+
+def _write_entries(project_id: int, generation: int, rows: Iterable[tuple[int, float]]) -> int:
+    """Insert (item, priority) entries of one generation in bulk (COPY on PostgreSQL); return the count."""
+    count = 0
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            sql = "COPY annotation_queueentry (project_id, generation, item_id, priority) FROM STDIN"
+            with cursor.cursor.copy(sql) as copy:
+                for item_id, priority in rows:
+                    copy.write_row((project_id, generation, item_id, priority))
+                    count += 1
+        return count
+    batch: list[QueueEntry] = []
+    for item_id, priority in rows:
+        batch.append(QueueEntry(project_id=project_id, generation=generation, item_id=item_id, priority=priority))
+        if len(batch) >= _COPY_BATCH:
+            count += len(QueueEntry.objects.bulk_create(batch))
+            batch = []
+    return count + len(QueueEntry.objects.bulk_create(batch))
+
+
+# ---------------------------------------------------------------------------------------------------- ranking
+def items_wanting_labels(project: Project) -> list[int]:
+    """Return the ids of the project's non-gold items with fewer labelling annotators than they need."""
+    labelled = Label.objects.filter(item=OuterRef("pk"))
+    ids = list(
+        Item.objects.filter(project=project, is_gold=False)
+        .filter(~Exists(labelled))
+        .values_list("pk", flat=True)
+        .order_by()
+    )
+    partial = (
+        Item.objects.filter(project=project, is_gold=False, required_labels__gt=1)
+        .filter(Exists(labelled))
+        .annotate(n=Count("labels__author", filter=Q(labels__superseded_at__isnull=True), distinct=True))
+        .filter(n__lt=F("required_labels"))
+        .values_list("pk", flat=True)
+    )
+    return ids + list(partial)
+
+
+def cold_start_features(project: Project, ids: Sequence[int]) -> np.ndarray:
+    """Return per-item features for the order before any model: what each item's metadata says about it.
+
+    Vessel type: the four C-arm geometry fields; OCT: the frame's place in its pullback and which pullback;
+    SPECT: age, sex, weight, height. Missing values are 0 after standardisation.
+    """
+    rows: dict[int, tuple] = {}
+    items = Item.objects.filter(pk__in=ids)
+    if project.task_type == "vessel_type":
+        fields = (
+            "instance__positioner_primary_angle",
+            "instance__positioner_secondary_angle",
+            "instance__distance_source_to_detector",
+            "instance__distance_source_to_patient",
+        )
+        rows = {pk: rest for pk, *rest in items.values_list("pk", *fields).iterator(chunk_size=10000)}
+    elif project.task_type == "oct_calcium":
+        for pk, index, frames, instance in items.values_list(
+            "pk", "frame_index", "instance__number_of_frames", "instance_id"
+        ).iterator(chunk_size=10000):
+            rows[pk] = ((index or 0) / max(frames or 1, 1), _draw(project.pk, instance or 0, "pullback"))
+    else:
+        for pk, age, sex, weight, height in items.values_list(
+            "pk", "spect__age", "spect__sex", "spect__weight_kg", "spect__height_cm"
+        ).iterator(chunk_size=10000):
+            rows[pk] = (age, {"F": 0.0, "M": 1.0}.get(sex or "", 0.5), weight, height)
+    width = len(next(iter(rows.values()))) if rows else 1
+    out = np.array([[np.nan if v is None else float(v) for v in rows.get(i, (None,) * width)] for i in ids])
+    return out.reshape(len(ids), width)
+
+
+def _scored_candidates(version: ModelVersion, ids: Sequence[int], strategy, head: int) -> list[Candidate]:
+    """Return the candidates the version has scored, with the detail key and embeddings the strategy needs."""
+    wanted = set(ids)
+    key = strategy.required_key or "least_confidence"
+    rows = [
+        (item_id, u, value)
+        for item_id, u, value in Prediction.objects.filter(model_version=version, uncertainty__isnull=False)
+        .values_list("item_id", "uncertainty", f"uncertainty_detail__{key}")
+        .iterator(chunk_size=20000)
+        if item_id in wanted
+    ]
+    embeddings: dict[int, np.ndarray] = {}
+    pool = strategy.embedding_pool(head)
+    if pool and rows:
+        top = sorted(rows, key=lambda r: (-r[1], r[0]))[:pool]
+        embeddings = {
+            item_id: np.asarray(vector, dtype=np.float64)
+            for item_id, vector in Prediction.objects.filter(
+                model_version=version, item_id__in=[r[0] for r in top]
+            ).values_list("item_id", "embedding")
+            if vector is not None
+        }
+    return [
+        Candidate(
+            item_id=item_id,
+            uncertainty=u,
+            detail={} if value is None else {key: float(value)},
+            embedding=embeddings.get(item_id),
+        )
+        for item_id, u, value in rows
+    ]
+
+
+def queue_order(project: Project, version: ModelVersion | None, seed: int = 0) -> tuple[list[int], str]:
+    """Return the ids of the items wanting labels in queue order, and the name of what ordered them.
+
+    With a model version: the project's acquisition strategy over that version's stored scores (a strategy
+    never runs a model); items it has not scored follow in cold-start order. Without one: cold start, a
+    spread-out batch over the items' own metadata, then the rest at random.
+    """
+    settings = parse_settings(project.task_type, project.settings)
+    rng = np.random.default_rng(seed)
+    ids = items_wanting_labels(project)
+    head = settings.queue_batch_size
+    ordered: list[int] = []
+    name = COLD_START
+    if version is not None:
+        strategy = get_strategy(settings.acquisition_strategy)
+        candidates = _scored_candidates(version, ids, strategy, head)
+        ordered = strategy.order(candidates, head, rng)
+        name = settings.acquisition_strategy
+    done = set(ordered)
+    rest = [i for i in ids if i not in done]
+    if rest:
+        ordered += cold_start_order(rest, cold_start_features(project, rest), head, rng)
+    return ordered, name
+
+
+def queue_rerank(*, project: Project, version: ModelVersion | None = None, seed: int = 0) -> ProjectQueue:
+    """Rewrite the order of every item wanting labels as a new generation and switch to it atomically.
+
+    Locks the project's queue row for the whole re-rank (imports wait; leasing does not), and reads the
+    items after taking the lock, so an import that committed first is ranked and one that waits is added
+    to the new generation. A crash before the switch commits leaves the old order in place.
+    """
+    started = time.monotonic()
+    with transaction.atomic():
+        _locked_queue(project)
+        ordered, name = queue_order(project, version, seed)
+        return queue_set_order(project=project, item_ids=ordered, strategy=name, version=version, started=started)
+
+
+def queue_set_order(
+    *,
+    project: Project,
+    item_ids: Sequence[int],
+    strategy: str,
+    version: ModelVersion | None = None,
+    started: float | None = None,
+) -> ProjectQueue:
+    """Make `item_ids` (best first) the project's queue order: write a new generation, switch, drop the old.
+
+    Locks the project's queue row; readers see the old order or the new one, never a mix.
+    """
+    started = time.monotonic() if started is None else started
+    with transaction.atomic():
+        queue = _locked_queue(project)
+        generation = queue.generation + 1
+        total = len(item_ids)
+        rows = ((item_id, float(total - rank)) for rank, item_id in enumerate(item_ids))
+        written = _write_entries(project.pk, generation, rows)
+        queue.generation = generation
+        queue.model_version = version
+        queue.strategy = strategy
+        queue.ranked_items = written
+        queue.ranked_at = timezone.now()
+        queue.unranked_items = 0
+        queue.rank_seconds = round(time.monotonic() - started, 3)
+        queue.save()
+        members_event_send(
+            project.pk,
+            {
+                "event": "reranked",
+                "model_version": version.number if version else None,
+                "strategy": strategy,
+                "items": written,
+            },
+        )
+    QueueEntry.objects.filter(project=project).exclude(generation=generation).delete()
+    log.info("project %s queue ordered by %s: %s items in %.2f s", project.pk, strategy, written, queue.rank_seconds)
+    return queue
+
+
+def queue_open_count(project: Project) -> int:
+    """Return how many non-gold items may still be handed out (unlabelled slots, leased ones not counted)."""
+    return Item.objects.filter(project=project, open_slots__gt=0, is_gold=False).count()
+
+
+# ---------------------------------------------------------------------------------------------------- leasing
+def _return_slots(assignments: Iterable[tuple[int, bool]]) -> None:
+    """Give back one slot per finished non-gold lease; `assignments` are (item id, gold) of leases just closed."""
+    per_item = Counter(item_id for item_id, gold in assignments if not gold)
+    for item_id, count in per_item.items():
+        Item.objects.filter(pk=item_id).update(open_slots=F("open_slots") + count)
+
+
+def leases_expire(*, now: datetime | None = None, limit: int = 1000) -> int:
+    """Close leases past their expiry and return their items to the queue; return how many expired.
+
+    Locks the expired leases with SKIP LOCKED, so two callers never return the same slot twice.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        stale = list(
+            Assignment.objects.select_for_update(skip_locked=True)
+            .filter(state=AssignmentState.LEASED, expires_at__lte=now)
+            .values_list("pk", "item_id", "gold")[:limit]
+        )
+        if not stale:
+            return 0
+        Assignment.objects.filter(pk__in=[pk for pk, _, _ in stale], state=AssignmentState.LEASED).update(
+            state=AssignmentState.EXPIRED, finished_at=now
+        )
+        _return_slots((item_id, gold) for _, item_id, gold in stale)
+    return len(stale)
+
+
+def _gold_due(project: Project, annotator: AbstractBaseUser, rate: float) -> bool:
+    """Return whether this hand-out should be a gold item: gold hand-outs so far stay at rate x all hand-outs."""
+    if rate <= 0:
+        return False
+    counts = Assignment.objects.filter(item__project=project, annotator=annotator).aggregate(
+        total=Count("pk"), gold=Count("pk", filter=Q(gold=True))
+    )
+    return counts["gold"] < math.floor(rate * (counts["total"] + 1) + 1e-9)
+
+
+def _not_done_by(annotator: AbstractBaseUser, item_ref: str):
+    """Return the filters excluding items the annotator labelled, skipped or holds a lease on."""
+    mine = Label.objects.filter(item=OuterRef(item_ref), author=annotator)
+    held = Assignment.objects.filter(
+        item=OuterRef(item_ref), annotator=annotator, state__in=(AssignmentState.SKIPPED, AssignmentState.LEASED)
+    )
+    return ~Exists(mine), ~Exists(held)
+
+
+def _lease_gold(project: Project, annotator: AbstractBaseUser, expires_at: datetime) -> Assignment | None:
+    item_id = (
+        Item.objects.filter(project=project, is_gold=True)
+        .filter(*_not_done_by(annotator, "pk"))
+        .order_by("pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if item_id is None:
+        return None
+    return Assignment.objects.create(item_id=item_id, annotator=annotator, expires_at=expires_at, gold=True)
+
+
+def _lease_queued(project: Project, annotator: AbstractBaseUser, expires_at: datetime) -> Assignment | None:
+    generation = ProjectQueue.objects.filter(pk=project.pk).values_list("generation", flat=True).first()
+    if generation is None:
+        return None
+    for _ in range(8):  # another caller may take the last slot between our pick and our update
+        entry = (
+            QueueEntry.objects.filter(
+                project=project, generation=generation, item__open_slots__gt=0, item__is_gold=False
+            )
+            .filter(*_not_done_by(annotator, "item_id"))
+            .order_by("-priority", "item_id")
+            .select_related("item")
+            .only("item_id", "item__id")
+            .select_for_update(skip_locked=True, of=("item",))
+            .first()
+        )
+        if entry is None:
+            return None
+        item_id = entry.item_id
+        if Item.objects.filter(pk=item_id, open_slots__gt=0).update(open_slots=F("open_slots") - 1):
+            return Assignment.objects.create(item_id=item_id, annotator=annotator, expires_at=expires_at)
+    return None
+
+
+def item_next(*, project: Project, annotator: AbstractBaseUser) -> Assignment | None:
+    """Lease the next item to the annotator, or return None when nothing is left for them.
+
+    An open lease of theirs is resumed (and extended) first. Gold items are mixed in at the project's gold
+    rate; otherwise the best-ranked item with an open slot that they have not labelled or skipped is leased
+    (row lock with SKIP LOCKED plus a conditional slot update), so no item is ever leased beyond its slots.
+    """
+    now = timezone.now()
+    settings = parse_settings(project.task_type, project.settings)
+    expires_at = now + timedelta(minutes=settings.lease_minutes)
+    leases_expire(now=now)
+    with transaction.atomic():
+        mine = (
+            Assignment.objects.select_for_update()
+            .filter(item__project=project, annotator=annotator, state=AssignmentState.LEASED)
+            .order_by("leased_at")
+            .first()
+        )
+        if mine is not None:
+            mine.expires_at = expires_at
+            mine.save(update_fields=["expires_at"])
+            return mine
+        if _gold_due(project, annotator, settings.gold_rate):
+            gold = _lease_gold(project, annotator, expires_at)
+            if gold is not None:
+                return gold
+        return _lease_queued(project, annotator, expires_at)
+
+
+def _close_lease(item: Item, annotator: AbstractBaseUser, state: str, **fields) -> Assignment | None:
+    """Move the annotator's open lease of the item to `state` and give its slot back; return it, or None."""
+    now = timezone.now()
+    lease = (
+        Assignment.objects.select_for_update()
+        .filter(item=item, annotator=annotator, state=AssignmentState.LEASED)
+        .first()
+    )
+    if lease is None:
+        return None
+    if not Assignment.objects.filter(pk=lease.pk, state=AssignmentState.LEASED).update(
+        state=state, finished_at=now, **fields
+    ):
+        return None
+    _return_slots([(item.pk, lease.gold)])
+    lease.refresh_from_db()
+    return lease
+
+
+def item_skip(*, item: Item, annotator: AbstractBaseUser, reason: str) -> Assignment:
+    """Skip the item with a reason; it goes back to the queue for others and is never offered to them again."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise WorkspaceInputError("reason", "a skip needs a reason")
+    if len(reason) > 500:
+        raise WorkspaceInputError("reason", "must be at most 500 characters")
+    with transaction.atomic():
+        lease = _close_lease(item, annotator, AssignmentState.SKIPPED, skip_reason=reason)
+        if lease is not None:
+            return lease
+        now = timezone.now()
+        return Assignment.objects.create(
+            item=item,
+            annotator=annotator,
+            state=AssignmentState.SKIPPED,
+            expires_at=now,
+            finished_at=now,
+            skip_reason=reason,
+        )
+
+
+def assignment_release(*, item: Item, annotator: AbstractBaseUser) -> int:
+    """Give the item back to the queue unlabelled; return how many leases were released (0 or 1)."""
+    with transaction.atomic():
+        return int(_close_lease(item, annotator, AssignmentState.RELEASED) is not None)
+
+
+def queue_label_added(*, item: Item, author: AbstractBaseUser, leased: bool, first: bool) -> None:
+    """Account for a stored label in the queue (inside the label's transaction).
+
+    A label submitted under the author's lease keeps the slot the lease took. A first label without a lease
+    (a lead labelling directly, a late submit after expiry) takes a slot if one is open. An item with every
+    label it needs leaves the current order.
+    """
+    if not leased and first and not item.is_gold:
+        Item.objects.filter(pk=item.pk, open_slots__gt=0).update(open_slots=F("open_slots") - 1)
+    labellers = Label.objects.filter(item=item, superseded_at__isnull=True).values("author").distinct().count()
+    if labellers >= item.required_labels:
+        QueueEntry.objects.filter(item=item).delete()
+
+
+# ---------------------------------------------------------------------------------------------------- overlap, gold
+def queue_recount(*, item_ids: Sequence[int]) -> None:
+    """Recompute open slots of these items from the labels and leases stored (locks the item rows first)."""
+    with transaction.atomic():
+        locked = list(
+            Item.objects.select_for_update().filter(pk__in=item_ids).order_by("pk").values_list("pk", flat=True)
+        )
+        labellers = dict(
+            Label.objects.filter(item_id__in=locked, superseded_at__isnull=True)
+            .values("item")
+            .annotate(n=Count("author", distinct=True))
+            .values_list("item", "n")
+        )
+        leases = dict(
+            Assignment.objects.filter(item_id__in=locked, state=AssignmentState.LEASED, gold=False)
+            .values("item")
+            .annotate(n=Count("pk"))
+            .values_list("item", "n")
+        )
+        for pk, required in Item.objects.filter(pk__in=locked).values_list("pk", "required_labels"):
+            slots = max(required - labellers.get(pk, 0) - leases.get(pk, 0), 0)
+            Item.objects.filter(pk=pk).exclude(open_slots=slots).update(open_slots=slots)
+
+
+def queue_apply_overlap(*, project: Project) -> int:
+    """Re-draw the overlap share of unlabelled items after the lead changed the overlap rate; return changes."""
+    settings = parse_settings(project.task_type, project.settings)
+    labelled = Label.objects.filter(item=OuterRef("pk"))
+    changed: list[int] = []
+    for pk, required in (
+        Item.objects.filter(project=project, is_gold=False)
+        .filter(~Exists(labelled))
+        .values_list("pk", "required_labels")
+        .iterator(chunk_size=10000)
+    ):
+        want = OVERLAP_LABELS if wants_overlap(project.pk, pk, settings.overlap_rate) else 1
+        if want != required:
+            changed.append(pk)
+    for start in range(0, len(changed), 5000):
+        chunk = changed[start : start + 5000]
+        with transaction.atomic():
+            for pk in Item.objects.select_for_update().filter(pk__in=chunk).values_list("pk", flat=True):
+                want = OVERLAP_LABELS if wants_overlap(project.pk, pk, settings.overlap_rate) else 1
+                Item.objects.filter(pk=pk).update(required_labels=want)
+            queue_recount(item_ids=chunk)
+    return len(changed)
+
+
+def item_gold_set(*, item: Item, by: AbstractBaseUser, gold: bool) -> Item:
+    """Mark or unmark a gold item (leads); a gold item must carry a lead's current label."""
+    if gold:
+        leads = Membership.objects.filter(project_id=item.project_id, role=Role.LEAD).values("user")
+        has_lead_label = (
+            Label.objects.filter(item=item, superseded_at__isnull=True)
+            .filter(Q(author__in=leads) | Q(author__is_superuser=True))
+            .exists()
+        )
+        if not has_lead_label:
+            raise WorkspaceInputError("is_gold", "label the item yourself first: a gold item carries a lead's label")
+    Item.objects.filter(pk=item.pk).update(is_gold=gold)
+    item.refresh_from_db(fields=["is_gold"])
+    return item

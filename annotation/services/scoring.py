@@ -1,0 +1,180 @@
+"""Scoring jobs: a model version scores the items wanting labels in batches, then may be promoted.
+
+Each batch is its own executor request and its own transaction, so a killed job keeps what it scored and
+the retry scores only the rest. Predictions of a candidate touch nothing annotators see: the queue is
+ordered by the champion's scores alone. When the last batch is in, one transaction promotes the candidate
+(if the champion it beat is still champion), retires the old champion and re-ranks the queue on the new
+scores; a crash at any point before that commit leaves the previous champion, its scores and the queue
+exactly as they were.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from annotation.models import Job, Label, ModelStatus, ModelVersion, Prediction, Project, PseudoLabel, Split
+from annotation.project_settings import parse_settings
+from annotation.services.events import leads_event_send
+from annotation.services.jobs import job_fail, job_finish
+from annotation.services.learning import ExecutorLike, json_safe, read_weights, run_on_executor
+from annotation.services.queue import items_wanting_labels, queue_rerank
+from annotation.training_data import item_ref, items_with_inputs, media_root
+from learning.tasks import ItemScore, ScoreRequest, task_class
+
+SCORE_CHUNK = 256  # items per executor request: progress, and what a crash can lose
+SCORE_BATCH = 16  # items per forward pass inside a request
+
+
+def scoring_run(
+    *, job: Job, executor: ExecutorLike, poll_seconds: float = 1.0, on_progress: Callable | None = None
+) -> int | None:
+    """Run a claimed scoring job to the end; return the number of items scored, or None if it failed.
+
+    Items this version already scored (an earlier, interrupted attempt) are not scored again.
+    """
+    version = ModelVersion.objects.select_related("project").get(pk=job.params["model_version"])
+    project = version.project
+    weights = read_weights(version)
+    if weights is None:
+        job_fail(job=job, error=f"model v{version.number}: weights file {version.weights_path!r} is missing")
+        return None
+    settings = parse_settings(project.task_type, project.settings)
+    wanted = items_wanting_labels(project)
+    already = set(Prediction.objects.filter(model_version=version).values_list("item_id", flat=True))
+    todo = [item_id for item_id in wanted if item_id not in already]
+    total, scored = len(wanted), len(wanted) - len(todo)
+    for start in range(0, len(todo), SCORE_CHUNK):
+        chunk = todo[start : start + SCORE_CHUNK]
+        items = {item.pk: item for item in items_with_inputs(project).filter(pk__in=chunk)}
+        request = ScoreRequest(
+            task=project.task_type,
+            weights=weights,
+            refs=tuple(item_ref(items[i]) for i in chunk if i in items),
+            media_root=media_root(),
+            batch_size=SCORE_BATCH,
+            seed=job.pk + start,
+        )
+        offset = scored
+
+        def overall(report: dict[str, Any], offset: int = offset) -> dict[str, Any]:
+            return {**report, "done": offset + report.get("done", 0), "total": total}
+
+        scores, error = run_on_executor(job, executor, request, poll_seconds, on_progress, adjust=overall)
+        if error is not None:
+            job_fail(job=job, error=f"scoring failed after {scored} of {total} items: {error}")
+            return None
+        predictions_store(version=version, scores=scores, items=items, pseudo_threshold=settings.pseudo_label_threshold)
+        scored += len(chunk)
+    return scoring_finish(job=job, version=version, scored=scored)
+
+
+def predictions_store(
+    *, version: ModelVersion, scores: Sequence[ItemScore], items: dict, pseudo_threshold: float | None
+) -> int:
+    """Upsert one prediction per scored item and, when enabled, pseudo-labels for confident unlabelled training items.
+
+    One transaction per batch. Returns the pseudo-label count of the batch.
+    """
+    spec = task_class(version.project.task_type)
+    rows = [
+        Prediction(
+            item_id=s.item_id,
+            model_version=version,
+            output=json_safe(s.output),
+            uncertainty=s.uncertainty if math.isfinite(s.uncertainty) else None,
+            uncertainty_detail=json_safe(s.detail),
+            confidence=s.confidence,
+            embedding=list(s.embedding) if s.embedding is not None else None,
+        )
+        for s in scores
+    ]
+    pseudo_rows = []
+    if pseudo_threshold is not None:
+        trainable = (Split.TRAIN, Split.UNASSIGNED)
+        # Only items nobody has labelled: an overlap item waiting for its second annotator has a human label.
+        labelled = set(Label.objects.filter(item_id__in=[s.item_id for s in scores]).values_list("item_id", flat=True))
+        task = spec(media_root())
+        for s in scores:
+            target = task.pseudo_target(s, pseudo_threshold)
+            if target is not None and items[s.item_id].split in trainable and s.item_id not in labelled:
+                pseudo_rows.append(
+                    PseudoLabel(
+                        item_id=s.item_id, model_version=version, payload={"target": target}, confidence=s.confidence
+                    )
+                )
+    with transaction.atomic():
+        Prediction.objects.bulk_create(
+            rows,
+            update_conflicts=True,
+            unique_fields=["item", "model_version"],
+            update_fields=["output", "uncertainty", "uncertainty_detail", "confidence", "embedding"],
+            batch_size=1000,
+        )
+        PseudoLabel.objects.filter(model_version=version, item_id__in=[s.item_id for s in scores]).delete()
+        PseudoLabel.objects.bulk_create(pseudo_rows, batch_size=1000)
+    return len(pseudo_rows)
+
+
+def scoring_finish(*, job: Job, version: ModelVersion, scored: int) -> int:
+    """Promote the scored candidate if it still should be, re-rank the queue on the champion's scores, finish.
+
+    One transaction under the project row lock: promotion, the new queue order and the job's end commit
+    together or not at all.
+    """
+    project = version.project
+    with transaction.atomic():
+        Project.objects.select_for_update().filter(pk=project.pk).first()
+        version.refresh_from_db()
+        champion = ModelVersion.objects.filter(project=project, status=ModelStatus.CHAMPION).first()
+        promotion = None
+        if job.params.get("promote") and version.status == ModelStatus.CANDIDATE:
+            promotion = _promote(version, champion)
+        reranked = version.status == ModelStatus.CHAMPION
+        if reranked:
+            queue_rerank(project=project, version=version, seed=job.pk)
+        pseudo = PseudoLabel.objects.filter(model_version=version).count()
+        job_finish(
+            job=job,
+            model_version=version,
+            result={
+                "model_version": version.number,
+                "scored": scored,
+                "pseudo_labels": pseudo,
+                "promoted": bool(promotion and promotion[0]),
+                "promotion_rule": promotion[1] if promotion else None,
+                "reranked": reranked,
+            },
+        )
+        leads_event_send(
+            project.pk,
+            {"event": "scored", "model_version": version.number, "items": scored, "pseudo_labels": pseudo},
+        )
+    return scored
+
+
+def _promote(version: ModelVersion, champion: ModelVersion | None) -> tuple[bool, str]:
+    """Make the candidate champion if the champion it beat still reigns; otherwise reject it, saying why."""
+    promotion = dict(version.metrics.get("promotion") or {})
+    against = promotion.get("against")
+    if (champion.number if champion else None) != against:
+        now = f"v{champion.number}" if champion else "no champion"
+        before = f"v{against}" if against else "no champion"
+        won, rule = False, f"not promoted: it beat {before}, but {now} reigns now; the next round compares again"
+        version.status = ModelStatus.REJECTED
+    else:
+        won, rule = True, promotion.get("rule") or "promoted"
+        if champion is not None:
+            ModelVersion.objects.filter(pk=champion.pk).update(status=ModelStatus.RETIRED)
+        version.status = ModelStatus.CHAMPION
+        version.promoted_at = timezone.now()
+    version.metrics = {**version.metrics, "promotion": {**promotion, "promoted": won, "rule": rule}}
+    version.save(update_fields=["status", "promoted_at", "metrics"])
+    leads_event_send(
+        version.project_id, {"event": "model", "model_version": version.number, "status": version.status, "rule": rule}
+    )
+    return won, rule

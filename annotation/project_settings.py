@@ -40,6 +40,8 @@ class ProjectSettings:
     # A batch strategy (k-center) picks this many items at the head of the queue; the rest follow by uncertainty.
     queue_batch_size: int = 200
     pseudo_label_threshold: float | None = None
+    # A label whose champion prediction disagrees with at least this confidence goes to adjudication.
+    suspect_confidence: float = 0.9
     spect_reference: str = "expert"
     # Splits by patient: a patient's split is a keyed hash of its pseudonym, so it never changes between rounds.
     test_fraction: float = 0.2
@@ -92,7 +94,7 @@ def parse_settings(task_type: str, raw: dict[str, Any] | None) -> ProjectSetting
         raise SettingsError("retrain_every_minutes", "must be 0 (off) or at most 10080 (a week)")
     if not 1 <= base["queue_batch_size"] <= 10000:
         raise SettingsError("queue_batch_size", "must be between 1 and 10000")
-    for name in ("overlap_rate", "gold_rate", "test_fraction", "validation_fraction"):
+    for name in ("overlap_rate", "gold_rate", "test_fraction", "validation_fraction", "suspect_confidence"):
         value = base[name]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
             raise SettingsError(name, "must be a number between 0 and 1")

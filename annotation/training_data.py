@@ -144,13 +144,18 @@ def _settled(labels: list[Label], leads: set[int]) -> Label | None:
     return None
 
 
-def _agreed(spec: type[TaskSpec], labels: list[Label]) -> Label | None:
-    targets = [spec.target_from_payload(label.payload) for label in labels]
+def targets_all_agree(spec: type[TaskSpec], targets: list) -> bool:
+    """Return whether every target agrees with the first (no target, e.g. "unusable", agrees only with none)."""
     first = targets[0]
     for other in targets[1:]:
         if (first is None) != (other is None) or (first is not None and not spec.targets_agree(first, other)):
-            return None
-    return labels[-1]
+            return False
+    return True
+
+
+def _agreed(spec: type[TaskSpec], labels: list[Label]) -> Label | None:
+    targets = [spec.target_from_payload(label.payload) for label in labels]
+    return labels[-1] if targets_all_agree(spec, targets) else None
 
 
 def training_set(project: Project) -> TrainingSet:

@@ -6,9 +6,12 @@ from annotation.models.jobs import Job, JobKind, JobStatus
 from annotation.models.labels import Assignment, AssignmentState, Draft, Label, LabelSource, PseudoLabel
 from annotation.models.learning import ModelStatus, ModelVersion, Prediction, TrainingExample
 from annotation.models.projects import Membership, Project, Role, TaskType
+from annotation.models.quality import Adjudication, AdjudicationReason, ReviewItem, ReviewRequest
 from annotation.models.queue import ProjectQueue, QueueEntry
 
 __all__ = [
+    "Adjudication",
+    "AdjudicationReason",
     "Assignment",
     "AssignmentState",
     "Draft",
@@ -33,6 +36,8 @@ __all__ = [
     "ProjectQueue",
     "PseudoLabel",
     "QueueEntry",
+    "ReviewItem",
+    "ReviewRequest",
     "Role",
     "Series",
     "Sex",

@@ -246,6 +246,11 @@ class TaskSpec(ABC):
         """Return the training target a label payload stands for, or None if it cannot train (e.g. unusable)."""
 
     @classmethod
+    @abstractmethod
+    def target_from_output(cls, output: dict[str, Any]) -> Any:
+        """Return the target a stored prediction's output stands for (to compare a model with a label)."""
+
+    @classmethod
     def targets_agree(cls, first: Any, second: Any) -> bool:
         """Return whether two annotators' targets are close enough to train on without adjudication."""
         return first == second

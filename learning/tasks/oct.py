@@ -83,6 +83,11 @@ class OctTask(TaskSpec):
             return False
         return a.shape == b.shape and metrics.dice(a, b) >= OctParams.agreement_dice
 
+    @classmethod
+    def target_from_output(cls, output: dict[str, Any]) -> Any:
+        """Return the mask a stored prediction drew (RLE), as a training target."""
+        return output.get("mask")
+
     def model_kwargs(self, family: str, params: Hyperparameters) -> dict[str, Any]:
         assert isinstance(params, OctParams)
         return {"in_channels": 3, "base": params.base, "depth": params.depth}

@@ -78,6 +78,12 @@ class SpectTask(TaskSpec):
             flags = territory_flags(rollup, payload.get("flag_overrides") or {})
         return [int(flags[name]) for name in TERRITORIES]
 
+    @classmethod
+    def target_from_output(cls, output: dict[str, Any]) -> list[int] | None:
+        """Return the territory flags a stored prediction set, as a training target."""
+        abnormal = output.get("abnormal")
+        return None if not abnormal else [int(bool(abnormal[name])) for name in TERRITORIES]
+
     def model_kwargs(self, family: str, params: Hyperparameters) -> dict[str, Any]:
         assert isinstance(params, SpectParams)
         return {"fusion": params.fusion, "clinical_features": 4, "width": params.width}

@@ -87,6 +87,12 @@ class VesselTask(TaskSpec):
         assert isinstance(params, VesselParams)
         return "r2plus1d" if n_labelled >= params.pixel_model_min_labels else "metadata_mlp"
 
+    @classmethod
+    def target_from_output(cls, output: dict[str, Any]) -> int | None:
+        """Return the class a stored prediction chose, as a training target."""
+        vessel = output.get("vessel")
+        return CLASSES.index(vessel) if vessel in CLASSES else None
+
     def model_kwargs(self, family: str, params: Hyperparameters) -> dict[str, Any]:
         assert isinstance(params, VesselParams)
         if family == "r2plus1d":

@@ -39,6 +39,8 @@ class Command(BaseCommand):
                     task_type=task,
                     creator=users["lead"],
                     description="Generated demo data with known ground truth.",
+                    # Small projects: retrain often, so the loop is visible within minutes of labelling.
+                    settings={"retrain_every_n_labels": 6},
                 )
             for username in ("annotator1", "annotator2"):
                 membership_set(project=project, user=users[username], role=Role.ANNOTATOR)

@@ -23,6 +23,7 @@ from annotation.models import (
     Prediction,
     Project,
     ProjectQueue,
+    ReviewItem,
     Role,
     TaskType,
 )
@@ -134,7 +135,7 @@ def items_to_lease(project: Project, annotator: AbstractBaseUser, now: datetime)
 
 
 def work_progress(project: Project, annotator: AbstractBaseUser) -> dict[str, int]:
-    """Return the annotator's counts in the project: items still to do, labelled by them, skipped by them."""
+    """Return the annotator's counts in the project: still to do, labelled, skipped, and sent back for review."""
     done = Label.objects.filter(item__project=project, author=annotator, superseded_at__isnull=True)
     skipped = (
         Assignment.objects.filter(item__project=project, annotator=annotator, state=AssignmentState.SKIPPED)
@@ -146,6 +147,9 @@ def work_progress(project: Project, annotator: AbstractBaseUser) -> dict[str, in
         "to_do": items_open_for(project, annotator).count(),
         "done": done.count(),
         "skipped": skipped.count(),
+        "to_review": ReviewItem.objects.filter(
+            request__project=project, request__annotator=annotator, resolved_at__isnull=True
+        ).count(),
     }
 
 
@@ -155,6 +159,16 @@ def recent_labels_of(project: Project, annotator: AbstractBaseUser, limit: int =
         Label.objects.filter(item__project=project, author=annotator, superseded_at__isnull=True)
         .select_related("item")
         .order_by("-created_at", "-id")[:limit]
+    )
+
+
+def open_review(item: Item, annotator: AbstractBaseUser) -> ReviewItem | None:
+    """Return the lead's open request that the annotator look at their label of the item again, if any."""
+    return (
+        ReviewItem.objects.filter(item=item, request__annotator=annotator, resolved_at__isnull=True)
+        .select_related("request__requested_by")
+        .order_by("request__created_at")
+        .first()
     )
 
 

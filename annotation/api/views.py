@@ -288,6 +288,7 @@ class ItemViewSet(viewsets.ReadOnlyModelViewSet):
         draft = selectors.draft_of(item, request.user)
         lease = selectors.open_lease(item, request.user)
         prediction = selectors.prediction_shown(item)
+        review = selectors.open_review(item, request.user)
         body = {
             "item": s.ItemSerializer(item).data,
             "task_type": item.project.task_type,
@@ -301,6 +302,14 @@ class ItemViewSet(viewsets.ReadOnlyModelViewSet):
             "labels_url": reverse("api:label-list"),
             "skip_url": reverse("api:item-skip", args=[item.pk]),
             "release_url": reverse("api:item-release", args=[item.pk]),
+            # A lead sent this label back: the annotator is asked to look at it again (and may keep it).
+            "review": {
+                "requested_by": review.request.requested_by.username,
+                "requested_at": review.request.created_at,
+                "note": review.request.note,
+            }
+            if review
+            else None,
         }
         if item.kind == ItemKind.OCT_FRAME:
             instance = item.instance

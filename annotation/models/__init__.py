@@ -3,7 +3,15 @@
 from annotation.models.dicom import Instance, Patient, PatientIdentity, Series, Study
 from annotation.models.items import IcaReference, Item, ItemKind, PolarMap, PolarMapPhase, Sex, SpectExam, Split
 from annotation.models.jobs import Job, JobKind, JobStatus
-from annotation.models.labels import Assignment, AssignmentState, Draft, Label, LabelSource, PseudoLabel
+from annotation.models.labels import (
+    Assignment,
+    AssignmentKind,
+    AssignmentState,
+    Draft,
+    Label,
+    LabelSource,
+    PseudoLabel,
+)
 from annotation.models.learning import ModelStatus, ModelVersion, Prediction, TrainingExample
 from annotation.models.projects import Membership, Project, Role, TaskType
 from annotation.models.quality import Adjudication, AdjudicationReason, ReviewItem, ReviewRequest
@@ -13,6 +21,7 @@ __all__ = [
     "Adjudication",
     "AdjudicationReason",
     "Assignment",
+    "AssignmentKind",
     "AssignmentState",
     "Draft",
     "IcaReference",

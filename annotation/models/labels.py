@@ -67,6 +67,12 @@ class AssignmentState(models.TextChoices):
     EXPIRED = "expired", "Expired"
 
 
+class AssignmentKind(models.TextChoices):
+    QUEUE = "queue", "Queue item"
+    GOLD = "gold", "Gold item"
+    REVIEW = "review", "Review of own label"
+
+
 class Assignment(models.Model):
     """One hand-over of an item to an annotator, from lease to submit, skip, release or expiry."""
 
@@ -78,8 +84,9 @@ class Assignment(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     skip_reason = models.CharField(max_length=500, blank=True)
     label = models.ForeignKey(Label, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    # A gold hand-out: the item is a lead-labelled check and takes no queue slot.
-    gold = models.BooleanField(default=False)
+    # What the hand-out is: a queue item (it took a slot), a gold check (a lead-labelled item mixed in to
+    # measure the annotator) or a review (their own label sent back by a lead); only queue items hold slots.
+    kind = models.CharField(max_length=8, choices=AssignmentKind.choices, default=AssignmentKind.QUEUE)
 
     class Meta:
         constraints = [

@@ -11,7 +11,6 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.utils import timezone
 
 from annotation.models import (
     Adjudication,
@@ -111,10 +110,3 @@ def review_request_create(
         )
         ReviewItem.objects.bulk_create(ReviewItem(request=request, item_id=lb.item_id, label=lb) for lb in chosen)
     return request
-
-
-def review_items_resolve(*, item: Item, author: AbstractBaseUser, label: Label) -> int:
-    """Mark the author's open reviews of the item answered by `label` (inside the label's transaction)."""
-    return ReviewItem.objects.filter(item=item, request__annotator=author, resolved_at__isnull=True).update(
-        resolved_label=label, resolved_at=timezone.now()
-    )

@@ -64,7 +64,7 @@ def label_submit(
                 state=AssignmentState.SUBMITTED, finished_at=now, label=label
             )
             Draft.objects.filter(item=item, author=author).delete()
-            queue_label_added(item=item, author=author, leased=bool(leased), first=current is None)
+            queue_label_added(item=item, author=author, label=label, leased=bool(leased), first=current is None)
             return label
     except IntegrityError:
         raise LabelConflict(_current(item, author), base_version) from None

@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from annotation.models import (
     Assignment,
+    AssignmentKind,
     AssignmentState,
     Item,
     Label,
@@ -36,6 +37,7 @@ from annotation.models import (
     Project,
     ProjectQueue,
     QueueEntry,
+    ReviewItem,
     Role,
 )
 from annotation.project_settings import parse_settings
@@ -284,9 +286,9 @@ def queue_open_count(project: Project) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------- leasing
-def _return_slots(assignments: Iterable[tuple[int, bool]]) -> None:
-    """Give back one slot per finished non-gold lease; `assignments` are (item id, gold) of leases just closed."""
-    per_item = Counter(item_id for item_id, gold in assignments if not gold)
+def _return_slots(assignments: Iterable[tuple[int, str]]) -> None:
+    """Give back one slot per finished queue lease; `assignments` are (item id, kind) of leases just closed."""
+    per_item = Counter(item_id for item_id, kind in assignments if kind == AssignmentKind.QUEUE)
     for item_id, count in per_item.items():
         Item.objects.filter(pk=item_id).update(open_slots=F("open_slots") + count)
 
@@ -301,14 +303,14 @@ def leases_expire(*, now: datetime | None = None, limit: int = 1000) -> int:
         stale = list(
             Assignment.objects.select_for_update(skip_locked=True)
             .filter(state=AssignmentState.LEASED, expires_at__lte=now)
-            .values_list("pk", "item_id", "gold")[:limit]
+            .values_list("pk", "item_id", "kind")[:limit]
         )
         if not stale:
             return 0
         Assignment.objects.filter(pk__in=[pk for pk, _, _ in stale], state=AssignmentState.LEASED).update(
             state=AssignmentState.EXPIRED, finished_at=now
         )
-        _return_slots((item_id, gold) for _, item_id, gold in stale)
+        _return_slots((item_id, kind) for _, item_id, kind in stale)
     return len(stale)
 
 
@@ -316,8 +318,10 @@ def _gold_due(project: Project, annotator: AbstractBaseUser, rate: float) -> boo
     """Return whether this hand-out should be a gold item: gold hand-outs so far stay at rate x all hand-outs."""
     if rate <= 0:
         return False
-    counts = Assignment.objects.filter(item__project=project, annotator=annotator).aggregate(
-        total=Count("pk"), gold=Count("pk", filter=Q(gold=True))
+    counts = (
+        Assignment.objects.filter(item__project=project, annotator=annotator)
+        .exclude(kind=AssignmentKind.REVIEW)
+        .aggregate(total=Count("pk"), gold=Count("pk", filter=Q(kind=AssignmentKind.GOLD)))
     )
     return counts["gold"] < math.floor(rate * (counts["total"] + 1) + 1e-9)
 
@@ -341,7 +345,23 @@ def _lease_gold(project: Project, annotator: AbstractBaseUser, expires_at: datet
     )
     if item_id is None:
         return None
-    return Assignment.objects.create(item_id=item_id, annotator=annotator, expires_at=expires_at, gold=True)
+    return Assignment.objects.create(
+        item_id=item_id, annotator=annotator, expires_at=expires_at, kind=AssignmentKind.GOLD
+    )
+
+
+def _lease_review(project: Project, annotator: AbstractBaseUser, expires_at: datetime) -> Assignment | None:
+    item_id = (
+        ReviewItem.objects.filter(request__project=project, request__annotator=annotator, resolved_at__isnull=True)
+        .order_by("request__created_at", "pk")
+        .values_list("item_id", flat=True)
+        .first()
+    )
+    if item_id is None:
+        return None
+    return Assignment.objects.create(
+        item_id=item_id, annotator=annotator, expires_at=expires_at, kind=AssignmentKind.REVIEW
+    )
 
 
 def _lease_queued(project: Project, annotator: AbstractBaseUser, expires_at: datetime) -> Assignment | None:
@@ -371,7 +391,8 @@ def _lease_queued(project: Project, annotator: AbstractBaseUser, expires_at: dat
 def item_next(*, project: Project, annotator: AbstractBaseUser) -> Assignment | None:
     """Lease the next item to the annotator, or return None when nothing is left for them.
 
-    An open lease of theirs is resumed (and extended) first. Gold items are mixed in at the project's gold
+    An open lease of theirs is resumed (and extended) first, then their labels a lead sent back for review,
+    oldest request first. Gold items are mixed in at the project's gold
     rate; otherwise the best-ranked item with an open slot that they have not labelled or skipped is leased
     (row lock with SKIP LOCKED plus a conditional slot update), so no item is ever leased beyond its slots.
     """
@@ -390,6 +411,9 @@ def item_next(*, project: Project, annotator: AbstractBaseUser) -> Assignment | 
             mine.expires_at = expires_at
             mine.save(update_fields=["expires_at"])
             return mine
+        review = _lease_review(project, annotator, expires_at)
+        if review is not None:
+            return review
         if _gold_due(project, annotator, settings.gold_rate):
             gold = _lease_gold(project, annotator, expires_at)
             if gold is not None:
@@ -411,7 +435,7 @@ def _close_lease(item: Item, annotator: AbstractBaseUser, state: str, **fields) 
         state=state, finished_at=now, **fields
     ):
         return None
-    _return_slots([(item.pk, lease.gold)])
+    _return_slots([(item.pk, lease.kind)])
     lease.refresh_from_db()
     return lease
 
@@ -426,6 +450,10 @@ def item_skip(*, item: Item, annotator: AbstractBaseUser, reason: str) -> Assign
     with transaction.atomic():
         lease = _close_lease(item, annotator, AssignmentState.SKIPPED, skip_reason=reason)
         if lease is not None:
+            if lease.kind == AssignmentKind.REVIEW:  # declined: the label stays as it was, the request is closed
+                ReviewItem.objects.filter(item=item, request__annotator=annotator, resolved_at__isnull=True).update(
+                    resolved_at=timezone.now()
+                )
             return lease
         now = timezone.now()
         return Assignment.objects.create(
@@ -444,8 +472,10 @@ def assignment_release(*, item: Item, annotator: AbstractBaseUser) -> int:
         return int(_close_lease(item, annotator, AssignmentState.RELEASED) is not None)
 
 
-def queue_label_added(*, item: Item, author: AbstractBaseUser, leased: bool, first: bool) -> None:
+def queue_label_added(*, item: Item, author: AbstractBaseUser, label: Label, leased: bool, first: bool) -> None:
     """Account for a stored label in the queue (inside the label's transaction).
+
+    A new version by an annotator whose label a lead sent back answers that review.
 
     A label submitted under the author's lease keeps the slot the lease took. A first label without a lease
     (a lead labelling directly, a late submit after expiry) takes a slot if one is open. An item with every
@@ -453,6 +483,9 @@ def queue_label_added(*, item: Item, author: AbstractBaseUser, leased: bool, fir
     """
     if not leased and first and not item.is_gold:
         Item.objects.filter(pk=item.pk, open_slots__gt=0).update(open_slots=F("open_slots") - 1)
+    ReviewItem.objects.filter(item=item, request__annotator=author, resolved_at__isnull=True).update(
+        resolved_label=label, resolved_at=timezone.now()
+    )
     labellers = Label.objects.filter(item=item, superseded_at__isnull=True).values("author").distinct().count()
     if labellers >= item.required_labels:
         QueueEntry.objects.filter(item=item).delete()
@@ -472,7 +505,7 @@ def queue_recount(*, item_ids: Sequence[int]) -> None:
             .values_list("item", "n")
         )
         leases = dict(
-            Assignment.objects.filter(item_id__in=locked, state=AssignmentState.LEASED, gold=False)
+            Assignment.objects.filter(item_id__in=locked, state=AssignmentState.LEASED, kind=AssignmentKind.QUEUE)
             .values("item")
             .annotate(n=Count("pk"))
             .values_list("item", "n")

@@ -311,3 +311,49 @@ def test_quality_pages_are_for_leads_only_and_tables_export_as_csv(
         assert client_for(lead).get(reverse("api:quality-export", args=[vessel_project.slug, table])).status_code == 200
     assert client_for(annotator).get(url).status_code == 403
     assert client_for(lead).get(reverse("api:quality-export", args=[vessel_project.slug, "nope"])).status_code == 404
+
+
+# ---------------------------------------------------------------------------------------------------- review
+def test_work_sent_back_for_review_returns_to_the_annotator_first(runs, vessel_project, annotator, lead, client_for):
+    from annotation.models import AssignmentKind, ReviewItem
+    from annotation.services import item_next, item_skip
+
+    for item in runs[:3]:
+        label(item, annotator, {"vessel": "LCA"})
+    url = reverse("api:reviews", args=[vessel_project.slug])
+    assert client_for(annotator).post(url, {"annotator": "annotator-user"}, format="json").status_code == 403
+    refused = client_for(lead).post(url, {"annotator": "nobody"}, format="json")
+    assert refused.status_code == 400 and refused.json()["field"] == "annotator"
+    sent = client_for(lead).post(url, {"annotator": "annotator-user", "limit": 2, "note": "LAO views"}, format="json")
+    assert sent.status_code == 201 and sorted(sent.json()["items"]) == [runs[1].pk, runs[2].pk]
+    again = client_for(lead).post(url, {"annotator": "annotator-user", "limit": 2}, format="json")
+    assert again.status_code == 201 and again.json()["items"] == [runs[0].pk]  # not sent twice
+    client = client_for(annotator)
+    body = client.post(reverse("api:project-next", args=[vessel_project.slug])).json()
+    assert body["item"] in (runs[1].pk, runs[2].pk) and body["progress"]["to_review"] == 3
+    workspace = client.get(reverse("api:item-workspace", args=[body["item"]])).json()
+    assert workspace["review"] == {
+        "requested_by": "lead-user",
+        "requested_at": workspace["review"]["requested_at"],
+        "note": "LAO views",
+    }
+    assert workspace["label"]["version"] == 1  # their own label, to keep or change
+    lease = Assignment.objects.get(item_id=body["item"], annotator=annotator, state=AssignmentState.LEASED)
+    assert lease.kind == AssignmentKind.REVIEW
+    changed = client.post(
+        reverse("api:label-list"),
+        {"item": body["item"], "payload": {"vessel": "RCA"}, "base_version": 1},
+        format="json",
+    )
+    assert changed.status_code == 201
+    review = ReviewItem.objects.get(item_id=body["item"])
+    assert review.resolved_label_id == changed.json()["id"] and review.resolved_at is not None
+    # The next review item; skipping it closes the request and keeps the label.
+    second = item_next(project=vessel_project, annotator=annotator)
+    assert second.kind == AssignmentKind.REVIEW and second.item_id != body["item"]
+    item_skip(item=second.item, annotator=annotator, reason="I stand by it")
+    assert ReviewItem.objects.get(item=second.item).resolved_label is None
+    assert Label.objects.get(item=second.item, author=annotator, superseded_at__isnull=True).version == 1
+    third = item_next(project=vessel_project, annotator=annotator)
+    assert third.kind == AssignmentKind.REVIEW and third.item_id == runs[0].pk
+    assert Item.objects.get(pk=runs[0].pk).open_slots == 0  # a review takes no queue slot

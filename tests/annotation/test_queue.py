@@ -245,7 +245,8 @@ def test_gold_items_are_mixed_in_at_the_gold_rate(runs, vessel_project, lead, an
     project_update(project=vessel_project, settings={"gold_rate": 0.25})
     vessel_project.refresh_from_db()
     handed = lease_all(vessel_project, annotator)
-    hand_outs = list(Assignment.objects.filter(annotator=annotator).order_by("pk").values_list("item_id", "gold"))
+    mine = Assignment.objects.filter(annotator=annotator).order_by("pk")
+    hand_outs = [(item_id, kind == "gold") for item_id, kind in mine.values_list("item_id", "kind")]
     assert [item_id for item_id, _ in hand_outs] == handed
     golds = [i for i, (_, is_gold) in enumerate(hand_outs) if is_gold]
     # Every 4th hand-out is gold: 6 regular runs and both gold ones, each once; then the queue is empty.

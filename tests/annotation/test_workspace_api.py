@@ -59,7 +59,7 @@ def test_next_leases_by_priority_and_resumes_the_same_lease(runs, vessel_project
     client = client_for(annotator)
     first = client.post(next_url(vessel_project)).json()
     assert first["item"] == runs[1].pk
-    assert first["progress"] == {"to_do": 3, "done": 0, "skipped": 0}
+    assert first["progress"] == {"to_do": 3, "done": 0, "skipped": 0, "to_review": 0}
     assert first["workspace_url"] == reverse("api:item-workspace", args=[runs[1].pk])
     again = client.post(next_url(vessel_project)).json()
     assert again["item"] == runs[1].pk
@@ -93,7 +93,7 @@ def test_submit_closes_the_lease_deletes_the_draft_and_moves_on(runs, vessel_pro
     assert not Draft.objects.filter(item_id=item).exists()
     following = client.post(next_url(vessel_project)).json()
     assert following["item"] == runs[2].pk
-    assert following["progress"] == {"to_do": 2, "done": 1, "skipped": 0}
+    assert following["progress"] == {"to_do": 2, "done": 1, "skipped": 0, "to_review": 0}
 
 
 def test_labelled_items_are_not_offered_again_and_the_queue_ends(runs, vessel_project, client_for, annotator):
@@ -101,7 +101,7 @@ def test_labelled_items_are_not_offered_again_and_the_queue_ends(runs, vessel_pr
         label_submit(item=item, author=annotator, payload={"vessel": "LCA"}, base_version=None)
     body = client_for(annotator).post(next_url(vessel_project)).json()
     assert body["item"] is None and "Nothing left" in body["detail"]
-    assert body["progress"] == {"to_do": 0, "done": 3, "skipped": 0}
+    assert body["progress"] == {"to_do": 0, "done": 3, "skipped": 0, "to_review": 0}
 
 
 def test_overlap_items_go_to_a_second_annotator(runs, vessel_project, client_for, annotator, second_annotator):
@@ -122,7 +122,7 @@ def test_skip_needs_a_reason_and_is_not_offered_again(runs, vessel_project, clie
     lease = Assignment.objects.get(item_id=item, annotator=annotator)
     assert lease.state == AssignmentState.SKIPPED and lease.skip_reason == "contrast too faint"
     body = client.post(next_url(vessel_project)).json()
-    assert body["item"] != item and body["progress"] == {"to_do": 2, "done": 0, "skipped": 1}
+    assert body["item"] != item and body["progress"] == {"to_do": 2, "done": 0, "skipped": 1, "to_review": 0}
 
 
 def test_release_gives_the_item_back(runs, vessel_project, client_for, annotator, second_annotator):

@@ -6,7 +6,7 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo worker test install browser lint serve migrate bench-ingest bench-cine bench-scoring clean
+.PHONY: demo worker test install browser lint serve migrate bench-ingest bench-cine bench-scoring bench-queue bench-al clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,14 @@ bench-cine: install browser
 
 bench-scoring: install
 	$(PY) -m benchmarks.scoring
+
+bench-queue: install
+	$(PY) -m benchmarks.queue
+
+# Active learning against random through the real loop, one task after the other (AL_TASKS=… for fewer).
+AL_TASKS ?= vessel_type oct_calcium spect_territory
+bench-al: install
+	for task in $(AL_TASKS); do $(PY) -m benchmarks.al_simulation --task $$task || exit 1; done
 
 clean:
 	rm -rf var/media var/static var/lumen.sqlite3*

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from frontend import views
+from frontend import quality_views, views
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(template_name="frontend/login.html"), name="login"),
@@ -9,4 +9,6 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("projects/<slug:slug>/", views.project_detail, name="project-detail"),
     path("projects/<slug:slug>/label/", views.workspace, name="workspace"),
+    path("projects/<slug:slug>/quality/", quality_views.quality_dashboard, name="quality"),
+    path("projects/<slug:slug>/adjudicate/<int:item_id>/", quality_views.adjudicate, name="adjudicate"),
 ]

@@ -8,6 +8,8 @@ from annotation import selectors
 from annotation.api.permissions import project_for
 from annotation.models import Role
 from annotation.project_settings import parse_settings
+from learning.strategies import STRATEGIES
+from learning.tasks import task_class
 
 
 @login_required
@@ -32,8 +34,20 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "items": items,
             "item_total": project.items.count(),
             "settings": parse_settings(project.task_type, project.settings),
+            "learning": _learning_choices(project.task_type) if is_lead else None,
         },
     )
+
+
+def _learning_choices(task_type: str) -> dict:
+    """Return what the lead's active-learning card offers: the strategies and the task's primary test metric."""
+    return {
+        "strategies": [
+            (name, (strategy.__doc__ or "").strip().splitlines()[0].replace("``", ""))
+            for name, strategy in STRATEGIES.items()
+        ],
+        "primary_metric": task_class(task_type).primary_metric,
+    }
 
 
 @login_required

@@ -47,9 +47,12 @@ def project_update(
 ) -> Project:
     """Change a project's name, description, archive flag or settings (merged over the current settings).
 
-    A new overlap rate re-draws which unlabelled items go to two annotators.
+    A new overlap rate re-draws which unlabelled items go to two annotators. Locks the project row; the
+    instance passed in is brought up to date too, so the caller never goes on with stale settings.
     """
-    project = Project.objects.select_for_update().get(pk=project.pk)
+    locked = Project.objects.select_for_update().get(pk=project.pk)
+    for field in ("name", "description", "archived", "settings"):
+        setattr(project, field, getattr(locked, field))
     if name is not None:
         project.name = name
     if description is not None:

@@ -139,3 +139,31 @@ def test_a_lead_turns_predictions_on_for_annotators(page, live_server, lead, ves
     vessel_project.refresh_from_db()
     config = parse_settings(vessel_project.task_type, vessel_project.settings)
     assert config.show_predictions_to_annotators and config.lease_minutes == 45
+
+
+def test_a_label_sent_back_for_review_shows_the_leads_note_and_a_new_version_answers_it(
+    page, live_server, annotator, lead, vessel_project, runs, screenshot
+):
+    from annotation.models import ReviewItem
+    from annotation.services.adjudication import review_request_create
+
+    for item in runs:
+        label_submit(item=item, author=annotator, payload={"vessel": "LCA"}, base_version=None)
+    review_request_create(
+        project=vessel_project, annotator=annotator, requested_by=lead, limit=1, note="check the LAO views"
+    )
+    sent_back = ReviewItem.objects.get().item_id
+    log_in(page, live_server, annotator.username)
+    page.goto(f"{live_server.url}/projects/{vessel_project.slug}/label/")
+    ready(page, sent_back)
+    banner = page.locator("#review")
+    assert banner.is_visible() and "lead-user: “check the LAO views”" in banner.inner_text()
+    assert page.locator("#progress [data-count=to_review]").inner_text() == "1"
+    assert pressed(page) == ["LCA"]  # their own label, to keep or change
+    screenshot("workspace-review")
+    page.keyboard.press("2")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#workspace[data-state=done]")
+    current = Label.objects.get(item_id=sent_back, author=annotator, superseded_at__isnull=True)
+    assert (current.version, current.payload["vessel"]) == (2, "RCA")
+    assert ReviewItem.objects.get().resolved_label == current

@@ -9,6 +9,7 @@ import pytest
 from django.core.management import call_command
 
 from annotation.models import Job, JobKind, JobStatus, ModelStatus, ModelVersion, Prediction
+from annotation.services import project_update
 from annotation.services.learning import training_request
 from gpu_workers.executors import RayExecutor
 from gpu_workers.workers import TrainingWorker
@@ -113,6 +114,7 @@ def test_the_worker_class_runs_without_ray(cohort):
 def test_the_orchestrator_command_trains_scores_and_promotes_on_local_ray(
     local_ray, vessel_project, annotator, lead, tmp_path
 ):
+    project_update(project=vessel_project, settings={"overlap_rate": 0.0})  # one label finishes a run
     items = vessel_cohort(vessel_project, tmp_path / "xa", patients=6, runs=2)
     ordered = sorted(items, key=lambda item: item.pk)
     for item in ordered[2:]:

@@ -71,7 +71,12 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": env.str("LUMEN_CHANNEL_PREFIX", default="lumen")},
+            "CONFIG": {
+                # redis-py 8 times every read out after 5 s, exactly as long as channels_redis waits for a
+                # message: idle websockets would crash and reconnect every 5 s (django/channels_redis#422).
+                "hosts": [{"address": REDIS_URL, "socket_timeout": env.int("LUMEN_REDIS_SOCKET_TIMEOUT", default=30)}],
+                "prefix": env.str("LUMEN_CHANNEL_PREFIX", default="lumen"),
+            },
         }
     }
 else:

@@ -2,6 +2,7 @@
 import { ApiError, makeApi } from "./api.js";
 import { DraftStore } from "./drafts.js";
 import { comboOf, isTyping, renderShortcuts } from "./keys.js";
+import { startWorkspaceLive } from "./workspace-live.js";
 
 const root = document.getElementById("workspace");
 const $ = (id) => document.getElementById(id);
@@ -46,8 +47,17 @@ function workspaceUrl(itemId) {
 function showProgress(progress) {
   if (!progress) return;
   for (const span of $("progress").querySelectorAll("[data-count]")) {
-    span.textContent = progress[span.dataset.count];
+    span.textContent = progress[span.dataset.count] ?? 0;
   }
+  $("review-count").hidden = !progress.to_review;
+}
+
+// A lead sent this label back: say who asked and why (their note), never anyone else's label.
+function showReview(review) {
+  $("review").hidden = !review;
+  if (!review) return;
+  const note = review.note ? `“${review.note}”` : "No note.";
+  $("review-text").textContent = `${review.requested_by}: ${note}`;
 }
 
 // Time on the item counts only while the page is visible.
@@ -104,6 +114,7 @@ async function mount(data) {
   $("item-title").textContent = item.title;
   $("item-patient").textContent = `patient ${item.patient}`;
   $("conflict").hidden = true;
+  showReview(data.review);
   const restored = drafts.restore(item.id, data.draft);
   current.baseVersion = restored ? restored.base_version ?? null : data.label ? data.label.version : null;
   const ctx = {
@@ -163,6 +174,9 @@ async function refreshProgress() {
   showProgress(body.progress);
   return body.recent;
 }
+
+// The queue's size and each new ranking, pushed live; a new ranking also changes this annotator's counts.
+const live = startWorkspaceLive({ root, api, onRanked: () => refreshProgress() });
 
 async function run(action) {
   if (current.busy) return;
@@ -310,4 +324,4 @@ async function start() {
   }
 }
 
-run(start);
+run(start).then(() => live.refreshQueue());

@@ -1,0 +1,79 @@
+// Rows of the active-learning card: one job with its progress bar, one model version with its promotion rule.
+import { el } from "./lib/dom.js";
+
+const KINDS = { train: "Training", score: "Scoring" };
+
+function fixed(value, digits) {
+  return typeof value === "number" && Number.isFinite(value) ? value.toFixed(digits) : null;
+}
+
+/** Return the job's progress in words: phase, epoch, loss, validation, done of total. */
+export function jobFacts(job) {
+  const detail = job.detail || {};
+  const facts = [];
+  if (detail.phase) facts.push(detail.phase);
+  if (detail.epoch !== undefined && detail.epoch !== null && detail.phase === "training") {
+    facts.push(`epoch ${detail.epoch}${detail.total ? ` of ${detail.total}` : ""}`);
+  } else if (detail.total) {
+    facts.push(`${detail.done ?? 0} of ${detail.total}`);
+  }
+  const loss = fixed(detail.loss, 4);
+  if (loss !== null) facts.push(`loss ${loss}`);
+  const validation = fixed(detail.validation, 3);
+  if (validation !== null) facts.push(`validation ${validation}`);
+  return facts;
+}
+
+/** Return the list item showing one training or scoring job. */
+export function jobRow(job, versionNumbers) {
+  const percent = Math.round(Math.min(1, Math.max(0, job.progress || 0)) * 100);
+  const kind = KINDS[job.kind] || job.kind;
+  const number = versionNumbers.get(job.model_version);
+  const reason = job.params && job.params.reason ? ` · ${job.params.reason}` : "";
+  const fill = el("span", { class: "fill" });
+  fill.style.width = `${percent}%`;
+  const bar = el(
+    "div",
+    {
+      class: "bar",
+      role: "progressbar",
+      "aria-valuemin": "0",
+      "aria-valuemax": "100",
+      "aria-valuenow": String(percent),
+      "aria-label": `${kind} job ${job.id}`,
+    },
+    fill,
+  );
+  const row = el(
+    "li",
+    { class: `job ${job.status}`, "data-job": job.id, "data-status": job.status },
+    el(
+      "div",
+      { class: "job-head" },
+      el("strong", { text: `${kind} #${job.id}` }),
+      el("span", { class: "job-status", text: job.status }),
+      el("span", { class: "muted", text: `${number ? `model v${number}` : ""}${reason}` }),
+    ),
+    el("div", { class: "job-progress" }, bar, el("span", { class: "percent", text: `${percent} %` })),
+    el("div", { class: "job-detail muted", text: jobFacts(job).join(" · ") }),
+  );
+  if (job.error) row.append(el("div", { class: "job-error error", text: job.error }));
+  return row;
+}
+
+/** Return the table row of one model version: number, family, status, test metric, promotion rule. */
+export function versionRow(version, primaryMetric) {
+  const metrics = version.metrics || {};
+  const test = metrics.test || {};
+  const promotion = metrics.promotion || {};
+  const score = fixed(test[primaryMetric], 3);
+  return el(
+    "tr",
+    { class: `version ${version.status}`, "data-number": version.number, "data-status": version.status },
+    el("td", { class: "num", text: `v${version.number}` }),
+    el("td", { text: version.family }),
+    el("td", { class: "version-status", text: version.status }),
+    el("td", { class: "num", text: score === null ? "—" : `${score}${test.n ? ` (n=${test.n})` : ""}` }),
+    el("td", { class: "rule", text: promotion.rule || "" }),
+  );
+}

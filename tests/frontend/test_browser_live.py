@@ -1,0 +1,316 @@
+"""Live updates in a real browser over a real websocket: the annotator's queue line and re-rank notice, and the
+lead's active-learning card (Retrain now, job progress, model versions, learning settings).
+
+pytest-django's live server speaks WSGI only, so these tests run daphne (the ASGI server `make demo` uses) in a
+process of its own on the test database, with the Redis channel layer carrying events sent by this process.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
+from django.db import connection
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+from annotation.models import ModelStatus, ModelVersion
+from annotation.services import project_update
+from annotation.services.jobs import job_claim, job_fail, job_finish, job_report
+from annotation.services.learning import candidate_judge
+from annotation.services.orchestrator import orchestrator_tick
+from annotation.services.queue import queue_rerank
+from tests import dicom_samples as samples
+from tests.annotation.test_ingest import run
+from tests.frontend.test_browser_import import log_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+REPO = Path(__file__).resolve().parents[2]
+PASSWORD = "pw-for-tests"  # what tests.frontend.test_browser_import.log_in types
+
+
+@dataclass(frozen=True)
+class AsgiServer:
+    url: str
+    media_root: Path
+    channel_prefix: str
+
+
+def _database_url() -> str:
+    """Return DATABASE_URL pointed at the database this test runs in (pytest-django's test_… copy)."""
+    parts = urlsplit(os.environ["DATABASE_URL"])
+    return urlunsplit(parts._replace(path="/" + connection.settings_dict["NAME"]))
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_until_serving(process: subprocess.Popen, url: str, log: Path, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"daphne exited with {process.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"daphne did not serve {url} within {timeout} s:\n{log.read_text()[-4000:]}")
+
+
+@pytest.fixture(scope="module")
+def asgi_process(django_db_setup, tmp_path_factory):
+    """Run daphne on the test database with the base settings, static files collected as in production."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the ASGI server process shares the test database: set DATABASE_URL to PostgreSQL")
+    if not os.environ.get("REDIS_URL"):
+        pytest.skip("events reach the ASGI server process through the Redis channel layer: set REDIS_URL")
+    folder = tmp_path_factory.mktemp("asgi")
+    server = AsgiServer(
+        url=f"http://127.0.0.1:{_free_port()}",
+        media_root=folder / "media",
+        channel_prefix=f"lumen-test-{secrets.token_hex(4)}",  # keeps other test runs' events out
+    )
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(),
+        "DJANGO_SETTINGS_MODULE": "webapp.settings.base",
+        "LUMEN_MEDIA_ROOT": str(server.media_root),
+        "LUMEN_STATIC_ROOT": str(folder / "static"),
+        "LUMEN_CHANNEL_PREFIX": server.channel_prefix,
+        # Plain REDIS_URL: the settings must keep idle websockets alive (one socket per page is asserted below).
+        "REDIS_URL": os.environ["REDIS_URL"],
+        "LUMEN_LOG_LEVEL": "WARNING",
+    }
+    subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=REPO, env=env, check=True)
+    log = folder / "daphne.log"
+    port = urlsplit(server.url).port
+    daphne = Path(sys.executable).with_name("daphne")
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [str(daphne), "-b", "127.0.0.1", "-p", str(port), "webapp.asgi:application"],
+            cwd=REPO,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_until_serving(process, f"{server.url}/login/", log)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def live_asgi(asgi_process, settings):
+    """The ASGI server, with this process's media and channel layer pointed where the server looks."""
+    settings.MEDIA_ROOT = str(asgi_process.media_root)
+    layer = settings.CHANNEL_LAYERS["default"]
+    config = {**layer["CONFIG"], "prefix": asgi_process.channel_prefix}
+    settings.CHANNEL_LAYERS = {"default": {**layer, "CONFIG": config}}
+    return asgi_process
+
+
+def _runs(project, first_seed: int, count: int) -> None:
+    run(
+        project,
+        *[
+            (f"live{first_seed + i}.dcm", samples.xa_bytes(seed=first_seed + i, frames=4, size=48))
+            for i in range(count)
+        ],
+    )
+
+
+def _log_in(page, server: AsgiServer, user) -> None:
+    # The server runs the base settings, whose hashers do not read the test settings' fast MD5 hashes.
+    hasher = PBKDF2PasswordHasher()
+    user.password = hasher.encode(PASSWORD, hasher.salt())
+    user.save(update_fields=["password"])
+    log_in(page, server, user.username)
+    page.wait_for_selector(".topbar .who")  # the login has gone through before the test navigates on
+
+
+def _text_is(page, selector: str, text: str, timeout: float = 15000) -> None:
+    """Wait until the element's text is `text`; on a timeout, say what it was instead."""
+    try:
+        page.wait_for_function(
+            "([selector, text]) => { const node = document.querySelector(selector);"
+            " return node !== null && node.textContent.trim() === text; }",
+            arg=[selector, text],
+            timeout=timeout,
+        )
+    except PlaywrightTimeout:
+        shown = page.locator(selector).all_inner_texts()
+        raise AssertionError(f"{selector} shows {shown}, not {text!r}") from None
+
+
+def test_annotator_sees_the_queue_size_and_a_rerank_live(page, live_asgi, annotator, vessel_project, screenshot):
+    project_update(project=vessel_project, settings={"overlap_rate": 0.0})
+    vessel_project.refresh_from_db()  # the import reads the overlap rate from this object
+    _runs(vessel_project, 60, 3)
+    _log_in(page, live_asgi, annotator)
+    sockets = []
+    page.on("websocket", lambda socket: sockets.append(socket.url))
+    page.goto(f"{live_asgi.url}/projects/{vessel_project.slug}/label/")
+    page.wait_for_selector("#workspace[data-state=ready][data-live=open]")
+    _text_is(page, "#queue-size", "2 items waiting in the queue")  # three open, one leased to this annotator
+    assert page.locator("#progress [data-count=to_do]").inner_text() == "3"
+    assert page.locator("#live-notice").is_hidden()
+    item_id = page.locator("#workspace").get_attribute("data-item-id")
+    page.evaluate("window.notReloaded = true")
+
+    _runs(vessel_project, 70, 2)  # new items: the annotator's to-do grows, the queue announces it on the next tick
+    queue_rerank(project=vessel_project)
+    _text_is(page, "#live-notice-text", "The queue was re-ordered (cold start).")
+    _text_is(page, "#progress [data-count=to_do]", "5")
+
+    champion = ModelVersion.objects.create(
+        project=vessel_project, number=3, family="metadata_mlp", status=ModelStatus.CHAMPION
+    )
+    queue_rerank(project=vessel_project, version=champion)
+    _text_is(page, "#live-notice-text", "A new model (v3) re-ranked the queue by entropy.")
+    assert orchestrator_tick().announced == {vessel_project.slug: 4}
+    _text_is(page, "#queue-size", "4 items waiting in the queue")
+    screenshot("workspace-live")
+
+    page.click("#live-notice-close")
+    assert page.locator("#live-notice").is_hidden()
+    # Nothing of this reloaded the page or took the annotator off their item.
+    assert page.evaluate("window.notReloaded") is True
+    assert page.locator("#workspace").get_attribute("data-item-id") == item_id
+    assert page.locator("#workspace").get_attribute("data-state") == "ready"
+    assert len(sockets) == 1, "the websocket was dropped and reopened"
+
+
+def test_lead_retrains_and_follows_the_job_and_the_new_model_live(page, live_asgi, lead, vessel_project, screenshot):
+    project_update(project=vessel_project, settings={"overlap_rate": 0.0})
+    vessel_project.refresh_from_db()  # the import reads the overlap rate from this object
+    _runs(vessel_project, 80, 2)
+    _log_in(page, live_asgi, lead)
+    page.goto(f"{live_asgi.url}/projects/{vessel_project.slug}/")
+    page.wait_for_selector("#learning[data-live=open]")
+    _text_is(page, "#queue-summary [data-fact=open]", "2")
+    _text_is(page, "#queue-summary [data-fact=unranked_items]", "2")
+    assert page.locator("#queue-summary [data-fact=ranked_by]").inner_text() == "not ranked yet"
+    assert page.locator("#jobs-empty").is_visible() and page.locator("#versions-empty").is_visible()
+
+    page.click("#retrain")
+    page.wait_for_selector("#jobs li.job[data-status=queued]")
+    job_id = page.locator("#jobs li.job").first.get_attribute("data-job")
+    _text_is(page, "#retrain-status", f"Training job #{job_id} queued.")
+    page.click("#retrain")  # a second round while one is queued is refused with the server's reason
+    page.wait_for_function("document.getElementById('retrain-status').textContent.includes('already queued')")
+    assert page.locator("#jobs li.job").count() == 1
+
+    job = job_claim()
+    assert str(job.pk) == job_id
+    row = f"#jobs li.job[data-job='{job_id}']"
+    page.wait_for_selector(f"{row}[data-status=running]")
+    job_report(job=job, reports=[{"phase": "training", "epoch": 2, "loss": 0.5, "done": 2, "total": 4}])
+    page.wait_for_selector(f"{row} [role=progressbar][aria-valuenow='50']")
+    detail = page.locator(f"{row} .job-detail").inner_text()
+    assert "epoch 2 of 4" in detail and "loss 0.5000" in detail, detail
+    assert page.locator(f"{row} .percent").inner_text() == "50 %"
+    screenshot("learning-card-training")
+
+    version = ModelVersion.objects.create(
+        project=vessel_project,
+        number=1,
+        family="metadata_mlp",
+        status=ModelStatus.CANDIDATE,
+        metrics={"test": {"macro_f1": 0.712, "n": 8}},
+    )
+    candidate_judge(version=version, primary="macro_f1", champion=None)
+    page.wait_for_selector("#model-versions tr.version[data-number='1']")
+    cells = page.locator("#model-versions tr.version[data-number='1'] td").all_inner_texts()
+    rule = "no champion yet: the first model becomes champion"
+    assert cells == ["v1", "metadata_mlp", "candidate", "0.712 (n=8)", rule]
+    job_finish(job=job, result={"model_version": 1}, model_version=version)
+    page.wait_for_selector(f"{row}[data-status=succeeded] [role=progressbar][aria-valuenow='100']")
+    assert "model v1" in page.locator(f"{row} .job-head").inner_text()
+
+    page.click("#retrain")
+    page.wait_for_selector("#jobs li.job[data-status=queued]")
+    second = job_claim()
+    page.wait_for_selector(f"#jobs li.job[data-job='{second.pk}'][data-status=running]")
+    job_fail(job=second, error="training failed: CUDA out of memory")
+    failed = f"#jobs li.job[data-job='{second.pk}'][data-status=failed]"
+    page.wait_for_selector(failed)
+    assert page.locator(f"{failed} .job-error").inner_text() == "training failed: CUDA out of memory"
+    screenshot("learning-card")
+
+    page.reload()  # the same list comes from the jobs and model-versions API
+    page.wait_for_selector(f"{row}[data-status=succeeded]")
+    statuses = page.locator("#jobs li.job").evaluate_all("rows => rows.map(r => [r.dataset.job, r.dataset.status])")
+    assert statuses == [[str(second.pk), "failed"], [job_id, "succeeded"]]
+    assert "model v1 · retrain now" in page.locator(f"{row} .job-head").inner_text()
+    assert page.locator("#model-versions tr.version").count() == 1
+
+
+@pytest.mark.parametrize(
+    ("project_fixture", "accepted", "refused", "reason"),
+    [
+        ("vessel_project", "least_confidence", "bald", "bald needs Monte Carlo dropout"),
+        ("spect_project", "random", "margin", "margin needs 'margin' scores"),
+    ],
+)
+def test_lead_saves_learning_settings_and_reads_a_refusal(
+    page, live_asgi, lead, request, project_fixture, accepted, refused, reason, screenshot
+):
+    project = request.getfixturevalue(project_fixture)
+    _log_in(page, live_asgi, lead)
+    page.goto(f"{live_asgi.url}/projects/{project.slug}/")
+    page.wait_for_selector("#learning[data-live=open]")
+    form = "#learning-form"
+    page.select_option(f"{form} select[name=acquisition_strategy]", accepted)
+    page.fill(f"{form} input[name=retrain_every_n_labels]", "20")
+    page.fill(f"{form} input[name=retrain_every_minutes]", "15")
+    page.fill(f"{form} input[name=gold_rate]", "0.05")
+    page.fill(f"{form} input[name=pseudo_label_threshold]", "0.9")
+    page.fill(f"{form} input[name=queue_batch_size]", "64")
+    page.click(f"{form} button[type=submit]")
+    page.wait_for_function("document.getElementById('learning-status').textContent.startsWith('Saved')")
+    project.refresh_from_db()
+    saved = project.settings
+    assert (saved["acquisition_strategy"], saved["retrain_every_n_labels"], saved["retrain_every_minutes"]) == (
+        accepted,
+        20,
+        15,
+    )
+    assert (saved["gold_rate"], saved["pseudo_label_threshold"], saved["queue_batch_size"]) == (0.05, 0.9, 64)
+
+    page.fill(f"{form} input[name=pseudo_label_threshold]", "")  # empty turns pseudo-labels off
+    page.click(f"{form} button[type=submit]")
+    page.wait_for_function("document.getElementById('learning-status').textContent.startsWith('Saved')")
+    project.refresh_from_db()
+    assert project.settings["pseudo_label_threshold"] is None
+
+    page.select_option(f"{form} select[name=acquisition_strategy]", refused)
+    page.click(f"{form} button[type=submit]")
+    page.wait_for_selector("#learning-error:not([hidden])")
+    error = page.locator("#learning-error")
+    assert error.get_attribute("data-field") == "acquisition_strategy"
+    assert error.inner_text().startswith("acquisition_strategy: ") and reason in error.inner_text()
+    assert page.locator(f"{form} select[name=acquisition_strategy]").get_attribute("aria-invalid") == "true"
+    assert page.locator("#learning-status").inner_text() == "Not saved."
+    screenshot(f"learning-settings-refused-{project.task_type}")
+    project.refresh_from_db()
+    assert project.settings["acquisition_strategy"] == accepted

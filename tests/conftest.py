@@ -37,6 +37,24 @@ def vessel_project(lead, annotator):
 
 
 @pytest.fixture
+def second_annotator(vessel_project):
+    """A second annotator of the vessel project (for overlap, agreement and concurrency)."""
+    user = UserFactory(username="second-annotator")
+    MembershipFactory(project=vessel_project, user=user, role=Role.ANNOTATOR)
+    return user
+
+
+@pytest.fixture
+def executor():
+    """An inline executor: training and scoring jobs on a thread of this process, no Ray."""
+    from gpu_workers.executors import InlineExecutor
+
+    pool = InlineExecutor()
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
 def oct_project(lead, annotator):
     return _project(TaskType.OCT_CALCIUM, lead, annotator, "oct")
 

@@ -21,46 +21,21 @@ from annotation.models import (
     Prediction,
     ProjectQueue,
     PseudoLabel,
-    Role,
     Split,
     TrainingExample,
 )
 from annotation.services import label_submit, project_update
 from annotation.services.jobs import job_claim, job_report, jobs_recover_stale
 from annotation.services.learning import training_request
-from annotation.services.orchestrator import job_run
 from annotation.services.splits import SplitLocked, splits_configure, splits_fill
 from annotation.training_data import final_targets, training_set
-from gpu_workers.executors import InlineExecutor
 from tests import dicom_samples as samples
 from tests.annotation.test_ingest import run
 from tests.cohort_projects import label_oct, label_spect, label_vessel, oct_cohort, spect_cohort, vessel_cohort
-from tests.factories import MembershipFactory, UserFactory
+from tests.jobs import run_next_job
 
 pytestmark = pytest.mark.django_db
 FAST_VESSEL = {"epochs": 3, "batch_size": 8, "patience": 0}
-
-
-@pytest.fixture
-def executor():
-    pool = InlineExecutor()
-    yield pool
-    pool.close()
-
-
-@pytest.fixture
-def second_annotator(vessel_project):
-    user = UserFactory(username="annotator-two")
-    MembershipFactory(project=vessel_project, user=user, role=Role.ANNOTATOR)
-    return user
-
-
-def run_next_job(executor) -> Job:
-    job = job_claim()
-    assert job is not None, "no job was queued"
-    job_run(job=job, executor=executor, poll_seconds=0.05)
-    job.refresh_from_db()
-    return job
 
 
 def label_all(cohort: dict, author, skip: int = 0) -> list[Item]:

@@ -19,23 +19,9 @@ from annotation.services.orchestrator import job_run, orchestrator_tick, retrain
 from annotation.services.queue import queue_rerank
 from gpu_workers.executors import Executor, Handle, InlineExecutor, PollResult
 from tests.cohort_projects import label_vessel, vessel_cohort
+from tests.jobs import run_next_job
 
 FAST = {"epochs": 2, "batch_size": 8, "patience": 0}
-
-
-@pytest.fixture
-def executor():
-    pool = InlineExecutor()
-    yield pool
-    pool.close()
-
-
-def run_next(executor) -> Job:
-    job = job_claim()
-    assert job is not None, "no job was queued"
-    job_run(job=job, executor=executor, poll_seconds=0.05)
-    job.refresh_from_db()
-    return job
 
 
 def queue_state(project) -> tuple:
@@ -63,8 +49,8 @@ def labelled(vessel_project, annotator, tmp_path):
 
 def first_champion(project, lead, executor) -> ModelVersion:
     training_request(project=project, by=lead, family="metadata_mlp", hparams=FAST)
-    assert run_next(executor).status == JobStatus.SUCCEEDED
-    assert run_next(executor).status == JobStatus.SUCCEEDED  # scoring, then promotion and re-rank
+    assert run_next_job(executor).status == JobStatus.SUCCEEDED
+    assert run_next_job(executor).status == JobStatus.SUCCEEDED  # scoring, then promotion and re-rank
     return ModelVersion.objects.get(project=project, status=ModelStatus.CHAMPION)
 
 
@@ -116,7 +102,7 @@ def test_one_training_round_per_project(labelled, vessel_project, lead, executor
     training_request(project=vessel_project, by=lead, family="metadata_mlp", hparams=FAST)
     with pytest.raises(JobConflict, match="train job"):
         training_request(project=vessel_project, by=lead)
-    assert run_next(executor).status == JobStatus.SUCCEEDED  # the candidate now waits for its scoring
+    assert run_next_job(executor).status == JobStatus.SUCCEEDED  # the candidate now waits for its scoring
     with pytest.raises(JobConflict, match="score job"):
         training_request(project=vessel_project, by=lead)
 
@@ -132,7 +118,7 @@ def test_the_tick_cold_starts_a_new_project_and_has_the_champion_score_new_impor
     assert orchestrator_tick().scorings == []  # the champion's ranking is current
     vessel_cohort(vessel_project, tmp_path / "more", patients=2, runs=1, seed=99)
     assert orchestrator_tick().scorings == [vessel_project.slug]
-    score = run_next(executor)
+    score = run_next_job(executor)
     assert score.status == JobStatus.SUCCEEDED and score.result["promoted"] is False and score.result["reranked"]
     queue = ProjectQueue.objects.get(project=vessel_project)
     assert queue.unranked_items == 0 and queue.model_version == champion
@@ -197,7 +183,7 @@ def test_a_scoring_killed_midway_keeps_champion_and_queue_then_resumes_and_promo
     champion = first_champion(vessel_project, lead, executor)
     before = queue_state(vessel_project)
     training_request(project=vessel_project, by=lead, family="metadata_mlp", hparams={**FAST, "epochs": 4})
-    run_next(executor)
+    run_next_job(executor)
     candidate = ModelVersion.objects.get(project=vessel_project, number=2)
     if candidate.status == ModelStatus.REJECTED:  # make the round a winner whatever the tiny model learnt
         metrics = {**candidate.metrics, "promotion": {"wins": True, "rule": "test", "against": 1}}
@@ -238,7 +224,7 @@ def test_a_scoring_killed_midway_keeps_champion_and_queue_then_resumes_and_promo
 def test_a_candidate_beaten_to_the_throne_is_not_promoted(labelled, vessel_project, lead, executor):
     first = first_champion(vessel_project, lead, executor)
     training_request(project=vessel_project, by=lead, family="metadata_mlp", hparams=FAST)
-    run_next(executor)
+    run_next_job(executor)
     candidate = ModelVersion.objects.get(project=vessel_project, number=2)
     metrics = {**candidate.metrics, "promotion": {"wins": True, "rule": "test", "against": 1}}
     ModelVersion.objects.filter(pk=candidate.pk).update(status=ModelStatus.CANDIDATE, metrics=metrics)
@@ -253,7 +239,7 @@ def test_a_candidate_beaten_to_the_throne_is_not_promoted(labelled, vessel_proje
         weights_path=first.weights_path,
     )
     scoring_request(version=candidate, promote=True)
-    job = run_next(executor)
+    job = run_next_job(executor)
     candidate.refresh_from_db()
     assert candidate.status == ModelStatus.REJECTED and "v3 reigns now" in job.result["promotion_rule"]
     assert ModelVersion.objects.get(project=vessel_project, status=ModelStatus.CHAMPION) == usurper

@@ -41,13 +41,6 @@ def report(client, project, name):
 
 
 @pytest.fixture
-def second(vessel_project):
-    user = UserFactory(username="second-annotator")
-    MembershipFactory(project=vessel_project, user=user, role=Role.ANNOTATOR)
-    return user
-
-
-@pytest.fixture
 def runs(vessel_project):
     project_update(project=vessel_project, settings={"overlap_rate": 0.0})
     run(vessel_project, *[(f"run{i}.dcm", samples.xa_bytes(seed=i, frames=2, size=16)) for i in range(10)])
@@ -59,12 +52,14 @@ def label(item, author, payload, **extra):
 
 
 # ---------------------------------------------------------------------------------------------------- agreement
-def test_vessel_agreement_matches_the_hand_computed_kappa(runs, vessel_project, annotator, second, lead, client_for):
+def test_vessel_agreement_matches_the_hand_computed_kappa(
+    runs, vessel_project, annotator, second_annotator, lead, client_for
+):
     a = ["LCA", "LCA", "RCA", "RCA", "LCA", "RCA", "LCA", "LCA", "RCA", "RCA"]
     b = ["LCA", "RCA", "RCA", "RCA", "LCA", "LCA", "LCA", "LCA", "RCA", "RCA"]
     for item, first, other in zip(runs, a, b, strict=True):
         label(item, annotator, {"vessel": first})
-        label(item, second, {"vessel": other})
+        label(item, second_annotator, {"vessel": other})
     body = report(client_for(lead), vessel_project, "agreement")
     overall = body["overall"]
     # 8 of 10 agree; each annotator 5 LCA / 5 RCA, so chance 0.5 and kappa 0.6; Fleiss: P-bar 0.8, P-e 0.5.
@@ -78,10 +73,12 @@ def test_vessel_agreement_matches_the_hand_computed_kappa(runs, vessel_project, 
     assert today["pairs"] == 10 and today["agreement"] == 0.8
 
 
-def test_perfect_agreement_on_one_class_is_kappa_one(runs, vessel_project, annotator, second, lead, client_for):
+def test_perfect_agreement_on_one_class_is_kappa_one(
+    runs, vessel_project, annotator, second_annotator, lead, client_for
+):
     for item in runs[:3]:
         label(item, annotator, {"vessel": "LCA"})
-        label(item, second, {"vessel": "LCA"})
+        label(item, second_annotator, {"vessel": "LCA"})
     overall = report(client_for(lead), vessel_project, "agreement")["overall"]
     assert overall["kappa"] == 1.0 and overall["percent_agreement"] == 1.0 and overall["fleiss_kappa"] == 1.0
 
@@ -151,7 +148,9 @@ def test_spect_weighted_kappa_icc_and_flag_kappa_by_hand(spect_project, annotato
 
 
 # ---------------------------------------------------------------------------------------------------- annotators
-def test_annotator_statistics_gold_consensus_pace_and_skips(runs, vessel_project, annotator, second, lead, client_for):
+def test_annotator_statistics_gold_consensus_pace_and_skips(
+    runs, vessel_project, annotator, second_annotator, lead, client_for
+):
     for item in runs[:2]:
         label(item, lead, {"vessel": "LCA"})
         Item.objects.filter(pk=item.pk).update(is_gold=True)
@@ -173,13 +172,13 @@ def test_annotator_statistics_gold_consensus_pace_and_skips(runs, vessel_project
 
 # ---------------------------------------------------------------------------------------------------- adjudication
 def test_a_disagreement_is_adjudicated_end_to_end_and_history_is_kept(
-    runs, vessel_project, annotator, second, lead, client_for
+    runs, vessel_project, annotator, second_annotator, lead, client_for
 ):
     item = runs[0]
     first = label(item, annotator, {"vessel": "LCA"})
-    other = label(item, second, {"vessel": "RCA"})
+    other = label(item, second_annotator, {"vessel": "RCA"})
     label(runs[1], annotator, {"vessel": "RCA"})
-    label(runs[1], second, {"vessel": "RCA"})  # agreement: no case
+    label(runs[1], second_annotator, {"vessel": "RCA"})  # agreement: no case
     lead_client = client_for(lead)
     cases = report(lead_client, vessel_project, "adjudication")["cases"]
     assert [c["item"] for c in cases] == [item.pk]
@@ -235,13 +234,13 @@ def test_a_confident_model_disagreeing_with_a_label_is_a_case(runs, vessel_proje
     assert "97% sure" in cases[0]["detail"]
 
 
-def test_cases_are_ranked_by_how_much_they_matter(runs, vessel_project, annotator, second, lead, client_for):
+def test_cases_are_ranked_by_how_much_they_matter(runs, vessel_project, annotator, second_annotator, lead, client_for):
     Item.objects.filter(pk=runs[0].pk).update(split=Split.TRAIN)
     Item.objects.filter(pk=runs[1].pk).update(split=Split.TEST)
     Item.objects.filter(pk=runs[2].pk).update(split=Split.TRAIN, is_gold=True)
     for item in runs[:3]:
         label(item, annotator, {"vessel": "LCA"})
-        label(item, second, {"vessel": "neither"})
+        label(item, second_annotator, {"vessel": "neither"})
     cases = report(client_for(lead), vessel_project, "adjudication")["cases"]
     assert [c["item"] for c in cases] == [runs[1].pk, runs[2].pk, runs[0].pk]
     assert cases[0]["importance"] > cases[1]["importance"] > cases[2]["importance"]

@@ -21,14 +21,12 @@ from annotation.models import (
     ModelStatus,
     ModelVersion,
     Prediction,
-    Role,
 )
 from annotation.services import label_submit, project_update
 from annotation.services.queue import queue_recount, queue_set_order
 from learning.masks import mask_encode
 from tests import dicom_samples as samples
 from tests.annotation.test_ingest import run, spect_dicom
-from tests.factories import MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 LABELS = reverse("api:label-list")
@@ -46,13 +44,6 @@ def runs(vessel_project):
     # The queue serves its order, best first.
     queue_set_order(project=vessel_project, item_ids=[items[1].pk, items[2].pk, items[0].pk], strategy="manual")
     return items
-
-
-@pytest.fixture
-def second_annotator(vessel_project):
-    user = UserFactory(username="annotator-two")
-    MembershipFactory(project=vessel_project, user=user, role=Role.ANNOTATOR)
-    return user
 
 
 def test_next_leases_by_priority_and_resumes_the_same_lease(runs, vessel_project, client_for, annotator):

@@ -73,14 +73,7 @@ def chart(page, name: str):
 
 # ---------------------------------------------------------------------------------------------------- vessel type
 @pytest.fixture
-def second(vessel_project):
-    user = UserFactory(username="second-annotator")
-    MembershipFactory(project=vessel_project, user=user, role=Role.ANNOTATOR)
-    return user
-
-
-@pytest.fixture
-def vessel_case(vessel_project, annotator, second):
+def vessel_case(vessel_project, annotator, second_annotator):
     """Eight runs: a champion (after a retired and a rejected version) scored five before anyone labelled them;
     two annotators then labelled four: one disagreement (LCA vs RCA), three agreements."""
     project_update(project=vessel_project, settings={"overlap_rate": 0.0})
@@ -104,7 +97,7 @@ def vessel_case(vessel_project, annotator, second):
     answers = [("LCA", "RCA"), ("LCA", "LCA"), ("LCA", "LCA"), ("RCA", "RCA")]
     for item, (first, other) in zip(items, answers, strict=False):
         label(item, annotator, {"vessel": first}, time_spent_ms=20_000)
-        label(item, second, {"vessel": other}, time_spent_ms=40_000)
+        label(item, second_annotator, {"vessel": other}, time_spent_ms=40_000)
     return items
 
 
@@ -197,7 +190,7 @@ def send_event(page, event: dict) -> None:
 
 
 def test_live_events_reload_model_health_and_the_queue(
-    page, live_server, lead, annotator, second, vessel_project, vessel_case
+    page, live_server, lead, annotator, second_annotator, vessel_project, vessel_case
 ):
     page.add_init_script(FAKE_SOCKET)
     log_in(page, live_server, lead.username)
@@ -210,7 +203,7 @@ def test_live_events_reload_model_health_and_the_queue(
     assert chart(page, "learning-curve").locator("circle.point").count() == 4
 
     label(vessel_case[5], annotator, {"vessel": "LCA"})
-    label(vessel_case[5], second, {"vessel": "neither"})
+    label(vessel_case[5], second_annotator, {"vessel": "neither"})
     send_event(page, {"event": "queue", "open": 3})
     page.wait_for_selector(f"#cases tr[data-item='{vessel_case[5].pk}']", timeout=5000)
     assert page.get_attribute("#adjudication", "data-count") == "2"
@@ -232,7 +225,7 @@ def test_a_new_project_shows_empty_states_instead_of_plots(page, live_server, le
 
 
 def test_lead_settles_a_disagreement_from_the_queue_starting_from_an_annotators_label(
-    page, live_server, lead, annotator, second, vessel_project, vessel_case, screenshot
+    page, live_server, lead, annotator, second_annotator, vessel_project, vessel_case, screenshot
 ):
     item = vessel_case[0]
     log_in(page, live_server, lead.username)
@@ -264,7 +257,7 @@ def test_lead_settles_a_disagreement_from_the_queue_starting_from_an_annotators_
     assert decision.label.payload == {"vessel": "RCA"} and decision.note == "RCA fills in both views"
     assert decision.reason == "disagreement" and decision.label.source == LabelSource.ADJUDICATION
     assert decision.decided_by == lead
-    for person, vessel in ((annotator, "LCA"), (second, "RCA")):  # the annotators' labels stay as they were
+    for person, vessel in ((annotator, "LCA"), (second_annotator, "RCA")):  # the annotators' labels stay as they were
         kept = Label.objects.get(item=item, author=person, superseded_at__isnull=True)
         assert kept.payload == {"vessel": vessel}
     assert page.locator(f"#cases tr[data-item='{item.pk}']").count() == 0

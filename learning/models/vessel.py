@@ -95,5 +95,13 @@ class MetadataMLP(nn.Module):
         self.mean.copy_(mean)
         self.std.copy_(std)
 
+    def embed(self, features: torch.Tensor) -> torch.Tensor:
+        """Return the last hidden layer: the run's place in geometry space, for diversity-aware strategies."""
+        return self.net[:-1]((features - self.mean) / self.std)
+
+    def classify(self, embedding: torch.Tensor) -> torch.Tensor:
+        """Return class logits from `embed`'s output."""
+        return self.net[-1](embedding)
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.net((features - self.mean) / self.std)
+        return self.classify(self.embed(features))

@@ -153,8 +153,9 @@ class VesselTask(TaskSpec):
         device = next(model.parameters()).device
         if family == "metadata_mlp":
             geometry = torch.tensor([ref.geometry for ref in refs], dtype=torch.float32, device=device)
-            probs = torch.softmax(model(geometry), dim=1).cpu().numpy()[:, None, :]
-            embeddings = [None] * len(refs)
+            features = model.embed(geometry)
+            probs = torch.softmax(model.classify(features), dim=1).cpu().numpy()[:, None, :]
+            embeddings = features.cpu().numpy()
         else:
             clips = torch.stack(
                 [self.window(self.frames(ref, params.size), params, rng) for ref in refs for _ in range(params.crops)]
@@ -189,7 +190,7 @@ class VesselTask(TaskSpec):
                     detail=detail,
                     confidence=float(mean[best]),
                     pseudo_target=best,
-                    embedding=None if embeddings[i] is None else tuple(as_float_list(embeddings[i])),
+                    embedding=tuple(as_float_list(embeddings[i])),
                 )
             )
         return scores

@@ -297,3 +297,16 @@ def test_leads_hear_progress_and_everyone_hears_the_rerank_and_queue_size(vessel
         assert reranked and reranked[0]["strategy"] == "cold_start" and reranked[0]["items"] == 6
         assert [e["open"] for e in events if e["event"] == "queue"] == [5]
     assert not [e for e in annotator_events if e["event"] in ("job", "model", "scored")]
+
+
+@pytest.mark.django_db
+def test_a_batch_strategy_ranks_on_the_metadata_champions_embeddings(labelled, vessel_project, lead, executor):
+    project_update(
+        project=vessel_project, settings={"acquisition_strategy": "kcenter_uncertain", "queue_batch_size": 3}
+    )
+    champion = first_champion(vessel_project, lead, executor)
+    assert champion.family == "metadata_mlp"
+    queue = ProjectQueue.objects.get(project=vessel_project)
+    assert (queue.model_version, queue.strategy, queue.ranked_items) == (champion, "kcenter_uncertain", 6)
+    embeddings = Prediction.objects.filter(model_version=champion).values_list("embedding", flat=True)
+    assert all(vector and len(vector) == 32 for vector in embeddings)

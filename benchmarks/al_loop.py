@@ -1,0 +1,361 @@
+"""The platform's active-learning loop, run for real on a throw-away database (used by `benchmarks.al_simulation`).
+
+Nothing here trains or ranks by itself: a synthetic cohort goes in through `import_run`, the split is fixed and
+locked with `splits_configure`, the lead labels the held-out test and validation items from the truth, the
+orchestrator cold-starts the queue, and then a simulated annotator leases items with `item_next` and answers
+them from the generator's truth with `label_submit`. Every `step` labels a training is queued with
+`training_request` and every job is claimed (`job_claim`) and run (`job_run`) on an `InlineExecutor`: the
+training, then, when the candidate beats the champion on the held-out test set, the scoring that promotes it
+and re-ranks the queue by the project's acquisition strategy.
+
+The starting state (database file and media folder) is saved once per cohort and restored before each
+strategy, so every strategy starts from the same labelled test/validation set, queue and job numbers.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DATABASE = "lumen.sqlite3"
+MEDIA = "media"
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """The synthetic cohort of one task: how many patients (OCT: pullbacks), image size and frames."""
+
+    n: int
+    size: int
+    frames: tuple[int, int] = (0, 0)  # XA: run length range; OCT: frames per pullback (first value)
+    runs_per_patient: int = 4  # XA only
+    neither_rate: float = 0.0  # XA only
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One task's simulation: cohort, training hyper-parameters, labels per round and the label budget."""
+
+    task: str
+    cohort: Cohort
+    hparams: dict[str, Any]
+    step: int
+    budget: int
+    test_fraction: float
+    validation_fraction: float
+
+
+@dataclass(frozen=True)
+class Start:
+    """A saved starting state and what the simulated annotator needs to answer from the truth."""
+
+    saved: Path
+    project_id: int
+    lead_id: int
+    annotator_id: int
+    answers: dict[int, Any]  # item id -> label payload the truth gives
+    splits: dict[str, int]  # items per split
+    trivial: float  # the test metric of a model that knows nothing (see `trivial_metric`)
+    seconds: dict[str, float]  # generation, import, labelling of the held-out items
+
+
+@dataclass(frozen=True)
+class Round:
+    """The state after one training round."""
+
+    labels: int  # annotator labels of training-pool items so far
+    version: int
+    family: str
+    candidate: float | None  # this round's candidate on the held-out test set
+    champion: float | None  # the champion after this round (promoted candidates only)
+    promoted: bool
+    train_seconds: float
+    score_seconds: float
+
+
+# ---------------------------------------------------------------------------------------------------- Django
+def django_setup(root: Path) -> None:
+    """Point Django at a SQLite file and a media folder under `root`, set it up and migrate."""
+    root.mkdir(parents=True, exist_ok=True)
+    os.environ["DATABASE_URL"] = f"sqlite:///{root / DATABASE}"
+    os.environ["LUMEN_MEDIA_ROOT"] = str(root / MEDIA)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "webapp.settings.base"
+    os.environ["LUMEN_LOG_LEVEL"] = "WARNING"
+    os.environ.pop("REDIS_URL", None)  # live events go to the in-memory channel layer, not a shared Redis
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+
+
+def _sqlite_copy(source: Path, target: Path) -> None:
+    """Copy a SQLite database page by page (the backup API: consistent even in WAL mode)."""
+    with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(target)) as dst:
+        src.backup(dst)
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    """Hard-link a media file (inputs are never rewritten), or copy it where links are not possible."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def state_save(root: Path, name: str) -> Path:
+    """Save the database and media folder under root/saved/name; return that folder."""
+    from django.db import connection
+
+    connection.close()
+    saved = root / "saved" / name
+    shutil.rmtree(saved, ignore_errors=True)
+    saved.mkdir(parents=True)
+    _sqlite_copy(root / DATABASE, saved / DATABASE)
+    (root / MEDIA).mkdir(exist_ok=True)
+    shutil.copytree(root / MEDIA, saved / MEDIA, copy_function=_link_or_copy)
+    return saved
+
+
+def state_restore(root: Path, saved: Path) -> None:
+    """Make the working database and media folder exactly what was saved."""
+    from django.db import connection
+
+    connection.close()
+    _sqlite_copy(saved / DATABASE, root / DATABASE)
+    shutil.rmtree(root / MEDIA, ignore_errors=True)
+    shutil.copytree(saved / MEDIA, root / MEDIA, copy_function=_link_or_copy)
+
+
+# ---------------------------------------------------------------------------------------------------- cohort
+def _import(project, folder: Path) -> list:
+    from annotation.ingest.sources import sources_from_path
+    from annotation.services import import_run
+
+    report = import_run(project=project, sources=sources_from_path(folder, max_members=100000))
+    summary = report.summary()
+    if summary["rejected"]:
+        raise RuntimeError(f"the cohort did not import cleanly: {summary}")
+    return list(project.items.select_related("instance", "spect__rest"))
+
+
+def cohort_answers(plan: Plan, project, folder: Path, seed: int) -> dict[int, Any]:
+    """Generate the task's cohort, import it into the project; return each item's label payload from the truth."""
+    from learning.cohorts import generate_oct_cohort, generate_spect_cohort, generate_xa_cohort
+    from learning.masks import mask_encode
+
+    c = plan.cohort
+    if plan.task == "vessel_type":
+        truths = generate_xa_cohort(
+            folder,
+            n_patients=c.n,
+            runs_per_patient=c.runs_per_patient,
+            frames=c.frames,
+            size=c.size,
+            seed=seed,
+            neither_rate=c.neither_rate,
+        )
+        by_name = {str(t.path.relative_to(folder)): t for t in truths}
+        items = _import(project, folder)
+        return {item.pk: {"vessel": by_name[item.instance.original_filename].vessel} for item in items}
+    if plan.task == "oct_calcium":
+        truths = generate_oct_cohort(folder, n_pullbacks=c.n, frames=c.frames[0], size=c.size, seed=seed)
+        by_name = {str(t.path.relative_to(folder)): t for t in truths}
+        answers = {}
+        for item in _import(project, folder):
+            truth = by_name[item.instance.original_filename]
+            quality = truth.frame_quality[item.frame_index]
+            if quality == "ok":
+                answers[item.pk] = {"mask": mask_encode(truth.masks[item.frame_index])}
+            else:
+                reason = "in_guide_catheter" if quality == "guide" else "poor_blood_clearance"
+                answers[item.pk] = {"excluded": True, "exclusion_reason": reason}
+        return answers
+    truths = generate_spect_cohort(folder, n_patients=c.n, size=c.size, seed=seed, fmt="png")
+    by_name = {t.rest_path.name: t for t in truths}
+    return {
+        item.pk: {
+            "stress": list(by_name[item.spect.rest.source_name].stress_scores),
+            "rest": list(by_name[item.spect.rest.source_name].rest_scores),
+        }
+        for item in _import(project, folder)
+    }
+
+
+def start_build(plan: Plan, root: Path, seed: int) -> Start:
+    """Build and save the starting state of one cohort: imported, split and locked, held-out items labelled.
+
+    The queue is cold-started by the orchestrator, as a new project's queue is; the training pool is unlabelled.
+    """
+    from django.contrib.auth import get_user_model
+
+    from annotation.models import Role, Split
+    from annotation.services import label_submit, membership_set, project_create
+    from annotation.services.orchestrator import orchestrator_tick
+    from annotation.services.splits import splits_configure
+
+    users = get_user_model()
+    lead = users.objects.create_user(username=f"lead-{seed}")
+    annotator = users.objects.create_user(username=f"annotator-{seed}")
+    project = project_create(
+        slug=f"al-{plan.task.replace('_', '-')}-{seed}",
+        name=f"AL simulation {plan.task} seed {seed}",
+        task_type=plan.task,
+        creator=lead,
+        settings={
+            "overlap_rate": 0.0,  # one annotator: every item needs one label
+            "gold_rate": 0.0,
+            "retrain_every_n_labels": 0,  # the simulation asks for each round itself, every `step` labels
+            "queue_batch_size": plan.step,  # k-center picks a batch the size of a round
+            "training_hparams": plan.hparams,
+            "test_fraction": plan.test_fraction,
+            "validation_fraction": plan.validation_fraction,
+            "split_seed": seed,
+        },
+    )
+    membership_set(project=project, user=annotator, role=Role.ANNOTATOR)
+    seconds = {}
+    started = time.monotonic()
+    answers = cohort_answers(plan, project, root / f"cohort-{seed}", seed)
+    seconds["generate + import"] = time.monotonic() - started
+    started = time.monotonic()
+    splits_configure(project=project)  # every patient's split, test included
+    splits_configure(project=project, lock_test=True)  # then the held-out test patients are fixed for good
+    held_out = project.items.filter(split__in=(Split.TEST, Split.VALIDATION)).order_by("pk")
+    for item in held_out:
+        label_submit(item=item, author=lead, payload=answers[item.pk], base_version=None)
+    orchestrator_tick()
+    seconds["label held-out"] = time.monotonic() - started
+    splits = {
+        name.value: project.items.filter(split=name).count() for name in (Split.TRAIN, Split.VALIDATION, Split.TEST)
+    }
+    test_ids = list(project.items.filter(split=Split.TEST).values_list("pk", flat=True))
+    saved = state_save(root, f"start-{seed}")
+    return Start(
+        saved=saved,
+        project_id=project.pk,
+        lead_id=lead.pk,
+        annotator_id=annotator.pk,
+        answers=answers,
+        splits=splits,
+        trivial=trivial_metric(plan.task, [answers[pk] for pk in test_ids]),
+        seconds=seconds,
+    )
+
+
+def trivial_metric(task: str, test_payloads: list[Any]) -> float:
+    """Return the primary test metric of a constant model: the most common class (vessel), an empty mask on
+    every frame (OCT: an empty prediction of a calcium-free frame scores Dice 1), one score for all (SPECT)."""
+    from learning import metrics
+    from learning.masks import mask_decode
+    from learning.tasks.vessel import CLASSES
+
+    if task == "vessel_type":
+        truth = np.array([p["vessel"] for p in test_payloads])
+        values, counts = np.unique(truth, return_counts=True)
+        return metrics.macro_f1(truth, np.full(len(truth), values[counts.argmax()]), CLASSES)
+    if task == "oct_calcium":
+        return float(np.mean([not mask_decode(p["mask"]).any() for p in test_payloads if "mask" in p]))
+    return 0.5
+
+
+# ---------------------------------------------------------------------------------------------------- the loop
+def annotate(project, annotator, answers: dict[int, Any], n: int) -> int:
+    """Lease up to n items the way the labelling page does and answer each from the truth; return how many."""
+    from annotation.services import item_next, label_submit
+
+    done = 0
+    while done < n:
+        lease = item_next(project=project, annotator=annotator)
+        if lease is None:
+            break
+        label_submit(item=lease.item, author=annotator, payload=answers[lease.item_id], base_version=None)
+        done += 1
+    return done
+
+
+def jobs_drain(executor) -> dict[str, float]:
+    """Claim and run every queued job to the end (training, then any scoring); return seconds per kind."""
+    from annotation.models import JobStatus
+    from annotation.services.jobs import job_claim
+    from annotation.services.orchestrator import job_run
+
+    seconds: dict[str, float] = {}
+    while (job := job_claim()) is not None:
+        started = time.monotonic()
+        job_run(job=job, executor=executor, poll_seconds=0.1)
+        job.refresh_from_db()
+        if job.status != JobStatus.SUCCEEDED:
+            raise RuntimeError(f"{job.kind} job #{job.pk} ended {job.status}: {job.error}")
+        seconds[job.kind] = seconds.get(job.kind, 0.0) + time.monotonic() - started
+    return seconds
+
+
+def round_measure(project, labels: int, seconds: dict[str, float]) -> Round:
+    """Read the round's candidate and the champion from the stored model versions."""
+    from annotation.models import ModelStatus, ModelVersion
+    from learning.tasks import task_class
+
+    primary = task_class(project.task_type).primary_metric
+    latest = ModelVersion.objects.filter(project=project).order_by("-number").first()
+    champion = ModelVersion.objects.filter(project=project, status=ModelStatus.CHAMPION).first()
+
+    def test_metric(version) -> float | None:
+        value = ((version.metrics or {}).get("test") or {}).get(primary) if version else None
+        return None if value is None else float(value)
+
+    return Round(
+        labels=labels,
+        version=latest.number,
+        family=latest.family,
+        candidate=test_metric(latest),
+        champion=test_metric(champion),
+        promoted=latest.status == ModelStatus.CHAMPION,
+        train_seconds=seconds.get("train", 0.0),
+        score_seconds=seconds.get("score", 0.0),
+    )
+
+
+def strategy_run(
+    plan: Plan, root: Path, start: Start, strategy: str, report: Callable[[Round], None] | None = None
+) -> list[Round]:
+    """Restore the starting state, set the strategy, then label, retrain and re-rank until the budget is spent."""
+    from django.contrib.auth import get_user_model
+
+    from annotation.models import Project
+    from annotation.services import project_update
+    from annotation.services.learning import training_request
+    from gpu_workers.executors import InlineExecutor
+
+    state_restore(root, start.saved)
+    users = get_user_model()
+    lead, annotator = users.objects.get(pk=start.lead_id), users.objects.get(pk=start.annotator_id)
+    project = project_update(
+        project=Project.objects.get(pk=start.project_id), settings={"acquisition_strategy": strategy}
+    )
+    executor = InlineExecutor()
+    rounds: list[Round] = []
+    labels = 0
+    try:
+        while labels < plan.budget:
+            got = annotate(project, annotator, start.answers, min(plan.step, plan.budget - labels))
+            if got == 0:
+                break  # the training pool is used up
+            labels += got
+            training_request(project=project, by=lead, reason=f"simulation: {labels} labels")
+            rounds.append(round_measure(project, labels, jobs_drain(executor)))
+            if report is not None:
+                report(rounds[-1])
+    finally:
+        executor.close()
+    return rounds

@@ -162,6 +162,22 @@ def recent_labels_of(project: Project, annotator: AbstractBaseUser, limit: int =
     )
 
 
+def promoted_predictions(project: Project, item_ids=None) -> dict[int, Prediction]:
+    """Return each item's newest prediction by a model version that was ever champion (what annotators and
+    leads were shown as the model's opinion), optionally only for `item_ids`."""
+    rows = Prediction.objects.filter(
+        item__project=project,
+        model_version__promoted_at__isnull=False,
+        model_version__status__in=(ModelStatus.CHAMPION, ModelStatus.RETIRED),
+    ).select_related("model_version")
+    if item_ids is not None:
+        rows = rows.filter(item_id__in=item_ids)
+    newest: dict[int, Prediction] = {}
+    for prediction in rows.order_by("item_id", "created_at", "pk"):
+        newest[prediction.item_id] = prediction
+    return newest
+
+
 def open_review(item: Item, annotator: AbstractBaseUser) -> ReviewItem | None:
     """Return the lead's open request that the annotator look at their label of the item again, if any."""
     return (

@@ -19,14 +19,13 @@ from annotation.models import (
     Item,
     Label,
     LabelSource,
-    ModelStatus,
-    Prediction,
     Project,
     Role,
     Split,
 )
 from annotation.project_settings import parse_settings
 from annotation.quality.agreement import Rating, ratings_by_item, target_agreement
+from annotation.selectors import promoted_predictions
 from annotation.training_data import targets_all_agree
 from learning.tasks import task_class
 
@@ -75,20 +74,6 @@ def _settled_at(project: Project) -> dict[int, Any]:
     return settled
 
 
-def _predictions_before(project: Project, item_ids: set[int]) -> dict[int, Prediction]:
-    """Return each item's newest prediction by a version that was ever champion."""
-    promoted = Prediction.objects.filter(
-        item__project=project,
-        item_id__in=item_ids,
-        model_version__status__in=(ModelStatus.CHAMPION, ModelStatus.RETIRED),
-        model_version__promoted_at__isnull=False,
-    ).select_related("model_version")
-    newest: dict[int, Prediction] = {}
-    for prediction in promoted.order_by("item_id", "created_at"):
-        newest[prediction.item_id] = prediction
-    return newest
-
-
 def adjudication_cases(project: Project) -> list[Case]:
     """Return the items waiting for a lead's decision, most important first."""
     settings = parse_settings(project.task_type, project.settings)
@@ -101,7 +86,7 @@ def adjudication_cases(project: Project) -> list[Case]:
         if item_id not in settled or settled[item_id] < max(r.created_at for r in ratings)
     }
     items = {item.pk: item for item in Item.objects.filter(pk__in=open_items).only("pk", "title", "split", "is_gold")}
-    predictions = _predictions_before(project, set(open_items))
+    predictions = promoted_predictions(project, set(open_items))
     cases = []
     for item_id, ratings in open_items.items():
         item = items[item_id]

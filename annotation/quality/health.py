@@ -10,6 +10,7 @@ import numpy as np
 
 from annotation.models import Label, LabelSource, ModelStatus, ModelVersion, Prediction, Project
 from annotation.quality.agreement import target_agreement
+from annotation.selectors import promoted_predictions
 from annotation.services.queue import items_wanting_labels
 from learning.tasks import task_class
 
@@ -69,14 +70,7 @@ def model_human_agreement(project: Project) -> list[dict[str, Any]]:
     Each item counts once, with the first label it got after the prediction, against the newest prediction of a
     version that was champion when it was made.
     """
-    predictions = Prediction.objects.filter(
-        item__project=project,
-        model_version__promoted_at__isnull=False,
-        model_version__status__in=(ModelStatus.CHAMPION, ModelStatus.RETIRED),
-    ).select_related("model_version")
-    newest: dict[int, Prediction] = {}
-    for prediction in predictions.order_by("item_id", "created_at"):
-        newest[prediction.item_id] = prediction
+    newest = promoted_predictions(project)
     labels = (
         Label.objects.filter(item_id__in=newest, version=1)
         .exclude(source=LabelSource.ADJUDICATION)

@@ -18,12 +18,11 @@ from annotation.models import (
     Item,
     Label,
     LabelSource,
-    ModelStatus,
-    Prediction,
     Project,
     ReviewItem,
     ReviewRequest,
 )
+from annotation.selectors import promoted_predictions
 from annotation.services.errors import WorkspaceInputError
 from annotation.services.labels import label_submit
 
@@ -51,15 +50,7 @@ def adjudication_settle(
             .order_by("created_at", "pk")
             .values_list("pk", flat=True)
         )
-        prediction = (
-            Prediction.objects.filter(
-                item=item,
-                model_version__promoted_at__isnull=False,
-                model_version__status__in=(ModelStatus.CHAMPION, ModelStatus.RETIRED),
-            )
-            .order_by("-created_at")
-            .first()
-        )
+        prediction = promoted_predictions(item.project, [item.pk]).get(item.pk)
         label = label_submit(
             item=item,
             author=lead,

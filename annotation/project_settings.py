@@ -49,6 +49,12 @@ class ProjectSettings:
     split_seed: int = 0
     # Once a lead locks it, the held-out test patients are fixed for good: new patients train or validate.
     test_set_locked: bool = False
+    # The share of hand-outs that go to held-out test items, in a random order no model influences.
+    test_handout_rate: float = 0.2
+    # A candidate is judged (against the baseline and the champion) only on at least this many test labels.
+    promotion_min_test_items: int = 10
+    # Training and scoring are seeded with this: the same labels give the same model, retrain after retrain.
+    training_seed: int = 0
     # Per-task hyper-parameter overrides for training (names as in learning.tasks' parameter classes).
     training_hparams: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -84,8 +90,12 @@ def parse_settings(task_type: str, raw: dict[str, Any] | None) -> ProjectSetting
     _check_type("acquisition_strategy", base, str)
     _check_type("extra", base, dict)
     _check_type("split_seed", base, int)
+    _check_type("training_seed", base, int)
     _check_type("test_set_locked", base, bool)
     _check_type("training_hparams", base, dict)
+    _check_type("promotion_min_test_items", base, int)
+    if not 2 <= base["promotion_min_test_items"] <= 100000:
+        raise SettingsError("promotion_min_test_items", "must be between 2 and 100000")
     if not 1 <= base["lease_minutes"] <= 24 * 60:
         raise SettingsError("lease_minutes", "must be between 1 and 1440")
     if base["retrain_every_n_labels"] < 0:
@@ -94,7 +104,14 @@ def parse_settings(task_type: str, raw: dict[str, Any] | None) -> ProjectSetting
         raise SettingsError("retrain_every_minutes", "must be 0 (off) or at most 10080 (a week)")
     if not 1 <= base["queue_batch_size"] <= 10000:
         raise SettingsError("queue_batch_size", "must be between 1 and 10000")
-    for name in ("overlap_rate", "gold_rate", "test_fraction", "validation_fraction", "suspect_confidence"):
+    for name in (
+        "overlap_rate",
+        "gold_rate",
+        "test_fraction",
+        "validation_fraction",
+        "suspect_confidence",
+        "test_handout_rate",
+    ):
         value = base[name]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
             raise SettingsError(name, "must be a number between 0 and 1")

@@ -25,6 +25,7 @@ from annotation.models import (
     ProjectQueue,
     ReviewItem,
     Role,
+    Split,
     TaskType,
 )
 from annotation.project_settings import parse_settings
@@ -37,16 +38,23 @@ def project_role(project: Project, user: AbstractBaseUser) -> str | None:
     return Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
 
 
+def _items_per_project(labels: QuerySet[Label]) -> Coalesce:
+    """Count the distinct items of `labels` in the outer query's project (one aggregate subquery per project)."""
+    counted = labels.filter(item__project=OuterRef("pk")).order_by().values("item__project")
+    return Coalesce(Subquery(counted.annotate(n=Count("item", distinct=True)).values("n")[:1]), 0)
+
+
 def projects_for(user: AbstractBaseUser) -> QuerySet[Project]:
-    """Return the projects a user belongs to, with item and labelled counts."""
+    """Return the projects a user belongs to, with their item count, how many items carry a current label,
+    and how many carry the user's own current label."""
     projects = Project.objects.all() if user.is_superuser else Project.objects.filter(memberships__user=user)
-    labelled = Label.objects.filter(item=OuterRef("pk"), superseded_at__isnull=True)
-    mine = labelled.filter(author=user)
+    current = Label.objects.filter(superseded_at__isnull=True)
+    items = Item.objects.filter(project=OuterRef("pk")).order_by().values("project")
     return projects.annotate(
-        item_count=Count("items", distinct=True),
-        labelled_count=Count("items", filter=Q(Exists(labelled)), distinct=True),
-        my_labelled_count=Count("items", filter=Q(Exists(mine)), distinct=True),
-    ).order_by("name")
+        item_count=Coalesce(Subquery(items.annotate(n=Count("pk")).values("n")[:1]), 0),
+        labelled_count=_items_per_project(current),
+        my_labelled_count=_items_per_project(current.filter(author=user)),
+    ).order_by("name", "slug")
 
 
 def _projects_where(user: AbstractBaseUser, role: str | None = None) -> QuerySet[Project]:
@@ -59,16 +67,23 @@ def _projects_where(user: AbstractBaseUser, role: str | None = None) -> QuerySet
 
 
 def items_for(user: AbstractBaseUser) -> QuerySet[Item]:
-    return Item.objects.filter(project__in=_projects_where(user)).select_related(
-        "project", "patient", "instance", "spect", "spect__rest", "spect__stress"
+    return (
+        Item.objects.filter(project__in=_projects_where(user))
+        .select_related("project", "patient", "instance", "spect", "spect__rest", "spect__stress")
+        .order_by("pk")
     )
 
 
 def labels_for(user: AbstractBaseUser) -> QuerySet[Label]:
     """Leads see every label in the projects they lead; everyone else only their own."""
-    return Label.objects.filter(
-        Q(item__project__in=_projects_where(user, Role.LEAD)) | Q(author=user, item__project__in=_projects_where(user))
-    ).select_related("item", "author")
+    return (
+        Label.objects.filter(
+            Q(item__project__in=_projects_where(user, Role.LEAD))
+            | Q(author=user, item__project__in=_projects_where(user))
+        )
+        .select_related("item", "author")
+        .order_by("item_id", "author_id", "version")
+    )
 
 
 def _shows_predictions() -> Q:
@@ -81,17 +96,20 @@ def _shows_predictions() -> Q:
 def predictions_for(user: AbstractBaseUser) -> QuerySet[Prediction]:
     """Leads see all predictions; annotators only where the project shows predictions to them."""
     shown = _projects_where(user).filter(_shows_predictions())
-    return Prediction.objects.filter(
-        Q(item__project__in=_projects_where(user, Role.LEAD)) | Q(item__project__in=shown)
-    ).select_related("model_version")
+    return (
+        Prediction.objects.filter(Q(item__project__in=_projects_where(user, Role.LEAD)) | Q(item__project__in=shown))
+        .select_related("model_version")
+        .order_by("model_version_id", "item_id", "pk")
+    )
 
 
 def model_versions_for(user: AbstractBaseUser) -> QuerySet[ModelVersion]:
-    return ModelVersion.objects.filter(project__in=_projects_where(user, Role.LEAD))
+    # Explicit: Meta.ordering is dropped once the list view annotates a count (a GROUP BY query).
+    return ModelVersion.objects.filter(project__in=_projects_where(user, Role.LEAD)).order_by("project_id", "-number")
 
 
 def jobs_for(user: AbstractBaseUser) -> QuerySet[Job]:
-    return Job.objects.filter(project__in=_projects_where(user, Role.LEAD))
+    return Job.objects.filter(project__in=_projects_where(user, Role.LEAD)).order_by("-created_at", "-pk")
 
 
 def patients_of(project: Project) -> QuerySet[Patient]:
@@ -219,7 +237,13 @@ def pullback_frames(item: Item, author: AbstractBaseUser) -> list[dict]:
 
 
 def prediction_shown(item: Item) -> Prediction | None:
-    """Return the champion model's prediction of the item if the project shows predictions while labelling."""
+    """Return the champion model's prediction of the item if the project shows predictions while labelling.
+
+    Never for a held-out test item: the locked test set is labelled without the model's suggestion, or the
+    model would be judged on labels it helped to draw.
+    """
+    if item.split == Split.TEST:
+        return None
     if not Project.objects.filter(pk=item.project_id).filter(_shows_predictions()).exists():
         return None
     return (
@@ -240,13 +264,14 @@ def queue_of(project: Project) -> ProjectQueue:
 def split_summary(project: Project) -> dict:
     """Return the split settings and, per split, how many patients and items it holds and how many are labelled."""
     settings = parse_settings(project.task_type, project.settings)
+    current = Label.objects.filter(item=OuterRef("pk"), superseded_at__isnull=True)
     rows = (
         Item.objects.filter(project=project)
         .values("split")
         .annotate(
             patients=Count("patient", distinct=True),
-            items=Count("pk", distinct=True),
-            labelled=Count("pk", filter=Q(labels__superseded_at__isnull=True), distinct=True),
+            items=Count("pk"),
+            labelled=Count("pk", filter=Q(Exists(current))),
         )
     )
     counts = {row["split"] or "unassigned": {k: row[k] for k in ("patients", "items", "labelled")} for row in rows}

@@ -52,6 +52,9 @@ class Plan:
     budget: int
     test_fraction: float
     validation_fraction: float
+    # A second cohort, generated with its own seed, that is never imported or labelled: every champion and
+    # candidate is also judged on it (None: not measured).
+    fresh: Cohort | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,8 @@ class Start:
     splits: dict[str, int]  # items per split
     trivial: float  # the test metric of a model that knows nothing (see `trivial_metric`)
     seconds: dict[str, float]  # generation, import, labelling of the held-out items
+    fresh_root: str = ""  # the never-labelled cohort's folder, and its examples (refs relative to it)
+    fresh: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,16 @@ class Round:
     promoted: bool
     train_seconds: float
     score_seconds: float
+    # On the never-labelled cohort (None when the plan has none): the champion, the latest candidate, the
+    # scikit-learn baseline trained on the same human labels, the champion's ECE, and whether the round's
+    # keep/replace decision is contradicted there beyond its interval (None: nothing was decided).
+    champion_fresh: float | None = None
+    candidate_fresh: float | None = None
+    baseline_fresh: float | None = None
+    baseline_test: float | None = None
+    champion_ece: float | None = None
+    contradicted: bool | None = None
+    rule: str = ""
 
 
 # ---------------------------------------------------------------------------------------------------- Django
@@ -231,11 +246,18 @@ def start_build(plan: Plan, root: Path, seed: int) -> Start:
     started = time.monotonic()
     splits_configure(project=project)  # every patient's split, test included
     splits_configure(project=project, lock_test=True)  # then the held-out test patients are fixed for good
-    held_out = project.items.filter(split__in=(Split.TEST, Split.VALIDATION)).order_by("pk")
-    for item in held_out:
+    # The locked test set is labelled outside the budget (the platform hands it out at its own random share);
+    # validation items come through the queue and count as labels like training items.
+    for item in project.items.filter(split=Split.TEST).order_by("pk"):
         label_submit(item=item, author=lead, payload=answers[item.pk], base_version=None)
     orchestrator_tick()
-    seconds["label held-out"] = time.monotonic() - started
+    seconds["label test set"] = time.monotonic() - started
+    fresh_root, fresh = "", ()
+    if plan.fresh is not None:
+        started = time.monotonic()
+        fresh_root = str(root / f"fresh-{seed}")
+        fresh = tuple(fresh_examples(plan.task, plan.fresh, Path(fresh_root), seed + 1000))
+        seconds["generate fresh cohort"] = time.monotonic() - started
     splits = {
         name.value: project.items.filter(split=name).count() for name in (Split.TRAIN, Split.VALIDATION, Split.TEST)
     }
@@ -250,7 +272,43 @@ def start_build(plan: Plan, root: Path, seed: int) -> Start:
         splits=splits,
         trivial=trivial_metric(plan.task, [answers[pk] for pk in test_ids]),
         seconds=seconds,
+        fresh_root=fresh_root,
+        fresh=fresh,
     )
+
+
+def fresh_examples(task: str, cohort: Cohort, folder: Path, seed: int) -> list:
+    """Generate a cohort that is never imported; return its examples (truth targets, refs relative to folder)."""
+    from learning.cohorts import generate_oct_cohort, generate_spect_cohort, generate_xa_cohort
+    from learning.masks import mask_encode
+    from learning.tasks import CineRef, Example, OctFrameRef, SpectRef, task_class
+
+    spec = task_class(task)
+    out = []
+    if task == "vessel_type":
+        truths = generate_xa_cohort(folder, n_patients=cohort.n, runs_per_patient=cohort.runs_per_patient,
+                                    frames=cohort.frames, size=cohort.size, seed=seed, neither_rate=cohort.neither_rate)
+        for i, t in enumerate(truths):
+            geometry = (t.primary_angle, t.secondary_angle, t.source_to_detector_mm, t.source_to_patient_mm)
+            ref = CineRef(item_id=-(i + 1), path=str(t.path.relative_to(folder)), geometry=geometry)
+            out.append(Example(ref=ref, target=spec.target_from_payload({"vessel": t.vessel}), split="fresh"))
+    elif task == "oct_calcium":
+        truths = generate_oct_cohort(folder, n_pullbacks=cohort.n, frames=cohort.frames[0], size=cohort.size, seed=seed)
+        for t in truths:
+            for frame in range(t.frames):
+                if t.frame_quality[frame] != "ok":
+                    continue
+                ref = OctFrameRef(item_id=-(len(out) + 1), path=str(t.path.relative_to(folder)), frame_index=frame,
+                                  rows=t.masks[frame].shape[0], columns=t.masks[frame].shape[1])
+                out.append(Example(ref=ref, target=mask_encode(t.masks[frame]), split="fresh"))
+    else:
+        truths = generate_spect_cohort(folder, n_patients=cohort.n, size=cohort.size, seed=seed, fmt="png")
+        for i, t in enumerate(truths):
+            ref = SpectRef(item_id=-(i + 1), rest_path=t.rest_path.name, stress_path=t.stress_path.name, age=t.age,
+                           sex=t.sex, weight_kg=t.weight_kg, height_cm=t.height_cm)
+            payload = {"stress": list(t.stress_scores), "rest": list(t.rest_scores)}
+            out.append(Example(ref=ref, target=spec.target_from_payload(payload), split="fresh"))
+    return [e for e in out if e.target is not None]
 
 
 def trivial_metric(task: str, test_payloads: list[Any]) -> float:
@@ -301,12 +359,114 @@ def jobs_drain(executor) -> dict[str, float]:
     return seconds
 
 
-def round_measure(project, labels: int, seconds: dict[str, float]) -> Round:
-    """Read the round's candidate and the champion from the stored model versions."""
+class FreshJudge:
+    """Scores model versions on the never-labelled cohort (once each) and compares them there."""
+
+    def __init__(self, task: str, start: Start) -> None:
+        from learning.tasks import get_task
+
+        self.task_name = task
+        self.task = get_task(task, start.fresh_root) if start.fresh else None
+        self.examples = list(start.fresh)
+        self.cache: dict[int, list] = {}
+
+    def scores(self, version) -> list:
+        import torch
+
+        from annotation.services.learning import read_weights
+        from learning.tasks import ScoreRequest, score
+
+        if version.pk not in self.cache:
+            request = ScoreRequest(task=self.task_name, weights=read_weights(version),
+                                   refs=tuple(e.ref for e in self.examples), media_root=str(self.task.media_root),
+                                   batch_size=16, seed=0)
+            self.cache[version.pk] = score(self.task, request, torch.device("cpu"))
+        return self.cache[version.pk]
+
+    def metric(self, scores: list) -> float:
+        scored = {s.item_id for s in scores}
+        examples = [e for e in self.examples if e.ref.item_id in scored]
+        return float(self.task.metric_value(*self.task.metric_rows(scores, examples)))
+
+    def ece(self, scores: list) -> float | None:
+        if self.task_name != "vessel_type":
+            return None
+        from learning import metrics
+        from learning.tasks.vessel import CLASSES
+
+        by_item = {s.item_id: s for s in scores}
+        probs = [[by_item[e.ref.item_id].output["probabilities"][c] for c in CLASSES] for e in self.examples]
+        return metrics.expected_calibration_error([e.target for e in self.examples], np.array(probs))
+
+    def baseline_scores(self, train: list) -> list:
+        """The trivial baseline, or for vessel type an outside logistic regression on the two angles."""
+        if self.task_name != "vessel_type":
+            return self.task.baseline_scores(train, [e.ref for e in self.examples])
+        return angle_baseline_scores(train, [e.ref for e in self.examples])
+
+    def contradicted(self, version, other: list) -> bool | None:
+        """Whether the fresh cohort says the opposite of the keep/replace decision, beyond its 90 % interval.
+
+        `other` is what the candidate was judged against: the champion's scores, or (first model) the trivial
+        baseline's. None when nothing was decided.
+        """
+        from annotation.models import ModelStatus
+        from learning.tasks.base import paired_comparison
+
+        if version.status not in (ModelStatus.CHAMPION, ModelStatus.REJECTED):
+            return None
+        versus = paired_comparison(self.task, self.scores(version), other, self.examples, seed=0)
+        low, high = versus["interval"]
+        if version.status == ModelStatus.CHAMPION:
+            return high is not None and high < 0
+        return low is not None and low > 0
+
+
+def angle_baseline_scores(train: list, refs: list) -> list:
+    """Fit scikit-learn's L2 logistic regression (C = 1) on the two C-arm angles with quadratic terms, as an
+    outside evaluator would, and return its answers for refs as item scores."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import PolynomialFeatures, StandardScaler
+
+    from learning.tasks import ItemScore
+    from learning.tasks.vessel import CLASSES
+
+    usable = [e for e in train if e.ref.geometry is not None]
+    y = np.array([e.target for e in usable])
+    probs = np.zeros((len(refs), len(CLASSES)))
+    if len(set(y.tolist())) < 2:
+        probs[:, int(y[0]) if len(y) else 0] = 1.0
+    else:
+        model = make_pipeline(StandardScaler(), PolynomialFeatures(2, include_bias=False), StandardScaler(),
+                              LogisticRegression(C=1.0, max_iter=2000))
+        model.fit(np.array([e.ref.geometry[:2] for e in usable]), y)
+        probs[:, model.classes_] = model.predict_proba(np.array([r.geometry[:2] for r in refs]))
+    return [
+        ItemScore(item_id=ref.item_id, output={"probabilities": dict(zip(CLASSES, map(float, p), strict=True)),
+                                              "vessel": CLASSES[int(p.argmax())]},
+                  uncertainty=0.0, detail={}, confidence=float(p.max()))
+        for ref, p in zip(refs, probs, strict=True)
+    ]
+
+
+def human_examples(project, splits: tuple[str, ...]) -> list:
+    """Return the project's human-labelled examples of these splits (what a baseline may train or test on)."""
+    from annotation.training_data import training_set
+
+    data = training_set(project)
+    pool = {"train": data.train, "validation": data.validation, "test": data.test}
+    return [e for split in splits for e in pool[split] if not e.is_pseudo]
+
+
+def round_measure(project, labels: int, seconds: dict[str, float], judge: FreshJudge | None = None) -> Round:
+    """Read the round's candidate and the champion from the stored model versions; judge them on the fresh
+    cohort, with the baseline trained on the same human labels."""
     from annotation.models import ModelStatus, ModelVersion
     from learning.tasks import task_class
 
-    primary = task_class(project.task_type).primary_metric
+    spec = task_class(project.task_type)
+    primary = spec.primary_metric
     latest = ModelVersion.objects.filter(project=project).order_by("-number").first()
     champion = ModelVersion.objects.filter(project=project, status=ModelStatus.CHAMPION).first()
 
@@ -314,6 +474,28 @@ def round_measure(project, labels: int, seconds: dict[str, float]) -> Round:
         value = ((version.metrics or {}).get("test") or {}).get(primary) if version else None
         return None if value is None else float(value)
 
+    extra: dict[str, Any] = {"rule": ((latest.metrics or {}).get("promotion") or {}).get("rule", "")}
+    if judge is not None and judge.examples:
+        train = human_examples(project, ("train", "validation"))
+        test = human_examples(project, ("test",))
+        baseline_fresh = judge.baseline_scores(train)
+        extra["baseline_fresh"] = judge.metric(baseline_fresh)
+        if project.task_type == "vessel_type" and test:
+            test_scores = angle_baseline_scores(train, [e.ref for e in test])
+            extra["baseline_test"] = float(spec.metric_value(*judge.task.metric_rows(test_scores, test)))
+        extra["candidate_fresh"] = judge.metric(judge.scores(latest))
+        if champion is not None:
+            champion_scores = judge.scores(champion)
+            extra["champion_fresh"] = judge.metric(champion_scores)
+            extra["champion_ece"] = judge.ece(champion_scores)
+        against_number = ((latest.metrics or {}).get("promotion") or {}).get("against")
+        against = ModelVersion.objects.filter(project=project, number=against_number).first()
+        other = (
+            judge.scores(against)
+            if against is not None
+            else judge.task.baseline_scores(human_examples(project, ("train",)), [e.ref for e in judge.examples])
+        )
+        extra["contradicted"] = judge.contradicted(latest, other)
     return Round(
         labels=labels,
         version=latest.number,
@@ -323,6 +505,7 @@ def round_measure(project, labels: int, seconds: dict[str, float]) -> Round:
         promoted=latest.status == ModelStatus.CHAMPION,
         train_seconds=seconds.get("train", 0.0),
         score_seconds=seconds.get("score", 0.0),
+        **extra,
     )
 
 
@@ -344,6 +527,7 @@ def strategy_run(
         project=Project.objects.get(pk=start.project_id), settings={"acquisition_strategy": strategy}
     )
     executor = InlineExecutor()
+    judge = FreshJudge(plan.task, start)
     rounds: list[Round] = []
     labels = 0
     try:
@@ -353,7 +537,7 @@ def strategy_run(
                 break  # the training pool is used up
             labels += got
             training_request(project=project, by=lead, reason=f"simulation: {labels} labels")
-            rounds.append(round_measure(project, labels, jobs_drain(executor)))
+            rounds.append(round_measure(project, labels, jobs_drain(executor), judge))
             if report is not None:
                 report(rounds[-1])
     finally:

@@ -5,20 +5,27 @@
 
 Per seed, a throw-away SQLite database and media folder are set up (`benchmarks.al_loop`), a synthetic cohort
 is generated and imported with the platform's import service, the split is fixed by patient and the test set
-locked, and a lead labels every held-out test and validation item from the truth. Then, for every acquisition
+locked, and a lead labels the locked test items from the truth, outside the label budget (the platform hands
+test items out at their own random share; here they are labelled up front). Then, for every acquisition
 strategy the task supports (random included), that starting state is restored and the loop runs: a simulated
 annotator leases `step` items with `item_next` and answers each from the generator's truth with `label_submit`
 (vessel: the true class; OCT: the true mask, or "excluded" for guide-catheter and blood frames; SPECT: the true
-stress and rest segment scores), a training is queued with `training_request`, and the jobs are claimed and run
-inline: the training, then, if the candidate beats the champion on the held-out test set, the scoring that
-promotes it and re-ranks the queue by the strategy over the new champion's scores. Until the label budget is
-spent. Every strategy starts from the same state with the same seed, so only the strategy differs.
+stress and rest segment scores); validation items come through the queue like training items and count as
+labels. A training is queued with `training_request`, and the jobs are claimed and run inline: the training,
+then, if the candidate beats the trivial baseline and the champion on the locked test set beyond noise (paired
+bootstrap), the scoring that promotes it and re-ranks the queue. Until the label budget is spent. Every
+strategy starts from the same state with the same seed, so only the strategy differs.
 
-Reported per strategy (mean over seeds): the champion's test metric after each round, the latest candidate's
-(the champion's curve only rises: a candidate replaces it only when better on the same test items, so it is
-the best of the candidates so far, chosen on the test set, and optimistic; the candidate's is not), the mean
-over rounds (area under the learning curve, divided by the number of rounds) and how many labels the champion
-needed to reach the task's target. With `--save`: benchmarks/results/al_simulation_<task>.txt and .png.
+A second cohort per seed (another generator seed, and knobs the settings were not tuned on) is generated and
+never imported or labelled: every champion and candidate is scored on it, with a baseline trained on the same
+human labels (vessel: scikit-learn's logistic regression on the two C-arm angles with quadratic terms; OCT and
+SPECT: the empty mask and the constant score), and every keep/replace decision is checked against it.
+
+Reported per strategy (mean over seeds): the champion's and the latest (unselected) candidate's test metric
+after each round, the same on the never-labelled cohort with the baseline and the champion's ECE, the
+decisions the never-labelled cohort contradicts beyond its 90 % interval, and the labels needed to reach the
+task's target with a bootstrap interval over seeds. With `--save`: benchmarks/results/al_simulation_<task>.txt
+and .png.
 """
 
 from __future__ import annotations
@@ -35,7 +42,16 @@ import numpy as np
 import torch
 
 from benchmarks.al_chart import Panel, line_chart
-from benchmarks.al_loop import Cohort, Plan, Round, Start, django_setup, start_build, state_restore, state_save
+from benchmarks.al_loop import (
+    Cohort,
+    Plan,
+    Round,
+    Start,
+    django_setup,
+    start_build,
+    state_restore,
+    state_save,
+)
 from benchmarks.al_loop import strategy_run as run_loop
 from benchmarks.common import RESULTS, machine_line, save, table
 
@@ -56,7 +72,8 @@ SETUPS = {
     "vessel_type": Setup(
         plan=Plan(
             task="vessel_type",
-            cohort=Cohort(n=120, size=64, frames=(16, 24), runs_per_patient=4, neither_rate=0.1),
+            # Two classes (LCA / RCA), the issue's goals; --neither-rate puts "neither" runs back.
+            cohort=Cohort(n=60, size=64, frames=(16, 24), runs_per_patient=4, neither_rate=0.0),
             hparams={
                 "size": 32,
                 "clip_frames": 8,
@@ -67,18 +84,20 @@ SETUPS = {
                 "batch_size": 4,
                 "patience": 0,
                 "learning_rate": 3e-3,
-                # The pixel model from the first round (the platform's default starts with the C-arm metadata
-                # MLP below 40 labels): the benchmark compares how strategies feed the video model.
-                "pixel_model_min_labels": 0,
+                # The platform's defaults otherwise: the angle model below 40 labels, then video + angles
+                # stacked on validation.
             },
-            step=25,
-            budget=200,
+            step=40,
+            budget=160,
             test_fraction=0.2,
-            validation_fraction=0.1,
+            validation_fraction=0.15,
+            # Never labelled, and generated with knobs the settings were not tuned on: another seed, larger
+            # frames, other run lengths, three runs per patient.
+            fresh=Cohort(n=35, size=96, frames=(20, 32), runs_per_patient=3, neither_rate=0.0),
         ),
-        seeds=2,
-        target=0.75,
-        target_note="reachable within the budget with these small settings (32-pixel R(2+1)D, 16 epochs)",
+        seeds=5,
+        target=0.90,
+        target_note="the issue's goal: labels to 0.90 at most half of random's; >= 0.95 accuracy by 160 labels",
     ),
     "oct_calcium": Setup(
         plan=Plan(
@@ -99,6 +118,7 @@ SETUPS = {
             budget=150,
             test_fraction=0.2,
             validation_fraction=0.15,
+            fresh=Cohort(n=12, size=64, frames=(12, 12)),
         ),
         seeds=2,
         target=0.65,
@@ -118,6 +138,7 @@ SETUPS = {
             budget=100,
             test_fraction=0.2,
             validation_fraction=0.1,
+            fresh=Cohort(n=150, size=80),
         ),
         seeds=3,
         target=0.95,
@@ -228,6 +249,61 @@ def report_tables(
     return text, champion, candidate
 
 
+def labels_to_ci(runs: list[list[Round]], labels: list[int], target: float, field: str) -> str:
+    """Return the mean labels-to-target over seeds with a 90 % bootstrap interval (seeds that never reach
+    the target count as one round past the budget, and are said)."""
+    step = labels[1] - labels[0] if len(labels) > 1 else labels[0]
+    per_seed = [labels_to([getattr(r, field) for r in run[: len(labels)]], labels, target) for run in runs]
+    missing = sum(v is None for v in per_seed)
+    values = np.array([v if v is not None else labels[-1] + step for v in per_seed], dtype=float)
+    if len(values) > 1:
+        rng = np.random.default_rng(0)
+        means = [rng.choice(values, len(values)).mean() for _ in range(2000)]
+        low, high = np.quantile(means, [0.05, 0.95])
+        interval = f" [{low:.0f}-{high:.0f}]"
+    else:
+        interval = ""
+    note = f", {missing} of {len(values)} seeds not reached" if missing else ""
+    return f"{values.mean():.0f}{interval}{note}"
+
+
+def fresh_tables(results: dict[str, list[list[Round]]], labels: list[int], target: float, metric: str) -> str:
+    """Return the never-labelled cohort's tables: champion, candidate, baseline, ECE, contradicted decisions."""
+    rounds = len(labels)
+    if all(r.champion_fresh is None and r.candidate_fresh is None for runs in results.values() for run in runs
+           for r in run):
+        return ""
+    sections = []
+    for field, title in (
+        ("champion_fresh", f"Champion's {metric} on the never-labelled cohort"),
+        ("candidate_fresh", f"Latest candidate's {metric} on the never-labelled cohort (unselected)"),
+        ("baseline_fresh", f"Baseline trained on the same human labels, {metric} on the never-labelled cohort"),
+        ("baseline_test", f"The same baseline's test {metric}"),
+        ("champion_ece", "Champion's expected calibration error (10 bins) on the never-labelled cohort"),
+    ):
+        curves = {name: mean_curve(runs, field)[:rounds] for name, runs in results.items()}
+        if all(v is None for curve in curves.values() for v in curve):
+            continue
+        rows = [[name, *map(_num, curve)] for name, curve in curves.items()]
+        sections.append(f"{title} (mean over seeds; '-' where a seed has none yet).\n"
+                        + table(["strategy", *[str(n) for n in labels]], rows))
+    rows = []
+    for name, runs in results.items():
+        decided = [r.contradicted for run in runs for r in run[:rounds] if r.contradicted is not None]
+        rows.append([
+            name,
+            f"{sum(decided)} of {len(decided)}",
+            labels_to_ci(runs, labels, target, "champion"),
+            labels_to_ci(runs, labels, target, "champion_fresh"),
+        ])
+    sections.append(
+        "Keep/replace decisions the never-labelled cohort contradicts beyond its 90 % paired-bootstrap interval, "
+        f"and labels to {metric} {target:.2f} (mean over seeds, 90 % bootstrap interval over seeds).\n"
+        + table(["strategy", "contradicted", "labels to target (test)", "labels to target (never-labelled)"], rows)
+    )
+    return "\n\n".join(sections)
+
+
 def merge_identical(champion: dict[str, list], candidate: dict[str, list]) -> tuple[dict, dict]:
     """Draw strategies whose curves are identical as one line named "a = b" (else one hides the other)."""
     groups: dict[tuple, list[str]] = {}
@@ -269,7 +345,9 @@ def describe(setup: Setup, starts: list[Start], seeds: list[int], strategies: li
         )
     return (
         f"cohort: {cohort}; seeds {', '.join(map(str, seeds))}\n"
-        f"items by patient split (test locked; test + validation labelled from the truth first): {splits}\n"
+        f"items by patient split (test locked and labelled from the truth outside the budget; validation "
+        f"items come through the queue and count as labels): {splits}\n"
+        f"{fresh_line(plan)}"
         f"each round: {plan.step} items leased with item_next and labelled from the truth, then training_request "
         f"+ job_claim/job_run on an InlineExecutor (score + promote + re-rank when the candidate wins); "
         f"budget {plan.budget} labels; queue_batch_size {plan.step}\n"
@@ -278,6 +356,19 @@ def describe(setup: Setup, starts: list[Start], seeds: list[int], strategies: li
         f"target: {METRIC_NAMES[plan.task]} >= {setup.target:.2f}, {setup.target_note}\n"
         f"note: {notes}"
     )
+
+
+def fresh_line(plan: Plan) -> str:
+    c = plan.fresh
+    if c is None:
+        return ""
+    what = {
+        "vessel_type": f"{c.n} patients x {c.runs_per_patient} runs, {c.size}x{c.size}, {c.frames[0]}-{c.frames[1]} "
+        f"frames, neither rate {c.neither_rate}",
+        "oct_calcium": f"{c.n} pullbacks x {c.frames[0]} frames, {c.size}x{c.size}",
+        "spect_territory": f"{c.n} patients, polar maps {c.size}x{c.size}",
+    }[plan.task]
+    return f"never-labelled cohort (seed + 1000, never imported): {what}\n"
 
 
 def main() -> None:
@@ -326,7 +417,9 @@ def main() -> None:
                 def progress(r: Round, name: str = name, seed: int = seed) -> None:
                     print(
                         f"  seed {seed} {name:>17}: {r.labels:4d} labels  v{r.version:<3} {r.family:<12} "
-                        f"candidate {_num(r.candidate)}  champion {_num(r.champion)}"
+                        f"candidate {_num(r.candidate)}  champion {_num(r.champion)}  "
+                        f"fresh: champion {_num(r.champion_fresh)} candidate {_num(r.candidate_fresh)} "
+                        f"baseline {_num(r.baseline_fresh)}{'  CONTRADICTED' if r.contradicted else ''}"
                         f"{'  promoted' if r.promoted else ''}  (train {r.train_seconds:.0f} s, "
                         f"score {r.score_seconds:.0f} s)",
                         flush=True,
@@ -343,6 +436,9 @@ def main() -> None:
     labels = [r.labels for r in results[strategies[0]][0]]
     labels = labels[: min(len(run) for runs in results.values() for run in runs)]
     body, champion, candidate = report_tables(results, labels, setup.target, metric)
+    fresh = fresh_tables(results, labels, setup.target, metric)
+    if fresh:
+        body += "\n\n" + fresh
     timing = ", ".join(f"{name} {value:.0f} s" for name, value in seconds.items())
     text = (
         f"Active-learning simulation: {plan.task} through the platform's loop "

@@ -1,5 +1,7 @@
 """Server-rendered pages; data beyond the first paint comes from the API through ES modules."""
 
+import json
+
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -34,19 +36,25 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "items": items,
             "item_total": project.items.count(),
             "settings": parse_settings(project.task_type, project.settings),
-            "learning": _learning_choices(project.task_type) if is_lead else None,
+            "learning": _learning_choices(project.task_type, project.settings) if is_lead else None,
         },
     )
 
 
-def _learning_choices(task_type: str) -> dict:
-    """Return what the lead's active-learning card offers: the strategies and the task's primary test metric."""
+def _learning_choices(task_type: str, raw_settings: dict) -> dict:
+    """Return what the lead's active-learning card offers: the strategies, the task's primary test metric,
+    and for a classification task the classes the model learns."""
+    settings = parse_settings(task_type, raw_settings)
+    spec = task_class(task_type)
+    chosen = getattr(spec.params_class.parse(settings.training_hparams), "class_names", ())
     return {
         "strategies": [
             (name, (strategy.__doc__ or "").strip().splitlines()[0].replace("``", ""))
             for name, strategy in STRATEGIES.items()
         ],
-        "primary_metric": task_class(task_type).primary_metric,
+        "primary_metric": spec.primary_metric,
+        "classes": [(name, name in chosen) for name in spec.classes],
+        "training_hparams_json": json.dumps(settings.training_hparams),
     }
 
 

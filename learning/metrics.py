@@ -263,3 +263,60 @@ def bootstrap_ci(
         return point, NAN, NAN
     low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2])
     return point, float(low), float(high)
+
+
+def expected_calibration_error(y_true: ArrayLike, probs: ArrayLike, n_bins: int = 10) -> float:
+    """Return the ECE of the top-class confidence: the bin-size-weighted gap between confidence and accuracy.
+
+    `y_true` holds class indices, `probs` one row of class probabilities per example; equal-width bins.
+    """
+    true = _vector(y_true, "y_true").astype(int)
+    matrix = np.asarray(probs, dtype=float)
+    if matrix.ndim != 2 or matrix.shape[0] != true.shape[0]:
+        raise ValueError(f"probs: expected shape ({true.shape[0]}, classes), got {matrix.shape}")
+    if n_bins < 1:
+        raise ValueError("n_bins: must be at least 1")
+    confidence = matrix.max(axis=1)
+    correct = (matrix.argmax(axis=1) == true).astype(float)
+    bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
+    gap = 0.0
+    for b in np.unique(bins):
+        inside = bins == b
+        gap += inside.mean() * abs(correct[inside].mean() - confidence[inside].mean())
+    return float(gap)
+
+
+def paired_bootstrap(
+    metric_fn: Callable[..., float],
+    first: Sequence[ArrayLike],
+    second: Sequence[ArrayLike],
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """Return (difference, low, high) of metric(first) − metric(second) over the same resampled rows.
+
+    `first` and `second` are the per-example arrays each metric is computed from (e.g. truth and one model's
+    predictions), row i of every array being the same example; the interval is the two-sided
+    (1 − alpha) percentile interval, so `low > 0` at alpha = 0.1 is a one-sided test at 0.05.
+    """
+    data_a = [np.asarray(array) for array in first]
+    data_b = [np.asarray(array) for array in second]
+    rows = {array.shape[0] for array in (*data_a, *data_b)}
+    if len(rows) != 1:
+        raise ValueError(f"arrays: row counts differ: {sorted(rows)}")
+    n_rows = rows.pop()
+    if n_rows == 0:
+        raise ValueError("arrays: empty input")
+    point = float(metric_fn(*data_a)) - float(metric_fn(*data_b))
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n_boot):
+        take = rng.integers(0, n_rows, size=n_rows)
+        value = float(metric_fn(*(a[take] for a in data_a))) - float(metric_fn(*(b[take] for b in data_b)))
+        if not math.isnan(value):
+            values.append(value)
+    if not values:
+        return point, NAN, NAN
+    low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2])
+    return point, float(low), float(high)

@@ -80,3 +80,14 @@ def isolated_media(settings, tmp_path):
     """Give every test its own MEDIA_ROOT so file assertions see only what that test wrote."""
     settings.MEDIA_ROOT = str(tmp_path / "media")
     return tmp_path / "media"
+
+
+@pytest.fixture
+def judge_promotes(monkeypatch):
+    """Every candidate wins: for tests of what happens after promotion (the judge has its own tests)."""
+    from annotation.services import learning
+
+    def always(metrics, primary, has_champion, min_test_items=10):
+        return True, "promoted: the promotion judge is bypassed in this test"
+
+    monkeypatch.setattr(learning, "promotion_decision", always)

@@ -119,6 +119,7 @@ class ItemSerializer(serializers.ModelSerializer):
 
     project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     patient = serializers.CharField(source="patient.pseudonym", read_only=True)
+    split = serializers.SerializerMethodField()
     media = serializers.SerializerMethodField()
 
     class Meta:
@@ -135,6 +136,19 @@ class ItemSerializer(serializers.ModelSerializer):
             "created_at",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_split(self, item: Item) -> str | None:
+        """The item's split for the project's leads; null for annotators, who never learn what is held out."""
+        request = self.context.get("request")
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated:
+            return None
+        if "_lead_projects" not in self.context:
+            self.context["_lead_projects"] = set(
+                Membership.objects.filter(user=user, role=Role.LEAD).values_list("project_id", flat=True)
+            )
+        return item.split if user.is_superuser or item.project_id in self.context["_lead_projects"] else None
 
     @extend_schema_field(serializers.DictField())
     def get_media(self, item: Item) -> dict:

@@ -179,7 +179,7 @@ class ImportViewSet(viewsets.GenericViewSet):
     @extend_schema(responses=s.JobSerializer(many=True))
     def list(self, request: Request, project_slug: str) -> Response:
         project = project_for(request, project_slug, lead=True)
-        jobs = Job.objects.filter(project=project, kind=JobKind.IMPORT)
+        jobs = Job.objects.filter(project=project, kind=JobKind.IMPORT).order_by("-created_at", "-pk")
         page = self.paginate_queryset(jobs)
         return self.get_paginated_response(s.JobSerializer(page, many=True).data)
 
@@ -220,7 +220,7 @@ class ItemViewSet(viewsets.ReadOnlyModelViewSet):
         if params.get("kind"):
             items = items.filter(kind=params["kind"])
         if params.get("pullback"):
-            items = items.filter(instance_id=params["pullback"]).order_by("frame_index")
+            items = items.filter(instance_id=params["pullback"]).order_by("frame_index", "pk")
         return items
 
     @extend_schema(responses={(200, "image/*"): bytes})
@@ -290,7 +290,7 @@ class ItemViewSet(viewsets.ReadOnlyModelViewSet):
         prediction = selectors.prediction_shown(item)
         review = selectors.open_review(item, request.user)
         body = {
-            "item": s.ItemSerializer(item).data,
+            "item": s.ItemSerializer(item, context={"request": request}).data,
             "task_type": item.project.task_type,
             "project": {"slug": item.project.slug, "name": item.project.name},
             "role": role,

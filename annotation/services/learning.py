@@ -122,7 +122,7 @@ def training_run(
         validation=data.validation,
         test=data.test,
         media_root=media_root(),
-        seed=job.pk,
+        seed=parse_settings(project.task_type, project.settings).training_seed,
         champion_weights=champion_weights,
     )
     outcome, error = run_on_executor(job, executor, request, poll_seconds, on_progress)
@@ -223,27 +223,71 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def promotion_decision(metrics: dict[str, Any], primary: str, has_champion: bool) -> tuple[bool, str]:
+def _interval_text(result: dict[str, Any]) -> str:
+    low, high = result.get("interval") or (None, None)
+    if low is None or high is None:
+        return "interval undefined"
+    confidence = round(100 * result.get("confidence", 0.9))
+    return f"difference {result['difference']:+.3f}, {confidence} % CI [{low:+.3f}, {high:+.3f}]"
+
+
+def _beyond_noise(result: dict[str, Any]) -> bool:
+    low = (result.get("interval") or (None, None))[0]
+    return low is not None and low > 0
+
+
+def promotion_decision(
+    metrics: dict[str, Any], primary: str, has_champion: bool, min_test_items: int = 10
+) -> tuple[bool, str]:
     """Return whether a candidate replaces the champion, and the rule applied, in words a lead can read.
 
-    Both are evaluated in the same job on the same held-out test items; the candidate must be strictly better.
+    Decided on the locked test set only, by paired bootstrap on the same items (a one-sided test at 5 %):
+    the candidate must beat the task's trivial baseline beyond noise, and the champion too when there is
+    one. Fewer than `min_test_items` labelled test items is not enough evidence to decide either way.
     """
+    comparison = metrics.get("comparison") or {}
+    baseline = comparison.get("baseline") or {}
+    name = (metrics.get("baseline_test") or {}).get("name") or "trivial baseline"
+    n = baseline.get("n") or 0
+    if n < min_test_items:
+        return False, (
+            f"not enough evidence: {n} labelled test item(s), {min_test_items} needed before a model is promoted "
+            "(the test set is labelled through its own random hand-outs)"
+        )
+    if not _beyond_noise(baseline):
+        return False, (
+            f"not promoted: test {primary} {baseline.get('candidate') or 0:.3f} does not beat the {name} "
+            f"({baseline.get('other') or 0:.3f}) beyond noise on {n} test items ({_interval_text(baseline)})"
+        )
     if not has_champion:
-        return True, "no champion yet: the first model becomes champion"
-    test, champion = metrics.get("test") or {}, metrics.get("champion_test") or {}
-    mine, theirs = test.get(primary), champion.get(primary)
-    if mine is None or theirs is None:
-        return False, f"kept the champion: the held-out test set has no labelled items to compare {primary} on"
-    if mine > theirs:
-        return True, f"test {primary} {mine:.3f} beats the champion's {theirs:.3f} on the same {test.get('n')} items"
-    return False, f"kept the champion: test {primary} {mine:.3f} does not beat its {theirs:.3f}"
-
-
+        return True, (
+            f"first model: test {primary} {baseline['candidate']:.3f} beats the {name} ({baseline['other']:.3f}) "
+            f"on the same {n} test items ({_interval_text(baseline)}, paired bootstrap)"
+        )
+    champion = comparison.get("champion") or {}
+    m = champion.get("n") or 0
+    if m < min_test_items:
+        return False, (
+            f"kept the champion: not enough evidence ({m} test items both models scored, {min_test_items} needed)"
+        )
+    if _beyond_noise(champion):
+        return True, (
+            f"test {primary} {champion['candidate']:.3f} beats the champion's {champion['other']:.3f} on the same "
+            f"{m} items beyond noise ({_interval_text(champion)}, paired bootstrap)"
+        )
+    mine, theirs = champion.get("candidate") or 0.0, champion.get("other") or 0.0
+    return False, (
+        f"kept the champion: test {primary} {mine:.3f} vs its {theirs:.3f} "
+        f"on the same {m} items is within noise ({_interval_text(champion)})"
+    )
 
 
 def candidate_judge(*, version: ModelVersion, primary: str, champion: ModelVersion | None) -> tuple[bool, str]:
     """Record whether the candidate beats the champion it was compared with; a loser is rejected at once."""
-    wins, rule = promotion_decision(version.metrics, primary, champion is not None)
+    settings = parse_settings(version.project.task_type, version.project.settings)
+    wins, rule = promotion_decision(
+        version.metrics, primary, champion is not None, min_test_items=settings.promotion_min_test_items
+    )
     version.metrics = {
         **version.metrics,
         "promotion": {"wins": wins, "rule": rule, "against": champion.number if champion else None},

@@ -41,10 +41,12 @@ from annotation.models import (
     QueueEntry,
     ReviewItem,
     Role,
+    Split,
 )
 from annotation.project_settings import parse_settings
 from annotation.services.errors import WorkspaceInputError
 from annotation.services.events import members_event_send
+from annotation.services.splits import splits_fill
 from learning.strategies import Candidate, cold_start_order, get_strategy
 
 log = logging.getLogger(__name__)
@@ -213,7 +215,9 @@ def queue_order(project: Project, version: ModelVersion | None, seed: int = 0) -
     """
     settings = parse_settings(project.task_type, project.settings)
     rng = np.random.default_rng(seed)
-    ids = items_wanting_labels(project)
+    wanting = items_wanting_labels(project)
+    held_out = set(Item.objects.filter(project=project, split=Split.TEST).values_list("pk", flat=True))
+    ids = [i for i in wanting if i not in held_out]
     head = settings.queue_batch_size
     ordered: list[int] = []
     name = COLD_START
@@ -226,7 +230,26 @@ def queue_order(project: Project, version: ModelVersion | None, seed: int = 0) -
     rest = [i for i in ids if i not in done]
     if rest:
         ordered += cold_start_order(rest, cold_start_features(project, rest), head, rng)
-    return ordered, name
+    test = sorted((i for i in wanting if i in held_out), key=lambda i: (_draw(project.pk, i, "test-order"), i))
+    return interleave_test(ordered, test, settings.test_handout_rate), name
+
+
+def interleave_test(ordered: Sequence[int], test: Sequence[int], rate: float) -> list[int]:
+    """Return `ordered` with the held-out test items placed so that a `rate` share of hand-outs are test items.
+
+    Test items keep their own random order (a keyed hash, never a model's score); hand-out k (from 0) is a
+    test item when floor((k + 1) · rate) grows. Test items left over (or all of them at rate 0) come last.
+    """
+    out: list[int] = []
+    main, tests = iter(ordered), list(test)
+    placed = 0
+    for item_id in main:
+        while placed < len(tests) and math.floor((len(out) + 1) * rate + 1e-9) > placed:
+            out.append(tests[placed])
+            placed += 1
+        out.append(item_id)
+    out.extend(tests[placed:])
+    return out
 
 
 def queue_rerank(*, project: Project, version: ModelVersion | None = None, seed: int = 0) -> ProjectQueue:
@@ -237,6 +260,7 @@ def queue_rerank(*, project: Project, version: ModelVersion | None = None, seed:
     to the new generation. A crash before the switch commits leaves the old order in place.
     """
     started = time.monotonic()
+    splits_fill(project=project)  # every item's split is known before the test items are set apart
     with transaction.atomic():
         _locked_queue(project)
         ordered, name = queue_order(project, version, seed)

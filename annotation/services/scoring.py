@@ -57,7 +57,7 @@ def scoring_run(
             refs=tuple(item_ref(items[i]) for i in chunk if i in items),
             media_root=media_root(),
             batch_size=SCORE_BATCH,
-            seed=job.pk + start,
+            seed=settings.training_seed + start,
         )
         offset = scored
 

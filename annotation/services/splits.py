@@ -15,14 +15,22 @@ class SplitLocked(Exception):
     """The held-out test set is locked; its patients cannot be reshuffled."""
 
 
+# A project needs this many patients before one of them is set apart for testing.
+MIN_PATIENTS_FOR_TEST = 3
+
+
+def _hash_unit(pseudonym: str, settings: ProjectSettings) -> float:
+    digest = hashlib.sha256(f"{settings.split_seed}:{pseudonym}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
 def patient_split(pseudonym: str, settings: ProjectSettings, *, allow_test: bool = True) -> str:
     """Return the split of a patient: a keyed hash of its pseudonym against the project's fractions.
 
     With `allow_test=False` (the test set is locked) a new patient goes to train or validation only,
     in the same proportion to each other.
     """
-    digest = hashlib.sha256(f"{settings.split_seed}:{pseudonym}".encode()).digest()
-    u = int.from_bytes(digest[:8], "big") / 2**64
+    u = _hash_unit(pseudonym, settings)
     test = settings.test_fraction if allow_test else 0.0
     validation = settings.validation_fraction
     if not allow_test:
@@ -48,6 +56,7 @@ def splits_fill(*, project: Project) -> int:
                                                                                      "patient__pseudonym")
         )
         if not pending:
+            _ensure_test_patient(project, settings)
             return 0
         known = dict(
             Item.objects.filter(project=project, patient_id__in={p for _, p, _ in pending})
@@ -64,7 +73,26 @@ def splits_fill(*, project: Project) -> int:
             by_split[split].append(item_id)
         for split, ids in by_split.items():
             Item.objects.filter(pk__in=ids).update(split=split)
+        _ensure_test_patient(project, settings)
         return len(pending)
+
+
+def _ensure_test_patient(project: Project, settings: ProjectSettings) -> None:
+    """Give a small project one test patient when the hash gave it none, before any model exists.
+
+    With a handful of patients every one of them can hash into train; then nothing could ever be promoted.
+    The patient whose hash lies closest to the test range moves, so the choice is as stable as the hash.
+    """
+    if settings.test_fraction <= 0 or settings.test_set_locked:
+        return
+    items = Item.objects.filter(project=project)
+    if items.filter(split=Split.TEST).exists() or ModelVersion.objects.filter(project=project).exists():
+        return
+    patients = dict(items.values_list("patient_id", "patient__pseudonym").distinct())
+    if len(patients) < MIN_PATIENTS_FOR_TEST:
+        return
+    chosen = min(patients, key=lambda pk: (_hash_unit(patients[pk], settings), pk))
+    items.filter(patient_id=chosen).update(split=Split.TEST)
 
 
 def splits_configure(

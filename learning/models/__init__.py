@@ -7,11 +7,13 @@ from torch import nn
 from learning.models.device import pick_device
 from learning.models.oct import UNet, bce_dice_loss
 from learning.models.spect import PolarMapCNN
-from learning.models.vessel import MetadataMLP, R2Plus1DClassifier, pad_clip
+from learning.models.vessel import FusedVessel, MetadataMLP, QuadraticLogistic, R2Plus1DClassifier, pad_clip
 
 MODEL_FAMILIES: dict[str, type[nn.Module]] = {
     "r2plus1d": R2Plus1DClassifier,
     "metadata_mlp": MetadataMLP,
+    "metadata_logreg": QuadraticLogistic,
+    "fused_vessel": FusedVessel,
     "unet": UNet,
     "polar_cnn": PolarMapCNN,
 }
@@ -32,9 +34,11 @@ def build_model(family: str, **hparams: object) -> nn.Module:
 
 
 __all__ = [
+    "FusedVessel",
     "MODEL_FAMILIES",
     "MetadataMLP",
     "PolarMapCNN",
+    "QuadraticLogistic",
     "R2Plus1DClassifier",
     "UNet",
     "UnknownModelFamily",

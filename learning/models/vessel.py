@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
+
+OFF_LOGIT = -1.0e4  # added to a switched-off class's logit: exp() of it is 0 in float32
+ANGLE_FEATURES = 2  # the quadratic model reads the two C-arm angles (the first two geometry fields)
 
 GEOMETRY_FIELDS = (
     "PositionerPrimaryAngle",
@@ -43,7 +48,36 @@ class Conv2Plus1d(nn.Sequential):
         )
 
 
-class R2Plus1DClassifier(nn.Module):
+class ClassHead(nn.Module):
+    """Logit adjustments every vessel model saves with its weights: classes switched off, and a temperature.
+
+    A class the project does not train (a lead dropped it, or no training example has it) gets a large
+    negative offset, so it is never predicted and takes no probability; the temperature (fitted on
+    validation after training) divides the logits so that probabilities are calibrated.
+    """
+
+    def register_head(self, num_classes: int) -> None:
+        self.register_buffer("logit_offset", torch.zeros(num_classes))
+        self.register_buffer("temperature", torch.ones(()))
+
+    def set_classes(self, active: Sequence[bool]) -> None:
+        """Switch classes on and off (one flag per class, at least one on)."""
+        flags = torch.as_tensor(list(active), dtype=torch.bool)
+        if flags.shape != self.logit_offset.shape or not bool(flags.any()):
+            raise ValueError(f"expected {self.logit_offset.shape[0]} class flags with at least one on")
+        self.logit_offset.copy_(torch.where(flags, 0.0, OFF_LOGIT))
+
+    def set_temperature(self, value: float) -> None:
+        if not value > 0:
+            raise ValueError("temperature must be positive")
+        self.temperature.fill_(float(value))
+
+    def adjust(self, logits: torch.Tensor) -> torch.Tensor:
+        """Return logits with switched-off classes suppressed, divided by the temperature."""
+        return (logits + self.logit_offset) / self.temperature
+
+
+class R2Plus1DClassifier(ClassHead):
     """Small R(2+1)D video classifier; input (batch, channels, frames, H, W), output class logits.
 
     Time is never strided, so clips of any length (zero-padded short ones included) pass through;
@@ -61,15 +95,16 @@ class R2Plus1DClassifier(nn.Module):
         self.pool = nn.AdaptiveAvgPool3d(1)
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(width * 8, num_classes)
+        self.register_head(num_classes)
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         if clip.ndim != 5:
             raise ValueError(f"expected a clip shaped (batch, channels, frames, H, W), got {tuple(clip.shape)}")
         pooled = self.pool(self.features(clip)).flatten(1)
-        return self.classifier(self.dropout(pooled))
+        return self.adjust(self.classifier(self.dropout(pooled)))
 
 
-class MetadataMLP(nn.Module):
+class MetadataMLP(ClassHead):
     """Vessel type from the four C-arm geometry fields (``GEOMETRY_FIELDS`` order), standardised inside the model."""
 
     def __init__(self, num_features: int = len(GEOMETRY_FIELDS), num_classes: int = 3, hidden: int = 32) -> None:
@@ -83,6 +118,7 @@ class MetadataMLP(nn.Module):
             nn.ReLU(),
             nn.Linear(hidden, num_classes),
         )
+        self.register_head(num_classes)
 
     def set_normalisation(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         """Store the training set's per-feature mean and standard deviation (saved with the state dict)."""
@@ -101,7 +137,77 @@ class MetadataMLP(nn.Module):
 
     def classify(self, embedding: torch.Tensor) -> torch.Tensor:
         """Return class logits from `embed`'s output."""
-        return self.net[-1](embedding)
+        return self.adjust(self.net[-1](embedding))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.classify(self.embed(features))
+
+
+class QuadraticLogistic(ClassHead):
+    """Logistic regression on the two C-arm angles with quadratic terms, fitted by scikit-learn.
+
+    The pipeline (standardise → degree-2 polynomial → standardise → logistic regression) is fitted outside
+    (`learning.tasks.vessel.fit_quadratic`) and copied into buffers, so the weights file stays a plain tensor
+    file and scoring runs in torch like every other family. Input: the four geometry fields; the first two
+    (primary and secondary angle) are used.
+    """
+
+    POLY = 5  # a, b, a², ab, b²
+
+    def __init__(self, num_classes: int = 3) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(ANGLE_FEATURES))
+        self.register_buffer("scale", torch.ones(ANGLE_FEATURES))
+        self.register_buffer("poly_mean", torch.zeros(self.POLY))
+        self.register_buffer("poly_scale", torch.ones(self.POLY))
+        self.register_buffer("coef", torch.zeros(num_classes, self.POLY))
+        self.register_buffer("intercept", torch.zeros(num_classes))
+        self.register_head(num_classes)
+        # A parameter-free model still needs a device to report: one dummy parameter, never trained.
+        self.anchor = nn.Parameter(torch.zeros(()), requires_grad=False)
+
+    def embed(self, geometry: torch.Tensor) -> torch.Tensor:
+        """Return the standardised quadratic features (the run's place in angle space)."""
+        z = (geometry[:, :ANGLE_FEATURES] - self.mean) / self.scale
+        a, b = z[:, 0], z[:, 1]
+        poly = torch.stack([a, b, a * a, a * b, b * b], dim=1)
+        return (poly - self.poly_mean) / self.poly_scale
+
+    def classify(self, embedding: torch.Tensor) -> torch.Tensor:
+        return self.adjust(embedding @ self.coef.T + self.intercept)
+
+    def forward(self, geometry: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.embed(geometry))
+
+
+class FusedVessel(ClassHead):
+    """The video network and the quadratic angle model, stacked on validation.
+
+    Training updates the video network alone (`forward` returns its logits, and `stack` starts at video only
+    so that validation picks the video's best epoch); the angle model is fitted beforehand by scikit-learn and
+    stays fixed. After training, `stack` (the weights of the video's and the angle model's log-probabilities)
+    and `stack_bias` are fitted on the validation split: a video network that does not help on validation gets
+    weight 0, and with too little validation the fused model is the angle model alone.
+    """
+
+    def __init__(self, num_classes: int = 3, width: int = 16, dropout: float = 0.2) -> None:
+        super().__init__()
+        self.video = R2Plus1DClassifier(num_classes=num_classes, width=width, dropout=dropout)
+        self.meta = QuadraticLogistic(num_classes=num_classes)
+        # While training, the video alone (validation picks its best epoch); `stack` is fitted afterwards.
+        self.register_buffer("stack", torch.tensor([1.0, 0.0]))
+        self.register_buffer("stack_bias", torch.zeros(num_classes))
+        self.register_head(num_classes)
+
+    def set_classes(self, active: Sequence[bool]) -> None:
+        super().set_classes(active)
+        self.video.set_classes(active)
+        self.meta.set_classes(active)
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        return self.video(clip)
+
+    def combine(self, video_log_probs: torch.Tensor, meta_log_probs: torch.Tensor) -> torch.Tensor:
+        """Return the fused logits from the two members' log-probabilities."""
+        mixed = self.stack[0] * video_log_probs + self.stack[1] * meta_log_probs + self.stack_bias
+        return self.adjust(torch.nan_to_num(mixed, neginf=OFF_LOGIT))

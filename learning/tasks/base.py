@@ -234,6 +234,8 @@ class TaskSpec(ABC):
     primary_metric: ClassVar[str]
     # The uncertainty-detail keys the scorer writes for every item (what acquisition strategies may rank by).
     score_keys: ClassVar[frozenset[str]] = frozenset()
+    # A classification task's classes, which a lead may narrow (`classes` hyper-parameter); empty otherwise.
+    classes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, media_root: str | Path) -> None:
         self.media_root = Path(media_root)
@@ -309,6 +311,40 @@ class TaskSpec(ABC):
     def evaluate(self, scores: Sequence[ItemScore], examples: Sequence[Example]) -> dict[str, Any]:
         """Return metrics of scores against the examples' targets; must contain `primary_metric`."""
 
+    # --- the evaluation protocol (locked test set, paired comparisons, trivial baseline)
+    @abstractmethod
+    def metric_rows(self, scores: Sequence[ItemScore], examples: Sequence[Example]) -> tuple[np.ndarray, ...]:
+        """Return per-example arrays (row i stands for examples[i], every example scored) for `metric_value`."""
+
+    @abstractmethod
+    def metric_value(self, *rows: np.ndarray) -> float:
+        """Return the primary metric from `metric_rows` arrays (or a bootstrap resample of their rows)."""
+
+    @abstractmethod
+    def baseline_scores(self, train: Sequence[Example], refs: Sequence[ItemRef]) -> list[ItemScore]:
+        """Return the trivial baseline's scores for refs (majority class, empty mask, constant score)."""
+
+    baseline_name: ClassVar[str] = "trivial baseline"
+
+    # --- hooks around the training loop (defaults: nothing to do)
+    def fitted_params(self, params: Hyperparameters, train: Sequence[Example]) -> Hyperparameters:
+        """Return the parameters this training actually uses, given its training examples (e.g. its classes)."""
+        return params
+
+    def in_scope(self, params: Hyperparameters, example: Example) -> bool:
+        """Return whether the example belongs to what these parameters model (e.g. a class a lead dropped)."""
+        return True
+
+    def fits_directly(self, family: str) -> bool:
+        """Return True for a family that `prepare` fits completely (no gradient epochs)."""
+        return False
+
+    def calibrate(
+        self, model: nn.Module, family: str, validation: Sequence[Example], params: Hyperparameters, seed: int
+    ) -> dict[str, Any]:
+        """Fit post-hoc parameters (temperature, stacking) on validation only; return what was fitted."""
+        return {}
+
     def pseudo_target(self, score: ItemScore, threshold: float) -> Any:
         """Return the pseudo-label target when the score's confidence reaches threshold, else None."""
         return score.pseudo_target if score.confidence >= threshold else None
@@ -343,6 +379,18 @@ def weights_dump(*, task: str, family: str, params: Hyperparameters, model: nn.M
         buffer,
     )
     return buffer.getvalue()
+
+
+# Buffers added after the first weights files were written; an older file without them loads with defaults.
+_LATER_BUFFERS = ("logit_offset", "temperature")
+
+
+def model_load(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load a state dict; only buffers added later (class offsets, temperature) may be missing."""
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    wrong = [key for key in missing if not key.endswith(_LATER_BUFFERS)] + list(unexpected)
+    if wrong:
+        raise TrainingError(f"weights file does not fit the model: {', '.join(sorted(wrong)[:5])}")
 
 
 def weights_load(blob: bytes) -> dict[str, Any]:
@@ -475,6 +523,42 @@ class BestEpoch:
         return bool(self.patience and self.stale >= self.patience)
 
 
+# Paired comparisons on the test set: a two-sided 90 % interval, i.e. a one-sided test at 5 %.
+COMPARISON_ALPHA = 0.10
+COMPARISON_RESAMPLES = 1000
+
+
+def paired_comparison(
+    spec: TaskSpec,
+    mine: Sequence[ItemScore],
+    theirs: Sequence[ItemScore],
+    examples: Sequence[Example],
+    seed: int,
+) -> dict[str, Any]:
+    """Compare two sets of scores on the examples both scored: each metric, the difference and its interval."""
+    from learning.metrics import paired_bootstrap
+
+    scored_a, scored_b = {s.item_id for s in mine}, {s.item_id for s in theirs}
+    common = [e for e in examples if e.ref.item_id in scored_a and e.ref.item_id in scored_b]
+    if not common:
+        return {"n": 0}
+    rows_a, rows_b = spec.metric_rows(mine, common), spec.metric_rows(theirs, common)
+    difference, low, high = paired_bootstrap(
+        spec.metric_value, rows_a, rows_b, n_boot=COMPARISON_RESAMPLES, alpha=COMPARISON_ALPHA, seed=seed
+    )
+    return {
+        "n": len(common),
+        "metric": spec.primary_metric,
+        "candidate": spec.metric_value(*rows_a),
+        "other": spec.metric_value(*rows_b),
+        "difference": difference,
+        "interval": [low, high],
+        "confidence": 1 - COMPARISON_ALPHA,
+        "test": "paired bootstrap",
+        "resamples": COMPARISON_RESAMPLES,
+    }
+
+
 def final_metrics(
     spec: TaskSpec,
     model: nn.Module,
@@ -485,7 +569,8 @@ def final_metrics(
     best_epoch: int,
     report: Reporter = _ignore,
 ) -> dict[str, Any]:
-    """Evaluate the kept model on validation and test, and the champion on the same test examples."""
+    """Evaluate the kept model on validation and test; compare it on the same test items with the champion
+    and with the task's trivial baseline (paired bootstrap), which is what promotion decides on."""
     train, validation, test = splits
     metrics: dict[str, Any] = {
         "best_epoch": best_epoch,
@@ -493,6 +578,7 @@ def final_metrics(
         "pseudo_examples": sum(e.is_pseudo for e in train),
     }
     rng = np.random.default_rng(request.seed)
+    test_scores: list[ItemScore] = []
     for split_name, examples in (("validation", validation), ("test", test)):
         if examples:
             scores = score_refs(
@@ -507,17 +593,32 @@ def final_metrics(
                 phase="evaluating",
             )
             metrics[split_name] = spec.evaluate(scores, examples) | {"n": len(examples)}
-    if request.champion_weights is not None and test:
+            if split_name == "test":
+                test_scores = scores
+    if not test:
+        return metrics
+    comparison: dict[str, Any] = {}
+    human_train = [e for e in train if not e.is_pseudo]
+    baseline = spec.baseline_scores(human_train, [e.ref for e in test])
+    metrics["baseline_test"] = spec.evaluate(baseline, test) | {"n": len(test), "name": spec.baseline_name}
+    comparison["baseline"] = paired_comparison(spec, test_scores, baseline, test, request.seed)
+    if request.champion_weights is not None:
+        # Every test item, not only those this family can read: the champion may be another family.
+        test_all = [e for e in request.test if e.target is not None and not e.is_pseudo]
         champion = ScoreRequest(
             task=spec.name,
             weights=request.champion_weights,
-            refs=tuple(e.ref for e in test),
+            refs=tuple(e.ref for e in test_all),
             media_root=request.media_root,
             batch_size=params.batch_size,
             seed=request.seed,
         )
         if champion_scores := score(spec, champion, device):
-            metrics["champion_test"] = spec.evaluate(champion_scores, test) | {"n": len(champion_scores)}
+            scored = {s.item_id for s in champion_scores}
+            judged = [e for e in test_all if e.ref.item_id in scored]
+            metrics["champion_test"] = spec.evaluate(champion_scores, judged) | {"n": len(judged)}
+            comparison["champion"] = paired_comparison(spec, test_scores, champion_scores, test, request.seed)
+    metrics["comparison"] = comparison
     return metrics
 
 
@@ -535,19 +636,30 @@ def fit(
     params = spec.params_class.parse(request.hparams)
     rng = set_seed(request.seed)
     train = trainable_examples(spec, request.family, request.train, allow_pseudo=True)
-    validation = trainable_examples(spec, request.family, request.validation, allow_pseudo=False)
-    test = trainable_examples(spec, request.family, request.test, allow_pseudo=False)
+    params = spec.fitted_params(params, train)
+    train, validation, test = (
+        [e for e in examples if spec.in_scope(params, e)]
+        for examples in (
+            train,
+            trainable_examples(spec, request.family, request.validation, allow_pseudo=False),
+            trainable_examples(spec, request.family, request.test, allow_pseudo=False),
+        )
+    )
     if not train:
         raise TrainingError("no labelled training examples: label some items in the training split first")
     model = spec.build(request.family, params).to(device)
     spec.prepare(model, request.family, train, params)
     model.to(device)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=params.learning_rate, weight_decay=params.weight_decay)
-    report(Progress(phase="training", done=0, total=params.epochs, epoch=0))
-
     history: list[dict[str, float]] = []
     best = BestEpoch(patience=params.patience)
-    for epoch in range(1, params.epochs + 1):
+    epochs = 0 if spec.fits_directly(request.family) else params.epochs
+    if epochs:
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        optimiser = torch.optim.AdamW(trainable, lr=params.learning_rate, weight_decay=params.weight_decay)
+        report(Progress(phase="training", done=0, total=params.epochs, epoch=0))
+    else:
+        best.update(model, 0, math.nan)
+    for epoch in range(1, epochs + 1):
         epoch_started = time.monotonic()
         loss = train_epoch(spec, model, request.family, optimiser, train, params, rng, device)
         if not math.isfinite(loss):
@@ -569,7 +681,10 @@ def fit(
         if params.max_seconds and time.monotonic() - started > params.max_seconds:
             break
     model.load_state_dict(best.state)
+    calibration = spec.calibrate(model, request.family, validation, params, request.seed)
     metrics = final_metrics(spec, model, request, params, (train, validation, test), device, best.epoch, report)
+    if calibration:
+        metrics["calibration"] = calibration
     weights = weights_dump(task=spec.name, family=request.family, params=params, model=model)
     return TrainOutcome(
         weights=weights,
@@ -594,7 +709,7 @@ def score(
         raise TrainingError(f"weights are for task {data['task']!r}, not {spec.name!r}")
     params = spec.params_class.parse(data["hparams"])
     model = spec.build(data["family"], params)
-    model.load_state_dict(data["state_dict"])
+    model_load(model, data["state_dict"])
     model.to(device)
     refs = [ref for ref in request.refs if spec.usable(data["family"], Example(ref=ref, target=None, split=""))]
     return score_refs(
@@ -631,6 +746,8 @@ __all__ = [
     "TrainRequest",
     "TrainingError",
     "final_metrics",
+    "model_load",
+    "paired_comparison",
     "fit",
     "score",
     "score_refs",

@@ -18,6 +18,7 @@ from learning.tasks.base import (
     Example,
     HyperparameterError,
     Hyperparameters,
+    ItemRef,
     ItemScore,
     OctFrameRef,
     TaskSpec,
@@ -177,6 +178,27 @@ class OctTask(TaskSpec):
                     embedding=tuple(round(float(v), 6) for v in embedding[i]),
                 )
             )
+        return scores
+
+    baseline_name = "empty mask"
+
+    def metric_rows(self, scores: Sequence[ItemScore], examples: Sequence[Example]) -> tuple[np.ndarray, ...]:
+        by_item = {s.item_id: s for s in scores}
+        dices = [
+            metrics.dice(mask_decode(by_item[e.ref.item_id].output["mask"]), mask_decode(e.target)) for e in examples
+        ]
+        return (np.array(dices, dtype=float),)
+
+    def metric_value(self, *rows: np.ndarray) -> float:
+        return float(np.nanmean(rows[0])) if np.isfinite(rows[0]).any() else float("nan")
+
+    def baseline_scores(self, train: Sequence[Example], refs: Sequence[ItemRef]) -> list[ItemScore]:
+        """An empty mask for every frame: what a model that never finds calcium scores."""
+        scores = []
+        for ref in refs:
+            empty = mask_encode(np.zeros((ref.rows, ref.columns), dtype=bool))
+            output = {"mask": empty, "calcium_fraction": 0.0, "family": "empty"}
+            scores.append(ItemScore(item_id=ref.item_id, output=output, uncertainty=0.0, detail={}, confidence=1.0))
         return scores
 
     def evaluate(self, scores: Sequence[ItemScore], examples: Sequence[Example]) -> dict[str, Any]:

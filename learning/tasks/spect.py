@@ -18,6 +18,7 @@ from learning.tasks.base import (
     Example,
     HyperparameterError,
     Hyperparameters,
+    ItemRef,
     ItemScore,
     SpectRef,
     TaskSpec,
@@ -143,6 +144,34 @@ class SpectTask(TaskSpec):
                 )
             )
         return scores
+
+    baseline_name = "constant score"
+
+    def metric_rows(self, scores: Sequence[ItemScore], examples: Sequence[Example]) -> tuple[np.ndarray, ...]:
+        by_item = {s.item_id: s for s in scores}
+        truth = np.array([any(e.target) for e in examples], dtype=bool)
+        patient = np.array(
+            [max(by_item[e.ref.item_id].output["probabilities"][name] for name in TERRITORIES) for e in examples]
+        )
+        return truth, patient
+
+    def metric_value(self, *rows: np.ndarray) -> float:
+        return metrics.roc_auc(rows[0], rows[1])
+
+    def baseline_scores(self, train: Sequence[Example], refs: Sequence[ItemRef]) -> list[ItemScore]:
+        """Each territory's training prevalence for every patient: a constant score (patient AUC 0.5)."""
+        targets = np.array([e.target for e in train], dtype=float).reshape(-1, len(TERRITORIES))
+        prevalence = targets.mean(axis=0) if len(targets) else np.full(len(TERRITORIES), 0.5)
+        output = {
+            "probabilities": dict(zip(TERRITORIES, as_float_list(prevalence), strict=True)),
+            "patient": round(float(prevalence.max()), 6),
+            "abnormal": {name: bool(v >= 0.5) for name, v in zip(TERRITORIES, prevalence, strict=True)},
+            "family": "constant",
+        }
+        return [
+            ItemScore(item_id=ref.item_id, output=dict(output), uncertainty=0.0, detail={}, confidence=1.0)
+            for ref in refs
+        ]
 
     def evaluate(self, scores: Sequence[ItemScore], examples: Sequence[Example]) -> dict[str, Any]:
         by_item = {s.item_id: s for s in scores}

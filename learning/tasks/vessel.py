@@ -1,7 +1,15 @@
-"""Task 1: LCA / RCA / neither from a cine run (R(2+1)D on random temporal windows) or from C-arm geometry."""
+"""Task 1: LCA / RCA / neither from a cine run (R(2+1)D on random temporal windows) or from C-arm geometry.
+
+Families: `metadata_logreg` (scikit-learn logistic regression on the two C-arm angles with quadratic terms:
+the cold-start model), `fused_vessel` (R(2+1)D stacked with that regression on validation: the pixels count
+only as far as they help on validation), `r2plus1d` and `metadata_mlp` (each alone, for comparisons).
+The classes a model predicts are the project's (`classes`) that have training examples.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -18,6 +26,7 @@ from learning.tasks.base import (
     Example,
     HyperparameterError,
     Hyperparameters,
+    ItemRef,
     ItemScore,
     TaskSpec,
     TrainingError,
@@ -25,6 +34,8 @@ from learning.tasks.base import (
 )
 
 CLASSES = ("LCA", "RCA", "neither")
+PIXEL_FAMILIES = frozenset({"r2plus1d", "fused_vessel"})
+GEOMETRY_FAMILIES = frozenset({"metadata_mlp", "metadata_logreg"})
 
 
 @dataclass(frozen=True)
@@ -35,7 +46,12 @@ class VesselParams(Hyperparameters):
     crops: int = 10  # random windows averaged at inference (the seed paper used 10)
     width: int = 8  # channels of the first R(2+1)D block
     mc_dropout_passes: int = 0  # > 1 adds BALD from MC dropout to the uncertainty detail
-    pixel_model_min_labels: int = 40  # below this many labelled runs, train the metadata model
+    pixel_model_min_labels: int = 40  # below this many labelled runs, train the angle model alone
+    # The classes the project trains, comma-separated (a lead drops "neither" with "LCA,RCA"); a class with
+    # no training example is dropped as well when training starts.
+    classes: str = ",".join(CLASSES)
+    # Post-hoc fitting on validation needs at least this many validation runs (temperature, stacking).
+    min_validation: int = 8
 
     def check(self) -> None:
         super().check()
@@ -46,6 +62,21 @@ class VesselParams(Hyperparameters):
             raise HyperparameterError("size", "must be at least 16 pixels")
         if self.mc_dropout_passes == 1 or self.mc_dropout_passes < 0:
             raise HyperparameterError("mc_dropout_passes", "must be 0 (off) or at least 2")
+        names = self.class_names
+        unknown = [c for c in names if c not in CLASSES]
+        if unknown or not names or len(set(names)) != len(names):
+            raise HyperparameterError("classes", f"must name distinct classes among {', '.join(CLASSES)}")
+        if self.min_validation < 2:
+            raise HyperparameterError("min_validation", "must be at least 2")
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(c.strip() for c in self.classes.split(",") if c.strip())
+
+    @property
+    def active(self) -> tuple[bool, ...]:
+        names = self.class_names
+        return tuple(c in names for c in CLASSES)
 
 
 def read_cine(path: str) -> np.ndarray:
@@ -63,10 +94,66 @@ def read_cine(path: str) -> np.ndarray:
     return frames
 
 
+def fit_quadratic(model: nn.Module, examples: Sequence[Example], active: Sequence[bool], seed: int = 0) -> dict:
+    """Fit the angle model's pipeline with scikit-learn on the examples and copy it into `model`'s buffers.
+
+    Standardise the two angles, add quadratic terms, standardise again, then an L2 logistic regression whose
+    strength is chosen by stratified cross-validation over these examples (plain C = 1 when a class has fewer
+    than 2 examples). Returns what was fitted, for the model's metrics.
+    """
+    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import PolynomialFeatures, StandardScaler
+
+    x = np.array([e.ref.geometry[:2] for e in examples], dtype=np.float64)
+    y = np.array([e.target for e in examples], dtype=int)
+    present = sorted(set(y.tolist()))
+    with torch.no_grad():
+        model.coef.zero_()
+        model.intercept.zero_()
+        # A class without an example here has no coefficients: switched off, or it would take probability.
+        model.set_classes([on and i in present for i, on in enumerate(active)])
+        if len(present) < 2:  # one class: the model answers it
+            return {"C": None, "classes": [CLASSES[i] for i in present]}
+        smallest = min(int((y == c).sum()) for c in present)
+        if smallest >= 2:
+            folds = StratifiedKFold(n_splits=min(5, smallest), shuffle=True, random_state=seed)
+            regression = LogisticRegressionCV(Cs=np.logspace(-2, 3, 11).tolist(), cv=folds, scoring="neg_log_loss",
+                                              max_iter=2000)
+        else:
+            regression = LogisticRegression(C=1.0, max_iter=2000)
+        pipeline = make_pipeline(
+            StandardScaler(), PolynomialFeatures(degree=2, include_bias=False), StandardScaler(), regression
+        )
+        pipeline.fit(x, y)
+        scaler, _, poly_scaler, fitted = pipeline.steps[0][1], None, pipeline.steps[2][1], pipeline.steps[3][1]
+        model.mean.copy_(torch.as_tensor(scaler.mean_))
+        model.scale.copy_(torch.as_tensor(scaler.scale_))
+        model.poly_mean.copy_(torch.as_tensor(poly_scaler.mean_))
+        model.poly_scale.copy_(torch.as_tensor(poly_scaler.scale_))
+        coef, intercept = np.asarray(fitted.coef_), np.asarray(fitted.intercept_)
+        if len(fitted.classes_) == 2:  # binary: sklearn keeps one row, the logit of the second class
+            coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.concatenate([[0.0], intercept])
+        for row, cls in enumerate(fitted.classes_):
+            model.coef[int(cls)] = torch.as_tensor(coef[row])
+            model.intercept[int(cls)] = float(intercept[row])
+        chosen = getattr(fitted, "C_", [1.0])
+        return {"C": float(np.ravel(chosen)[0]), "classes": [CLASSES[i] for i in present]}
+
+
+def _nll(probs: np.ndarray, truth: np.ndarray) -> float:
+    return float(-np.mean(np.log(np.clip(probs[np.arange(len(truth)), truth], 1e-12, 1.0))))
+
+
 class VesselTask(TaskSpec):
     name = "vessel_type"
-    families = ("r2plus1d", "metadata_mlp")
+    classes = CLASSES
+    families = ("metadata_logreg", "fused_vessel", "r2plus1d", "metadata_mlp")
     score_keys = frozenset({"entropy", "margin", "least_confidence", "crop_spread", "bald"})
+    params_class: ClassVar[type[Hyperparameters]] = VesselParams
+    primary_metric = "macro_f1"
+    baseline_name = "majority class"
 
     @classmethod
     def strategy_problem(cls, strategy: str, params: Hyperparameters) -> str | None:
@@ -74,8 +161,6 @@ class VesselTask(TaskSpec):
         if strategy == "bald" and getattr(params, "mc_dropout_passes", 0) < 2:
             return "bald needs Monte Carlo dropout: set training_hparams.mc_dropout_passes to 2 or more"
         return super().strategy_problem(strategy, params)
-    params_class: ClassVar[type[Hyperparameters]] = VesselParams
-    primary_metric = "macro_f1"
 
     @classmethod
     def target_from_payload(cls, payload: dict[str, Any], context: dict[str, Any] | None = None) -> int | None:
@@ -85,7 +170,7 @@ class VesselTask(TaskSpec):
     @classmethod
     def choose_family(cls, n_labelled: int, params: Hyperparameters) -> str:
         assert isinstance(params, VesselParams)
-        return "r2plus1d" if n_labelled >= params.pixel_model_min_labels else "metadata_mlp"
+        return "fused_vessel" if n_labelled >= params.pixel_model_min_labels else "metadata_logreg"
 
     @classmethod
     def target_from_output(cls, output: dict[str, Any]) -> int | None:
@@ -95,18 +180,44 @@ class VesselTask(TaskSpec):
 
     def model_kwargs(self, family: str, params: Hyperparameters) -> dict[str, Any]:
         assert isinstance(params, VesselParams)
-        if family == "r2plus1d":
+        if family in PIXEL_FAMILIES:
             return {"num_classes": len(CLASSES), "width": params.width}
         return {"num_classes": len(CLASSES)}
 
     def usable(self, family: str, example: Example) -> bool:
-        return family != "metadata_mlp" or example.ref.geometry is not None
+        return family not in GEOMETRY_FAMILIES or example.ref.geometry is not None
+
+    def fits_directly(self, family: str) -> bool:
+        return family == "metadata_logreg"
+
+    def fitted_params(self, params: Hyperparameters, train: Sequence[Example]) -> Hyperparameters:
+        """Keep the project's classes that have a human or pseudo training example; refuse when none has."""
+        assert isinstance(params, VesselParams)
+        seen = {e.target for e in train}
+        kept = [c for c in params.class_names if CLASSES.index(c) in seen]
+        if not kept:
+            raise TrainingError(f"no training example of the project's classes ({params.classes})")
+        return dataclasses.replace(params, classes=",".join(kept))
+
+    def in_scope(self, params: Hyperparameters, example: Example) -> bool:
+        assert isinstance(params, VesselParams)
+        return params.active[example.target]
 
     def prepare(self, model: nn.Module, family: str, train: Sequence[Example], params: Hyperparameters) -> None:
+        assert isinstance(params, VesselParams)
+        model.set_classes(params.active)
         if family == "metadata_mlp":
             geometry = torch.tensor([e.ref.geometry for e in train], dtype=torch.float32)
             std = geometry.std(dim=0, unbiased=False) if len(train) > 1 else torch.ones(geometry.shape[1])
             model.set_normalisation(geometry.mean(dim=0), torch.clamp(std, min=1e-3))
+        elif family == "metadata_logreg":
+            fit_quadratic(model, [e for e in train if not e.is_pseudo] or train, params.active)
+        elif family == "fused_vessel":
+            with_geometry = [e for e in train if e.ref.geometry is not None and not e.is_pseudo]
+            if with_geometry:
+                fit_quadratic(model.meta, with_geometry, params.active)
+            else:  # no angles recorded: the angle member says nothing (equal logits), the video decides
+                model.meta.set_classes(params.active)
 
     # --- pixels
     def frames(self, ref: CineRef, size: int) -> torch.Tensor:
@@ -134,7 +245,7 @@ class VesselTask(TaskSpec):
     def batch(self, family, examples, params, rng, train):
         assert isinstance(params, VesselParams)
         targets = torch.tensor([e.target for e in examples], dtype=torch.long)
-        if family == "metadata_mlp":
+        if family in GEOMETRY_FAMILIES:
             return (torch.tensor([e.ref.geometry for e in examples], dtype=torch.float32),), targets
         clips = []
         for example in examples:
@@ -148,22 +259,56 @@ class VesselTask(TaskSpec):
         return F.cross_entropy(logits, targets)
 
     # --- scoring
+    def _geometry(self, refs: Sequence[CineRef], device: torch.device) -> torch.Tensor:
+        """Return the refs' geometry; a run without recorded angles gets NaN rows (its angle model abstains)."""
+        rows = [ref.geometry if ref.geometry is not None else (math.nan,) * 4 for ref in refs]
+        return torch.tensor(rows, dtype=torch.float32, device=device)
+
+    def member_outputs(self, model, family, refs, params: VesselParams, rng):
+        """Return raw (before temperature and stacking) outputs: video (items, crops, classes) log-probs or None,
+        angle-model (items, classes) log-probs or None, and (items, features) embeddings."""
+        device = next(model.parameters()).device
+        if family in GEOMETRY_FAMILIES:
+            geometry = self._geometry(refs, device)
+            features = model.embed(geometry)
+            logits = model.net[-1](features) + model.logit_offset if family == "metadata_mlp" else (
+                features @ model.coef.T + model.intercept + model.logit_offset
+            )
+            return None, torch.log_softmax(logits, dim=1), features
+        video = model.video if family == "fused_vessel" else model
+        clips = torch.stack(
+            [self.window(self.frames(ref, params.size), params, rng) for ref in refs for _ in range(params.crops)]
+        ).to(device)
+        features = video.pool(video.features(clips)).flatten(1)
+        logits = video.classifier(features) + video.logit_offset
+        crops = torch.log_softmax(logits, dim=1).reshape(len(refs), params.crops, len(CLASSES))
+        embeddings = features.reshape(len(refs), params.crops, -1).mean(dim=1)
+        meta = None
+        if family == "fused_vessel":
+            geometry = self._geometry(refs, device)
+            meta_logits = model.meta.embed(geometry) @ model.meta.coef.T + model.meta.intercept
+            meta_logits = torch.nan_to_num(meta_logits, nan=0.0) + model.meta.logit_offset
+            meta = torch.log_softmax(meta_logits, dim=1)
+        return crops, meta, embeddings
+
+    @staticmethod
+    def combine(model, family, crops: torch.Tensor | None, meta: torch.Tensor | None) -> torch.Tensor:
+        """Return (items, crops, classes) probabilities after stacking and temperature."""
+        if family in GEOMETRY_FAMILIES:  # log-probabilities already carry the class offsets
+            return torch.softmax(meta / model.temperature, dim=1)[:, None, :]
+        if family == "fused_vessel":
+            video = torch.log(torch.softmax(crops, dim=2).mean(dim=1))  # average the crops' probabilities first
+            return torch.softmax(model.combine(video, meta), dim=1)[:, None, :]
+        return torch.softmax(crops / model.temperature, dim=2)
+
     def score_batch(self, model, family, refs, params, rng):
         assert isinstance(params, VesselParams)
-        device = next(model.parameters()).device
-        if family == "metadata_mlp":
-            geometry = torch.tensor([ref.geometry for ref in refs], dtype=torch.float32, device=device)
-            features = model.embed(geometry)
-            probs = torch.softmax(model.classify(features), dim=1).cpu().numpy()[:, None, :]
-            embeddings = features.cpu().numpy()
-        else:
-            clips = torch.stack(
-                [self.window(self.frames(ref, params.size), params, rng) for ref in refs for _ in range(params.crops)]
-            ).to(device)
-            features = model.pool(model.features(clips)).flatten(1)
-            logits = model.classifier(features)
-            probs = torch.softmax(logits, dim=1).cpu().numpy().reshape(len(refs), params.crops, len(CLASSES))
-            embeddings = features.reshape(len(refs), params.crops, -1).mean(dim=1).cpu().numpy()
+        crops, meta, embeddings = self.member_outputs(model, family, refs, params, rng)
+        probs = self.combine(model, family, crops, meta).cpu().numpy()
+        embeddings = embeddings.cpu().numpy()
+        spread = None
+        if crops is not None:
+            spread = torch.softmax(crops / model_temperature(model), dim=2).cpu().numpy()
         mc = self._mc_dropout(model, family, refs, params, rng) if params.mc_dropout_passes > 1 else None
         scores = []
         for i, ref in enumerate(refs):
@@ -172,7 +317,7 @@ class VesselTask(TaskSpec):
                 "entropy": float(uncertainty.entropy(mean)),
                 "margin": float(uncertainty.margin(mean)),
                 "least_confidence": float(uncertainty.least_confidence(mean)),
-                "crop_spread": float(uncertainty.crop_spread(probs[i])) if probs.shape[1] > 1 else 0.0,
+                "crop_spread": float(uncertainty.crop_spread(spread[i])) if spread is not None else 0.0,
             }
             if mc is not None:
                 detail["bald"] = float(uncertainty.bald(mc[i]))
@@ -183,7 +328,7 @@ class VesselTask(TaskSpec):
                     output={
                         "probabilities": dict(zip(CLASSES, as_float_list(mean), strict=True)),
                         "vessel": CLASSES[best],
-                        "crops": int(probs.shape[1]),
+                        "crops": int(spread.shape[1]) if spread is not None else 1,
                         "family": family,
                     },
                     uncertainty=detail["entropy"],
@@ -203,8 +348,8 @@ class VesselTask(TaskSpec):
         try:
             passes = []
             for _ in range(params.mc_dropout_passes):
-                if family == "metadata_mlp":
-                    inputs = torch.tensor([ref.geometry for ref in refs], dtype=torch.float32)
+                if family in GEOMETRY_FAMILIES:
+                    inputs = self._geometry(refs, next(model.parameters()).device)
                 else:
                     inputs = torch.stack([self.window(self.frames(ref, params.size), params, rng) for ref in refs])
                 logits = model(inputs.to(next(model.parameters()).device))
@@ -213,6 +358,114 @@ class VesselTask(TaskSpec):
             for module in dropouts:
                 module.eval()
         return np.stack(passes, axis=1)
+
+    # --- calibration and stacking, on validation only
+    def calibrate(self, model, family, validation, params, seed):
+        """Fit the temperature (and for the fused model the stacking weights) on the validation runs.
+
+        Below `min_validation` runs nothing is fitted: the fused model stays the angle model alone.
+        """
+        assert isinstance(params, VesselParams)
+        if len(validation) < params.min_validation:
+            if family == "fused_vessel":  # no evidence that the pixels help: the angle model alone
+                model.stack.copy_(torch.tensor([0.0, 1.0]))
+            return {"fitted": False, "reason": f"{len(validation)} validation runs (need {params.min_validation})"}
+        model.eval()
+        rng = np.random.default_rng(seed)
+        crops_all, meta_all = [], []
+        with torch.no_grad():
+            for start in range(0, len(validation), params.batch_size):
+                chunk = [e.ref for e in validation[start : start + params.batch_size]]
+                crops, meta, _ = self.member_outputs(model, family, chunk, params, rng)
+                crops_all.append(crops)
+                meta_all.append(meta)
+        truth = torch.tensor([e.target for e in validation], dtype=torch.long)
+        result: dict[str, Any] = {"fitted": True, "n": len(validation)}
+        if family == "fused_vessel":
+            video = torch.log(torch.softmax(torch.cat(crops_all), dim=2).mean(dim=1))
+            meta = torch.cat(meta_all)
+            result |= self._fit_stack(model, video, meta, truth, params)
+            return result
+        logits = torch.cat(meta_all) if family in GEOMETRY_FAMILIES else torch.cat(crops_all)
+        result["temperature"] = self._fit_temperature(model, logits, truth)
+        return result
+
+    @staticmethod
+    def _fit_temperature(model, log_probs: torch.Tensor, truth: torch.Tensor) -> float:
+        """Choose the temperature minimising validation log-loss (log-spaced grid; crops averaged after it)."""
+        best, best_loss = 1.0, math.inf
+        for temperature in np.geomspace(0.05, 20.0, 121):
+            scaled = torch.softmax(log_probs / float(temperature), dim=-1)
+            probs = scaled.mean(dim=1) if scaled.ndim == 3 else scaled
+            loss = _nll(probs.numpy(), truth.numpy())
+            if loss < best_loss - 1e-9:
+                best, best_loss = float(temperature), loss
+        model.set_temperature(best)
+        return best
+
+    @staticmethod
+    def _fit_stack(model, video: torch.Tensor, meta: torch.Tensor, truth: torch.Tensor, params) -> dict[str, Any]:
+        """Fit non-negative weights of the two members' log-probabilities and a class bias by validation log-loss."""
+        active = torch.tensor(params.active)
+        raw = torch.zeros(2, requires_grad=True)  # softplus(0) ≈ 0.69 each to start
+        bias = torch.zeros(len(CLASSES), requires_grad=True)
+        optimiser = torch.optim.LBFGS([raw, bias], lr=0.5, max_iter=200)
+        safe_video = torch.nan_to_num(video, neginf=-30.0).clamp(min=-30.0)
+        safe_meta = torch.nan_to_num(meta, neginf=-30.0).clamp(min=-30.0)
+
+        def closure():
+            optimiser.zero_grad()
+            weights = F.softplus(raw)
+            mixed = weights[0] * safe_video + weights[1] * safe_meta + bias
+            mixed = mixed.masked_fill(~active, -1e4)
+            loss = F.cross_entropy(mixed, truth) + 1e-2 * (bias**2).sum()
+            loss.backward()
+            return loss
+
+        optimiser.step(closure)
+        with torch.no_grad():
+            weights = F.softplus(raw)
+            model.stack.copy_(weights)
+            model.stack_bias.copy_(bias * active)
+
+            def log_loss(mixed):
+                return _nll(torch.softmax(mixed.masked_fill(~active, -1e4), dim=1).numpy(), truth.numpy())
+
+            fused = weights[0] * safe_video + weights[1] * safe_meta + bias
+            return {
+                "video_weight": float(weights[0]),
+                "angle_weight": float(weights[1]),
+                "validation_log_loss": {
+                    "video": log_loss(safe_video),
+                    "angles": log_loss(safe_meta),
+                    "fused": log_loss(fused),
+                },
+            }
+
+    # --- evaluation
+    def metric_rows(self, scores: Sequence[ItemScore], examples: Sequence[Example]) -> tuple[np.ndarray, ...]:
+        by_item = {s.item_id: s for s in scores}
+        truth = np.array([e.target for e in examples], dtype=int)
+        predicted = np.array([CLASSES.index(by_item[e.ref.item_id].output["vessel"]) for e in examples], dtype=int)
+        return truth, predicted
+
+    def metric_value(self, *rows: np.ndarray) -> float:
+        truth, predicted = rows
+        return metrics.macro_f1(truth, predicted, range(len(CLASSES)))
+
+    def baseline_scores(self, train: Sequence[Example], refs: Sequence[ItemRef]) -> list[ItemScore]:
+        """The majority class of the training labels, with the training class frequencies as probabilities."""
+        counts = np.bincount([e.target for e in train], minlength=len(CLASSES)).astype(float)
+        probs = counts / counts.sum() if counts.sum() else np.full(len(CLASSES), 1 / len(CLASSES))
+        best = int(probs.argmax())
+        output = {"probabilities": dict(zip(CLASSES, as_float_list(probs), strict=True)), "vessel": CLASSES[best],
+                  "family": "majority"}
+        return [
+            ItemScore(
+                item_id=ref.item_id, output=dict(output), uncertainty=0.0, detail={}, confidence=float(probs[best])
+            )
+            for ref in refs
+        ]
 
     def evaluate(self, scores: Sequence[ItemScore], examples: Sequence[Example]) -> dict[str, Any]:
         by_item = {s.item_id: s for s in scores}
@@ -229,10 +482,18 @@ class VesselTask(TaskSpec):
             auc = metrics.multiclass_auc_ovr(truth, probs[:, columns], present)
         per_class = metrics.f1_scores(truth, predicted, CLASSES)
         low, high = metrics.bootstrap_ci(lambda t, p: metrics.macro_f1(t, p, CLASSES), truth, predicted, n_boot=200)[1:]
+        acc_low, acc_high = metrics.bootstrap_ci(metrics.accuracy, truth, predicted, n_boot=200)[1:]
+        indices = np.array([CLASSES.index(t) for t in truth])
         return {
             "macro_f1": metrics.macro_f1(truth, predicted, CLASSES),
             "macro_f1_ci": [low, high],
             "accuracy": metrics.accuracy(truth, predicted),
+            "accuracy_ci": [acc_low, acc_high],
             "auc": auc,
+            "ece": metrics.expected_calibration_error(indices, probs),
             "f1": {name: value for name, value in per_class.items()},
         }
+
+
+def model_temperature(model: nn.Module) -> float:
+    return float(getattr(model, "temperature", torch.ones(())))

@@ -83,6 +83,10 @@ def test_concurrent_next_item_calls_never_lease_an_item_twice(vessel_project):
     from annotation.services import item_next
     from tests.factories import UserFactory
 
+    from annotation.services import project_update
+
+    # No overlap share: with it, two annotators may rightly hold the same item (the draw depends on item ids).
+    project_update(project=vessel_project, settings={"overlap_rate": 0.0})
     import_run(project=vessel_project, sources=[source(f"r{i}.dcm", samples.xa_bytes(seed=i)) for i in range(12)])
     annotators = [UserFactory(username=f"racer{i}") for i in range(WORKERS)]
     for user in annotators:

@@ -24,7 +24,7 @@ from annotation.models import (
     Split,
     TrainingExample,
 )
-from annotation.services import label_submit, project_update
+from annotation.services import label_submit, learning, project_update
 from annotation.services.jobs import job_claim, job_report, jobs_recover_stale
 from annotation.services.learning import training_request
 from annotation.services.splits import SplitLocked, splits_configure, splits_fill
@@ -136,6 +136,7 @@ def test_spect_on_the_ica_reference_trains_on_angiography_rows(spect_project, an
 
 
 # ---------------------------------------------------------------------------------------------------- jobs
+@pytest.mark.usefixtures("judge_promotes")
 def test_a_training_job_registers_a_champion_with_its_exact_training_set_then_scores(
     vessel_project, annotator, lead, tmp_path, executor
 ):
@@ -181,11 +182,12 @@ def test_a_training_job_registers_a_champion_with_its_exact_training_set_then_sc
         "scored": len(wanting),
         "pseudo_labels": 0,
         "promoted": True,
-        "promotion_rule": "no champion yet: the first model becomes champion",
+        "promotion_rule": "promoted: the promotion judge is bypassed in this test",
         "reranked": True,
     }
 
 
+@pytest.mark.usefixtures("judge_promotes")
 def test_pseudo_labels_train_only_and_are_never_evaluated_or_counted(
     vessel_project, annotator, lead, tmp_path, executor
 ):
@@ -226,20 +228,28 @@ def test_pseudo_labels_train_only_and_are_never_evaluated_or_counted(
 
 
 def test_a_challenger_is_compared_with_the_champion_on_the_same_test_items(
-    vessel_project, annotator, lead, tmp_path, executor
+    vessel_project, annotator, lead, tmp_path, executor, monkeypatch
 ):
     cohort = vessel_cohort(vessel_project, tmp_path / "xa", patients=14, runs=2)
     label_all(cohort, annotator)
     splits_configure(project=vessel_project, test_fraction=0.4, validation_fraction=0.2)
-    training_request(project=vessel_project, by=lead, family="metadata_mlp", hparams=FAST_VESSEL)
-    run_next_job(executor)
-    run_next_job(executor)  # the first champion's scoring (nothing unlabelled: zero items)
-    training_request(project=vessel_project, by=lead, family="metadata_mlp", hparams={**FAST_VESSEL, "epochs": 1})
+    project_update(project=vessel_project, settings={"promotion_min_test_items": 4})
+    with monkeypatch.context() as patch:  # a first champion, whatever it is worth
+        patch.setattr(learning, "promotion_decision", lambda *args, **kwargs: (True, "crowned for the test"))
+        training_request(project=vessel_project, by=lead, family="metadata_mlp", hparams=FAST_VESSEL)
+        run_next_job(executor)
+        run_next_job(executor)  # the first champion's scoring (nothing unlabelled: zero items)
+    training_request(project=vessel_project, by=lead, family="metadata_logreg")
     job = run_next_job(executor)
     second = ModelVersion.objects.get(project=vessel_project, number=2)
-    mine, theirs = second.metrics["test"], second.metrics["champion_test"]
-    assert mine["n"] == theirs["n"] == Item.objects.filter(project=vessel_project, split=Split.TEST).count()
-    wins = mine["macro_f1"] > theirs["macro_f1"]
+    versus = second.metrics["comparison"]["champion"]
+    test_items = Item.objects.filter(project=vessel_project, split=Split.TEST).count()
+    assert versus["n"] == second.metrics["test"]["n"] == second.metrics["champion_test"]["n"] == test_items
+    assert versus["candidate"] == pytest.approx(second.metrics["test"]["macro_f1"])
+    assert versus["other"] == pytest.approx(second.metrics["champion_test"]["macro_f1"])
+    low, high = versus["interval"]
+    assert low <= versus["difference"] <= high and versus["test"] == "paired bootstrap"
+    wins = low > 0 and second.metrics["comparison"]["baseline"]["interval"][0] > 0
     assert job.result["wins"] is wins and second.metrics["promotion"]["against"] == 1
     assert second.status == (ModelStatus.CANDIDATE if wins else ModelStatus.REJECTED)
     if wins:
@@ -247,9 +257,11 @@ def test_a_challenger_is_compared_with_the_champion_on_the_same_test_items(
         second.refresh_from_db()
         assert second.status == ModelStatus.CHAMPION
     assert ModelVersion.objects.filter(project=vessel_project, status=ModelStatus.CHAMPION).count() == 1
-    assert "champion" in job.result["promotion_rule"] or "beats" in job.result["promotion_rule"]
+    rule = job.result["promotion_rule"]
+    assert "beats the champion" in rule if wins else rule.startswith(("kept the champion", "not promoted"))
 
 
+@pytest.mark.usefixtures("judge_promotes")
 def test_a_failed_training_registers_nothing_and_keeps_the_champion(
     vessel_project, annotator, lead, tmp_path, executor
 ):

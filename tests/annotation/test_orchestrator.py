@@ -98,6 +98,7 @@ def test_a_schedule_retrains_when_time_has_passed_and_labels_came_in(vessel_proj
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("judge_promotes")
 def test_one_training_round_per_project(labelled, vessel_project, lead, executor):
     training_request(project=vessel_project, by=lead, family="metadata_mlp", hparams=FAST)
     with pytest.raises(JobConflict, match="train job"):
@@ -108,6 +109,7 @@ def test_one_training_round_per_project(labelled, vessel_project, lead, executor
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("judge_promotes")
 def test_the_tick_cold_starts_a_new_project_and_has_the_champion_score_new_imports(
     labelled, vessel_project, lead, executor, tmp_path
 ):
@@ -161,6 +163,7 @@ class FailingExecutor(Executor):
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("judge_promotes")
 def test_a_failed_training_leaves_the_champion_and_the_queue_untouched(labelled, vessel_project, lead, executor):
     champion = first_champion(vessel_project, lead, executor)
     before = queue_state(vessel_project)
@@ -176,6 +179,7 @@ def test_a_failed_training_leaves_the_champion_and_the_queue_untouched(labelled,
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("judge_promotes")
 def test_a_scoring_killed_midway_keeps_champion_and_queue_then_resumes_and_promotes(
     labelled, vessel_project, lead, executor, monkeypatch
 ):
@@ -221,6 +225,7 @@ def test_a_scoring_killed_midway_keeps_champion_and_queue_then_resumes_and_promo
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("judge_promotes")
 def test_a_candidate_beaten_to_the_throne_is_not_promoted(labelled, vessel_project, lead, executor):
     first = first_champion(vessel_project, lead, executor)
     training_request(project=vessel_project, by=lead, family="metadata_mlp", hparams=FAST)
@@ -300,6 +305,7 @@ def test_leads_hear_progress_and_everyone_hears_the_rerank_and_queue_size(vessel
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("judge_promotes")
 def test_a_batch_strategy_ranks_on_the_metadata_champions_embeddings(labelled, vessel_project, lead, executor):
     project_update(
         project=vessel_project, settings={"acquisition_strategy": "kcenter_uncertain", "queue_batch_size": 3}

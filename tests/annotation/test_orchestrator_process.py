@@ -45,6 +45,7 @@ def _wait_for(predicate, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+@pytest.mark.usefixtures("judge_promotes")  # in this process; the killed orchestrator never gets to judging
 def test_a_killed_orchestrator_leaves_the_champion_and_queue_and_the_next_run_finishes(
     vessel_project, lead, annotator, tmp_path, settings
 ):

@@ -39,6 +39,7 @@ from annotation.services.queue import (
     queue_set_order,
     wants_overlap,
 )
+from annotation.services.splits import splits_configure
 from tests import dicom_samples as samples
 from tests.annotation.test_ingest import run
 from tests.factories import MembershipFactory, UserFactory
@@ -106,6 +107,7 @@ def test_imported_items_join_the_queue_and_a_cold_start_orders_them_all(runs, ve
 
 
 def test_the_strategy_orders_the_queue_over_the_champions_stored_scores(runs, vessel_project, annotator):
+    splits_configure(project=vessel_project, test_fraction=0.0)  # no held-out items: the strategy orders all
     entropy = {item.pk: 0.1 * (i % 5) + 0.01 * i for i, item in enumerate(runs)}
     version = champion_with_scores(vessel_project, entropy)
     queue = queue_rerank(project=vessel_project, version=version)

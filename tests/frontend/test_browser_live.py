@@ -236,13 +236,23 @@ def test_lead_retrains_and_follows_the_job_and_the_new_model_live(page, live_asg
         number=1,
         family="metadata_mlp",
         status=ModelStatus.CANDIDATE,
-        metrics={"test": {"macro_f1": 0.712, "n": 8}},
+        metrics={
+            "test": {"macro_f1": 0.712, "macro_f1_ci": [0.551, 0.853], "n": 12},
+            "baseline_test": {"macro_f1": 0.4, "n": 12, "name": "majority class"},
+            "comparison": {
+                "baseline": {"n": 12, "candidate": 0.712, "other": 0.4, "difference": 0.312,
+                             "interval": [0.1, 0.5], "confidence": 0.9},
+            },
+        },
     )
     candidate_judge(version=version, primary="macro_f1", champion=None)
     page.wait_for_selector("#model-versions tr.version[data-number='1']")
     cells = page.locator("#model-versions tr.version[data-number='1'] td").all_inner_texts()
-    rule = "no champion yet: the first model becomes champion"
-    assert cells == ["v1", "metadata_mlp", "candidate", "0.712 (n=8)", rule]
+    rule = (
+        "first model: test macro_f1 0.712 beats the majority class (0.400) on the same 12 test items "
+        "(difference +0.312, 90 % CI [+0.100, +0.500], paired bootstrap)"
+    )
+    assert cells == ["v1", "metadata_mlp", "candidate", "0.712 [0.551–0.853] (n=12)", rule]
     job_finish(job=job, result={"model_version": 1}, model_version=version)
     page.wait_for_selector(f"{row}[data-status=succeeded] [role=progressbar][aria-valuenow='100']")
     assert "model v1" in page.locator(f"{row} .job-head").inner_text()
@@ -286,10 +296,21 @@ def test_lead_saves_learning_settings_and_reads_a_refusal(
     page.fill(f"{form} input[name=gold_rate]", "0.05")
     page.fill(f"{form} input[name=pseudo_label_threshold]", "0.9")
     page.fill(f"{form} input[name=queue_batch_size]", "64")
+    page.fill(f"{form} input[name=test_handout_rate]", "0.3")
+    page.fill(f"{form} input[name=promotion_min_test_items]", "25")
+    classes = page.locator(f"{form} input[name=model_class]")
+    if project.task_type == "vessel_type":  # the lead drops "neither": the model learns LCA and RCA only
+        assert classes.count() == 3
+        page.uncheck(f"{form} input[name=model_class][value=neither]")
+    else:
+        assert classes.count() == 0
     page.click(f"{form} button[type=submit]")
     page.wait_for_function("document.getElementById('learning-status').textContent.startsWith('Saved')")
     project.refresh_from_db()
     saved = project.settings
+    assert (saved["test_handout_rate"], saved["promotion_min_test_items"]) == (0.3, 25)
+    if project.task_type == "vessel_type":
+        assert saved["training_hparams"] == {"classes": "LCA,RCA"}
     assert (saved["acquisition_strategy"], saved["retrain_every_n_labels"], saved["retrain_every_minutes"]) == (
         accepted,
         20,

@@ -111,6 +111,7 @@ def test_the_worker_class_runs_without_ray(cohort):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("judge_promotes")
 def test_the_orchestrator_command_trains_scores_and_promotes_on_local_ray(
     local_ray, vessel_project, annotator, lead, tmp_path
 ):

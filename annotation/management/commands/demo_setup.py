@@ -82,6 +82,7 @@ class Command(BaseCommand):
                 folder, n_patients=4 * scale, runs_per_patient=3, frames=(24, 40), size=256, seed=1, neither_rate=0.1
             )
         elif task == TaskType.OCT_CALCIUM:
-            generate_oct_cohort(folder, n_pullbacks=2 * scale, frames=40, size=256, seed=2)
+            # Four patients: one is held out for testing, so a model can be judged before it is promoted.
+            generate_oct_cohort(folder, n_pullbacks=4 * scale, frames=30, size=256, seed=2)
         else:
             generate_spect_cohort(folder, n_patients=12 * scale, size=290, seed=3, fmt="png")

@@ -61,19 +61,22 @@ export function jobRow(job, versionNumbers) {
   return row;
 }
 
-/** Return the table row of one model version: number, family, status, test metric, promotion rule. */
+/** Return the table row of one model version: number, family, status, test metric with its interval and n,
+ * and the promotion rule applied (which says "not enough evidence" below the project's minimum test size). */
 export function versionRow(version, primaryMetric) {
   const metrics = version.metrics || {};
   const test = metrics.test || {};
   const promotion = metrics.promotion || {};
   const score = fixed(test[primaryMetric], 3);
+  const ci = test[`${primaryMetric}_ci`];
+  const interval = ci && ci[0] !== null && ci[1] !== null ? ` [${fixed(ci[0], 3)}–${fixed(ci[1], 3)}]` : "";
   return el(
     "tr",
     { class: `version ${version.status}`, "data-number": version.number, "data-status": version.status },
     el("td", { class: "num", text: `v${version.number}` }),
     el("td", { text: version.family }),
     el("td", { class: "version-status", text: version.status }),
-    el("td", { class: "num", text: score === null ? "—" : `${score}${test.n ? ` (n=${test.n})` : ""}` }),
+    el("td", { class: "num", text: score === null ? "—" : `${score}${interval}${test.n ? ` (n=${test.n})` : ""}` }),
     el("td", { class: "rule", text: promotion.rule || "" }),
   );
 }

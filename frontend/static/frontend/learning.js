@@ -95,7 +95,19 @@ function readSettings() {
     gold_rate: numberOrNull(fields.gold_rate),
     pseudo_label_threshold: numberOrNull(fields.pseudo_label_threshold), // empty: no pseudo-labels
     queue_batch_size: numberOrNull(fields.queue_batch_size),
+    test_handout_rate: numberOrNull(fields.test_handout_rate),
+    promotion_min_test_items: numberOrNull(fields.promotion_min_test_items),
+    ...classSettings(),
   };
+}
+
+// The classes a model learns travel in the training hyper-parameters (the others there are kept as they are).
+function classSettings() {
+  const boxes = [...form.querySelectorAll("input[name=model_class]")];
+  if (!boxes.length) return {};
+  const hparams = JSON.parse(card.dataset.trainingHparams || "{}");
+  hparams.classes = boxes.filter((box) => box.checked).map((box) => box.value).join(",");
+  return { training_hparams: hparams };
 }
 
 // `field` names a setting as the form does (the server says "settings.<name>").

@@ -1,0 +1,191 @@
+"""The evaluation protocol through the platform: a locked test set handed out at random, promotion on evidence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from django.urls import reverse
+
+from annotation.models import (
+    Item,
+    ModelStatus,
+    ModelVersion,
+    Prediction,
+    PseudoLabel,
+    QueueEntry,
+    Split,
+    TrainingExample,
+)
+from annotation.services import project_update
+from annotation.services.learning import promotion_decision, training_request
+from annotation.services.queue import _draw, interleave_test, queue_rerank
+from annotation.services.splits import splits_configure, splits_fill
+from tests.cohort_projects import label_vessel, oct_cohort, vessel_cohort
+from tests.jobs import run_next_job
+
+pytestmark = pytest.mark.django_db
+
+
+def comparison(n: int, candidate: float, other: float, low: float, high: float) -> dict:
+    return {"n": n, "candidate": candidate, "other": other, "difference": candidate - other,
+            "interval": [low, high], "confidence": 0.9}
+
+
+# ---------------------------------------------------------------------------------------------------- the rule
+def test_the_promotion_rule_asks_for_evidence_beyond_noise():
+    beats = comparison(30, 0.8, 0.4, 0.2, 0.6)
+    tie = comparison(30, 0.8, 0.8, -0.1, 0.1)
+    few = comparison(6, 0.9, 0.3, 0.3, 0.9)
+    named = {"baseline_test": {"name": "majority class"}}
+    wins, rule = promotion_decision({**named, "comparison": {"baseline": beats}}, "macro_f1", False)
+    assert wins and rule.startswith("first model") and "majority class" in rule and "CI [+0.200, +0.600]" in rule
+    wins, rule = promotion_decision({**named, "comparison": {"baseline": tie}}, "macro_f1", False)
+    assert not wins and "does not beat the majority class" in rule
+    wins, rule = promotion_decision({**named, "comparison": {"baseline": few}}, "macro_f1", False)
+    assert not wins and rule.startswith("not enough evidence: 6 labelled test item(s), 10 needed")
+    wins, _ = promotion_decision({**named, "comparison": {"baseline": few}}, "macro_f1", False, min_test_items=5)
+    assert wins
+    wins, rule = promotion_decision({}, "dice_mean", False)  # no test set at all
+    assert not wins and rule.startswith("not enough evidence: 0 labelled test item(s)")
+    wins, rule = promotion_decision({"comparison": {"baseline": beats, "champion": tie}}, "macro_f1", True)
+    assert not wins and rule.startswith("kept the champion") and "within noise" in rule
+    wins, rule = promotion_decision({"comparison": {"baseline": beats, "champion": beats}}, "macro_f1", True)
+    assert wins and "beats the champion's 0.400" in rule
+
+
+def test_test_items_take_the_set_share_of_hand_outs_in_their_own_order():
+    ordered, test = list(range(100, 112)), [1, 2, 3, 4]
+    assert interleave_test(ordered, test, 0.25) == [100, 101, 102, 1, 103, 104, 105, 2, 106, 107, 108, 3, 109, 110,
+                                                     111, 4]
+    assert interleave_test(ordered[:2], test, 0.5) == [100, 1, 101, 2, 3, 4]  # left over at the end
+    assert interleave_test(ordered[:2], test, 0.0) == [100, 101, 1, 2, 3, 4]
+
+
+# ---------------------------------------------------------------------------------------------------- end to end
+@pytest.fixture
+def labelled_runs(vessel_project, annotator, tmp_path):
+    """72 imported runs, 60 labelled with the truth, split 30 % test / 15 % validation by patient."""
+    project_update(project=vessel_project, settings={"overlap_rate": 0.0})
+    cohort = vessel_cohort(vessel_project, tmp_path / "xa", patients=24, runs=3, seed=5)
+    splits_configure(project=vessel_project, test_fraction=0.3, validation_fraction=0.15)
+    items = sorted(cohort, key=lambda item: item.pk)
+    for item in items[12:]:
+        label_vessel(item, annotator, cohort[item].vessel)
+    return cohort
+
+
+def test_a_useful_first_model_is_promoted_and_an_equal_candidate_is_kept_out(
+    vessel_project, lead, executor, labelled_runs
+):
+    training_request(project=vessel_project, by=lead)
+    job = run_next_job(executor)
+    first = ModelVersion.objects.get(project=vessel_project, number=1)
+    assert first.family == "metadata_logreg"  # the cold-start model below pixel_model_min_labels
+    versus = first.metrics["comparison"]["baseline"]
+    assert versus["n"] >= 10 and versus["interval"][0] > 0, job.result["promotion_rule"]
+    assert job.result["wins"] and job.result["promotion_rule"].startswith("first model")
+    run_next_job(executor)  # scores the unlabelled runs, then promotes
+    first.refresh_from_db()
+    assert first.status == ModelStatus.CHAMPION
+    training_request(project=vessel_project, by=lead, family="metadata_logreg")  # same labels, same seed
+    job = run_next_job(executor)
+    second = ModelVersion.objects.get(project=vessel_project, number=2)
+    assert second.metrics["comparison"]["champion"]["difference"] == 0.0
+    assert second.status == ModelStatus.REJECTED and not job.result["wins"]
+    assert "within noise" in job.result["promotion_rule"]
+    assert ModelVersion.objects.get(project=vessel_project, status=ModelStatus.CHAMPION) == first
+
+
+def test_a_useless_first_model_is_never_promoted_shown_or_used(
+    vessel_project, annotator, lead, executor, tmp_path, client_for
+):
+    project_update(project=vessel_project, settings={"overlap_rate": 0.0, "pseudo_label_threshold": 0.5,
+                                                     "show_predictions_to_annotators": True})
+    cohort = vessel_cohort(vessel_project, tmp_path / "xa", patients=24, runs=3, seed=6)
+    splits_configure(project=vessel_project, test_fraction=0.3, validation_fraction=0.15)
+    rng = np.random.default_rng(0)
+    items = sorted(cohort, key=lambda item: item.pk)
+    for item in items[6:]:  # labels that have nothing to do with the runs
+        label_vessel(item, annotator, "LCA" if rng.random() < 0.6 else "RCA")
+    training_request(project=vessel_project, by=lead)
+    job = run_next_job(executor)
+    version = ModelVersion.objects.get(project=vessel_project)
+    assert version.status == ModelStatus.REJECTED and not job.result["wins"]
+    assert "does not beat the majority class" in job.result["promotion_rule"]
+    assert not ModelVersion.objects.filter(project=vessel_project, status=ModelStatus.CHAMPION).exists()
+    assert not PseudoLabel.objects.exists() and not Prediction.objects.exists()
+    body = client_for(annotator).get(reverse("api:item-workspace", args=[items[0].pk])).json()
+    assert body["prediction"] is None
+
+
+def test_test_items_stay_out_of_training_pseudo_labels_and_the_model_order(
+    vessel_project, lead, executor, labelled_runs
+):
+    project_update(project=vessel_project, settings={"pseudo_label_threshold": 0.5, "test_handout_rate": 0.25})
+    training_request(project=vessel_project, by=lead)
+    run_next_job(executor)
+    run_next_job(executor)
+    version = ModelVersion.objects.get(project=vessel_project, status=ModelStatus.CHAMPION)
+    splits = dict(Item.objects.filter(project=vessel_project).values_list("pk", "split"))
+    test_items = {pk for pk, split in splits.items() if split == Split.TEST}
+    assert test_items
+    # The exact training set: every row's split is its item's, so no test item trained or selected the model.
+    for item_id, split in TrainingExample.objects.filter(model_version=version).values_list("item_id", "split"):
+        assert split == splits[item_id]
+    assert not PseudoLabel.objects.filter(item_id__in=test_items).exists()
+    assert PseudoLabel.objects.exists()  # confident unlabelled training runs did get pseudo-labels
+    # The queue: test items at every fourth hand-out, in their keyed random order, never by uncertainty.
+    order = list(
+        QueueEntry.objects.filter(project=vessel_project).order_by("-priority").values_list("item_id", flat=True)
+    )
+    held = [i for i in order if i in test_items]
+    assert held == sorted(held, key=lambda i: (_draw(vessel_project.pk, i, "test-order"), i))
+    others = [i for i in order if i not in test_items]
+    assert order == interleave_test(others, held, 0.25)
+    # Re-ranked by the same champion: the test items keep their places.
+    queue_rerank(project=vessel_project, version=version, seed=9)
+    again = QueueEntry.objects.filter(project=vessel_project).order_by("-priority").values_list("item_id", flat=True)
+    assert [i for i in again if i in test_items] == held
+
+
+def test_without_a_test_set_nothing_is_promoted(oct_project, annotator, lead, executor, tmp_path):
+    from tests.cohort_projects import label_oct
+
+    cohort = oct_cohort(oct_project, tmp_path / "oct", pullbacks=2, frames=6)
+    splits_configure(project=oct_project, test_fraction=0.0, validation_fraction=0.0)
+    for item, (_, mask, quality) in cohort.items():
+        label_oct(item, annotator, mask, quality)
+    hparams = {"epochs": 1, "size": 32, "base": 4, "depth": 2, "patience": 0}
+    training_request(project=oct_project, by=lead, hparams=hparams)
+    job = run_next_job(executor)
+    assert not job.result["wins"] and job.result["promotion_rule"].startswith("not enough evidence: 0")
+    assert ModelVersion.objects.get(project=oct_project).status == ModelStatus.REJECTED
+
+
+def test_a_small_project_gets_one_test_patient(oct_project, tmp_path):
+    cohort = oct_cohort(oct_project, tmp_path / "oct", pullbacks=4, frames=3)
+    assert len({item.patient_id for item in cohort}) == 4
+    splits_fill(project=oct_project)
+    test = Item.objects.filter(project=oct_project, split=Split.TEST)
+    assert test.exists() and len(set(test.values_list("patient_id", flat=True))) == 1
+
+
+def test_annotators_see_neither_the_split_nor_a_prediction_of_a_test_item(
+    vessel_project, annotator, lead, client_for, tmp_path
+):
+    project_update(project=vessel_project, settings={"show_predictions_to_annotators": True})
+    cohort = vessel_cohort(vessel_project, tmp_path / "xa", patients=2, runs=1)
+    held, trained = sorted(cohort, key=lambda item: item.pk)
+    Item.objects.filter(pk=held.pk).update(split=Split.TEST)
+    Item.objects.filter(pk=trained.pk).update(split=Split.TRAIN)
+    version = ModelVersion.objects.create(project=vessel_project, number=1, family="metadata_logreg",
+                                          status=ModelStatus.CHAMPION)
+    for item in (held, trained):
+        Prediction.objects.create(item=item, model_version=version, output={"vessel": "LCA"}, uncertainty=0.1)
+    annotator_client, lead_client = client_for(annotator), client_for(lead)
+    body = annotator_client.get(reverse("api:item-workspace", args=[held.pk])).json()
+    assert body["item"]["split"] is None and body["prediction"] is None
+    assert annotator_client.get(reverse("api:item-detail", args=[held.pk])).json()["split"] is None
+    assert annotator_client.get(reverse("api:item-workspace", args=[trained.pk])).json()["prediction"] is not None
+    assert lead_client.get(reverse("api:item-workspace", args=[held.pk])).json()["item"]["split"] == "test"
+    assert lead_client.get(reverse("api:item-detail", args=[held.pk])).json()["split"] == "test"

@@ -1,0 +1,246 @@
+"""The evaluation protocol on the learner's side: paired comparisons, ECE, the angle model, classes, stacking."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from learning import metrics
+from learning.masks import mask_encode
+from learning.models import QuadraticLogistic
+from learning.tasks import CineRef, Example, ItemScore, OctFrameRef, OctTask, TrainRequest, fit, score
+from learning.tasks.base import ScoreRequest, paired_comparison
+from learning.tasks.vessel import CLASSES, VesselParams, VesselTask, fit_quadratic
+
+CPU = torch.device("cpu")
+
+
+def angle_examples(n: int, seed: int, split: str = "train", flip: bool = False) -> list[Example]:
+    """Runs whose class is a quadratic function of the two angles: RCA inside a disc of (primary, secondary)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        a, b = rng.uniform(-60, 60), rng.uniform(-40, 40)
+        target = int((a / 60) ** 2 + (b / 40) ** 2 < 0.45)
+        if flip:
+            target = 1 - target
+        ref = CineRef(item_id=seed * 1000 + i, path="never-read.dcm", geometry=(a, b, 1000.0, 750.0))
+        out.append(Example(ref=ref, target=target, split=split, label_id=i, label_version=1))
+    return out
+
+
+def logreg_request(train, validation=(), test=(), **hparams) -> TrainRequest:
+    return TrainRequest(
+        task="vessel_type",
+        family="metadata_logreg",
+        hparams=hparams,
+        train=tuple(train),
+        validation=tuple(validation),
+        test=tuple(test),
+        media_root="/nonexistent",
+        seed=0,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------- statistics
+def test_paired_bootstrap_of_identical_predictions_is_exactly_zero():
+    truth = np.array([0, 1, 1, 0, 1, 0, 1, 1])
+    diff, low, high = metrics.paired_bootstrap(metrics.accuracy, (truth, truth), (truth, truth), n_boot=200)
+    assert (diff, low, high) == (0.0, 0.0, 0.0)
+
+
+def test_paired_bootstrap_separates_a_clearly_better_model_from_noise():
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 2, 60)
+    good = np.where(rng.random(60) < 0.95, truth, 1 - truth)
+    coin = rng.integers(0, 2, 60)
+    diff, low, high = metrics.paired_bootstrap(metrics.accuracy, (truth, good), (truth, coin), alpha=0.1)
+    assert diff == pytest.approx(metrics.accuracy(truth, good) - metrics.accuracy(truth, coin))
+    assert 0 < low <= diff <= high
+    # A model one item better than another on 60 items is not better beyond noise.
+    nearly = good.copy()
+    nearly[np.flatnonzero(nearly == truth)[0]] ^= 1
+    diff, low, high = metrics.paired_bootstrap(metrics.accuracy, (truth, good), (truth, nearly), alpha=0.1)
+    assert diff == pytest.approx(1 / 60) and low <= 0 < high
+
+
+def test_paired_bootstrap_refuses_unpaired_rows():
+    with pytest.raises(ValueError, match="row counts differ"):
+        metrics.paired_bootstrap(np.mean, (np.ones(3),), (np.ones(4),))
+
+
+def test_expected_calibration_error_by_hand():
+    # Two bins: 0.9-confident (2 of 2 right → gap 0.1) and 0.6-confident (1 of 2 right → gap 0.1): ECE 0.1.
+    probs = np.array([[0.9, 0.1], [0.1, 0.9], [0.6, 0.4], [0.4, 0.6]])
+    truth = np.array([0, 1, 0, 0])
+    assert metrics.expected_calibration_error(truth, probs) == pytest.approx(0.1)
+    assert metrics.expected_calibration_error(truth[:2], probs[:2], n_bins=1) == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="probs"):
+        metrics.expected_calibration_error(truth, probs[:3])
+
+
+# ---------------------------------------------------------------------------------------------------- angle model
+def test_the_angle_model_learns_a_quadratic_boundary_and_matches_scikit_learn(tmp_path):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import PolynomialFeatures, StandardScaler
+
+    train = angle_examples(80, seed=1)
+    model = QuadraticLogistic(num_classes=3)
+    fitted = fit_quadratic(model, train, VesselParams().active)
+    assert fitted["classes"] == ["LCA", "RCA"] and fitted["C"] > 0
+    new = angle_examples(200, seed=2)
+    x = np.array([e.ref.geometry[:2] for e in train])
+    y = np.array([e.target for e in train])
+    reference = make_pipeline(
+        StandardScaler(), PolynomialFeatures(2, include_bias=False), StandardScaler(),
+        LogisticRegression(C=fitted["C"], max_iter=2000),
+    ).fit(x, y)
+    expected = reference.predict_proba(np.array([e.ref.geometry[:2] for e in new]))
+    with torch.no_grad():
+        probs = torch.softmax(model(torch.tensor([e.ref.geometry for e in new], dtype=torch.float32)), 1).numpy()
+    assert np.abs(probs[:, :2] - expected).max() < 1e-2 and probs[:, 2].max() == 0.0  # solver tolerance
+    accuracy = np.mean(probs.argmax(1) == np.array([e.target for e in new]))
+    assert accuracy > 0.9  # a linear model on the raw angles cannot draw a disc
+
+
+def test_a_class_without_training_examples_is_never_predicted():
+    outcome = fit(VesselTask("/nonexistent"), logreg_request(angle_examples(40, seed=3)), CPU)
+    assert outcome.hparams["classes"] == "LCA,RCA"
+    refs = tuple(e.ref for e in angle_examples(30, seed=4))
+    scores = score(VesselTask("/nonexistent"), ScoreRequest("vessel_type", outcome.weights, refs, "/x"), CPU)
+    assert all(s.output["probabilities"]["neither"] == 0.0 and s.output["vessel"] != "neither" for s in scores)
+
+
+def test_a_lead_can_drop_a_class_from_training_and_evaluation():
+    train = angle_examples(40, seed=5)
+    neither = [Example(ref=e.ref, target=2, split="train", label_id=e.label_id) for e in angle_examples(10, seed=6)]
+    test = angle_examples(12, seed=7, split="test") + [
+        Example(ref=e.ref, target=2, split="test", label_id=1) for e in angle_examples(5, seed=8)
+    ]
+    outcome = fit(VesselTask("/nonexistent"), logreg_request(train + neither, test=test, classes="LCA,RCA"), CPU)
+    assert outcome.hparams["classes"] == "LCA,RCA"
+    assert outcome.metrics["test"]["n"] == 12  # the "neither" runs are outside what this model answers
+    assert outcome.metrics["train_examples"] == 40
+
+
+def test_test_labels_never_change_the_weights():
+    train, validation = angle_examples(40, seed=9), angle_examples(12, seed=10, split="validation")
+    test = angle_examples(15, seed=11, split="test")
+    flipped = angle_examples(15, seed=11, split="test", flip=True)
+    task = VesselTask("/nonexistent")
+    first = fit(task, logreg_request(train, validation, test), CPU)
+    second = fit(task, logreg_request(train, validation, flipped), CPU)
+    assert first.weights == second.weights
+    assert first.metrics["test"]["accuracy"] != second.metrics["test"]["accuracy"]
+
+
+def test_training_reports_the_comparison_with_the_majority_class_and_calibration():
+    train, validation = angle_examples(60, seed=12), angle_examples(20, seed=13, split="validation")
+    test = angle_examples(40, seed=14, split="test")
+    outcome = fit(VesselTask("/nonexistent"), logreg_request(train, validation, test), CPU)
+    versus = outcome.metrics["comparison"]["baseline"]
+    assert outcome.metrics["baseline_test"]["name"] == "majority class" and versus["n"] == 40
+    assert versus["candidate"] == pytest.approx(outcome.metrics["test"]["macro_f1"])
+    assert versus["interval"][0] > 0  # the angles carry the class: far beyond the majority class
+    assert outcome.metrics["calibration"]["temperature"] > 0 and 0 <= outcome.metrics["test"]["ece"] <= 1
+    assert len(outcome.metrics["test"]["accuracy_ci"]) == 2
+
+
+def test_temperature_scaling_cools_an_overconfident_model():
+    rng = np.random.default_rng(0)
+    truth = torch.tensor(rng.integers(0, 2, 200))
+    wrong = torch.tensor(rng.random(200) < 0.3)
+    predicted = torch.where(wrong, 1 - truth, truth)
+    log_probs = torch.log_softmax(10.0 * torch.nn.functional.one_hot(predicted, 3).float(), dim=1)
+    model = QuadraticLogistic()
+    temperature = VesselTask._fit_temperature(model, log_probs, truth)
+    assert temperature > 2 and float(model.temperature) == pytest.approx(temperature)
+
+
+# ---------------------------------------------------------------------------------------------------- baselines
+def test_an_all_calcium_mask_loses_to_the_empty_mask_baseline():
+    task = OctTask("/nonexistent")
+    refs = [OctFrameRef(item_id=i, path="p.dcm", frame_index=i, rows=16, columns=16) for i in range(12)]
+    truth = []
+    for i, ref in enumerate(refs):
+        mask = np.zeros((16, 16), bool)
+        if i % 3 == 0:
+            mask[2:5, 2:5] = True
+        truth.append(Example(ref=ref, target=mask_encode(mask), split="test", label_id=i))
+    everything = mask_encode(np.ones((16, 16), bool))
+    painted = [
+        ItemScore(item_id=r.item_id, output={"mask": everything}, uncertainty=0.0, detail={}, confidence=1.0)
+        for r in refs
+    ]
+    versus = paired_comparison(task, painted, task.baseline_scores([], refs), truth, seed=0)
+    assert versus["other"] == pytest.approx(8 / 12)  # the empty mask is right on every frame without calcium
+    assert versus["difference"] < 0 and versus["interval"][1] < 0
+
+
+def test_the_majority_baseline_answers_the_training_majority():
+    train = angle_examples(30, seed=15)
+    majority = CLASSES[np.bincount([e.target for e in train]).argmax()]
+    scores = VesselTask("/nonexistent").baseline_scores(train, [e.ref for e in train[:3]])
+    assert {s.output["vessel"] for s in scores} == {majority}
+
+
+# ---------------------------------------------------------------------------------------------------- fused model
+@pytest.fixture(scope="module")
+def cine_examples(tmp_path_factory) -> tuple[str, list[Example]]:
+    from learning.cohorts import generate_xa_cohort
+
+    root = tmp_path_factory.mktemp("xa")
+    truths = generate_xa_cohort(root, n_patients=8, runs_per_patient=3, frames=(12, 16), size=48, seed=21)
+    examples = []
+    for i, t in enumerate(truths):
+        geometry = (t.primary_angle, t.secondary_angle, t.source_to_detector_mm, t.source_to_patient_mm)
+        ref = CineRef(item_id=i, path=str(t.path.relative_to(root)), geometry=geometry)
+        examples.append(Example(ref=ref, target=CLASSES.index(t.vessel), split="train", label_id=i))
+    return str(root), examples
+
+
+FUSED = {"epochs": 2, "batch_size": 4, "size": 32, "clip_frames": 8, "crops": 2, "width": 2, "patience": 0}
+
+
+def fused_request(root, train, validation, **extra) -> TrainRequest:
+    return TrainRequest(
+        task="vessel_type",
+        family="fused_vessel",
+        hparams={**FUSED, **extra},
+        train=tuple(train),
+        validation=tuple(validation),
+        test=(),
+        media_root=root,
+        seed=0,
+    )
+
+
+def test_without_enough_validation_the_fused_model_is_the_angle_model(cine_examples):
+    root, examples = cine_examples
+    train, validation = examples[:18], [Example(e.ref, e.target, "validation", e.label_id) for e in examples[18:]]
+    task = VesselTask(root)
+    fused = fit(task, fused_request(root, train, validation, min_validation=50), CPU)
+    assert fused.metrics["calibration"]["fitted"] is False
+    angles = fit(task, logreg_request(train), CPU)
+    refs = tuple(e.ref for e in examples)
+    by_fused = score(task, ScoreRequest("vessel_type", fused.weights, refs, root), CPU)
+    by_angles = score(task, ScoreRequest("vessel_type", angles.weights, refs, root), CPU)
+    for a, b in zip(by_fused, by_angles, strict=True):
+        for name in CLASSES:
+            assert a.output["probabilities"][name] == pytest.approx(b.output["probabilities"][name], abs=1e-4)
+
+
+def test_the_fused_model_stacks_video_and_angles_on_validation(cine_examples):
+    root, examples = cine_examples
+    train, validation = examples[:14], [Example(e.ref, e.target, "validation", e.label_id) for e in examples[14:]]
+    outcome = fit(VesselTask(root), fused_request(root, train, validation, min_validation=4), CPU)
+    stacking = outcome.metrics["calibration"]
+    assert stacking["fitted"] is True and stacking["n"] == len(validation)
+    assert stacking["video_weight"] >= 0 and stacking["angle_weight"] >= 0
+    losses = stacking["validation_log_loss"]
+    assert losses["fused"] <= min(losses["video"], losses["angles"]) + 0.05  # stacking fits on these very runs
+    scores = score(VesselTask(root), ScoreRequest("vessel_type", outcome.weights, tuple(e.ref for e in examples), root),
+                   CPU)
+    assert all(abs(sum(s.output["probabilities"].values()) - 1) < 1e-4 for s in scores)

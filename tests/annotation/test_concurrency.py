@@ -80,10 +80,8 @@ def test_the_same_file_imported_at_once_is_stored_once(vessel_project):
 
 def test_concurrent_next_item_calls_never_lease_an_item_twice(vessel_project):
     from annotation.models import Assignment, Membership, Role
-    from annotation.services import item_next
+    from annotation.services import item_next, project_update
     from tests.factories import UserFactory
-
-    from annotation.services import project_update
 
     # No overlap share: with it, two annotators may rightly hold the same item (the draw depends on item ids).
     project_update(project=vessel_project, settings={"overlap_rate": 0.0})

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
+import json
 import re
 from pathlib import Path
 
@@ -17,8 +19,10 @@ from learning.cohorts import (
     MANIFEST_HEADER,
     SC_SOP_CLASS,
     SEGMENT_TERRITORY,
+    SPECT_DIFFICULTIES,
     TERRITORY_SEGMENTS,
     XA_SOP_CLASS,
+    SpectDifficulty,
     XaView,
     fake_patient,
     generate_oct_cohort,
@@ -290,6 +294,28 @@ def spect_png(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
     return out, generate_spect_cohort(out, n_patients=80, size=48, seed=3, fmt="png")
 
 
+@pytest.fixture(scope="module")
+def spect_png_easy(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
+    """The same patients as spect_png, drawn in the easy setting."""
+    out = tmp_path_factory.mktemp("spect_png_easy")
+    return out, generate_spect_cohort(out, n_patients=80, size=48, seed=3, fmt="png", difficulty="easy")
+
+
+def _territory_darkness(truths: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return per patient and territory: summed stress score, abnormal flag, mean count drop in its segments."""
+    size = np.asarray(Image.open(truths[0].stress_path)).shape[0]
+    seg = segment_map(size)
+    scores, abnormal, drops = [], [], []
+    for t in truths:
+        stress = np.asarray(Image.open(t.stress_path), float)
+        reference = np.percentile(stress[seg > 0], 95)
+        for name, segs in DOMAIN_TERRITORIES.items():
+            scores.append(sum(t.stress_scores[s - 1] for s in segs))
+            abnormal.append(t.territory_abnormal[name])
+            drops.append(1.0 - stress[np.isin(seg, list(segs))].mean() / reference)
+    return np.array(scores), np.array(abnormal), np.array(drops)
+
+
 def test_territory_tables_match_the_domain() -> None:
     assert {t: set(s) for t, s in TERRITORY_SEGMENTS.items()} == DOMAIN_TERRITORIES
     assert sorted(SEGMENT_TERRITORY) == list(range(1, 18))
@@ -332,17 +358,22 @@ def test_spect_territory_truth_follows_the_summed_score_rule(spect_png) -> None:
     assert all(r <= s for t in truths for r, s in zip(t.rest_scores, t.stress_scores, strict=True))
 
 
-def test_spect_defects_darken_their_territory(spect_png) -> None:  # noqa: ANN001
-    _, truths = spect_png
-    seg = segment_map(48)
-    sick, healthy = [], []
-    for t in truths:
-        stress = np.asarray(Image.open(t.stress_path), float)
-        for name, segs in DOMAIN_TERRITORIES.items():
-            value = stress[np.isin(seg, list(segs))].mean() / np.percentile(stress[seg > 0], 95)
-            (sick if t.territory_abnormal[name] else healthy).append(value)
-    assert len(sick) >= 5
-    assert np.mean(sick) < np.mean(healthy) - 0.08
+def test_spect_defects_darken_their_territory(spect_png, spect_png_easy) -> None:  # noqa: ANN001
+    for (_, truths), margin in ((spect_png_easy, 0.12), (spect_png, 0.03)):
+        _, abnormal, drops = _territory_darkness(truths)
+        assert abnormal.sum() >= 5
+        assert drops[abnormal].mean() > drops[~abnormal].mean() + margin
+
+
+def test_spect_default_maps_follow_the_scores_more_loosely_than_easy_ones(spect_png, spect_png_easy) -> None:  # noqa: ANN001
+    """Artefacts, faint defects, jitter, noise and rotation weaken the score-to-picture link."""
+    easy_scores, _, easy_drops = _territory_darkness(spect_png_easy[1])
+    hard_scores, _, hard_drops = _territory_darkness(spect_png[1])
+    np.testing.assert_array_equal(easy_scores, hard_scores)  # the difficulty changes the pictures, not the truth
+    easy_r = np.corrcoef(easy_scores, easy_drops)[0, 1]
+    hard_r = np.corrcoef(hard_scores, hard_drops)[0, 1]
+    assert easy_r > 0.8
+    assert hard_r < 0.7 and hard_r < easy_r - 0.2
 
 
 def test_spect_png_manifest(spect_png) -> None:  # noqa: ANN001
@@ -394,15 +425,137 @@ def test_spect_dicom_pair_shares_the_study(tmp_path: Path) -> None:
 
 
 def test_spect_is_deterministic_from_seed(tmp_path: Path) -> None:
-    a = generate_spect_cohort(tmp_path / "a", n_patients=2, size=32, seed=9, fmt="png")
-    b = generate_spect_cohort(tmp_path / "b", n_patients=2, size=32, seed=9, fmt="png")
-    c = generate_spect_cohort(tmp_path / "c", n_patients=2, size=32, seed=10, fmt="png")
-    same = [
-        np.array_equal(np.asarray(Image.open(x.stress_path)), np.asarray(Image.open(y.stress_path)))
-        for x, y in zip(a, b, strict=True)
-    ]
-    assert all(same) and [x.stress_scores for x in a] == [y.stress_scores for y in b]
+    a = generate_spect_cohort(tmp_path / "a", n_patients=4, size=32, seed=9, fmt="png")
+    b = generate_spect_cohort(tmp_path / "b", n_patients=4, size=32, seed=9, fmt="png")
+    c = generate_spect_cohort(tmp_path / "c", n_patients=4, size=32, seed=10, fmt="png")
+    for x, y in zip(a, b, strict=True):
+        for path in ("rest_path", "stress_path"):
+            np.testing.assert_array_equal(
+                np.asarray(Image.open(getattr(x, path))), np.asarray(Image.open(getattr(y, path)))
+            )
+    drop_paths = {"rest_path": None, "stress_path": None}
+    assert [dataclasses.replace(x, **drop_paths) for x in a] == [dataclasses.replace(y, **drop_paths) for y in b]
     assert not np.array_equal(np.asarray(Image.open(a[0].rest_path)), np.asarray(Image.open(c[0].rest_path)))
+
+
+def test_spect_difficulty_changes_the_pictures_only(spect_png, spect_png_easy) -> None:  # noqa: ANN001
+    """A seed's patients, scores and ICA are the same at every difficulty; easy draws no artefacts or faint defects."""
+    easy, hard = spect_png_easy[1], spect_png[1]
+    for e, h in zip(easy, hard, strict=True):
+        assert (e.patient_name, e.age, e.sex, e.stress_scores, e.rest_scores, e.ica_stenosis) == (
+            h.patient_name,
+            h.age,
+            h.sex,
+            h.stress_scores,
+            h.rest_scores,
+            h.ica_stenosis,
+        )
+        assert e.second_reader_stress_scores == h.second_reader_stress_scores
+    assert all(t.artefact == "" and t.faint_territories == () for t in easy)
+    assert 0.15 < np.mean([bool(t.artefact) for t in hard]) < 0.6
+    assert any(t.faint_territories for t in hard)
+    differs = [
+        not np.array_equal(np.asarray(Image.open(e.stress_path)), np.asarray(Image.open(h.stress_path)))
+        for e, h in zip(easy, hard, strict=True)
+    ]
+    assert all(differs)
+
+
+@pytest.mark.parametrize("knob", [f.name for f in dataclasses.fields(SpectDifficulty)])
+def test_every_spect_knob_changes_the_pictures(tmp_path: Path, knob: str) -> None:
+    easy = SPECT_DIFFICULTIES["easy"]
+    turned = dataclasses.replace(easy, **{knob: getattr(SPECT_DIFFICULTIES["hard"], knob)})
+    if knob in ("faint_defect_rate", "artefact_rate"):
+        turned = dataclasses.replace(turned, **{knob: 1.0})  # every patient, so a small cohort shows it
+    base = generate_spect_cohort(tmp_path / "e", n_patients=6, size=32, seed=4, fmt="png", difficulty=easy)
+    other = generate_spect_cohort(tmp_path / "k", n_patients=6, size=32, seed=4, fmt="png", difficulty=turned)
+    assert [t.stress_scores for t in base] == [t.stress_scores for t in other]
+    changed = [
+        not np.array_equal(np.asarray(Image.open(x.stress_path)), np.asarray(Image.open(y.stress_path)))
+        for x, y in zip(base, other, strict=True)
+    ]
+    assert any(changed)
+
+
+def test_attenuation_artefacts_darken_the_inferior_wall_in_men_and_the_anterior_wall_in_women(tmp_path: Path) -> None:
+    easy = SPECT_DIFFICULTIES["easy"]
+    with_artefacts = dataclasses.replace(easy, artefact_rate=1.0)
+    plain = generate_spect_cohort(tmp_path / "p", n_patients=24, size=48, seed=6, fmt="png", difficulty=easy)
+    shaded = generate_spect_cohort(tmp_path / "a", n_patients=24, size=48, seed=6, fmt="png", difficulty=with_artefacts)
+    seg = segment_map(48)
+    inferior, anterior = np.isin(seg, [4, 10]), np.isin(seg, [1, 7])
+    seen = set()
+    for p, a in zip(plain, shaded, strict=True):
+        assert a.artefact in ("inferior", "anterior") and a.stress_scores == p.stress_scores
+        if a.sex == "F":
+            assert a.artefact == "anterior"
+        seen.add((a.sex, a.artefact))
+        wall = inferior if a.artefact == "inferior" else anterior
+        other = anterior if a.artefact == "inferior" else inferior
+        before = np.asarray(Image.open(p.stress_path), float)
+        after = np.asarray(Image.open(a.stress_path), float)
+        # Relative to the opposite wall, the shaded wall loses counts the scores do not explain.
+        assert after[wall].mean() / after[other].mean() < before[wall].mean() / before[other].mean() - 0.03
+    assert {("M", "inferior"), ("F", "anterior")} <= seen
+
+
+@pytest.mark.parametrize("share", [0.05, 0.2])
+def test_second_reader_disagrees_in_the_requested_share(tmp_path: Path, share: float) -> None:
+    truths = generate_spect_cohort(tmp_path, n_patients=60, size=16, seed=8, fmt="png", reader_disagreement=share)
+    first = np.array([t.stress_scores for t in truths])
+    second = np.array([t.second_reader_stress_scores for t in truths])
+    rest = np.array([t.second_reader_rest_scores for t in truths])
+    differs = first != second
+    assert abs(differs.mean() - share) < 0.02
+    assert np.abs(first - second).max() == 1 and second.min() >= 0 and second.max() <= 4
+    assert (rest <= second).all() and (rest <= np.array([t.rest_scores for t in truths])).all()
+    # Mild and moderate segments are where readers differ most.
+    borderline = np.isin(first, (1, 2))
+    assert differs[borderline].mean() > differs[~borderline].mean()
+    # Territory calls mostly agree, but not always.
+    calls = [territory_abnormal(t.second_reader_stress_scores) == t.territory_abnormal for t in truths]
+    assert 0.5 < np.mean(calls) < 1.0
+
+
+def test_no_second_reader_without_disagreement(tmp_path: Path) -> None:
+    truths = generate_spect_cohort(tmp_path, n_patients=3, size=16, seed=8, fmt="png", reader_disagreement=0)
+    assert all(t.second_reader_stress_scores is None and t.second_reader_rest_scores is None for t in truths)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"difficulty": "medium"}, "unknown difficulty 'medium'; expected one of easy, hard"),
+        ({"difficulty": SPECT_DIFFICULTIES}, "unknown difficulty"),
+        ({"reader_disagreement": 1.5}, "reader_disagreement must be between 0 and 1; got 1.5"),
+        ({"reader_disagreement": -0.1}, "reader_disagreement"),
+        ({"reader_disagreement": "0.1"}, "reader_disagreement"),
+    ],
+)
+def test_spect_cohort_refuses_bad_settings_before_writing(tmp_path: Path, kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        generate_spect_cohort(tmp_path / "never", n_patients=1, size=16, fmt="png", **kwargs)
+    assert not (tmp_path / "never").exists()
+
+
+@pytest.mark.parametrize(
+    ("knob", "value", "message"),
+    [
+        ("noise", -1.0, "noise must be between 0 and 10; got -1.0"),
+        ("defect_contrast", 2.5, "defect_contrast must be between 0 and 2; got 2.5"),
+        ("contrast_spread", 1.0, "contrast_spread must be between 0 and 0.95"),
+        ("faint_defect_rate", 1.2, "faint_defect_rate must be between 0 and 1"),
+        ("artefact_rate", float("nan"), "artefact_rate must be a number between 0 and 1; got nan"),
+        ("score_jitter", "0.5", "score_jitter must be a number between 0 and 2; got '0.5'"),
+        ("intensity_jitter", True, "intensity_jitter must be a number"),
+        ("misregistration_deg", 90, "misregistration_deg must be between 0 and 45; got 90"),
+    ],
+)
+def test_spect_difficulty_knobs_are_checked(knob: str, value: object, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        SpectDifficulty(**{knob: value})
+    with pytest.raises(ValueError, match=re.escape(message)):
+        dataclasses.replace(SPECT_DIFFICULTIES["easy"], **{knob: value})
 
 
 # --- truth JSON and CLI -------------------------------------------------------------------
@@ -411,6 +564,7 @@ def test_spect_is_deterministic_from_seed(tmp_path: Path) -> None:
 def test_truth_json_round_trips_every_kind(tmp_path: Path, xa_cohort: list) -> None:
     oct_truths = generate_oct_cohort(tmp_path / "oct", n_pullbacks=1, frames=8, size=40, seed=2)
     spect_truths = generate_spect_cohort(tmp_path / "spect", n_patients=2, size=32, fmt="png")
+    assert spect_truths[0].second_reader_stress_scores is not None
     for truths, name in ((xa_cohort, "xa"), (oct_truths, "oct"), (spect_truths, "spect")):
         path = write_truth_json(truths, tmp_path / "truth" / f"{name}.json")
         back = read_truth_json(path)
@@ -425,6 +579,10 @@ def test_truth_json_round_trips_every_kind(tmp_path: Path, xa_cohort: list) -> N
                 "stress_scores",
                 "ica_stenosis",
                 "frame_quality",
+                "second_reader_stress_scores",
+                "second_reader_rest_scores",
+                "artefact",
+                "faint_territories",
             ):
                 if hasattr(original, field):
                     assert getattr(restored, field) == getattr(original, field)
@@ -433,6 +591,20 @@ def test_truth_json_round_trips_every_kind(tmp_path: Path, xa_cohort: list) -> N
                 assert restored.path.resolve() == original.path.resolve()
     text = (tmp_path / "truth" / "oct.json").read_text()
     assert '"kind": "oct_pullback"' in text and ".npz" in text
+    assert '"second_reader_stress_scores": [' in (tmp_path / "truth" / "spect.json").read_text()
+
+
+def test_truth_json_without_the_second_reader_still_reads(tmp_path: Path) -> None:
+    """Truth files written before the second reader existed load with its fields empty."""
+    truths = generate_spect_cohort(tmp_path / "spect", n_patients=1, size=16, fmt="png")
+    path = write_truth_json(truths, tmp_path / "truth.json")
+    doc = json.loads(path.read_text())
+    for key in ("second_reader_stress_scores", "second_reader_rest_scores", "artefact", "faint_territories"):
+        del doc["items"][0][key]
+    path.write_text(json.dumps(doc))
+    (old,) = read_truth_json(path)
+    assert old.stress_scores == truths[0].stress_scores
+    assert (old.second_reader_stress_scores, old.artefact, old.faint_territories) == (None, "", ())
 
 
 def test_cli_writes_files_and_truth_outside_the_import_folder(
@@ -464,6 +636,40 @@ def test_cli_writes_files_and_truth_outside_the_import_folder(
     printed = capsys.readouterr().out.strip()
     assert "\n" not in printed and "3 SPECT patients" in printed
     assert len(read_truth_json(truth)) == 3
+
+
+def test_cli_passes_the_spect_knobs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["--task", "spect_territory", "--n", "4", "--size", "24", "--format", "png", "--seed", "2"]
+    assert (
+        cli_main([*base, "--out", str(tmp_path / "a" / "s"), "--artefact-rate", "1", "--reader-disagreement", "0.3"])
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "hard with artefact_rate=1" in printed and "4 with attenuation artefacts" in printed
+    truths = read_truth_json(tmp_path / "a" / "truth-spect_territory.json")
+    assert all(t.artefact for t in truths)
+    share = np.mean(
+        [a != b for t in truths for a, b in zip(t.stress_scores, t.second_reader_stress_scores, strict=True)]
+    )
+    assert abs(share - 0.3) < 0.06
+    assert (
+        cli_main([*base, "--out", str(tmp_path / "b" / "s"), "--difficulty", "easy", "--reader-disagreement", "0"]) == 0
+    )
+    truths = read_truth_json(tmp_path / "b" / "truth-spect_territory.json")
+    assert all(t.artefact == "" and t.second_reader_stress_scores is None for t in truths)
+
+
+def test_cli_refuses_bad_spect_knobs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["--task", "spect_territory", "--out", str(tmp_path / "s"), "--n", "2", "--size", "16"]
+    assert cli_main([*base, "--noise", "20"]) == 2
+    assert "noise must be between 0 and 10; got 20.0" in capsys.readouterr().err
+    assert cli_main([*base, "--reader-disagreement", "2"]) == 2
+    assert "reader_disagreement must be between 0 and 1" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+    with pytest.raises(SystemExit):
+        cli_main([*base, "--difficulty", "medium"])
+    assert cli_main(["--task", "oct_calcium", "--out", str(tmp_path / "o"), "--score-jitter", "0.2"]) == 2
+    assert "--score-jitter: only available for spect_territory" in capsys.readouterr().err
 
 
 # --- XA "neither" runs ----------------------------------------------------------------------

@@ -482,7 +482,7 @@ def round_measure(project, labels: int, seconds: dict[str, float], judge: FreshJ
         extra["baseline_fresh"] = judge.metric(baseline_fresh)
         if project.task_type == "vessel_type" and test:
             test_scores = angle_baseline_scores(train, [e.ref for e in test])
-            extra["baseline_test"] = float(spec.metric_value(*judge.task.metric_rows(test_scores, test)))
+            extra["baseline_test"] = float(judge.task.metric_value(*judge.task.metric_rows(test_scores, test)))
         extra["candidate_fresh"] = judge.metric(judge.scores(latest))
         if champion is not None:
             champion_scores = judge.scores(champion)

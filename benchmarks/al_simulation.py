@@ -72,21 +72,10 @@ SETUPS = {
     "vessel_type": Setup(
         plan=Plan(
             task="vessel_type",
-            # Two classes (LCA / RCA), the goals; --neither-rate puts "neither" runs back.
+            # Two classes (LCA / RCA): the goals are stated for them.
             cohort=Cohort(n=60, size=64, frames=(16, 24), runs_per_patient=4, neither_rate=0.0),
-            hparams={
-                "size": 32,
-                "clip_frames": 8,
-                "frame_step": 2,
-                "width": 16,
-                "crops": 4,
-                "epochs": 16,
-                "batch_size": 4,
-                "patience": 0,
-                "learning_rate": 3e-3,
-                # The platform's defaults otherwise: the angle model below 40 labels, then video + angles
-                # stacked on validation.
-            },
+            # The platform's defaults: the angle model below 40 labels, then video + angles stacked on validation.
+            hparams={},
             step=40,
             budget=160,
             test_fraction=0.2,
@@ -289,17 +278,25 @@ def fresh_tables(results: dict[str, list[list[Round]]], labels: list[int], targe
                         + table(["strategy", *[str(n) for n in labels]], rows))
     rows = []
     for name, runs in results.items():
-        decided = [r.contradicted for run in runs for r in run[:rounds] if r.contradicted is not None]
+        decided = [(r.promoted, r.contradicted) for run in runs for r in run[:rounds] if r.contradicted is not None]
+        promoted = [c for p, c in decided if p]
+        kept = [c for p, c in decided if not p]
         rows.append([
             name,
-            f"{sum(decided)} of {len(decided)}",
+            f"{sum(promoted)} of {len(promoted)}",
+            f"{sum(kept)} of {len(kept)}",
             labels_to_ci(runs, labels, target, "champion"),
             labels_to_ci(runs, labels, target, "champion_fresh"),
         ])
     sections.append(
-        "Keep/replace decisions the never-labelled cohort contradicts beyond its 90 % paired-bootstrap interval, "
+        "Keep/replace decisions the never-labelled cohort contradicts beyond its 90 % paired-bootstrap interval "
+        "(a promotion it finds worse than what it replaced; a rejection it finds better), "
         f"and labels to {metric} {target:.2f} (mean over seeds, 90 % bootstrap interval over seeds).\n"
-        + table(["strategy", "contradicted", "labels to target (test)", "labels to target (never-labelled)"], rows)
+        + table(
+            ["strategy", "promotions contradicted", "rejections contradicted", "labels to target (test)",
+             "labels to target (never-labelled)"],
+            rows,
+        )
     )
     return "\n\n".join(sections)
 

@@ -449,10 +449,23 @@ class LabelViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
 class PredictionViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = s.PredictionSerializer
 
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("item", int, description="item id"),
+            OpenApiParameter("model_version", int, description="model version id"),
+        ]
+    )
+    def list(self, request: Request, *args, **kwargs) -> Response:
+        return super().list(request, *args, **kwargs)
+
     def get_queryset(self):
         predictions = selectors.predictions_for(self.request.user)
-        if self.request.query_params.get("item"):
-            predictions = predictions.filter(item_id=self.request.query_params["item"])
+        for name, lookup in (("item", "item_id"), ("model_version", "model_version_id")):
+            raw = self.request.query_params.get(name)
+            if raw is not None:
+                if not raw.isascii() or not raw.isdigit():
+                    raise ValidationError({name: "must be an id (a whole number)"})
+                predictions = predictions.filter(**{lookup: int(raw)})
         return predictions
 
 

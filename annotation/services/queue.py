@@ -231,20 +231,25 @@ def queue_order(project: Project, version: ModelVersion | None, seed: int = 0) -
     if rest:
         ordered += cold_start_order(rest, cold_start_features(project, rest), head, rng)
     test = sorted((i for i in wanting if i in held_out), key=lambda i: (_draw(project.pk, i, "test-order"), i))
-    return interleave_test(ordered, test, settings.test_handout_rate), name
+    labelled_test = len(held_out) - sum(1 for i in wanting if i in held_out)
+    first = max(settings.promotion_min_test_items - labelled_test, 0) if settings.test_handout_rate > 0 else 0
+    return interleave_test(ordered, test, settings.test_handout_rate, first=first), name
 
 
-def interleave_test(ordered: Sequence[int], test: Sequence[int], rate: float) -> list[int]:
+def interleave_test(ordered: Sequence[int], test: Sequence[int], rate: float, first: int = 0) -> list[int]:
     """Return `ordered` with the held-out test items placed so that a `rate` share of hand-outs are test items.
 
-    Test items keep their own random order (a keyed hash, never a model's score); hand-out k (from 0) is a
-    test item when floor((k + 1) · rate) grows. Test items left over (or all of them at rate 0) come last.
+    Test items keep their own random order (a keyed hash, never a model's score). The `first` of them lead
+    the queue (the test labels a first model needs before it can be judged); after them hand-out k (from 0)
+    is a test item when floor((k + 1) · rate) grows. Test items left over (or all of them at rate 0) come last.
     """
-    out: list[int] = []
-    main, tests = iter(ordered), list(test)
+    tests = list(test)
+    out: list[int] = tests[:first]
+    lead = len(out)
+    main, tests = iter(ordered), tests[first:]
     placed = 0
     for item_id in main:
-        while placed < len(tests) and math.floor((len(out) + 1) * rate + 1e-9) > placed:
+        while placed < len(tests) and math.floor((len(out) - lead + 1) * rate + 1e-9) > placed:
             out.append(tests[placed])
             placed += 1
         out.append(item_id)

@@ -183,16 +183,21 @@ class QuadraticLogistic(ClassHead):
 class FusedVessel(ClassHead):
     """The video network and the quadratic angle model, stacked on validation.
 
-    Training updates the video network alone (`forward` returns its logits, and `stack` starts at video only
+    Training updates the video networks alone (`forward` returns their logits, and `stack` starts at video only
     so that validation picks the video's best epoch); the angle model is fitted beforehand by scikit-learn and
     stays fixed. After training, `stack` (the weights of the video's and the angle model's log-probabilities)
     and `stack_bias` are fitted on the validation split: a video network that does not help on validation gets
     weight 0, and with too little validation the fused model is the angle model alone.
     """
 
-    def __init__(self, num_classes: int = 3, width: int = 16, dropout: float = 0.2) -> None:
+    def __init__(self, num_classes: int = 3, width: int = 16, dropout: float = 0.2, members: int = 3) -> None:
         super().__init__()
-        self.video = R2Plus1DClassifier(num_classes=num_classes, width=width, dropout=dropout)
+        if members < 1:
+            raise ValueError("members must be at least 1")
+        # Several video networks from different initialisations, averaged: less retrain-to-retrain variance.
+        self.videos = nn.ModuleList(
+            R2Plus1DClassifier(num_classes=num_classes, width=width, dropout=dropout) for _ in range(members)
+        )
         self.meta = QuadraticLogistic(num_classes=num_classes)
         # While training, the video alone (validation picks its best epoch); `stack` is fitted afterwards.
         self.register_buffer("stack", torch.tensor([1.0, 0.0]))
@@ -201,11 +206,13 @@ class FusedVessel(ClassHead):
 
     def set_classes(self, active: Sequence[bool]) -> None:
         super().set_classes(active)
-        self.video.set_classes(active)
+        for video in self.videos:
+            video.set_classes(active)
         self.meta.set_classes(active)
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
-        return self.video(clip)
+        """Return every video member's logits, (members, batch, classes): each is trained on its own loss."""
+        return torch.stack([video(clip) for video in self.videos])
 
     def combine(self, video_log_probs: torch.Tensor, meta_log_probs: torch.Tensor) -> torch.Tensor:
         """Return the fused logits from the two members' log-probabilities."""

@@ -40,11 +40,17 @@ GEOMETRY_FAMILIES = frozenset({"metadata_mlp", "metadata_logreg"})
 
 @dataclass(frozen=True)
 class VesselParams(Hyperparameters):
-    size: int = 64  # frames are resized to size × size
-    clip_frames: int = 16  # the temporal window the network sees
-    frame_step: int = 1  # take every n-th frame inside a window (covers longer runs)
+    # Defaults chosen on held-out synthetic cohorts of other sizes and run lengths (benchmarks/al_simulation):
+    # small frames and a strided window generalise better than larger ones at a few hundred labels.
+    epochs: int = 16
+    batch_size: int = 4
+    learning_rate: float = 3e-3
+    patience: int = 0  # train every epoch; the epoch best on validation is kept all the same
+    size: int = 32  # frames are resized to size × size
+    clip_frames: int = 8  # the temporal window the network sees
+    frame_step: int = 2  # take every n-th frame inside a window (covers longer runs)
     crops: int = 10  # random windows averaged at inference (the seed paper used 10)
-    width: int = 8  # channels of the first R(2+1)D block
+    width: int = 16  # channels of the first R(2+1)D block
     mc_dropout_passes: int = 0  # > 1 adds BALD from MC dropout to the uncertainty detail
     pixel_model_min_labels: int = 40  # below this many labelled runs, train the angle model alone
     # The classes the project trains, comma-separated (a lead drops "neither" with "LCA,RCA"); a class with
@@ -52,6 +58,11 @@ class VesselParams(Hyperparameters):
     classes: str = ",".join(CLASSES)
     # Post-hoc fitting on validation needs at least this many validation runs (temperature, stacking).
     min_validation: int = 8
+    # Training-time augmentation of clips: rotation ±10°, scale 0.85–1.15, shift ±10 %, playback speed
+    # 0.5–1.5× (the seed paper's ranges, narrowed), brightness and contrast.
+    augment: bool = False
+    # Video networks in the fused model, trained from different initialisations and averaged.
+    ensemble: int = 3
 
     def check(self) -> None:
         super().check()
@@ -68,6 +79,8 @@ class VesselParams(Hyperparameters):
             raise HyperparameterError("classes", f"must name distinct classes among {', '.join(CLASSES)}")
         if self.min_validation < 2:
             raise HyperparameterError("min_validation", "must be at least 2")
+        if not 1 <= self.ensemble <= 10:
+            raise HyperparameterError("ensemble", "must be between 1 and 10")
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -180,6 +193,8 @@ class VesselTask(TaskSpec):
 
     def model_kwargs(self, family: str, params: Hyperparameters) -> dict[str, Any]:
         assert isinstance(params, VesselParams)
+        if family == "fused_vessel":
+            return {"num_classes": len(CLASSES), "width": params.width, "members": params.ensemble}
         if family in PIXEL_FAMILIES:
             return {"num_classes": len(CLASSES), "width": params.width}
         return {"num_classes": len(CLASSES)}
@@ -230,12 +245,15 @@ class VesselTask(TaskSpec):
 
         return self.cached((ref.path, size), load)
 
-    def window(self, frames: torch.Tensor, params: VesselParams, rng: np.random.Generator) -> torch.Tensor:
+    def window(
+        self, frames: torch.Tensor, params: VesselParams, rng: np.random.Generator, step: int | None = None
+    ) -> torch.Tensor:
         """Return one random temporal window (1, clip_frames, size, size), zero-padded at the end if short."""
-        span = (params.clip_frames - 1) * params.frame_step + 1
+        step = step or params.frame_step
+        span = (params.clip_frames - 1) * step + 1
         latest = max(frames.shape[0] - span, 0)
         start = int(rng.integers(0, latest + 1))
-        clip = frames[start : start + span : params.frame_step].float() / 255.0
+        clip = frames[start : start + span : step].float() / 255.0
         clip = (clip - 0.5) / 0.25
         missing = params.clip_frames - clip.shape[0]
         if missing > 0:
@@ -249,13 +267,34 @@ class VesselTask(TaskSpec):
             return (torch.tensor([e.ref.geometry for e in examples], dtype=torch.float32),), targets
         clips = []
         for example in examples:
-            clip = self.window(self.frames(example.ref, params.size), params, rng)
+            frames = self.frames(example.ref, params.size)
+            if train and params.augment:
+                step = max(1, int(round(params.frame_step * rng.uniform(0.5, 1.5))))
+                clip = self.geometric_jitter(self.window(frames, params, rng, step), rng)
+            else:
+                clip = self.window(frames, params, rng)
             if train:  # brightness / contrast jitter; the C-arm view itself is the signal, so no flips
                 clip = clip * float(rng.uniform(0.85, 1.15)) + float(rng.uniform(-0.2, 0.2))
             clips.append(clip)
         return (torch.stack(clips),), targets
 
+    @staticmethod
+    def geometric_jitter(clip: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        """Rotate, scale and shift every frame of a (1, T, H, W) clip alike (small table and zoom changes)."""
+        angle = math.radians(float(rng.uniform(-10, 10)))
+        scale = float(rng.uniform(0.85, 1.15))
+        shift = rng.uniform(-0.1, 0.1, 2)
+        cos, sin = math.cos(angle) / scale, math.sin(angle) / scale
+        theta = torch.tensor([[cos, -sin, shift[0]], [sin, cos, shift[1]]], dtype=torch.float32)
+        frames = clip[0][:, None]  # (T, 1, H, W)
+        grid = F.affine_grid(theta.expand(frames.shape[0], 2, 3), list(frames.shape), align_corners=False)
+        background = frames.amin(dim=(1, 2, 3), keepdim=True)  # pad with each frame's darkest value
+        moved = F.grid_sample(frames - background, grid, align_corners=False, padding_mode="zeros") + background
+        return moved[:, 0][None]
+
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if logits.ndim == 3:  # an ensemble: each member learns on its own, their losses averaged
+            return torch.stack([F.cross_entropy(member, targets) for member in logits]).mean()
         return F.cross_entropy(logits, targets)
 
     # --- scoring
@@ -275,14 +314,18 @@ class VesselTask(TaskSpec):
                 features @ model.coef.T + model.intercept + model.logit_offset
             )
             return None, torch.log_softmax(logits, dim=1), features
-        video = model.video if family == "fused_vessel" else model
+        videos = list(model.videos) if family == "fused_vessel" else [model]
         clips = torch.stack(
             [self.window(self.frames(ref, params.size), params, rng) for ref in refs for _ in range(params.crops)]
         ).to(device)
-        features = video.pool(video.features(clips)).flatten(1)
-        logits = video.classifier(features) + video.logit_offset
-        crops = torch.log_softmax(logits, dim=1).reshape(len(refs), params.crops, len(CLASSES))
-        embeddings = features.reshape(len(refs), params.crops, -1).mean(dim=1)
+        members, embeddings = [], None
+        for video in videos:  # an ensemble's members count as more crops: their spread is uncertainty too
+            features = video.pool(video.features(clips)).flatten(1)
+            logits = video.classifier(features) + video.logit_offset
+            members.append(torch.log_softmax(logits, dim=1).reshape(len(refs), params.crops, len(CLASSES)))
+            if embeddings is None:
+                embeddings = features.reshape(len(refs), params.crops, -1).mean(dim=1)
+        crops = torch.cat(members, dim=1)
         meta = None
         if family == "fused_vessel":
             geometry = self._geometry(refs, device)
@@ -353,7 +396,8 @@ class VesselTask(TaskSpec):
                 else:
                     inputs = torch.stack([self.window(self.frames(ref, params.size), params, rng) for ref in refs])
                 logits = model(inputs.to(next(model.parameters()).device))
-                passes.append(torch.softmax(logits, dim=1).cpu().numpy())
+                probs = torch.softmax(logits, dim=-1)
+                passes.append((probs.mean(dim=0) if probs.ndim == 3 else probs).cpu().numpy())
         finally:
             for module in dropouts:
                 module.eval()
@@ -382,9 +426,15 @@ class VesselTask(TaskSpec):
         truth = torch.tensor([e.target for e in validation], dtype=torch.long)
         result: dict[str, Any] = {"fitted": True, "n": len(validation)}
         if family == "fused_vessel":
-            video = torch.log(torch.softmax(torch.cat(crops_all), dim=2).mean(dim=1))
+            crops = torch.cat(crops_all)
+            video = torch.log(torch.softmax(crops, dim=2).mean(dim=1))
             meta = torch.cat(meta_all)
             result |= self._fit_stack(model, video, meta, truth, params)
+            # The spread between the ensemble's members on validation (what averaging them smooths out).
+            result["member_log_loss"] = [
+                _nll(torch.softmax(member, dim=2).mean(dim=1).numpy(), truth.numpy())
+                for member in crops.split(params.crops, dim=1)
+            ]
             return result
         logits = torch.cat(meta_all) if family in GEOMETRY_FAMILIES else torch.cat(crops_all)
         result["temperature"] = self._fit_temperature(model, logits, truth)

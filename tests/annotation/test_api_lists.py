@@ -108,6 +108,23 @@ def test_prediction_pages_hold_every_prediction_once_in_model_then_item_order(it
     assert seen == [(version.number, item.pk) for version in versions for item in items]
 
 
+def test_predictions_filter_by_model_version_and_item_and_refuse_bad_ids(items, vessel_project, client_for, lead):
+    versions = [ModelVersion.objects.create(project=vessel_project, number=n, family="metadata_mlp") for n in (1, 2)]
+    for version in versions:
+        for item in items:
+            Prediction.objects.create(item=item, model_version=version, output={}, uncertainty=0.5)
+    client = client_for(lead)
+    url = reverse("api:prediction-list")
+    mine = client.get(f"{url}?model_version={versions[1].pk}&limit=100").json()
+    assert mine["count"] == len(items) and {row["model_version"] for row in mine["results"]} == {2}
+    one = client.get(f"{url}?model_version={versions[0].pk}&item={items[0].pk}").json()
+    assert [(row["model_version"], row["item"]) for row in one["results"]] == [(1, items[0].pk)]
+    for bad in ("abc", "0.5", "-1", "%00"):
+        response = client.get(f"{url}?model_version={bad}")
+        assert response.status_code == 400 and "model_version" in response.json(), bad
+    assert client.get(f"{url}?item=1e3").status_code == 400
+
+
 def test_model_versions_page_newest_first(vessel_project, client_for, lead):
     for number in (2, 3, 1):
         ModelVersion.objects.create(project=vessel_project, number=number, family="metadata_mlp")

@@ -59,6 +59,9 @@ def test_test_items_take_the_set_share_of_hand_outs_in_their_own_order():
                                                      111, 4]
     assert interleave_test(ordered[:2], test, 0.5) == [100, 1, 101, 2, 3, 4]  # left over at the end
     assert interleave_test(ordered[:2], test, 0.0) == [100, 101, 1, 2, 3, 4]
+    # The test labels a first model needs lead the queue, then the share resumes.
+    assert interleave_test(ordered[:6], test, 0.25, first=2) == [1, 2, 100, 101, 102, 3, 103, 104, 105, 4]
+    assert interleave_test(ordered[:2], test[:1], 0.5, first=3) == [1, 100, 101]
 
 
 # ---------------------------------------------------------------------------------------------------- end to end
@@ -72,6 +75,21 @@ def labelled_runs(vessel_project, annotator, tmp_path):
     for item in items[12:]:
         label_vessel(item, annotator, cohort[item].vessel)
     return cohort
+
+
+def test_a_new_project_hands_out_the_test_labels_a_first_model_needs_first(vessel_project, annotator, tmp_path):
+    from annotation.services import item_next
+
+    project_update(project=vessel_project, settings={"overlap_rate": 0.0, "promotion_min_test_items": 4})
+    vessel_cohort(vessel_project, tmp_path / "xa", patients=12, runs=2, seed=3)
+    splits_configure(project=vessel_project, test_fraction=0.3)
+    queue_rerank(project=vessel_project)
+    leased = []
+    for _ in range(4):
+        lease = item_next(project=vessel_project, annotator=annotator)
+        label_vessel(lease.item, annotator, "LCA")
+        leased.append(lease.item.split)
+    assert leased == [Split.TEST] * 4
 
 
 def test_a_useful_first_model_is_promoted_and_an_equal_candidate_is_kept_out(
@@ -141,7 +159,8 @@ def test_test_items_stay_out_of_training_pseudo_labels_and_the_model_order(
     held = [i for i in order if i in test_items]
     assert held == sorted(held, key=lambda i: (_draw(vessel_project.pk, i, "test-order"), i))
     others = [i for i in order if i not in test_items]
-    assert order == interleave_test(others, held, 0.25)
+    labelled_test = Item.objects.filter(pk__in=test_items, labels__isnull=False).distinct().count()
+    assert order == interleave_test(others, held, 0.25, first=max(10 - labelled_test, 0))
     # Re-ranked by the same champion: the test items keep their places.
     queue_rerank(project=vessel_project, version=version, seed=9)
     again = QueueEntry.objects.filter(project=vessel_project).order_by("-priority").values_list("item_id", flat=True)

@@ -244,3 +244,18 @@ def test_the_fused_model_stacks_video_and_angles_on_validation(cine_examples):
     scores = score(VesselTask(root), ScoreRequest("vessel_type", outcome.weights, tuple(e.ref for e in examples), root),
                    CPU)
     assert all(abs(sum(s.output["probabilities"].values()) - 1) < 1e-4 for s in scores)
+
+
+def test_an_ensembles_members_each_learn_on_their_own_loss():
+    logits = torch.randn(3, 5, 3)
+    targets = torch.tensor([0, 1, 2, 1, 0])
+    expected = np.mean([torch.nn.functional.cross_entropy(member, targets).item() for member in logits])
+    assert VesselTask("/nonexistent").loss(logits, targets).item() == pytest.approx(expected)
+
+
+def test_geometric_jitter_moves_every_frame_alike_and_keeps_the_clip_shape():
+    clip = torch.zeros(1, 4, 32, 32)
+    clip[:, :, 12:20, 12:20] = 1.0
+    moved = VesselTask.geometric_jitter(clip, np.random.default_rng(3))
+    assert moved.shape == clip.shape and not torch.equal(moved, clip)
+    assert all(torch.allclose(moved[0, 0], moved[0, k], atol=1e-6) for k in range(1, 4))

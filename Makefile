@@ -6,7 +6,7 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo worker test install browser lint serve migrate bench-ingest bench-cine bench-scoring bench-queue bench-al clean
+.PHONY: demo worker test install browser lint serve migrate bench-ingest bench-cine bench-scoring bench-queue bench-al bench-al-http clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,10 @@ bench-queue: install
 AL_TASKS ?= vessel_type oct_calcium spect_territory
 bench-al: install
 	for task in $(AL_TASKS); do $(PY) -m benchmarks.al_simulation --task $$task || exit 1; done
+
+# Vessel-type active learning through the HTTP API: daphne + orchestrator as `make demo` runs them.
+bench-al-http: install
+	$(PY) -m benchmarks.al_http --save
 
 clean:
 	rm -rf var/media var/static var/lumen.sqlite3*

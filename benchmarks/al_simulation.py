@@ -121,8 +121,7 @@ SETUPS = {
             task="spect_territory",
             cohort=Cohort(n=500, size=64),
             hparams={"size": 64, "width": 16, "epochs": 20, "patience": 0, "learning_rate": 3e-3},
-            # Expert-read territory flags are easy on this cohort (AUC > 0.85 from 5 labels): small rounds, so
-            # that the strategies have room to differ before the curve saturates.
+            # Small rounds: the strategies have room to differ before the curve flattens.
             step=10,
             budget=100,
             test_fraction=0.2,
@@ -130,8 +129,11 @@ SETUPS = {
             fresh=Cohort(n=150, size=80),
         ),
         seeds=3,
-        target=0.95,
-        target_note="reachable within the budget with these settings (64-pixel polar-map CNN, 20 epochs)",
+        target=0.75,
+        target_note=(
+            "the cohort is hard by default (weak and faint defects, attenuation artefacts, misregistration): "
+            "the seed paper's best per-patient AUC was 0.77 against ICA, 0.83 against the expert read"
+        ),
     ),
 }
 

@@ -336,7 +336,8 @@ class TaskSpec(ABC):
         return True
 
     def fits_directly(self, family: str) -> bool:
-        """Return True for a family that `prepare` fits completely (no gradient epochs)."""
+        """Return True for a family that `prepare` fits completely (no gradient epochs), on train + validation
+        with its own cross-validation; `calibrate` is not called for it."""
         return False
 
     def calibrate(
@@ -648,11 +649,14 @@ def fit(
     if not train:
         raise TrainingError("no labelled training examples: label some items in the training split first")
     model = spec.build(request.family, params).to(device)
-    spec.prepare(model, request.family, train, params)
+    # A family fitted directly (no epochs to pick) selects itself by cross-validation: it learns from the
+    # validation labels too, and nothing is fitted on validation afterwards.
+    direct = spec.fits_directly(request.family)
+    spec.prepare(model, request.family, [*train, *validation] if direct else train, params)
     model.to(device)
     history: list[dict[str, float]] = []
     best = BestEpoch(patience=params.patience)
-    epochs = 0 if spec.fits_directly(request.family) else params.epochs
+    epochs = 0 if direct else params.epochs
     if epochs:
         trainable = [p for p in model.parameters() if p.requires_grad]
         optimiser = torch.optim.AdamW(trainable, lr=params.learning_rate, weight_decay=params.weight_decay)
@@ -681,7 +685,11 @@ def fit(
         if params.max_seconds and time.monotonic() - started > params.max_seconds:
             break
     model.load_state_dict(best.state)
-    calibration = spec.calibrate(model, request.family, validation, params, request.seed)
+    calibration = (
+        {"fitted": False, "reason": "fitted on train + validation, its strength chosen by cross-validation"}
+        if direct
+        else spec.calibrate(model, request.family, validation, params, request.seed)
+    )
     metrics = final_metrics(spec, model, request, params, (train, validation, test), device, best.epoch, report)
     if calibration:
         metrics["calibration"] = calibration

@@ -225,7 +225,7 @@ class VesselTask(TaskSpec):
             geometry = torch.tensor([e.ref.geometry for e in train], dtype=torch.float32)
             std = geometry.std(dim=0, unbiased=False) if len(train) > 1 else torch.ones(geometry.shape[1])
             model.set_normalisation(geometry.mean(dim=0), torch.clamp(std, min=1e-3))
-        elif family == "metadata_logreg":
+        elif family == "metadata_logreg":  # `train` holds the validation runs too (see fits_directly)
             fit_quadratic(model, [e for e in train if not e.is_pseudo] or train, params.active)
         elif family == "fused_vessel":
             with_geometry = [e for e in train if e.ref.geometry is not None and not e.is_pseudo]

@@ -6,8 +6,9 @@ import pytest
 from django.contrib.auth import authenticate
 from django.core.management import call_command
 
-from annotation.models import ItemKind, Project, SpectExam
+from annotation.models import ItemKind, Project, SpectExam, Split
 from annotation.selectors import projects_for
+from annotation.services.splits import splits_fill
 
 pytestmark = pytest.mark.django_db
 
@@ -26,6 +27,12 @@ def test_demo_setup_creates_accounts_and_three_filled_projects(tmp_path, capsys)
     assert vessel.items.filter(kind=ItemKind.CINE_RUN, instance__positioner_primary_angle__isnull=False).exists()
     assert SpectExam.objects.filter(item__project__slug="demo-spect", age__isnull=False).exists()
     counts = {slug: p.item_count for slug, p in projects.items()}
+    # Every demo project holds patients out for testing once its splits are drawn (the first ranking or
+    # training draws them), so its first model can be judged before anyone sees it.
+    for project in Project.objects.all():
+        splits_fill(project=project)
+        assert project.items.filter(split=Split.TEST).exists(), project.slug
+        assert project.items.exclude(split=Split.TEST).exists(), project.slug
 
     call_command("demo_setup", "--data-dir", str(tmp_path / "data"), "--password", "demo-pass-1")
     assert "already there" in capsys.readouterr().out

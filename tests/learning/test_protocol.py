@@ -144,8 +144,19 @@ def test_training_reports_the_comparison_with_the_majority_class_and_calibration
     assert outcome.metrics["baseline_test"]["name"] == "majority class" and versus["n"] == 40
     assert versus["candidate"] == pytest.approx(outcome.metrics["test"]["macro_f1"])
     assert versus["interval"][0] > 0  # the angles carry the class: far beyond the majority class
-    assert outcome.metrics["calibration"]["temperature"] > 0 and 0 <= outcome.metrics["test"]["ece"] <= 1
-    assert len(outcome.metrics["test"]["accuracy_ci"]) == 2
+    assert 0 <= outcome.metrics["test"]["ece"] <= 1 and len(outcome.metrics["test"]["accuracy_ci"]) == 2
+    # The angle model chooses its strength by cross-validated log-loss over train + validation: no temperature.
+    assert outcome.metrics["calibration"]["fitted"] is False
+    assert outcome.metrics["train_examples"] == 60
+
+
+def test_the_angle_model_learns_from_validation_labels_too_but_never_from_test_labels():
+    train, validation = angle_examples(30, seed=16), angle_examples(20, seed=17, split="validation")
+    flipped = angle_examples(20, seed=17, split="validation", flip=True)
+    task = VesselTask("/nonexistent")
+    assert fit(task, logreg_request(train, validation), CPU).weights != fit(
+        task, logreg_request(train, flipped), CPU
+    ).weights
 
 
 def test_temperature_scaling_cools_an_overconfident_model():

@@ -39,12 +39,13 @@ from .xa import (
     XA_SOP_CLASS,
     XaRender,
     XaRunTruth,
+    check_xa_knobs,
     generate_xa_cohort,
     render_xa_run,
     write_xa_run,
     write_xa_run_rle,
 )
-from .xa_anatomy import XaView, sample_view
+from .xa_views import VIEW_MIXES, XaView, sample_view
 
 __all__ = [
     "IVOCT_SOP_CLASS",
@@ -57,6 +58,7 @@ __all__ = [
     "SEGMENT_TERRITORY",
     "SPECT_DIFFICULTIES",
     "TERRITORY_SEGMENTS",
+    "VIEW_MIXES",
     "XA_SOP_CLASS",
     "FakePatient",
     "FakeStudy",
@@ -67,6 +69,7 @@ __all__ = [
     "XaRender",
     "XaRunTruth",
     "XaView",
+    "check_xa_knobs",
     "fake_patient",
     "fake_study",
     "generate_oct_cohort",

@@ -15,12 +15,14 @@ from pathlib import Path
 from .ivoct import generate_oct_cohort
 from .spect import READER_DISAGREEMENT, SPECT_DIFFICULTIES, SpectDifficulty, generate_spect_cohort
 from .truth import write_truth_json
-from .xa import generate_xa_cohort
+from .xa import ANGLE_JITTER_RANGE, NOISE_RANGE, generate_xa_cohort
+from .xa_views import VIEW_MIXES
 
 TASKS = ("vessel_type", "oct_calcium", "spect_territory")
 _DEFAULT_N = {"vessel_type": 10, "oct_calcium": 5, "spect_territory": 20}
 _DEFAULT_SIZE = {"vessel_type": 256, "oct_calcium": 256, "spect_territory": 290}
 _SPECT_KNOBS = tuple(f.name for f in dataclasses.fields(SpectDifficulty))
+_XA_KNOBS = ("view_mix", "angle_jitter_deg", "table_panning")  # and --noise, shared with spect_territory
 _SPECT_KNOB_HELP = {
     "defect_contrast": "count loss of a scored defect, relative to the easy setting",
     "contrast_spread": "each territory's defect contrast varies by up to +- this share",
@@ -40,13 +42,45 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="folder for the files to import")
     p.add_argument("--n", type=int, help="patients (XA, SPECT) or pullbacks (OCT)")
     p.add_argument("--size", type=int, help="image rows = columns")
-    p.add_argument("--frames", type=int, help="frames per run / pullback")
+    p.add_argument(
+        "--frames",
+        type=int,
+        nargs="+",
+        metavar="F",
+        help="frames per pullback (default 60) or per run; for vessel_type also MIN MAX, each run's length "
+        "drawn between them (default 24 48)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--neither-rate",
         type=float,
         default=0.0,
         help="vessel_type only: share of runs that show neither coronary (aortogram, ventriculogram, no fill)",
+    )
+    p.add_argument(
+        "--noise",
+        type=float,
+        help=f"scale of the image noise ({NOISE_RANGE[0]:g}-{NOISE_RANGE[1]:g}): vessel_type quantum noise "
+        "(default 1); spect_territory count noise, overriding the preset's "
+        f"(hard {SPECT_DIFFICULTIES['hard'].noise:g}, easy {SPECT_DIFFICULTIES['easy'].noise:g})",
+    )
+    xa = p.add_argument_group("vessel_type variation", "knobs for cohorts unlike the one a model was tuned on")
+    xa.add_argument(
+        "--view-mix",
+        choices=VIEW_MIXES,
+        help="C-arm view mixture: standard (default), atypical (unusual views, angle ranges of LCA and RCA "
+        "overlap more), pooled (both vessels filmed alike)",
+    )
+    xa.add_argument(
+        "--angle-jitter-deg",
+        type=float,
+        help=f"extra SD in degrees added to both C-arm angles ({ANGLE_JITTER_RANGE[0]:g}-{ANGLE_JITTER_RANGE[1]:g}, "
+        "default 0)",
+    )
+    xa.add_argument(
+        "--table-panning",
+        type=float,
+        help="pixels the table moves during each run, in a random direction (0 to half of --size, default 0)",
     )
     p.add_argument(
         "--format",
@@ -57,10 +91,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     spect = p.add_argument_group(
         "spect_territory difficulty",
-        "--difficulty picks a preset; each knob below overrides one field of it",
+        "--difficulty picks a preset; each knob below (and --noise) overrides one field of it",
     )
     spect.add_argument("--difficulty", choices=tuple(SPECT_DIFFICULTIES), help="polar maps' realism (default: hard)")
     for knob in _SPECT_KNOBS:
+        if knob == "noise":  # shared with vessel_type, added above
+            continue
         hard = getattr(SPECT_DIFFICULTIES["hard"], knob)
         easy = getattr(SPECT_DIFFICULTIES["easy"], knob)
         spect.add_argument(
@@ -94,25 +130,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not 0.0 <= args.neither_rate <= 1.0:
         print("--neither-rate must be between 0 and 1", file=sys.stderr)
         return 2
-    spect_options = [
-        name for name in ("difficulty", "reader_disagreement", *_SPECT_KNOBS) if getattr(args, name) is not None
-    ]
-    if spect_options and args.task != "spect_territory":
-        flags = ", ".join("--" + name.replace("_", "-") for name in spect_options)
-        print(f"{flags}: only available for spect_territory", file=sys.stderr)
+    for names, tasks in (
+        (("difficulty", "reader_disagreement", *(k for k in _SPECT_KNOBS if k != "noise")), ("spect_territory",)),
+        (_XA_KNOBS, ("vessel_type",)),
+        (("noise",), ("vessel_type", "spect_territory")),
+    ):
+        given = [name for name in names if getattr(args, name) is not None]
+        if given and args.task not in tasks:
+            flags = ", ".join("--" + name.replace("_", "-") for name in given)
+            print(f"{flags}: only available for {' and '.join(tasks)}", file=sys.stderr)
+            return 2
+    if args.frames and (len(args.frames) > 2 or (len(args.frames) == 2 and args.task != "vessel_type")):
+        print("--frames takes one number (MIN MAX only for vessel_type)", file=sys.stderr)
         return 2
     if args.task == "vessel_type":
-        frames = (args.frames, args.frames) if args.frames else (24, 48)
-        truths = generate_xa_cohort(
-            out, n_patients=n, frames=frames, size=size, seed=args.seed, neither_rate=args.neither_rate
-        )
+        frames = (args.frames[0], args.frames[-1]) if args.frames else (24, 48)
+        knobs = {name: getattr(args, name) for name in (*_XA_KNOBS, "noise") if getattr(args, name) is not None}
+        try:
+            truths = generate_xa_cohort(
+                out, n_patients=n, frames=frames, size=size, seed=args.seed, neither_rate=args.neither_rate, **knobs
+            )
+        except ValueError as exc:
+            print(f"vessel_type: {exc}", file=sys.stderr)
+            return 2
         counts = Counter(t.vessel for t in truths)
+        setting = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in knobs.items())
         detail = (
             f"{len(truths)} XA runs of {n} patients ({counts['LCA']} LCA, {counts['RCA']} RCA, "
-            f"{counts['neither']} neither)"
+            f"{counts['neither']} neither)" + (f" with {setting}" if setting else "")
         )
     elif args.task == "oct_calcium":
-        truths = generate_oct_cohort(out, n_pullbacks=n, frames=args.frames or 60, size=size, seed=args.seed)
+        oct_frames = args.frames[0] if args.frames else 60
+        truths = generate_oct_cohort(out, n_pullbacks=n, frames=oct_frames, size=size, seed=args.seed)
         calc = sum(int(t.masks.any(axis=(1, 2)).sum()) for t in truths)
         total = sum(t.frames for t in truths)
         detail = f"{n} IVOCT pullbacks, {total} frames ({calc} with calcium)"

@@ -130,3 +130,14 @@ def interp_rows(values: np.ndarray, params: np.ndarray) -> np.ndarray:
     i1 = np.clip(i0 + 1, 0, len(values) - 1)
     f = (params - i0).reshape((-1,) + (1,) * (values.ndim - 1))
     return values[i0] * (1 - f) + values[i1] * f
+
+
+def shift_window(canvas: np.ndarray, pad: int, size: int, offset: np.ndarray) -> np.ndarray:
+    """Return the centre (size, size) window of a canvas padded by pad, its content moved by offset (rows, cols)."""
+    r, c = pad - float(offset[0]), pad - float(offset[1])
+    r0, c0 = int(np.floor(r)), int(np.floor(c))
+    fr, fc = np.float32(r - r0), np.float32(c - c0)
+    win = canvas[r0 : r0 + size + 1, c0 : c0 + size + 1]
+    top = win[:-1, :-1] * (1 - fc) + win[:-1, 1:] * fc
+    bottom = win[1:, :-1] * (1 - fc) + win[1:, 1:] * fc
+    return top * (1 - fr) + bottom * fr

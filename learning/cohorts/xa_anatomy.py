@@ -1,4 +1,4 @@
-"""3D coronary trees on an ellipsoid heart, C-arm views and their projection to the detector.
+"""3D coronary trees on an ellipsoid heart (C-arm views and projection: xa_views.py).
 
 Patient coordinates are LPS in millimetres (x to the patient's left, y posterior, z superior)
 with the C-arm isocentre at the origin. The trees follow the anatomy closely enough that the
@@ -24,36 +24,6 @@ _NEITHER_KIND_WEIGHTS = (0.35, 0.35, 0.3)
 # proportion (1 + 2 x 0.6 of 4 runs are LCA), so the C-arm geometry cannot tell them apart.
 NEITHER_VIEW_LCA = 0.55
 
-# Standard views as (weight, primary angle LAO+/RAO-, secondary angle CRA+/CAU-). The
-# distributions overlap on purpose: a metadata-only classifier should reach F1 ~0.8-0.9.
-_VIEW_MIXTURE: dict[str, tuple[tuple[float, float, float], ...]] = {
-    "LCA": (
-        (0.26, -25.0, -25.0),  # RAO caudal: LCX and OMs
-        (0.20, -15.0, 30.0),  # RAO cranial: LAD and diagonals
-        (0.18, 40.0, 25.0),  # LAO cranial: LAD/diagonal split
-        (0.14, 45.0, -28.0),  # LAO caudal "spider": left main bifurcation
-        (0.12, 0.0, 35.0),  # AP cranial
-        (0.10, 0.0, -30.0),  # AP caudal
-    ),
-    "RCA": (
-        (0.42, 35.0, 0.0),  # LAO straight: the classic "C"
-        (0.24, -30.0, 0.0),  # RAO straight
-        (0.18, 25.0, 20.0),  # LAO cranial: crux and PDA
-        (0.16, 0.0, 22.0),  # AP cranial
-    ),
-}
-_VIEW_SPREAD_DEG = 8.0
-
-
-@dataclass(frozen=True)
-class XaView:
-    """C-arm geometry of one run, as recorded in the DICOM positioner attributes."""
-
-    primary_angle: float  # LAO positive, RAO negative (degrees)
-    secondary_angle: float  # cranial positive, caudal negative (degrees)
-    source_to_detector_mm: float
-    source_to_patient_mm: float
-
 
 @dataclass(frozen=True)
 class Vessel3d:
@@ -78,43 +48,6 @@ class Tree3d:
     heart_radius: float
     kind: str = ""  # for "neither" runs: one of NEITHER_KINDS
     framing: np.ndarray | None = None  # (n, 3) points the operator centres on (default: the vessels)
-
-
-def sample_view(vessel: str, rng: np.random.Generator) -> XaView:
-    """Draw a C-arm view for a run of vessel ("LCA", "RCA" or "neither": a coronary view of either)."""
-    if vessel == NEITHER:
-        vessel = "LCA" if rng.random() < NEITHER_VIEW_LCA else "RCA"
-    if vessel not in _VIEW_MIXTURE:
-        raise ValueError(f"unknown vessel {vessel!r}; expected one of {RUN_VESSELS}")
-    comps = _VIEW_MIXTURE[vessel]
-    weights = np.array([c[0] for c in comps])
-    k = int(rng.choice(len(comps), p=weights / weights.sum()))
-    primary = float(np.clip(rng.normal(comps[k][1], _VIEW_SPREAD_DEG), -60, 90))
-    secondary = float(np.clip(rng.normal(comps[k][2], _VIEW_SPREAD_DEG), -45, 45))
-    # Steep angulation needs the detector further out to clear the patient.
-    sid = float(np.clip(rng.normal(980 + 3.0 * abs(secondary) + 1.0 * abs(primary), 45), 880, 1200))
-    sod = float(np.clip(rng.normal(750, 25), 680, 820))
-    return XaView(round(primary, 1), round(secondary, 1), round(sid, 1), round(sod, 1))
-
-
-def view_axes(view: XaView) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return (d, u, v): patient-to-detector direction, image right and image down."""
-    a = np.deg2rad(view.primary_angle)
-    b = np.deg2rad(view.secondary_angle)
-    d = np.array([np.sin(a) * np.cos(b), -np.cos(a) * np.cos(b), np.sin(b)])
-    u = np.cross([0.0, 0.0, 1.0], d)
-    u /= np.linalg.norm(u)
-    v = np.cross(u, d)
-    return d, u, v
-
-
-def project(points: np.ndarray, view: XaView, pixel_mm: float, centre_px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return (row/col pixel positions, magnification) of 3D points on the detector."""
-    d, u, v = view_axes(view)
-    mag = view.source_to_detector_mm / (view.source_to_patient_mm + points @ d)
-    rows = centre_px[0] + (points @ v) * mag / pixel_mm
-    cols = centre_px[1] + (points @ u) * mag / pixel_mm
-    return np.stack([rows, cols], axis=1), mag
 
 
 class _Heart:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -13,6 +14,10 @@ import pydicom
 import pytest
 from PIL import Image
 from pydicom.uid import ExplicitVRLittleEndian, RLELossless
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 
 from learning.cohorts import (
     IVOCT_SOP_CLASS,
@@ -21,6 +26,7 @@ from learning.cohorts import (
     SEGMENT_TERRITORY,
     SPECT_DIFFICULTIES,
     TERRITORY_SEGMENTS,
+    VIEW_MIXES,
     XA_SOP_CLASS,
     SpectDifficulty,
     XaView,
@@ -41,6 +47,7 @@ from learning.cohorts import (
     write_xa_run_rle,
 )
 from learning.cohorts.__main__ import main as cli_main
+from learning.cohorts.xa_views import jitter_view
 
 # The domain's territory table, written out independently of the package.
 DOMAIN_TERRITORIES = {
@@ -738,3 +745,221 @@ def test_cli_writes_neither_runs(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "12 XA runs of 3 patients (0 LCA, 0 RCA, 12 neither)" in capsys.readouterr().out
     truths = read_truth_json(tmp_path / "truth-vessel_type.json")
     assert {t.vessel for t in truths} == {"neither"}
+
+
+# --- XA generalisation knobs: view mix, angle jitter, noise, table panning ---------------------
+
+_PINNED_KW = {"n_patients": 2, "runs_per_patient": 3, "frames": (3, 5), "size": 32, "seed": 5, "neither_rate": 0.4}
+# SHA-256 of this cohort's PixelData and truth JSON, written by the generator before the knobs existed.
+_PINNED_PIXELS = "552de6d036eb708381611280d769acf961ec7fb3d93cd8df76bb2ba7aefbddbc"
+_PINNED_TRUTH = "50e6422cab1b6cd7c0e5604caf70fb113451530d7f8ee5afa43cad1589ac9cc9"
+
+
+def _digests(truths: list, truth_path: Path) -> tuple[str, str]:
+    """Return SHA-256 of the cohort's pixel data (in run order) and of its truth JSON."""
+    pixels = hashlib.sha256(b"".join(pydicom.dcmread(t.path).PixelData for t in truths)).hexdigest()
+    return pixels, hashlib.sha256(write_truth_json(truths, truth_path).read_bytes()).hexdigest()
+
+
+def test_xa_knobs_at_their_defaults_leave_the_cohort_byte_identical(tmp_path: Path) -> None:
+    omitted = generate_xa_cohort(tmp_path / "a" / "xa", **_PINNED_KW)
+    explicit = generate_xa_cohort(
+        tmp_path / "b" / "xa", **_PINNED_KW, view_mix="standard", angle_jitter_deg=0.0, noise=1.0, table_panning=0.0
+    )
+    for a, b in zip(omitted, explicit, strict=True):
+        assert a.path.read_bytes() == b.path.read_bytes()
+    assert _digests(omitted, tmp_path / "a" / "truth.json") == _digests(explicit, tmp_path / "b" / "truth.json")
+    # Pinned against the generator before the knobs: a mismatch means the default output changed
+    # (or numpy changed its random streams or float kernels; then regenerate with the old code).
+    assert _digests(omitted, tmp_path / "a" / "truth.json") == (_PINNED_PIXELS, _PINNED_TRUTH)
+
+
+def test_xa_knobs_keep_patients_vessels_and_runs(tmp_path: Path) -> None:
+    """Every knob draws from its own stream: the same seed gives the same exams, only the pictures change."""
+    kw = {"n_patients": 3, "runs_per_patient": 3, "frames": (3, 4), "size": 32, "seed": 4}
+    base = generate_xa_cohort(tmp_path / "a", **kw)
+    varied = generate_xa_cohort(
+        tmp_path / "b", **kw, view_mix="atypical", angle_jitter_deg=10.0, noise=2.0, table_panning=5.0
+    )
+
+    def exam(t):  # noqa: ANN001, ANN202
+        return (t.sop_instance_uid, t.vessel, t.frames, t.frame_time_ms, t.heart_rate_bpm)
+
+    assert [exam(t) for t in varied] == [exam(t) for t in base]
+    assert all(a.primary_angle != b.primary_angle for a, b in zip(base, varied, strict=True))
+    assert pydicom.dcmread(varied[0].path).PositionerPrimaryAngle == f"{varied[0].primary_angle:.1f}"
+
+
+def _angle_auc(runs: list) -> float:
+    """Return the cross-validated AUC of a logistic regression (quadratic terms) predicting LCA from the two angles.
+
+    runs are (vessel, view) pairs or XA truths.
+    """
+    pairs = [run if isinstance(run, tuple) else (run.vessel, run) for run in runs]
+    x = np.array([[view.primary_angle, view.secondary_angle] for _, view in pairs])
+    y = np.array([vessel == "LCA" for vessel, _ in pairs])
+    model = make_pipeline(PolynomialFeatures(2), StandardScaler(), LogisticRegression(max_iter=1000))
+    folds = StratifiedKFold(5, shuffle=True, random_state=0)
+    return float(cross_val_score(model, x, y, cv=folds, scoring="roc_auc").mean())
+
+
+def test_atypical_view_mix_makes_the_angles_separate_the_vessels_worse(tmp_path: Path) -> None:
+    kw = {"n_patients": 50, "runs_per_patient": 4, "frames": (1, 1), "size": 16, "seed": 0}
+    standard = _angle_auc(generate_xa_cohort(tmp_path / "s", **kw))
+    atypical = _angle_auc(generate_xa_cohort(tmp_path / "a", **kw, view_mix="atypical"))
+    assert standard > 0.85  # about 0.92
+    assert atypical < standard - 0.15 and atypical > 0.5  # about 0.6: the angles still say a little
+
+
+def test_pooled_views_and_angle_jitter_blur_the_vessels_apart() -> None:
+    rng = np.random.default_rng(1)
+    vessels = ["LCA" if rng.random() < 0.6 else "RCA" for _ in range(600)]
+
+    def auc(mix: str, jitter: float) -> float:
+        return _angle_auc([(v, jitter_view(sample_view(v, rng, mix), rng, jitter)) for v in vessels])
+
+    standard = auc("standard", 0.0)
+    assert auc("pooled", 0.0) < 0.62 < standard - 0.25
+    assert auc("standard", 15.0) < standard - 0.1
+    assert set(VIEW_MIXES) == {"standard", "atypical", "pooled"}
+    jittered = [jitter_view(sample_view("RCA", rng), rng, 30.0) for _ in range(300)]
+    assert all(-60 <= v.primary_angle <= 90 and -45 <= v.secondary_angle <= 45 for v in jittered)
+    assert all(880 <= v.source_to_detector_mm <= 1200 for v in jittered)
+
+
+def _background_noise_sd(truths: list) -> float:
+    """Return a robust SD of the frame-to-frame change of the pixels (the static background's noise)."""
+    diffs = [np.diff(pydicom.dcmread(t.path).pixel_array.astype(float), axis=0).ravel() for t in truths]
+    return float(1.4826 * np.median(np.abs(np.concatenate(diffs))) / np.sqrt(2))
+
+
+def test_noise_knob_scales_the_background_noise(tmp_path: Path) -> None:
+    kw = {"n_patients": 1, "runs_per_patient": 2, "frames": (6, 6), "size": 48, "seed": 3}
+    sd = {
+        noise: _background_noise_sd(generate_xa_cohort(tmp_path / str(noise), **kw, noise=noise))
+        for noise in (0, 1, 2.5)
+    }
+    assert sd[0] == 0.0  # the background is static: without noise only the beating tree changes
+    assert sd[1] > 2.0  # gray levels of 255
+    assert 2.0 < sd[2.5] / sd[1] < 3.2
+
+
+def _shift_between(a: np.ndarray, b: np.ndarray, reach: int) -> tuple[int, int]:
+    """Return the whole-pixel (rows, cols) move that best maps picture a onto picture b."""
+    n, m = a.shape[0], reach + 2
+    inner = b[m : n - m, m : n - m].astype(float)
+    errors = {
+        (dr, dc): np.abs(a[m - dr : n - m - dr, m - dc : n - m - dc] - inner).mean()
+        for dr in range(-reach, reach + 1)
+        for dc in range(-reach, reach + 1)
+    }
+    return min(errors, key=errors.__getitem__)
+
+
+def test_table_panning_moves_the_picture_by_the_set_amount(tmp_path: Path) -> None:
+    kw = {"n_patients": 1, "runs_per_patient": 3, "frames": (10, 14), "size": 64, "seed": 6, "noise": 0.0}
+    still = generate_xa_cohort(tmp_path / "still", **kw)
+    panned = generate_xa_cohort(tmp_path / "panned", **kw, table_panning=10.0)
+    moves = []
+    for a, b in zip(still, panned, strict=True):
+        first, last = pydicom.dcmread(a.path).pixel_array, pydicom.dcmread(b.path).pixel_array
+        assert _shift_between(first[0], last[0], 13) == (0, 0)  # the pan starts after the first frame
+        moves.append(_shift_between(first[-1], last[-1], 13))  # the tree, the catheter and the chest
+    assert all(abs(np.hypot(*move) - 10) <= 1.5 for move in moves)
+    assert len({np.sign(move).tobytes() for move in map(np.array, moves)}) > 1  # random directions
+    panned_render = render_xa_run(vessel="RCA", rng=np.random.default_rng(2), frames=8, size=48, table_panning=6.0)
+    assert panned_render.frames.shape == (8, 48, 48) and panned_render.vessel_mm.shape == (48, 48)
+
+
+def test_xa_cohort_makes_512_pixel_long_runs(tmp_path: Path) -> None:
+    (truth,) = generate_xa_cohort(tmp_path, n_patients=1, runs_per_patient=1, frames=(60, 90), size=512, seed=1)
+    ds = pydicom.dcmread(truth.path)
+    assert 60 <= int(ds.NumberOfFrames) == truth.frames <= 90
+    assert (ds.Rows, ds.Columns) == (512, 512)
+    pixels = ds.pixel_array
+    assert pixels.shape == (truth.frames, 512, 512) and pixels.std() > 5
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"view_mix": "oblique"}, "view_mix must be one of standard, atypical, pooled; got 'oblique'"),
+        ({"view_mix": None}, "view_mix must be one of"),
+        ({"angle_jitter_deg": -1.0}, "angle_jitter_deg must be between 0 and 30 degrees; got -1.0"),
+        ({"angle_jitter_deg": 31}, "angle_jitter_deg must be between 0 and 30 degrees"),
+        ({"angle_jitter_deg": "5"}, "angle_jitter_deg must be a number between 0 and 30"),
+        ({"noise": -0.1}, "noise must be between 0 and 10; got -0.1"),
+        ({"noise": float("nan")}, "noise must be a number between 0 and 10"),
+        ({"noise": True}, "noise must be a number"),
+        ({"table_panning": -2.0}, "table_panning must be between 0 and 16 pixels"),
+        ({"table_panning": 17.0}, r"table_panning must be between 0 and 16 pixels \(half the image size 32\)"),
+        ({"neither_rate": 1.5}, "neither_rate must be between 0 and 1; got 1.5"),
+        ({"size": 8}, "size must be an integer between 16 and 2048; got 8"),
+        ({"frames": (0, 4)}, "frames must satisfy 1 <= min <= max <= 1000"),
+        ({"frames": (6, 4)}, "frames must satisfy 1 <= min <= max"),
+        ({"frames": 5}, "frames must be a \\(min, max\\) pair"),
+        ({"runs_per_patient": 0}, "runs_per_patient must be an integer between 1 and 99"),
+    ],
+)
+def test_xa_knobs_refuse_bad_values_before_writing(tmp_path: Path, kwargs: dict, message: str) -> None:
+    settings = {"n_patients": 1, "runs_per_patient": 1, "frames": (2, 3), "size": 32, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        generate_xa_cohort(tmp_path / "xa", **settings)
+    assert not (tmp_path / "xa").exists()
+
+
+def test_render_xa_run_checks_its_knobs() -> None:
+    with pytest.raises(ValueError, match="noise must be between 0 and 10"):
+        render_xa_run(vessel="LCA", rng=np.random.default_rng(0), frames=2, size=32, noise=11.0)
+    with pytest.raises(ValueError, match="table_panning must be between 0 and 16 pixels"):
+        render_xa_run(vessel="LCA", rng=np.random.default_rng(0), frames=2, size=32, table_panning=20.0)
+    with pytest.raises(ValueError, match="frames must be an integer between 1 and 1000"):
+        render_xa_run(vessel="LCA", rng=np.random.default_rng(0), frames=0, size=32)
+
+
+def test_cli_passes_the_xa_knobs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    knobs = ["--view-mix", "atypical", "--angle-jitter-deg", "5", "--noise", "2", "--table-panning", "4"]
+    args = ["--task", "vessel_type", "--out", str(tmp_path / "cli" / "xa"), "--n", "2", "--size", "32", "--seed", "3"]
+    assert cli_main([*args, "--frames", "4", "6", *knobs]) == 0
+    printed = capsys.readouterr().out
+    assert "8 XA runs of 2 patients" in printed
+    assert "with view_mix=atypical, angle_jitter_deg=5, table_panning=4, noise=2" in printed
+    truths = read_truth_json(tmp_path / "cli" / "truth-vessel_type.json")
+    same = generate_xa_cohort(
+        tmp_path / "api",
+        n_patients=2,
+        frames=(4, 6),
+        size=32,
+        seed=3,
+        view_mix="atypical",
+        angle_jitter_deg=5.0,
+        noise=2.0,
+        table_panning=4.0,
+    )
+    assert {t.frames for t in truths} <= {4, 5, 6}
+    for a, b in zip(truths, same, strict=True):
+        assert a.path.read_bytes() == b.path.read_bytes()
+
+
+def test_cli_refuses_bad_xa_knobs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["--task", "vessel_type", "--out", str(tmp_path / "xa"), "--n", "1", "--size", "32", "--frames", "3"]
+    assert cli_main([*base, "--noise", "20"]) == 2
+    assert "vessel_type: noise must be between 0 and 10; got 20.0" in capsys.readouterr().err
+    assert cli_main([*base, "--table-panning", "40"]) == 2
+    assert "table_panning must be between 0 and 16 pixels (half the image size 32); got 40.0" in capsys.readouterr().err
+    assert cli_main([*base, "--angle-jitter-deg", "-3"]) == 2
+    assert "angle_jitter_deg must be between 0 and 30 degrees" in capsys.readouterr().err
+    assert cli_main([*base[:-1], "6", "4"]) == 2
+    assert "frames must satisfy 1 <= min <= max" in capsys.readouterr().err
+    assert not (tmp_path / "xa").exists()
+    with pytest.raises(SystemExit):
+        cli_main([*base, "--view-mix", "oblique"])
+    oct_args = ["--task", "oct_calcium", "--out", str(tmp_path / "o")]
+    assert cli_main([*oct_args, "--view-mix", "atypical", "--table-panning", "3"]) == 2
+    assert "--view-mix, --table-panning: only available for vessel_type" in capsys.readouterr().err
+    assert cli_main([*oct_args, "--noise", "2"]) == 2
+    assert "--noise: only available for vessel_type and spect_territory" in capsys.readouterr().err
+    assert cli_main([*oct_args, "--frames", "8", "12"]) == 2
+    assert cli_main([*base, "--difficulty", "easy"]) == 2
+    assert "--difficulty: only available for spect_territory" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

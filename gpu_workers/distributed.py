@@ -74,8 +74,15 @@ def _train_worker(config: dict[str, Any]) -> None:
     params = spec.params_class.parse(request.hparams)
     set_seed(request.seed)
     train = trainable_examples(spec, request.family, request.train, allow_pseudo=True)
-    validation = trainable_examples(spec, request.family, request.validation, allow_pseudo=False)
-    test = trainable_examples(spec, request.family, request.test, allow_pseudo=False)
+    params = spec.fitted_params(params, train)  # the classes this training answers, as in the single-process loop
+    train, validation, test = (
+        [e for e in examples if spec.in_scope(params, e)]
+        for examples in (
+            train,
+            trainable_examples(spec, request.family, request.validation, allow_pseudo=False),
+            trainable_examples(spec, request.family, request.test, allow_pseudo=False),
+        )
+    )
     model = spec.build(request.family, params)
     # On the whole training set, not the shard: every rank must normalise identically.
     spec.prepare(model, request.family, train, params)
@@ -116,8 +123,11 @@ def _train_worker(config: dict[str, Any]) -> None:
         ray.train.report({"final": 1.0})  # every rank must report as often as rank 0
         return
     unwrapped.load_state_dict(best.state)
+    calibration = spec.calibrate(unwrapped, request.family, validation, params, request.seed)
     splits = (train, validation, test)
     metrics = final_metrics(spec, unwrapped, request, params, splits, device, best.epoch) | {"workers": world_size}
+    if calibration:
+        metrics["calibration"] = calibration
     weights = weights_dump(task=spec.name, family=request.family, params=params, model=unwrapped)
     summary = {"metrics": metrics, "history": history, "hparams": params.as_json(), "device": str(device)}
     with tempfile.TemporaryDirectory() as folder:
@@ -172,6 +182,8 @@ def fit_data_parallel(
         raise HyperparameterError(
             "family", f"{request.family!r} is not a {spec.name} model; use one of {spec.families}"
         )
+    if spec.fits_directly(request.family):
+        raise TrainingError(f"{request.family} is fitted in one step, without epochs: there is nothing to distribute")
     if not trainable_examples(spec, request.family, request.train, allow_pseudo=True):
         raise TrainingError("no labelled training examples: label some items in the training split first")
     ray_connect()

@@ -122,3 +122,15 @@ def test_empty_training_split_is_refused_before_ray_starts(cohort):
     request = _request(root, [e for e in examples if e.split != "train"])
     with pytest.raises(TrainingError, match="no labelled training examples"):
         fit_data_parallel(request)
+
+
+def test_a_model_fitted_in_one_step_is_refused_before_ray_starts(tmp_path):
+    from gpu_workers.distributed import fit_data_parallel
+    from learning.tasks import CineRef, TrainRequest
+
+    example = Example(ref=CineRef(item_id=1, path="run.dcm", geometry=(0.0, 0.0, 1000.0, 750.0)), target=0,
+                      split="train")
+    request = TrainRequest(task="vessel_type", family="metadata_logreg", hparams={}, train=(example,),
+                           validation=(), test=(), media_root=str(tmp_path))
+    with pytest.raises(TrainingError, match="fitted in one step"):
+        fit_data_parallel(request)

@@ -4,7 +4,8 @@
         [--size 256] [--frames 30,90] [--patients 40] [--runs 5] [--fresh-runs 100] [--cohort-knobs JSON]
 
 Per seed, in a throw-away folder: `manage.py migrate`, then the server exactly as `make demo` runs it (daphne on
-127.0.0.1 and the orchestrator on a local Ray, SQLite and in-memory defaults; set DATABASE_URL for PostgreSQL),
+127.0.0.1 and the orchestrator on a local Ray, SQLite and in-memory defaults; with DATABASE_URL set to a
+PostgreSQL server, each seed gets a new database of its own there, dropped afterwards),
 each in its own process. This process is the client, over HTTP only (token auth, `requests`):
 1. a lead creates a vessel-type project with default settings (retraining only on "Retrain now": the rounds are
    this script's), adds an annotator, and uploads a generated LCA/RCA cohort (default 200 runs of 40 patients,
@@ -36,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,14 +61,14 @@ def free_port() -> int:
 class Server:
     """daphne and the orchestrator, each in its own process, over one throw-away database and media folder."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, database_url: str) -> None:
         self.root = root
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "webapp.settings.base",
-            "DATABASE_URL": os.environ.get("DATABASE_URL") or f"sqlite:///{root / 'lumen.sqlite3'}",
+            "DATABASE_URL": database_url,
             "LUMEN_MEDIA_ROOT": str(root / "media"),
             "LUMEN_LOG_LEVEL": "WARNING",
             "RAY_AUTH_MODE": "disabled",
@@ -112,6 +114,14 @@ class Server:
             except requests.RequestException:  # not listening yet, or still starting up
                 time.sleep(0.3)
         raise RuntimeError("daphne did not answer within 60 s")
+
+    def log_tail(self, lines: int = 40) -> str:
+        """Return the end of each server process's log (printed when a run fails)."""
+        out = []
+        for path in sorted((self.root / "logs").glob("*.log")):
+            text = path.read_text(errors="replace").splitlines()[-lines:]
+            out.append(f"--- {path.name}\n" + "\n".join(text))
+        return "\n".join(out)
 
     def stop(self) -> None:
         for process in self.processes:
@@ -288,7 +298,37 @@ def angle_baseline(train: list[tuple[tuple[float, float], str]], test: dict[int,
     return {i: {"vessel": str(v)} for i, v in zip(ids, predicted, strict=True)}
 
 
+def fresh_database(root: Path, seed: int) -> tuple[str, Callable[[], None]]:
+    """Return a database URL of our own for this seed, and how to drop it: on the PostgreSQL server of
+    DATABASE_URL when that is set (a new database beside it), else a SQLite file under root."""
+    base = os.environ.get("DATABASE_URL", "")
+    if not base.startswith(("postgres://", "postgresql://")):
+        return f"sqlite:///{root / 'lumen.sqlite3'}", lambda: None
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    name = f"lumen_al_http_{os.getpid()}_{seed}"
+    admin = urlunsplit(urlsplit(base)._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+
+    def drop() -> None:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return urlunsplit(urlsplit(base)._replace(path=f"/{name}")), drop
+
+
 def run_seed(args: argparse.Namespace, seed: int, root: Path) -> Run:
+    database_url, drop = fresh_database(root, seed)
+    try:
+        return run_seed_on(args, seed, root, database_url)
+    finally:
+        drop()
+
+
+def run_seed_on(args: argparse.Namespace, seed: int, root: Path, database_url: str) -> Run:
     run = Run(seed)
     started = time.monotonic()
     frames = tuple(int(v) for v in args.frames.split(","))
@@ -298,7 +338,7 @@ def run_seed(args: argparse.Namespace, seed: int, root: Path) -> Run:
     fresh = cohort_make(root / "fresh", patients=max(args.fresh_runs // args.runs, 1), runs=args.runs,
                         size=args.size, frames=frames, seed=seed + 200, knobs=knobs)
     run.seconds["generate"] = time.monotonic() - started
-    server = Server(root)
+    server = Server(root, database_url)
     server.start()
     try:
         lead, annotator = Client(server.url, "lead"), Client(server.url, "annotator")
@@ -378,6 +418,9 @@ def run_seed(args: argparse.Namespace, seed: int, root: Path) -> Run:
             if handed.get("item") is None:
                 break
         run.seconds["label + train"] = time.monotonic() - t0
+    except Exception:
+        print(server.log_tail(), file=sys.stderr)
+        raise
     finally:
         server.stop()
     return run
@@ -447,7 +490,8 @@ def main() -> None:
     parser.add_argument("--cohort-knobs", help="extra generate_xa_cohort arguments as JSON, e.g. '{\"noise\": 2}'")
     parser.add_argument("--quick", action="store_true", help="a smoke run: one seed, small cohorts, two rounds")
     parser.add_argument("--keep", type=Path, help="work here and keep it (default: a temporary folder)")
-    parser.add_argument("--save", action="store_true", help="write benchmarks/results/al_http.txt")
+    parser.add_argument("--save", action="store_true", help="write benchmarks/results/<--name>.txt")
+    parser.add_argument("--name", default="al_http", help="the results file's name (default al_http)")
     args = parser.parse_args()
     if args.quick:
         args.seeds, args.patients, args.runs, args.fresh_runs = 1, 12, 4, 24
@@ -464,7 +508,7 @@ def main() -> None:
     text = report(runs, args)
     print(text)
     if args.save and not args.quick:
-        print(f"\nsaved to {save('al_http.txt', text)}")
+        print(f"\nsaved to {save(args.name + '.txt', text)}")
 
 
 if __name__ == "__main__":

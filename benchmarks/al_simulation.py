@@ -458,7 +458,7 @@ def main() -> None:
             title=f"{plan.task}: test {metric} vs labels used ({len(seeds)} seed{'s' if len(seeds) > 1 else ''}, mean)",
             panels=[
                 Panel(
-                    "champion (promoted only when better on the test set)",
+                    "champion (promoted only when better beyond noise on the locked test set)",
                     {n: list(zip(labels, c, strict=True)) for n, c in champion.items()},
                 ),
                 Panel("latest candidate", {n: list(zip(labels, c, strict=True)) for n, c in candidate.items()}),

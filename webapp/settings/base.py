@@ -61,9 +61,15 @@ DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{LOCAL_DA
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     LOCAL_DATA.mkdir(exist_ok=True)
-    # WAL and a busy timeout let the web server and the worker share the demo database.
+    # WAL and a busy timeout let the web server and the worker share the demo database; IMMEDIATE transactions
+    # take the write lock when they begin, so a writer waits for the other process instead of failing with
+    # "database is locked" when its read snapshot cannot be upgraded.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
     )
 
 REDIS_URL = env.str("REDIS_URL", default="")

@@ -39,8 +39,10 @@ class Command(BaseCommand):
                     task_type=task,
                     creator=users["lead"],
                     description="Generated demo data with known ground truth.",
-                    # Small projects: retrain often, so the loop is visible within minutes of labelling.
-                    settings={"retrain_every_n_labels": 6},
+                    # Small projects: retrain often, so the loop is visible within minutes of labelling; hold
+                    # out a larger share of patients, and judge a model on fewer test labels than the default 10,
+                    # so that a first model can be promoted at all on a few dozen items.
+                    settings={"retrain_every_n_labels": 6, "test_fraction": 0.3, "promotion_min_test_items": 5},
                 )
             for username in ("annotator1", "annotator2"):
                 membership_set(project=project, user=users[username], role=Role.ANNOTATOR)
@@ -79,7 +81,7 @@ class Command(BaseCommand):
         folder.mkdir(parents=True, exist_ok=True)
         if task == TaskType.VESSEL_TYPE:
             generate_xa_cohort(
-                folder, n_patients=4 * scale, runs_per_patient=3, frames=(24, 40), size=256, seed=1, neither_rate=0.1
+                folder, n_patients=10 * scale, runs_per_patient=3, frames=(24, 40), size=256, seed=1, neither_rate=0.1
             )
         elif task == TaskType.OCT_CALCIUM:
             # Four patients: one is held out for testing, so a model can be judged before it is promoted.

@@ -35,6 +35,7 @@ from learning.tasks.base import (
     set_seed,
     train_epoch,
     trainable_examples,
+    training_splits,
     validation_value,
     weights_dump,
 )
@@ -71,18 +72,8 @@ def _train_worker(config: dict[str, Any]) -> None:
     context = ray.train.get_context()
     rank, world_size = context.get_world_rank(), context.get_world_size()
     spec = get_task(request.task, request.media_root)
-    params = spec.params_class.parse(request.hparams)
     set_seed(request.seed)
-    train = trainable_examples(spec, request.family, request.train, allow_pseudo=True)
-    params = spec.fitted_params(params, train)  # the classes this training answers, as in the single-process loop
-    train, validation, test = (
-        [e for e in examples if spec.in_scope(params, e)]
-        for examples in (
-            train,
-            trainable_examples(spec, request.family, request.validation, allow_pseudo=False),
-            trainable_examples(spec, request.family, request.test, allow_pseudo=False),
-        )
-    )
+    params, train, validation, test = training_splits(spec, request)  # as in the single-process loop
     model = spec.build(request.family, params)
     # On the whole training set, not the shard: every rank must normalise identically.
     spec.prepare(model, request.family, train, params)

@@ -485,6 +485,20 @@ def trainable_examples(spec: TaskSpec, family: str, examples: Sequence[Example],
     ]
 
 
+def training_splits(
+    spec: TaskSpec, request: TrainRequest
+) -> tuple[Hyperparameters, list[Example], list[Example], list[Example]]:
+    """Return the parameters this training uses (e.g. the classes its examples have) and the train,
+    validation and test examples it may use: usable by the family and within what those parameters model."""
+    params = spec.params_class.parse(request.hparams)
+    train = trainable_examples(spec, request.family, request.train, allow_pseudo=True)
+    params = spec.fitted_params(params, train)
+    validation = trainable_examples(spec, request.family, request.validation, allow_pseudo=False)
+    test = trainable_examples(spec, request.family, request.test, allow_pseudo=False)
+    train, validation, test = ([e for e in split if spec.in_scope(params, e)] for split in (train, validation, test))
+    return params, train, validation, test
+
+
 def validation_value(
     spec: TaskSpec, model: nn.Module, family: str, examples: Sequence[Example], params: Hyperparameters, seed: int
 ) -> float:
@@ -634,18 +648,8 @@ def fit(
     Pseudo-labelled examples train but never evaluate; excluded or unusable examples never reach here.
     """
     started = time.monotonic()
-    params = spec.params_class.parse(request.hparams)
     rng = set_seed(request.seed)
-    train = trainable_examples(spec, request.family, request.train, allow_pseudo=True)
-    params = spec.fitted_params(params, train)
-    train, validation, test = (
-        [e for e in examples if spec.in_scope(params, e)]
-        for examples in (
-            train,
-            trainable_examples(spec, request.family, request.validation, allow_pseudo=False),
-            trainable_examples(spec, request.family, request.test, allow_pseudo=False),
-        )
-    )
+    params, train, validation, test = training_splits(spec, request)
     if not train:
         raise TrainingError("no labelled training examples: label some items in the training split first")
     model = spec.build(request.family, params).to(device)
@@ -760,6 +764,7 @@ __all__ = [
     "score",
     "score_refs",
     "train_epoch",
+    "training_splits",
     "validation_value",
     "weights_dump",
     "weights_load",

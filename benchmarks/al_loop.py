@@ -411,7 +411,7 @@ class FreshJudge:
         baseline's. None when nothing was decided.
         """
         from annotation.models import ModelStatus
-        from learning.tasks.base import paired_comparison
+        from learning.tasks.training import paired_comparison
 
         if version.status not in (ModelStatus.CHAMPION, ModelStatus.REJECTED):
             return None

@@ -29,7 +29,8 @@ from learning.tasks import (
     TrainRequest,
     get_task,
 )
-from learning.tasks.base import (
+from learning.tasks.base import weights_dump
+from learning.tasks.training import (
     BestEpoch,
     final_metrics,
     set_seed,
@@ -37,7 +38,6 @@ from learning.tasks.base import (
     trainable_examples,
     training_splits,
     validation_value,
-    weights_dump,
 )
 
 WEIGHTS_FILE = "weights.pt"

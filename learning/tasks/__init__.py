@@ -20,12 +20,11 @@ from learning.tasks.base import (
     TrainingError,
     TrainOutcome,
     TrainRequest,
-    fit,
-    score,
     weights_load,
 )
 from learning.tasks.oct import OctTask
 from learning.tasks.spect import SpectTask
+from learning.tasks.training import fit, score
 from learning.tasks.vessel import VesselTask
 
 TASKS: dict[str, type[TaskSpec]] = {task.name: task for task in (VesselTask, OctTask, SpectTask)}

@@ -1,19 +1,18 @@
-"""What every task shares: the data references workers receive, the results they return, one training loop.
+"""What every task shares: the data references workers receive, the results they return, the task spec.
 
 A task (vessel type, OCT calcium, SPECT territories) is a `TaskSpec` subclass that knows how to load its
-inputs from files, batch them, compute the loss, score items and evaluate. The loop here (`fit`) and the
-scorer (`score`) are the same for all three, so a change to early stopping or progress reporting is made
-once. Nothing here touches Django or Ray: the platform builds the requests, `gpu_workers` runs them.
+inputs from files, batch them, compute the loss, score items and evaluate. The one training loop (`fit`) and
+scorer (`score`) that all three share are in `learning.tasks.training`, so a change to early stopping or
+progress reporting is made once. Nothing here touches Django or Ray: the platform builds the requests,
+`gpu_workers` runs them.
 """
 
 from __future__ import annotations
 
-import copy
 import io
 import math
-import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar
@@ -405,343 +404,11 @@ def weights_load(blob: bytes) -> dict[str, Any]:
     return data
 
 
-# ---------------------------------------------------------------------------------------------------- loops
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def set_seed(seed: int) -> np.random.Generator:
-    torch.manual_seed(seed)
-    return np.random.default_rng(seed)
-
-
-def train_epoch(
-    spec: TaskSpec,
-    model: nn.Module,
-    family: str,
-    optimiser: torch.optim.Optimizer,
-    examples: Sequence[Example],
-    params: Hyperparameters,
-    rng: np.random.Generator,
-    device: torch.device,
-    *,
-    shard: tuple[int, int] | None = None,
-) -> float:
-    """Run one pass over `examples` in a random order; return the mean loss.
-
-    With `shard=(rank, world_size)` only every world_size-th example of the shuffled order is used, from `rank`
-    on; every rank must pass an `rng` in the same state so that the shards partition one shared order.
-    """
-    model.train()
-    order = rng.permutation(len(examples))
-    if shard is not None:
-        rank, world_size = shard
-        # Pad by wrapping round (as DistributedSampler does): DDP all-reduces every step, so every rank must
-        # take the same number of batches or the longer ones wait forever.
-        order = np.resize(order, -(-len(order) // world_size) * world_size)[rank::world_size]
-        # Ranks share the order, not the augmentation: each continues with its own stream.
-        rng = np.random.default_rng([int(rng.integers(2**32)), rank])
-    shuffled = [examples[i] for i in order]
-    total, count = 0.0, 0
-    for chunk in _chunks(shuffled, params.batch_size):
-        inputs, targets = spec.batch(family, chunk, params, rng, train=True)
-        logits = model(*(tensor.to(device) for tensor in inputs))
-        loss = spec.loss(logits, targets.to(device))
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-        total += float(loss.detach()) * len(chunk)
-        count += len(chunk)
-    return total / max(count, 1)
-
-
-def score_refs(
-    spec: TaskSpec,
-    model: nn.Module,
-    family: str,
-    refs: Sequence[ItemRef],
-    params: Hyperparameters,
-    rng: np.random.Generator,
-    batch_size: int,
-    report: Reporter = _ignore,
-    phase: str = "scoring",
-) -> list[ItemScore]:
-    """Score references in batches with the model in eval mode."""
-    model.eval()
-    scores: list[ItemScore] = []
-    with torch.no_grad():
-        for chunk in _chunks(list(refs), batch_size):
-            scores.extend(spec.score_batch(model, family, chunk, params, rng))
-            report(Progress(phase=phase, done=len(scores), total=len(refs)))
-    return scores
-
-
-def trainable_examples(spec: TaskSpec, family: str, examples: Sequence[Example], allow_pseudo: bool) -> list[Example]:
-    """Return the examples that may be used: a target (excluded frames have none), usable by the family,
-    and human-labelled unless pseudo-labels are allowed (they never validate or test)."""
-    return [
-        e for e in examples if e.target is not None and (allow_pseudo or not e.is_pseudo) and spec.usable(family, e)
-    ]
-
-
-def training_splits(
-    spec: TaskSpec, request: TrainRequest
-) -> tuple[Hyperparameters, list[Example], list[Example], list[Example]]:
-    """Return the parameters this training uses (e.g. the classes its examples have) and the train,
-    validation and test examples it may use: usable by the family and within what those parameters model."""
-    params = spec.params_class.parse(request.hparams)
-    train = trainable_examples(spec, request.family, request.train, allow_pseudo=True)
-    params = spec.fitted_params(params, train)
-    validation = trainable_examples(spec, request.family, request.validation, allow_pseudo=False)
-    test = trainable_examples(spec, request.family, request.test, allow_pseudo=False)
-    train, validation, test = ([e for e in split if spec.in_scope(params, e)] for split in (train, validation, test))
-    return params, train, validation, test
-
-
-def validation_value(
-    spec: TaskSpec, model: nn.Module, family: str, examples: Sequence[Example], params: Hyperparameters, seed: int
-) -> float:
-    """Return the primary metric of `model` on the validation examples, or NaN when there are none."""
-    if not examples:
-        return math.nan
-    scores = score_refs(
-        spec,
-        model,
-        family,
-        [e.ref for e in examples],
-        params,
-        np.random.default_rng(seed),
-        params.batch_size,
-        phase="evaluating",
-    )
-    return float(spec.evaluate(scores, examples)[spec.primary_metric])
-
-
-@dataclass
-class BestEpoch:
-    """Keep the state of the epoch best on validation (the latest while validation cannot rank epochs)."""
-
-    patience: int
-    state: dict[str, torch.Tensor] | None = None
-    value: float = -math.inf
-    epoch: int = 0
-    stale: int = 0
-
-    def update(self, model: nn.Module, epoch: int, value: float) -> bool:
-        """Record an epoch; return True when patience has run out."""
-        if self.state is None or not math.isfinite(value) or value > self.value:
-            self.state = copy.deepcopy(model.state_dict())
-            self.value, self.epoch, self.stale = (value if math.isfinite(value) else -math.inf), epoch, 0
-            return False
-        self.stale += 1
-        return bool(self.patience and self.stale >= self.patience)
-
-
-# Paired comparisons on the test set: a two-sided 90 % interval, i.e. a one-sided test at 5 %.
-COMPARISON_ALPHA = 0.10
-COMPARISON_RESAMPLES = 1000
-
-
-def paired_comparison(
-    spec: TaskSpec,
-    mine: Sequence[ItemScore],
-    theirs: Sequence[ItemScore],
-    examples: Sequence[Example],
-    seed: int,
-) -> dict[str, Any]:
-    """Compare two sets of scores on the examples both scored: each metric, the difference and its interval."""
-    from learning.metrics import paired_bootstrap
-
-    scored_a, scored_b = {s.item_id for s in mine}, {s.item_id for s in theirs}
-    common = [e for e in examples if e.ref.item_id in scored_a and e.ref.item_id in scored_b]
-    if not common:
-        return {"n": 0}
-    rows_a, rows_b = spec.metric_rows(mine, common), spec.metric_rows(theirs, common)
-    difference, low, high = paired_bootstrap(
-        spec.metric_value, rows_a, rows_b, n_boot=COMPARISON_RESAMPLES, alpha=COMPARISON_ALPHA, seed=seed
-    )
-    return {
-        "n": len(common),
-        "metric": spec.primary_metric,
-        "candidate": spec.metric_value(*rows_a),
-        "other": spec.metric_value(*rows_b),
-        "difference": difference,
-        "interval": [low, high],
-        "confidence": 1 - COMPARISON_ALPHA,
-        "test": "paired bootstrap",
-        "resamples": COMPARISON_RESAMPLES,
-    }
-
-
-def final_metrics(
-    spec: TaskSpec,
-    model: nn.Module,
-    request: TrainRequest,
-    params: Hyperparameters,
-    splits: tuple[Sequence[Example], Sequence[Example], Sequence[Example]],
-    device: torch.device,
-    best_epoch: int,
-    report: Reporter = _ignore,
-) -> dict[str, Any]:
-    """Evaluate the kept model on validation and test; compare it on the same test items with the champion
-    and with the task's trivial baseline (paired bootstrap), which is what promotion decides on."""
-    train, validation, test = splits
-    metrics: dict[str, Any] = {
-        "best_epoch": best_epoch,
-        "train_examples": len(train),
-        "pseudo_examples": sum(e.is_pseudo for e in train),
-    }
-    rng = np.random.default_rng(request.seed)
-    test_scores: list[ItemScore] = []
-    for split_name, examples in (("validation", validation), ("test", test)):
-        if examples:
-            scores = score_refs(
-                spec,
-                model,
-                request.family,
-                [e.ref for e in examples],
-                params,
-                rng,
-                params.batch_size,
-                report=report,
-                phase="evaluating",
-            )
-            metrics[split_name] = spec.evaluate(scores, examples) | {"n": len(examples)}
-            if split_name == "test":
-                test_scores = scores
-    if not test:
-        return metrics
-    comparison: dict[str, Any] = {}
-    human_train = [e for e in train if not e.is_pseudo]
-    baseline = spec.baseline_scores(human_train, [e.ref for e in test])
-    metrics["baseline_test"] = spec.evaluate(baseline, test) | {"n": len(test), "name": spec.baseline_name}
-    comparison["baseline"] = paired_comparison(spec, test_scores, baseline, test, request.seed)
-    if request.champion_weights is not None:
-        # Every test item, not only those this family can read: the champion may be another family.
-        test_all = [e for e in request.test if e.target is not None and not e.is_pseudo]
-        champion = ScoreRequest(
-            task=spec.name,
-            weights=request.champion_weights,
-            refs=tuple(e.ref for e in test_all),
-            media_root=request.media_root,
-            batch_size=params.batch_size,
-            seed=request.seed,
-        )
-        if champion_scores := score(spec, champion, device):
-            scored = {s.item_id for s in champion_scores}
-            judged = [e for e in test_all if e.ref.item_id in scored]
-            metrics["champion_test"] = spec.evaluate(champion_scores, judged) | {"n": len(judged)}
-            comparison["champion"] = paired_comparison(spec, test_scores, champion_scores, test, request.seed)
-    metrics["comparison"] = comparison
-    return metrics
-
-
-def fit(
-    spec: TaskSpec,
-    request: TrainRequest,
-    device: torch.device,
-    report: Reporter = _ignore,
-) -> TrainOutcome:
-    """Train `request.family` on the training examples, keep the epoch best on validation, evaluate it.
-
-    Pseudo-labelled examples train but never evaluate; excluded or unusable examples never reach here.
-    """
-    started = time.monotonic()
-    rng = set_seed(request.seed)
-    params, train, validation, test = training_splits(spec, request)
-    if not train:
-        raise TrainingError("no labelled training examples: label some items in the training split first")
-    model = spec.build(request.family, params).to(device)
-    # A family fitted directly (no epochs to pick) selects itself by cross-validation: it learns from the
-    # validation labels too, and nothing is fitted on validation afterwards.
-    direct = spec.fits_directly(request.family)
-    spec.prepare(model, request.family, [*train, *validation] if direct else train, params)
-    model.to(device)
-    history: list[dict[str, float]] = []
-    best = BestEpoch(patience=params.patience)
-    epochs = 0 if direct else params.epochs
-    if epochs:
-        trainable = [p for p in model.parameters() if p.requires_grad]
-        optimiser = torch.optim.AdamW(trainable, lr=params.learning_rate, weight_decay=params.weight_decay)
-        report(Progress(phase="training", done=0, total=params.epochs, epoch=0))
-    else:
-        best.update(model, 0, math.nan)
-    for epoch in range(1, epochs + 1):
-        epoch_started = time.monotonic()
-        loss = train_epoch(spec, model, request.family, optimiser, train, params, rng, device)
-        if not math.isfinite(loss):
-            raise TrainingError(f"training diverged at epoch {epoch} (loss {loss}); lower the learning rate")
-        value = validation_value(spec, model, request.family, validation, params, request.seed)
-        history.append({"epoch": epoch, "loss": loss, "validation": value, "seconds": time.monotonic() - epoch_started})
-        report(
-            Progress(
-                phase="training",
-                done=epoch,
-                total=params.epochs,
-                epoch=epoch,
-                loss=loss,
-                validation=None if math.isnan(value) else value,
-            )
-        )
-        if best.update(model, epoch, value):
-            break
-        if params.max_seconds and time.monotonic() - started > params.max_seconds:
-            break
-    model.load_state_dict(best.state)
-    calibration = (
-        {"fitted": False, "reason": "fitted on train + validation, its strength chosen by cross-validation"}
-        if direct
-        else spec.calibrate(model, request.family, validation, params, request.seed)
-    )
-    metrics = final_metrics(spec, model, request, params, (train, validation, test), device, best.epoch, report)
-    if calibration:
-        metrics["calibration"] = calibration
-    weights = weights_dump(task=spec.name, family=request.family, params=params, model=model)
-    return TrainOutcome(
-        weights=weights,
-        family=request.family,
-        hparams=params.as_json(),
-        metrics=metrics,
-        history=history,
-        device=str(device),
-        seconds=time.monotonic() - started,
-    )
-
-
-def score(
-    spec: TaskSpec,
-    request: ScoreRequest,
-    device: torch.device,
-    report: Reporter = _ignore,
-) -> list[ItemScore]:
-    """Load the weights in `request` and score every reference."""
-    data = weights_load(request.weights)
-    if data["task"] != spec.name:
-        raise TrainingError(f"weights are for task {data['task']!r}, not {spec.name!r}")
-    params = spec.params_class.parse(data["hparams"])
-    model = spec.build(data["family"], params)
-    model_load(model, data["state_dict"])
-    model.to(device)
-    refs = [ref for ref in request.refs if spec.usable(data["family"], Example(ref=ref, target=None, split=""))]
-    return score_refs(
-        spec,
-        model,
-        data["family"],
-        refs,
-        params,
-        np.random.default_rng(request.seed),
-        request.batch_size,
-        report=report,
-    )
-
-
 def as_float_list(values: np.ndarray | Sequence[float]) -> list[float]:
     return [round(float(v), 6) for v in np.asarray(values).ravel()]
 
 
 __all__ = [
-    "BestEpoch",
     "CineRef",
     "Example",
     "Hyperparameters",
@@ -757,15 +424,7 @@ __all__ = [
     "TrainOutcome",
     "TrainRequest",
     "TrainingError",
-    "final_metrics",
     "model_load",
-    "paired_comparison",
-    "fit",
-    "score",
-    "score_refs",
-    "train_epoch",
-    "training_splits",
-    "validation_value",
     "weights_dump",
     "weights_load",
 ]

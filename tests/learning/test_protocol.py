@@ -10,7 +10,8 @@ from learning import metrics
 from learning.masks import mask_encode
 from learning.models import QuadraticLogistic
 from learning.tasks import CineRef, Example, ItemScore, OctFrameRef, OctTask, TrainRequest, fit, score
-from learning.tasks.base import ScoreRequest, paired_comparison
+from learning.tasks.base import ScoreRequest
+from learning.tasks.training import paired_comparison
 from learning.tasks.vessel import CLASSES, VesselParams, VesselTask, fit_quadratic
 
 CPU = torch.device("cpu")

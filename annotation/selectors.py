@@ -94,10 +94,14 @@ def _shows_predictions() -> Q:
 
 
 def predictions_for(user: AbstractBaseUser) -> QuerySet[Prediction]:
-    """Leads see all predictions; annotators only where the project shows predictions to them."""
+    """Leads see all predictions; annotators only where the project shows predictions to them, and never of a
+    held-out test item (labelled without the model's suggestion)."""
     shown = _projects_where(user).filter(_shows_predictions())
     return (
-        Prediction.objects.filter(Q(item__project__in=_projects_where(user, Role.LEAD)) | Q(item__project__in=shown))
+        Prediction.objects.filter(
+            Q(item__project__in=_projects_where(user, Role.LEAD))
+            | (Q(item__project__in=shown) & ~Q(item__split=Split.TEST))
+        )
         .select_related("model_version")
         .order_by("model_version_id", "item_id", "pk")
     )

@@ -109,7 +109,7 @@ SETUPS = {
             validation_fraction=0.15,
             fresh=Cohort(n=12, size=64, frames=(12, 12)),
         ),
-        seeds=2,
+        seeds=5,
         target=0.65,
         target_note="the goal: Dice >= 0.65 with at most half of random's labels, always above the empty mask",
     ),
@@ -118,14 +118,13 @@ SETUPS = {
             task="spect_territory",
             cohort=Cohort(n=500, size=64),
             hparams={"size": 64, "width": 16, "epochs": 20, "patience": 0, "learning_rate": 3e-3},
-            # Small rounds: the strategies have room to differ before the curve flattens.
-            step=10,
-            budget=100,
+            step=25,
+            budget=150,
             test_fraction=0.2,
             validation_fraction=0.1,
             fresh=Cohort(n=150, size=80),
         ),
-        seeds=3,
+        seeds=5,
         target=0.75,
         target_note=(
             "the cohort is hard by default (weak and faint defects, attenuation artefacts, misregistration): "

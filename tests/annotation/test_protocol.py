@@ -206,5 +206,9 @@ def test_annotators_see_neither_the_split_nor_a_prediction_of_a_test_item(
     assert body["item"]["split"] is None and body["prediction"] is None
     assert annotator_client.get(reverse("api:item-detail", args=[held.pk])).json()["split"] is None
     assert annotator_client.get(reverse("api:item-workspace", args=[trained.pk])).json()["prediction"] is not None
+    listed = reverse("api:prediction-list")
+    assert annotator_client.get(f"{listed}?item={held.pk}").json()["count"] == 0
+    assert annotator_client.get(f"{listed}?item={trained.pk}").json()["count"] == 1
+    assert lead_client.get(f"{listed}?item={held.pk}").json()["count"] == 1
     assert lead_client.get(reverse("api:item-workspace", args=[held.pk])).json()["item"]["split"] == "test"
     assert lead_client.get(reverse("api:item-detail", args=[held.pk])).json()["split"] == "test"

@@ -339,8 +339,8 @@ def run_seed_on(args: argparse.Namespace, seed: int, root: Path, database_url: s
                         size=args.size, frames=frames, seed=seed + 200, knobs=knobs)
     run.seconds["generate"] = time.monotonic() - started
     server = Server(root, database_url)
-    server.start()
     try:
+        server.start()  # inside: processes started before a failure are stopped too
         lead, annotator = Client(server.url, "lead"), Client(server.url, "annotator")
         slug = f"al-http-{seed}"
         lead.call("POST", "/api/projects/", json={

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import requests
 
-from benchmarks.common import machine_line, save, table
+from benchmarks.common import angle_regression_probabilities, machine_line, save, table
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ("LCA", "RCA", "neither")
@@ -283,19 +283,12 @@ def contradicted(candidate: dict[int, dict], other: dict[int, dict], truth: dict
 
 
 def angle_baseline(train: list[tuple[tuple[float, float], str]], test: dict[int, tuple[float, float]]) -> dict:
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import PolynomialFeatures, StandardScaler
-
-    y = [vessel for _, vessel in train]
-    if len(set(y)) < 2:
-        return {i: {"vessel": y[0] if y else "LCA"} for i in test}
-    model = make_pipeline(StandardScaler(), PolynomialFeatures(2, include_bias=False), StandardScaler(),
-                          LogisticRegression(C=1.0, max_iter=2000))
-    model.fit(np.array([angles for angles, _ in train]), y)
+    """Return the outside angle regression's class for each test run, trained on the labelled runs' angles."""
     ids = list(test)
-    predicted = model.predict(np.array([test[i] for i in ids]))
-    return {i: {"vessel": str(v)} for i, v in zip(ids, predicted, strict=True)}
+    probs = angle_regression_probabilities(
+        [angles for angles, _ in train], [CLASSES.index(v) for _, v in train], [test[i] for i in ids], len(CLASSES)
+    )
+    return {i: {"vessel": CLASSES[int(p.argmax())]} for i, p in zip(ids, probs, strict=True)}
 
 
 def fresh_database(root: Path, seed: int) -> tuple[str, Callable[[], None]]:

@@ -423,25 +423,15 @@ class FreshJudge:
 
 
 def angle_baseline_scores(train: list, refs: list) -> list:
-    """Fit scikit-learn's L2 logistic regression (C = 1) on the two C-arm angles with quadratic terms, as an
-    outside evaluator would, and return its answers for refs as item scores."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import PolynomialFeatures, StandardScaler
-
+    """Return the outside angle regression's answers for refs as item scores (`angle_regression_probabilities`)."""
+    from benchmarks.common import angle_regression_probabilities
     from learning.tasks import ItemScore
     from learning.tasks.vessel import CLASSES
 
     usable = [e for e in train if e.ref.geometry is not None]
-    y = np.array([e.target for e in usable])
-    probs = np.zeros((len(refs), len(CLASSES)))
-    if len(set(y.tolist())) < 2:
-        probs[:, int(y[0]) if len(y) else 0] = 1.0
-    else:
-        model = make_pipeline(StandardScaler(), PolynomialFeatures(2, include_bias=False), StandardScaler(),
-                              LogisticRegression(C=1.0, max_iter=2000))
-        model.fit(np.array([e.ref.geometry[:2] for e in usable]), y)
-        probs[:, model.classes_] = model.predict_proba(np.array([r.geometry[:2] for r in refs]))
+    probs = angle_regression_probabilities(
+        [e.ref.geometry[:2] for e in usable], [e.target for e in usable], [r.geometry[:2] for r in refs], len(CLASSES)
+    )
     return [
         ItemScore(item_id=ref.item_id, output={"probabilities": dict(zip(CLASSES, map(float, p), strict=True)),
                                               "vessel": CLASSES[int(p.argmax())]},

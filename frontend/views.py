@@ -9,7 +9,7 @@ from django.shortcuts import render
 from annotation import selectors
 from annotation.api.permissions import project_for
 from annotation.models import Role
-from annotation.project_settings import parse_settings
+from annotation.project_settings import ProjectSettings, parse_settings
 from learning.strategies import STRATEGIES
 from learning.tasks import task_class
 
@@ -27,6 +27,7 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
     project = project_for(request, slug)
     is_lead = selectors.project_role(project, request.user) == Role.LEAD
     items = selectors.items_for(request.user).filter(project=project).order_by("id")[:200]
+    settings = parse_settings(project.task_type, project.settings)
     return render(
         request,
         "frontend/project.html",
@@ -35,16 +36,15 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "is_lead": is_lead,
             "items": items,
             "item_total": project.items.count(),
-            "settings": parse_settings(project.task_type, project.settings),
-            "learning": _learning_choices(project.task_type, project.settings) if is_lead else None,
+            "settings": settings,
+            "learning": _learning_choices(project.task_type, settings) if is_lead else None,
         },
     )
 
 
-def _learning_choices(task_type: str, raw_settings: dict) -> dict:
+def _learning_choices(task_type: str, settings: ProjectSettings) -> dict:
     """Return what the lead's active-learning card offers: the strategies, the task's primary test metric,
     and for a classification task the classes the model learns."""
-    settings = parse_settings(task_type, raw_settings)
     spec = task_class(task_type)
     chosen = getattr(spec.params_class.parse(settings.training_hparams), "class_names", ())
     return {

@@ -144,11 +144,11 @@ class ItemSerializer(serializers.ModelSerializer):
         user = getattr(request, "user", None)
         if user is None or not user.is_authenticated:
             return None
-        if "_lead_projects" not in self.context:
-            self.context["_lead_projects"] = set(
+        if "lead_projects" not in self.context:  # a view that knows the role passes it (one query less)
+            self.context["lead_projects"] = set(
                 Membership.objects.filter(user=user, role=Role.LEAD).values_list("project_id", flat=True)
             )
-        return item.split if user.is_superuser or item.project_id in self.context["_lead_projects"] else None
+        return item.split if user.is_superuser or item.project_id in self.context["lead_projects"] else None
 
     @extend_schema_field(serializers.DictField())
     def get_media(self, item: Item) -> dict:

@@ -290,7 +290,10 @@ class ItemViewSet(viewsets.ReadOnlyModelViewSet):
         prediction = selectors.prediction_shown(item)
         review = selectors.open_review(item, request.user)
         body = {
-            "item": s.ItemSerializer(item, context={"request": request}).data,
+            "item": s.ItemSerializer(
+                item,
+                context={"request": request, "lead_projects": {item.project_id} if role == Role.LEAD else set()},
+            ).data,
             "task_type": item.project.task_type,
             "project": {"slug": item.project.slug, "name": item.project.name},
             "role": role,

@@ -35,6 +35,15 @@ def test_defaults_differ_by_task():
         ({"accepted_modalities": []}, "accepted_modalities"),
         ({"accepted_modalities": ["XX"]}, "accepted_modalities"),
         ({"spect_reference": "gut"}, "spect_reference"),
+        ({"test_handout_rate": 1.2}, "test_handout_rate"),
+        ({"test_handout_rate": "0.2"}, "test_handout_rate"),
+        ({"promotion_min_test_items": 1}, "promotion_min_test_items"),
+        ({"promotion_min_test_items": 5.5}, "promotion_min_test_items"),
+        ({"training_seed": "0"}, "training_seed"),
+        ({"training_hparams": {"classes": "LCA,PDA"}}, "training_hparams.classes"),
+        ({"training_hparams": {"classes": ""}}, "training_hparams.classes"),
+        ({"training_hparams": {"ensemble": 0}}, "training_hparams.ensemble"),
+        ({"training_hparams": {"min_validation": 1}}, "training_hparams.min_validation"),
     ],
 )
 def test_bad_settings_name_their_field(raw, field):

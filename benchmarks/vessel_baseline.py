@@ -1,4 +1,4 @@
-"""Vessel type (LCA / RCA / neither): the C-arm metadata baseline against the R(2+1)D pixel model.
+"""Vessel type (LCA / RCA / neither): the C-arm metadata baseline, the contrast-image regression and R(2+1)D.
 
     python -m benchmarks.vessel_baseline [--patients 150] [--neither-rate 0.1] [--epochs 40] [--save]
 
@@ -11,7 +11,10 @@ evaluated on the test runs:
 - `metadata_mlp`: the four C-arm geometry fields (PositionerPrimaryAngle, PositionerSecondaryAngle,
   DistanceSourceToDetector, DistanceSourceToPatient), no pixels — the seed paper's cold-start baseline;
 - `r2plus1d`: the small R(2+1)D video network on frames resized to `--model-size`, averaged over
-  random temporal windows.
+  random temporal windows;
+- `contrast_logreg` (the platform's default): scikit-learn's logistic regression on the two angles with
+  quadratic terms and the HOG descriptor of the run's contrast image, fitted on train + validation with its
+  strength chosen by cross-validation (no epochs).
 
 Macro-F1 is over the three classes, with the bootstrap 95 % interval `evaluate` returns; "F1 LCA/RCA"
 is the mean of the two coronary classes' F1 (the seed paper excluded "neither", so that is the number
@@ -176,6 +179,9 @@ def main() -> None:
             t0 = time.monotonic()
             pixel = train(folder, "r2plus1d", pixel_hp, data, args.seed)
             pixel_s = time.monotonic() - t0
+            t0 = time.monotonic()
+            contrast = train(folder, "contrast_logreg", {}, data, args.seed)
+            contrast_s = time.monotonic() - t0
     finally:
         if args.keep is None:
             shutil.rmtree(folder, ignore_errors=True)
@@ -183,6 +189,7 @@ def main() -> None:
 
     rows = [row("metadata_mlp (4 C-arm fields)", metadata, metadata_s), row("r2plus1d (pixels)", pixel, pixel_s)]
     m, p = metadata.metrics["test"], pixel.metrics["test"]
+    rows.insert(2, row("contrast_logreg (angles + contrast HOG)", contrast, contrast_s))
     rows.append(
         (
             "gap (pixels - metadata)",

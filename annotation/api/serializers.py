@@ -361,7 +361,8 @@ class TrainRequestSerializer(serializers.Serializer):
         required=False,
         allow_null=True,
         default=None,
-        help_text="Model family; empty lets the task choose (e.g. metadata model at cold start).",
+        help_text="Model family; empty lets the task choose (vessel type: contrast_logreg, fused_vessel from "
+        "pixel_model_min_labels labels).",
     )
     hparams = serializers.DictField(required=False, default=dict, help_text="Hyper-parameter overrides.")
 

@@ -236,6 +236,12 @@ def _beyond_noise(result: dict[str, Any]) -> bool:
     return low is not None and low > 0
 
 
+def _not_worse(result: dict[str, Any]) -> bool:
+    """Whether the interval of the difference reaches zero or above: the candidate is not shown worse."""
+    high = (result.get("interval") or (None, None))[1]
+    return high is not None and high >= 0
+
+
 def promotion_decision(
     metrics: dict[str, Any], primary: str, has_champion: bool, min_test_items: int = 10
 ) -> tuple[bool, str]:
@@ -243,7 +249,9 @@ def promotion_decision(
 
     Decided on the locked test set only, by paired bootstrap on the same items (a one-sided test at 5 %):
     the candidate must beat the task's trivial baseline beyond noise, and the champion too when there is
-    one. Fewer than `min_test_items` labelled test items is not enough evidence to decide either way.
+    one: by its primary metric, or, where it is not worse than the champion's on that metric beyond noise, by
+    the task's proper scoring rule (log loss) on the same items. Fewer than `min_test_items` labelled test items
+    is not enough evidence to decide either way.
     """
     comparison = metrics.get("comparison") or {}
     baseline = comparison.get("baseline") or {}
@@ -276,6 +284,16 @@ def promotion_decision(
             f"{m} items beyond noise ({_interval_text(champion)}, paired bootstrap)"
         )
     mine, theirs = champion.get("candidate") or 0.0, champion.get("other") or 0.0
+    proper = champion.get("proper") or {}
+    if _not_worse(champion) and _beyond_noise(proper):
+        # Level on the primary metric within noise (often: a few test items both get wrong, and a near-perfect
+        # champion leaves no room to show more), but the candidate's probabilities are better on the same items
+        # beyond noise, by a proper scoring rule.
+        return True, (
+            f"test {primary} {mine:.3f} vs the champion's {theirs:.3f} is not worse beyond noise "
+            f"({_interval_text(champion)}), and test {proper['metric']} {proper['candidate']:.3f} beats its "
+            f"{proper['other']:.3f} on the same {m} items beyond noise ({_interval_text(proper)}, paired bootstrap)"
+        )
     return False, (
         f"kept the champion: test {primary} {mine:.3f} vs its {theirs:.3f} "
         f"on the same {m} items is within noise ({_interval_text(champion)})"

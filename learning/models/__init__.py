@@ -7,12 +7,20 @@ from torch import nn
 from learning.models.device import pick_device
 from learning.models.oct import UNet, bce_dice_loss
 from learning.models.spect import PolarMapCNN
-from learning.models.vessel import FusedVessel, MetadataMLP, QuadraticLogistic, R2Plus1DClassifier, pad_clip
+from learning.models.vessel import (
+    ContrastLogistic,
+    FusedVessel,
+    MetadataMLP,
+    QuadraticLogistic,
+    R2Plus1DClassifier,
+    pad_clip,
+)
 
 MODEL_FAMILIES: dict[str, type[nn.Module]] = {
     "r2plus1d": R2Plus1DClassifier,
     "metadata_mlp": MetadataMLP,
     "metadata_logreg": QuadraticLogistic,
+    "contrast_logreg": ContrastLogistic,
     "fused_vessel": FusedVessel,
     "unet": UNet,
     "polar_cnn": PolarMapCNN,
@@ -34,6 +42,7 @@ def build_model(family: str, **hparams: object) -> nn.Module:
 
 
 __all__ = [
+    "ContrastLogistic",
     "FusedVessel",
     "MODEL_FAMILIES",
     "MetadataMLP",

@@ -9,6 +9,12 @@ from torch import nn
 
 OFF_LOGIT = -1.0e4  # added to a switched-off class's logit: exp() of it is 0 in float32
 ANGLE_FEATURES = 2  # the quadratic model reads the two C-arm angles (the first two geometry fields)
+# The contrast image's descriptor (learning.tasks.vessel.contrast_features): HOG on a 64² image, 4 × 4 cells of
+# 8 unsigned orientations each, one block over all cells (L2-normalised as a whole).
+CONTRAST_SIZE = 64
+CONTRAST_CELLS = 4
+CONTRAST_ORIENTATIONS = 8
+CONTRAST_FEATURES = CONTRAST_CELLS * CONTRAST_CELLS * CONTRAST_ORIENTATIONS
 
 GEOMETRY_FIELDS = (
     "PositionerPrimaryAngle",
@@ -180,14 +186,40 @@ class QuadraticLogistic(ClassHead):
         return self.classify(self.embed(geometry))
 
 
+class ContrastLogistic(QuadraticLogistic):
+    """Logistic regression on the C-arm angles (quadratic terms) and the orientation histogram of the contrast image.
+
+    The contrast image is where iodine darkened the run (see `learning.tasks.vessel.contrast_image`); its HOG
+    descriptor says which way the filled vessels run in which part of the field: one trunk bending in a C or
+    an L (RCA) or a left main splitting into two branches (LCA). Input: (runs, 4 + CONTRAST_FEATURES), the four
+    geometry fields (NaN where a run recorded none: its angles count as the training mean) then the
+    descriptor. Fitted by scikit-learn (`fit_quadratic` with image features) and copied into buffers.
+    """
+
+    def __init__(self, num_classes: int = 3, image_features: int = CONTRAST_FEATURES) -> None:
+        super().__init__(num_classes)
+        self.register_buffer("image_mean", torch.zeros(image_features))
+        self.register_buffer("image_scale", torch.ones(image_features))
+        self.register_buffer("coef", torch.zeros(num_classes, self.POLY + image_features))
+
+    def embed(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Return the standardised features: five quadratic angle terms, then the image descriptor."""
+        geometry = inputs[:, : len(GEOMETRY_FIELDS)]
+        z = torch.nan_to_num((geometry[:, :ANGLE_FEATURES] - self.mean) / self.scale, nan=0.0)
+        a, b = z[:, 0], z[:, 1]
+        poly = (torch.stack([a, b, a * a, a * b, b * b], dim=1) - self.poly_mean) / self.poly_scale
+        image = (inputs[:, len(GEOMETRY_FIELDS) :] - self.image_mean) / self.image_scale
+        return torch.cat([poly, image], dim=1)
+
+
 class FusedVessel(ClassHead):
-    """The video network and the quadratic angle model, stacked on validation.
+    """The video networks and the contrast-image regression (`ContrastLogistic`), stacked on validation.
 
     Training updates the video networks alone (`forward` returns their logits, and `stack` starts at video only
-    so that validation picks the video's best epoch); the angle model is fitted beforehand by scikit-learn and
-    stays fixed. After training, `stack` (the weights of the video's and the angle model's log-probabilities)
+    so that validation picks the video's best epoch); the regression is fitted beforehand by scikit-learn and
+    stays fixed. After training, `stack` (the weights of the video's and the regression's log-probabilities)
     and `stack_bias` are fitted on the validation split: a video network that does not help on validation gets
-    weight 0, and with too little validation the fused model is the angle model alone.
+    weight 0, and with too little validation the fused model is the regression alone.
     """
 
     def __init__(self, num_classes: int = 3, width: int = 16, dropout: float = 0.2, members: int = 3) -> None:
@@ -198,7 +230,7 @@ class FusedVessel(ClassHead):
         self.videos = nn.ModuleList(
             R2Plus1DClassifier(num_classes=num_classes, width=width, dropout=dropout) for _ in range(members)
         )
-        self.meta = QuadraticLogistic(num_classes=num_classes)
+        self.meta = ContrastLogistic(num_classes=num_classes)
         # While training, the video alone (validation picks its best epoch); `stack` is fitted afterwards.
         self.register_buffer("stack", torch.tensor([1.0, 0.0]))
         self.register_buffer("stack_bias", torch.zeros(num_classes))

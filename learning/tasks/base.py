@@ -324,6 +324,14 @@ class TaskSpec(ABC):
         """Return the trivial baseline's scores for refs (majority class, empty mask, constant score)."""
 
     baseline_name: ClassVar[str] = "trivial baseline"
+    # The proper scoring rule `item_losses` computes (None: the task's outputs carry no probabilities to score).
+    proper_score: ClassVar[str | None] = None
+
+    def item_losses(self, scores: Sequence[ItemScore], examples: Sequence[Example]) -> np.ndarray | None:
+        """Return each example's loss under a proper scoring rule (lower is better), or None if the task has
+        none. Promotion uses it where the primary metric is tied: it tells apart models that rank the same
+        items right but one with better probabilities."""
+        return None
 
     # --- hooks around the training loop (defaults: nothing to do)
     def fitted_params(self, params: Hyperparameters, train: Sequence[Example]) -> Hyperparameters:

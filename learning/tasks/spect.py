@@ -158,6 +158,14 @@ class SpectTask(TaskSpec):
     def metric_value(self, *rows: np.ndarray) -> float:
         return metrics.roc_auc(rows[0], rows[1])
 
+    proper_score = "log loss"
+
+    def item_losses(self, scores: Sequence[ItemScore], examples: Sequence[Example]) -> np.ndarray:
+        """Each patient's binary cross-entropy of the patient score (as `metric_rows`) against the reference."""
+        truth, patient = self.metric_rows(scores, examples)
+        p = np.clip(patient.astype(float), 1e-6, 1 - 1e-6)
+        return -np.where(truth, np.log(p), np.log(1 - p))
+
     def baseline_scores(self, train: Sequence[Example], refs: Sequence[ItemRef]) -> list[ItemScore]:
         """Each territory's training prevalence for every patient: a constant score (patient AUC 0.5)."""
         targets = np.array([e.target for e in train], dtype=float).reshape(-1, len(TERRITORIES))

@@ -194,7 +194,7 @@ def paired_comparison(
     difference, low, high = paired_bootstrap(
         spec.metric_value, rows_a, rows_b, n_boot=COMPARISON_RESAMPLES, alpha=COMPARISON_ALPHA, seed=seed
     )
-    return {
+    result = {
         "n": len(common),
         "metric": spec.primary_metric,
         "candidate": spec.metric_value(*rows_a),
@@ -205,6 +205,25 @@ def paired_comparison(
         "test": "paired bootstrap",
         "resamples": COMPARISON_RESAMPLES,
     }
+    losses_a, losses_b = spec.item_losses(mine, common), spec.item_losses(theirs, common)
+    if losses_a is not None and losses_b is not None:
+        # The same resamples; the difference is the other's mean loss minus the candidate's (> 0: candidate better).
+        improvement, low, high = paired_bootstrap(
+            lambda losses: -float(np.mean(losses)),
+            (losses_a,),
+            (losses_b,),
+            n_boot=COMPARISON_RESAMPLES,
+            alpha=COMPARISON_ALPHA,
+            seed=seed,
+        )
+        result["proper"] = {
+            "metric": spec.proper_score,
+            "candidate": float(np.mean(losses_a)),
+            "other": float(np.mean(losses_b)),
+            "difference": improvement,
+            "interval": [low, high],
+        }
+    return result
 
 
 def final_metrics(

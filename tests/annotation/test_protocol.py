@@ -53,6 +53,28 @@ def test_the_promotion_rule_asks_for_evidence_beyond_noise():
     assert wins and "beats the champion's 0.400" in rule
 
 
+def test_a_level_primary_metric_is_decided_by_probabilities_better_beyond_noise():
+    beats = comparison(30, 0.8, 0.4, 0.2, 0.6)
+    better_probabilities = {"metric": "log loss", "candidate": 0.12, "other": 0.31, "difference": 0.19,
+                            "interval": [0.08, 0.30]}
+    noisy_probabilities = {**better_probabilities, "interval": [-0.02, 0.30]}
+    tie = comparison(30, 0.9, 0.9, -0.05, 0.05)
+    wins, rule = promotion_decision(
+        {"comparison": {"baseline": beats, "champion": {**tie, "proper": better_probabilities}}}, "macro_f1", True
+    )
+    assert wins and "test log loss 0.120 beats its 0.310" in rule and "CI [+0.080, +0.300]" in rule
+    assert "is not worse beyond noise" in rule
+    wins, rule = promotion_decision(
+        {"comparison": {"baseline": beats, "champion": {**tie, "proper": noisy_probabilities}}}, "macro_f1", True
+    )
+    assert not wins and "within noise" in rule
+    worse = comparison(30, 0.8, 0.9, -0.2, -0.02)  # worse beyond noise on the primary metric: log loss cannot help
+    wins, _ = promotion_decision(
+        {"comparison": {"baseline": beats, "champion": {**worse, "proper": better_probabilities}}}, "macro_f1", True
+    )
+    assert not wins
+
+
 def test_test_items_take_the_set_share_of_hand_outs_in_their_own_order():
     ordered, test = list(range(100, 112)), [1, 2, 3, 4]
     assert interleave_test(ordered, test, 0.25) == [100, 101, 102, 1, 103, 104, 105, 2, 106, 107, 108, 3, 109, 110,
@@ -98,14 +120,14 @@ def test_a_useful_first_model_is_promoted_and_an_equal_candidate_is_kept_out(
     training_request(project=vessel_project, by=lead)
     job = run_next_job(executor)
     first = ModelVersion.objects.get(project=vessel_project, number=1)
-    assert first.family == "metadata_logreg"  # the cold-start model below pixel_model_min_labels
+    assert first.family == "contrast_logreg"  # the default model below pixel_model_min_labels
     versus = first.metrics["comparison"]["baseline"]
     assert versus["n"] >= 10 and versus["interval"][0] > 0, job.result["promotion_rule"]
     assert job.result["wins"] and job.result["promotion_rule"].startswith("first model")
     run_next_job(executor)  # scores the unlabelled runs, then promotes
     first.refresh_from_db()
     assert first.status == ModelStatus.CHAMPION
-    training_request(project=vessel_project, by=lead, family="metadata_logreg")  # same labels, same seed
+    training_request(project=vessel_project, by=lead, family="contrast_logreg")  # same labels, same seed
     job = run_next_job(executor)
     second = ModelVersion.objects.get(project=vessel_project, number=2)
     assert second.metrics["comparison"]["champion"]["difference"] == 0.0

@@ -55,12 +55,14 @@ def _moving_blob_clips(count: int, frames: int = 8, size: int = 32) -> tuple[tor
 
 
 def test_registry_names_every_family():
-    assert set(MODEL_FAMILIES) == {"r2plus1d", "metadata_mlp", "metadata_logreg", "fused_vessel", "unet", "polar_cnn"}
+    assert set(MODEL_FAMILIES) == {
+        "r2plus1d", "metadata_mlp", "metadata_logreg", "contrast_logreg", "fused_vessel", "unet", "polar_cnn"
+    }
     assert isinstance(build_model("polar_cnn", fusion="late", width=4), PolarMapCNN)
 
 
 def test_unknown_family_lists_the_known_ones():
-    known = "fused_vessel, metadata_logreg, metadata_mlp, polar_cnn, r2plus1d, unet"
+    known = "contrast_logreg, fused_vessel, metadata_logreg, metadata_mlp, polar_cnn, r2plus1d, unet"
     with pytest.raises(UnknownModelFamily, match=f"'resnet'.*{known}"):
         build_model("resnet")
     assert issubclass(UnknownModelFamily, ValueError)

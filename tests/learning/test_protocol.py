@@ -31,15 +31,16 @@ def angle_examples(n: int, seed: int, split: str = "train", flip: bool = False) 
     return out
 
 
-def logreg_request(train, validation=(), test=(), **hparams) -> TrainRequest:
+def logreg_request(train, validation=(), test=(), family="metadata_logreg", media_root="/nonexistent",
+                   **hparams) -> TrainRequest:
     return TrainRequest(
         task="vessel_type",
-        family="metadata_logreg",
+        family=family,
         hparams=hparams,
         train=tuple(train),
         validation=tuple(validation),
         test=tuple(test),
-        media_root="/nonexistent",
+        media_root=media_root,
         seed=0,
     )
 
@@ -199,18 +200,21 @@ def test_the_majority_baseline_answers_the_training_majority():
 
 
 # ---------------------------------------------------------------------------------------------------- fused model
-@pytest.fixture(scope="module")
-def cine_examples(tmp_path_factory) -> tuple[str, list[Example]]:
+def xa_examples(root, **cohort) -> tuple[str, list[Example]]:
+    """Generate an XA cohort under root; return root and one training example per run, labelled with the truth."""
     from learning.cohorts import generate_xa_cohort
 
-    root = tmp_path_factory.mktemp("xa")
-    truths = generate_xa_cohort(root, n_patients=8, runs_per_patient=3, frames=(12, 16), size=48, seed=21)
     examples = []
-    for i, t in enumerate(truths):
+    for i, t in enumerate(generate_xa_cohort(root, runs_per_patient=3, frames=(12, 16), **cohort)):
         geometry = (t.primary_angle, t.secondary_angle, t.source_to_detector_mm, t.source_to_patient_mm)
         ref = CineRef(item_id=i, path=str(t.path.relative_to(root)), geometry=geometry)
         examples.append(Example(ref=ref, target=CLASSES.index(t.vessel), split="train", label_id=i))
     return str(root), examples
+
+
+@pytest.fixture(scope="module")
+def cine_examples(tmp_path_factory) -> tuple[str, list[Example]]:
+    return xa_examples(tmp_path_factory.mktemp("xa"), n_patients=8, size=48, seed=21)
 
 
 FUSED = {"epochs": 2, "batch_size": 4, "size": 32, "clip_frames": 8, "crops": 2, "width": 2, "patience": 0}
@@ -229,17 +233,17 @@ def fused_request(root, train, validation, **extra) -> TrainRequest:
     )
 
 
-def test_without_enough_validation_the_fused_model_is_the_angle_model(cine_examples):
+def test_without_enough_validation_the_fused_model_is_the_contrast_model(cine_examples):
     root, examples = cine_examples
     train, validation = examples[:18], [Example(e.ref, e.target, "validation", e.label_id) for e in examples[18:]]
     task = VesselTask(root)
     fused = fit(task, fused_request(root, train, validation, min_validation=50), CPU)
     assert fused.metrics["calibration"]["fitted"] is False
-    angles = fit(task, logreg_request(train), CPU)
+    alone = fit(task, logreg_request(train, family="contrast_logreg", media_root=root), CPU)
     refs = tuple(e.ref for e in examples)
     by_fused = score(task, ScoreRequest("vessel_type", fused.weights, refs, root), CPU)
-    by_angles = score(task, ScoreRequest("vessel_type", angles.weights, refs, root), CPU)
-    for a, b in zip(by_fused, by_angles, strict=True):
+    by_alone = score(task, ScoreRequest("vessel_type", alone.weights, refs, root), CPU)
+    for a, b in zip(by_fused, by_alone, strict=True):
         for name in CLASSES:
             assert a.output["probabilities"][name] == pytest.approx(b.output["probabilities"][name], abs=1e-4)
 
@@ -271,3 +275,77 @@ def test_geometric_jitter_moves_every_frame_alike_and_keeps_the_clip_shape():
     moved = VesselTask.geometric_jitter(clip, np.random.default_rng(3))
     assert moved.shape == clip.shape and not torch.equal(moved, clip)
     assert all(torch.allclose(moved[0, 0], moved[0, k], atol=1e-6) for k in range(1, 4))
+
+
+# ---------------------------------------------------------------------------------------------------- contrast model
+def test_the_contrast_image_keeps_what_iodine_filled_and_cancels_the_background():
+    from learning.tasks.vessel import contrast_features, contrast_image
+
+    rng = np.random.default_rng(0)
+    background = 0.7 + 0.1 * rng.random((48, 48), dtype=np.float32)
+    frames = np.repeat(background[None], 10, axis=0)
+    assert contrast_image(frames).max() < 1e-6  # nothing changed over time: no contrast anywhere
+    assert not contrast_features(frames).any()
+    filled = frames.copy()
+    filled[5:, 20:24, :] -= 0.3  # a horizontal vessel fills from frame 5 on
+    image = contrast_image(filled)
+    row = image.mean(axis=1)
+    assert image.shape == (64, 64) and row[27:32].min() > 0.2 and row[:20].max() < 0.02 and row[40:].max() < 0.02
+    vertical = frames.copy()
+    vertical[5:, :, 20:24] -= 0.3
+    assert np.abs(contrast_features(filled) - contrast_features(vertical)).sum() > 0.5  # orientation tells them apart
+
+
+@pytest.fixture(scope="module")
+def atypical_views(tmp_path_factory) -> tuple[str, list[Example]]:
+    """Runs filmed in views pooled across both arteries: the angles alone say little about the artery."""
+    return xa_examples(tmp_path_factory.mktemp("xa-pooled"), n_patients=24, size=64, seed=5, view_mix="pooled")
+
+
+def test_the_contrast_model_reads_the_vessels_where_the_angles_cannot(atypical_views):
+    root, examples = atypical_views
+    train, held_out = examples[:45], examples[45:]  # 15 patients, then 9 others
+    task = VesselTask(root)
+    truth = np.array([e.target for e in held_out])
+
+    def accuracy(family):
+        outcome = fit(task, logreg_request(train, family=family, media_root=root), CPU)
+        scores = score(task, ScoreRequest("vessel_type", outcome.weights, tuple(e.ref for e in held_out), root), CPU)
+        return np.mean([CLASSES.index(s.output["vessel"]) == t for s, t in zip(scores, truth, strict=True)])
+
+    contrast, angles = accuracy("contrast_logreg"), accuracy("metadata_logreg")
+    assert contrast >= 0.85 and contrast > angles + 0.1
+
+
+def test_the_contrast_model_scores_runs_without_recorded_angles(atypical_views):
+    root, examples = atypical_views
+    blind = [Example(CineRef(e.ref.item_id, e.ref.path, None), e.target, "train", e.label_id) for e in examples[:30]]
+    outcome = fit(VesselTask(root), logreg_request(blind[:20], family="contrast_logreg", media_root=root), CPU)
+    scores = score(VesselTask(root), ScoreRequest("vessel_type", outcome.weights, tuple(e.ref for e in blind), root),
+                   CPU)
+    assert len(scores) == 30
+    assert all(np.isfinite(list(s.output["probabilities"].values())).all() for s in scores)
+    assert np.mean([CLASSES.index(s.output["vessel"]) == e.target for s, e in zip(scores[20:], blind[20:],
+                                                                                    strict=True)]) >= 0.7
+
+
+def test_the_paired_comparison_scores_probabilities_by_log_loss_on_the_same_items():
+    task = VesselTask("/nonexistent")
+    examples = angle_examples(40, seed=3)
+
+    def scores(confidence: float) -> list[ItemScore]:
+        out = []
+        for e in examples:
+            probs = {"LCA": 1 - confidence, "RCA": 1 - confidence, "neither": 0.0}
+            probs[CLASSES[e.target]] = confidence
+            out.append(ItemScore(e.ref.item_id, {"probabilities": probs, "vessel": CLASSES[e.target]}, 0.0, {},
+                                 confidence))
+        return out
+
+    sure, unsure = scores(0.95), scores(0.6)
+    versus = paired_comparison(task, sure, unsure, examples, seed=0)
+    assert versus["difference"] == 0.0  # both right on every run: tied on macro-F1
+    proper = versus["proper"]
+    assert proper["metric"] == "log loss"
+    assert proper["candidate"] == pytest.approx(-np.log(0.95)) and proper["other"] == pytest.approx(-np.log(0.6))
+    assert proper["difference"] == pytest.approx(np.log(0.95) - np.log(0.6)) and proper["interval"][0] > 0

@@ -126,7 +126,7 @@ def test_hyperparameters_name_the_bad_field():
 
 def test_the_metadata_model_is_the_cold_start_until_enough_runs_are_labelled():
     params = VesselParams.parse({"pixel_model_min_labels": 30})
-    assert VesselTask.choose_family(29, params) == "metadata_logreg"
+    assert VesselTask.choose_family(29, params) == "contrast_logreg"
     assert VesselTask.choose_family(30, params) == "fused_vessel"
 
 

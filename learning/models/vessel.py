@@ -173,8 +173,9 @@ class QuadraticLogistic(ClassHead):
         self.anchor = nn.Parameter(torch.zeros(()), requires_grad=False)
 
     def embed(self, geometry: torch.Tensor) -> torch.Tensor:
-        """Return the standardised quadratic features (the run's place in angle space)."""
-        z = (geometry[:, :ANGLE_FEATURES] - self.mean) / self.scale
+        """Return the standardised quadratic features (the run's place in angle space); a run without recorded
+        angles (NaN) counts as the training mean, as the scikit-learn pipeline imputed it."""
+        z = torch.nan_to_num((geometry[:, :ANGLE_FEATURES] - self.mean) / self.scale, nan=0.0)
         a, b = z[:, 0], z[:, 1]
         poly = torch.stack([a, b, a * a, a * b, b * b], dim=1)
         return (poly - self.poly_mean) / self.poly_scale
@@ -204,12 +205,8 @@ class ContrastLogistic(QuadraticLogistic):
 
     def embed(self, inputs: torch.Tensor) -> torch.Tensor:
         """Return the standardised features: five quadratic angle terms, then the image descriptor."""
-        geometry = inputs[:, : len(GEOMETRY_FIELDS)]
-        z = torch.nan_to_num((geometry[:, :ANGLE_FEATURES] - self.mean) / self.scale, nan=0.0)
-        a, b = z[:, 0], z[:, 1]
-        poly = (torch.stack([a, b, a * a, a * b, b * b], dim=1) - self.poly_mean) / self.poly_scale
         image = (inputs[:, len(GEOMETRY_FIELDS) :] - self.image_mean) / self.image_scale
-        return torch.cat([poly, image], dim=1)
+        return torch.cat([super().embed(inputs[:, : len(GEOMETRY_FIELDS)]), image], dim=1)
 
 
 class FusedVessel(ClassHead):

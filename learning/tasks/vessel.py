@@ -40,6 +40,7 @@ CLASSES = ("LCA", "RCA", "neither")
 PIXEL_FAMILIES = frozenset({"r2plus1d", "fused_vessel"})
 GEOMETRY_FAMILIES = frozenset({"metadata_mlp", "metadata_logreg"})
 LINEAR_FAMILIES = frozenset({"metadata_logreg", "contrast_logreg"})  # fitted by scikit-learn, no epochs
+VECTOR_FAMILIES = GEOMETRY_FAMILIES | {"contrast_logreg"}  # one feature vector per run, no frames
 # Candidate regularisation strengths (C) of the logistic regressions, chosen by cross-validated log-loss.
 LOGISTIC_CS = tuple(np.logspace(-3, 3, 13).tolist())
 # The contrast image is computed at this size whatever the run's matrix (256² and 512² runs look alike).
@@ -310,6 +311,10 @@ class VesselTask(TaskSpec):
         images = torch.from_numpy(np.stack([self.contrast(ref) for ref in refs])).to(device)
         return torch.cat([self._geometry(refs, device), images], dim=1)
 
+    def vector_inputs(self, family: str, refs: Sequence[CineRef], device: torch.device) -> torch.Tensor:
+        """Return the input of a family that reads one vector per run (geometry, or geometry + descriptor)."""
+        return self.linear_inputs(refs, device) if family == "contrast_logreg" else self._geometry(refs, device)
+
     def frames(self, ref: CineRef, size: int) -> torch.Tensor:
         """Return the run resized to size² as a (frames, size, size) uint8 tensor, decoded once per job."""
 
@@ -338,10 +343,8 @@ class VesselTask(TaskSpec):
     def batch(self, family, examples, params, rng, train):
         assert isinstance(params, VesselParams)
         targets = torch.tensor([e.target for e in examples], dtype=torch.long)
-        if family in GEOMETRY_FAMILIES:
-            return (torch.tensor([e.ref.geometry for e in examples], dtype=torch.float32),), targets
-        if family == "contrast_logreg":
-            return (self.linear_inputs([e.ref for e in examples], torch.device("cpu")),), targets
+        if family in VECTOR_FAMILIES:
+            return (self.vector_inputs(family, [e.ref for e in examples], torch.device("cpu")),), targets
         clips = []
         for example in examples:
             frames = self.frames(example.ref, params.size)
@@ -384,9 +387,8 @@ class VesselTask(TaskSpec):
         """Return raw (before temperature and stacking) outputs: video (items, crops, classes) log-probs or None,
         angle-model (items, classes) log-probs or None, and (items, features) embeddings."""
         device = next(model.parameters()).device
-        if family in GEOMETRY_FAMILIES or family == "contrast_logreg":
-            inputs = self.linear_inputs(refs, device) if family == "contrast_logreg" else self._geometry(refs, device)
-            features = model.embed(inputs)
+        if family in VECTOR_FAMILIES:
+            features = model.embed(self.vector_inputs(family, refs, device))
             logits = model.net[-1](features) + model.logit_offset if family == "metadata_mlp" else (
                 features @ model.coef.T + model.intercept + model.logit_offset
             )
@@ -467,10 +469,8 @@ class VesselTask(TaskSpec):
         try:
             passes = []
             for _ in range(params.mc_dropout_passes):
-                if family in GEOMETRY_FAMILIES:
-                    inputs = self._geometry(refs, next(model.parameters()).device)
-                elif family == "contrast_logreg":
-                    inputs = self.linear_inputs(refs, next(model.parameters()).device)
+                if family in VECTOR_FAMILIES:
+                    inputs = self.vector_inputs(family, refs, next(model.parameters()).device)
                 else:
                     inputs = torch.stack([self.window(self.frames(ref, params.size), params, rng) for ref in refs])
                 logits = model(inputs.to(next(model.parameters()).device))

@@ -349,3 +349,13 @@ def test_the_paired_comparison_scores_probabilities_by_log_loss_on_the_same_item
     assert proper["metric"] == "log loss"
     assert proper["candidate"] == pytest.approx(-np.log(0.95)) and proper["other"] == pytest.approx(-np.log(0.6))
     assert proper["difference"] == pytest.approx(np.log(0.95) - np.log(0.6)) and proper["interval"][0] > 0
+
+
+def test_the_angle_model_answers_a_run_without_angles_as_the_mean_angles():
+    train = angle_examples(60, seed=4)
+    model = QuadraticLogistic(num_classes=3)
+    fit_quadratic(model, train, VesselParams().active)
+    mean = [float(model.mean[0]), float(model.mean[1]), 1000.0, 750.0]
+    with torch.no_grad():
+        probs = torch.softmax(model(torch.tensor([[np.nan, np.nan, np.nan, np.nan], mean])), 1).numpy()
+    assert np.isfinite(probs).all() and np.allclose(probs[0], probs[1], atol=1e-6)

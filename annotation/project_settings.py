@@ -53,6 +53,9 @@ class ProjectSettings:
     test_handout_rate: float = 0.2
     # A candidate is judged (against the baseline and the champion) only on at least this many test labels.
     promotion_min_test_items: int = 10
+    # A refit of the champion's own model family on this much more human labels (0.05: 5 % more) replaces
+    # it when the locked test set finds it not worse beyond noise; None: only a win beyond noise promotes.
+    promotion_refresh_growth: float | None = 0.05
     # Training and scoring are seeded with this: the same labels give the same model, retrain after retrain.
     training_seed: int = 0
     # Per-task hyper-parameter overrides for training (names as in learning.tasks' parameter classes).
@@ -124,6 +127,11 @@ def parse_settings(task_type: str, raw: dict[str, Any] | None) -> ProjectSetting
         isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.5 <= threshold <= 1.0
     ):
         raise SettingsError("pseudo_label_threshold", "must be null (off) or a number between 0.5 and 1")
+    growth = base["promotion_refresh_growth"]
+    if growth is not None and (
+        isinstance(growth, bool) or not isinstance(growth, (int, float)) or not 0.05 <= growth <= 10.0
+    ):
+        raise SettingsError("promotion_refresh_growth", "must be null (off) or a number between 0.05 and 10")
     if base["spect_reference"] not in ("expert", "ica"):
         raise SettingsError("spect_reference", "must be 'expert' or 'ica'")
     modalities = base["accepted_modalities"]

@@ -10,6 +10,7 @@ from django.db.models.functions import Coalesce
 
 from annotation.models import (
     Assignment,
+    AssignmentKind,
     AssignmentState,
     Draft,
     IcaReference,
@@ -27,6 +28,7 @@ from annotation.models import (
     Role,
     Split,
     TaskType,
+    WorkTally,
 )
 from annotation.project_settings import parse_settings
 
@@ -156,19 +158,54 @@ def items_to_lease(project: Project, annotator: AbstractBaseUser, now: datetime)
     )
 
 
-def work_progress(project: Project, annotator: AbstractBaseUser) -> dict[str, int]:
-    """Return the annotator's counts in the project: still to do, labelled, skipped, and sent back for review."""
-    done = Label.objects.filter(item__project=project, author=annotator, superseded_at__isnull=True)
-    skipped = (
-        Assignment.objects.filter(item__project=project, annotator=annotator, state=AssignmentState.SKIPPED)
-        .exclude(item__in=done.values("item"))
-        .values("item")
-        .distinct()
+# ------------------------------------------------------------------------------------------ progress tallies
+TALLY_FIELDS = ("done", "skipped", "excused", "handouts", "gold_handouts")
+
+
+def _wanting(project_id: int):
+    return Item.objects.filter(project_id=project_id, labellers__lt=F("required_labels"))
+
+
+def wanting_count(project_id: int) -> int:
+    """Count the project's items that want labels from the rows (indexed by project; a scan of the project)."""
+    return _wanting(project_id).count()
+
+
+def tally_count(project_id: int, annotator_id: int) -> dict[str, int]:
+    """Count an annotator's tally in a project from the rows (what the incremental counters must equal)."""
+    mine = Label.objects.filter(item=OuterRef("pk"), author_id=annotator_id, superseded_at__isnull=True)
+    skipped = Assignment.objects.filter(item=OuterRef("pk"), annotator_id=annotator_id, state=AssignmentState.SKIPPED)
+    items = Item.objects.filter(project_id=project_id)
+    handouts = (
+        Assignment.objects.filter(item__project_id=project_id, annotator_id=annotator_id)
+        .exclude(kind=AssignmentKind.REVIEW)
+        .aggregate(total=Count("pk"), gold=Count("pk", filter=Q(kind=AssignmentKind.GOLD)))
     )
     return {
-        "to_do": items_open_for(project, annotator).count(),
-        "done": done.count(),
-        "skipped": skipped.count(),
+        "done": items.filter(Exists(mine)).count(),
+        "skipped": items.filter(Exists(skipped)).exclude(Exists(mine)).count(),
+        "excused": _wanting(project_id).filter(Q(Exists(mine)) | Q(Exists(skipped))).count(),
+        "handouts": handouts["total"],
+        "gold_handouts": handouts["gold"],
+    }
+
+
+def tally_of(project: Project, annotator_id: int) -> dict[str, int]:
+    """Return an annotator's tally: the stored counters, or counted from the rows when none is stored yet."""
+    stored = WorkTally.objects.filter(project=project, annotator_id=annotator_id).values(*TALLY_FIELDS).first()
+    return stored if stored is not None else tally_count(project.pk, annotator_id)
+
+
+def work_progress(project: Project, annotator: AbstractBaseUser) -> dict[str, int]:
+    """Return the annotator's counts in the project: still to do, labelled, skipped, sent back for review."""
+    tally = tally_of(project, annotator.pk)
+    wanting = ProjectQueue.objects.filter(pk=project.pk).values_list("wanting_items", flat=True).first()
+    if wanting is None:
+        wanting = wanting_count(project.pk)
+    return {
+        "to_do": max(wanting - tally["excused"], 0),
+        "done": tally["done"],
+        "skipped": tally["skipped"],
         "to_review": ReviewItem.objects.filter(
             request__project=project, request__annotator=annotator, resolved_at__isnull=True
         ).count(),
@@ -248,7 +285,11 @@ def prediction_shown(item: Item) -> Prediction | None:
     """
     if item.split == Split.TEST:
         return None
-    if not Project.objects.filter(pk=item.project_id).filter(_shows_predictions()).exists():
+    project = item.project
+    shows = (project.settings or {}).get("show_predictions_to_annotators")
+    if shows is None:
+        shows = project.task_type == TaskType.OCT_CALCIUM  # the default: OCT shows the model's mask
+    if not shows:
         return None
     return (
         Prediction.objects.filter(item=item, model_version__status=ModelStatus.CHAMPION)

@@ -134,6 +134,7 @@ def project_load(size: int, clients: int, seed: int) -> Setup:
 
     from annotation.models import Membership, Patient, Project, Role, TaskType
     from annotation.services.queue import queue_set_order
+    from annotation.services.tallies import progress_recount
 
     user_model = get_user_model()
     project = Project.objects.create(
@@ -157,6 +158,7 @@ def project_load(size: int, clients: int, seed: int) -> Setup:
     ids = [pk for (pk,) in sql("SELECT id FROM annotation_item WHERE project_id = %s ORDER BY id", [project.pk])]
     order = [ids[i] for i in np.random.default_rng(seed).permutation(len(ids))]
     order_s, _ = timed(lambda: queue_set_order(project=project, item_ids=order, strategy="random"))
+    progress_recount(project=project)  # rows COPY-loaded around the services: count the progress counters once
     sql("ANALYZE annotation_item")
     sql("ANALYZE annotation_queueentry")
     return Setup(project.pk, [u.pk for u in users], load_s, order_s)

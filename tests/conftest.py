@@ -87,7 +87,7 @@ def judge_promotes(monkeypatch):
     """Every candidate wins: for tests of what happens after promotion (the judge has its own tests)."""
     from annotation.services import learning
 
-    def always(metrics, primary, has_champion, min_test_items=10):
+    def always(metrics, primary, has_champion, min_test_items=10, refresh=None):
         return True, "promoted: the promotion judge is bypassed in this test"
 
     monkeypatch.setattr(learning, "promotion_decision", always)

@@ -19,6 +19,7 @@ def project_for(request: Request, slug: str, *, lead: bool = False) -> Project:
         raise Http404("No project here.")
     if lead and role != Role.LEAD:
         raise PermissionDenied("Only the project's leads can do this.")
+    project.viewer_role = role  # the caller's role, so a view need not look it up again
     return project
 
 

@@ -344,6 +344,7 @@ class NextItemSerializer(serializers.Serializer):
     workspace_url = serializers.CharField(allow_null=True)
     lease_expires_at = serializers.DateTimeField(allow_null=True)
     progress = serializers.DictField(child=serializers.IntegerField())
+    workspace = serializers.DictField(allow_null=True, required=False, help_text="The item's workspace body.")
     detail = serializers.CharField(required=False)
 
 

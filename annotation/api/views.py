@@ -24,7 +24,7 @@ from annotation.ingest import render
 from annotation.ingest.results import Outcome
 from annotation.ingest.sources import sources_from_uploads
 from annotation.ingest.store import media_path
-from annotation.models import ItemKind, Job, JobKind, Membership, Role, TrainingExample
+from annotation.models import Item, ItemKind, Job, JobKind, Membership, Role, TrainingExample
 from annotation.services import learning
 from annotation.services.queue import queue_open_count
 from annotation.services.splits import splits_configure, splits_fill
@@ -90,6 +90,10 @@ class ProjectViewSet(viewsets.GenericViewSet):
             "workspace_url": reverse("api:item-workspace", args=[lease.item_id]) if lease else None,
             "lease_expires_at": lease.expires_at if lease else None,
             "progress": selectors.work_progress(project, request.user),
+            # What the workspace needs to draw the item, so one round trip hands it out.
+            "workspace": workspace_body(_leased_item(lease, project), request, project.viewer_role, lease=lease)
+            if lease
+            else None,
         }
         if lease is None:
             body["detail"] = "This project is archived." if project.archived else "Nothing left for you to label here."
@@ -284,52 +288,7 @@ class ItemViewSet(viewsets.ReadOnlyModelViewSet):
         """Everything the labeling tool needs: the item, your label and draft, and task extras."""
         item = self.get_object()
         role = require_role(item.project, request)
-        label = selectors.current_label(item, request.user)
-        draft = selectors.draft_of(item, request.user)
-        lease = selectors.open_lease(item, request.user)
-        prediction = selectors.prediction_shown(item)
-        review = selectors.open_review(item, request.user)
-        body = {
-            "item": s.ItemSerializer(
-                item,
-                context={"request": request, "lead_projects": {item.project_id} if role == Role.LEAD else set()},
-            ).data,
-            "task_type": item.project.task_type,
-            "project": {"slug": item.project.slug, "name": item.project.name},
-            "role": role,
-            "label": s.LabelSerializer(label).data if label else None,
-            "draft": s.DraftSerializer(draft).data if draft else None,
-            "lease_expires_at": lease.expires_at if lease else None,
-            "prediction": s.PredictionSerializer(prediction).data if prediction else None,
-            "draft_url": reverse("api:item-draft", args=[item.pk]),
-            "labels_url": reverse("api:label-list"),
-            "skip_url": reverse("api:item-skip", args=[item.pk]),
-            "release_url": reverse("api:item-release", args=[item.pk]),
-            # A lead sent this label back: the annotator is asked to look at it again (and may keep it).
-            "review": {
-                "requested_by": review.request.requested_by.username,
-                "requested_at": review.request.created_at,
-                "note": review.request.note,
-            }
-            if review
-            else None,
-        }
-        if item.kind == ItemKind.OCT_FRAME:
-            instance = item.instance
-            spacing = [instance.pixel_spacing_row_mm, instance.pixel_spacing_col_mm]
-            body["pullback"] = {
-                "instance": instance.pk,
-                "frames": instance.number_of_frames,
-                "lmode_url": reverse("api:item-lmode", args=[item.pk]),
-                "pixel_spacing_mm": spacing if all(spacing) else None,
-                "frame_items": selectors.pullback_frames(item, request.user),
-            }
-        if item.kind == ItemKind.SPECT_PAIR:
-            ica = selectors.latest_ica(item)
-            body["ica"] = s.IcaReferenceSerializer(ica).data if ica else None
-            body["can_edit_ica"] = role == Role.LEAD
-            body["ica_url"] = reverse("api:item-ica", args=[item.pk])
-        return Response(body)
+        return Response(workspace_body(item, request, role))
 
     @extend_schema(request=s.DraftWriteSerializer, responses={200: s.DraftSerializer, 204: None})
     @action(detail=True, methods=["put", "delete"])
@@ -527,3 +486,63 @@ class MeView(APIView):
                 "lead_of": sorted(slug for slug, role in roles if role == Role.LEAD),
             }
         )
+
+
+def _leased_item(lease, project) -> Item:
+    """The leased item with what the workspace shows of it, in one query (the project is known)."""
+    item = Item.objects.select_related("patient", "instance").get(pk=lease.item_id)
+    item.project = project
+    return item
+
+
+def workspace_body(item: Item, request: Request, role: str, lease=None) -> dict:
+    """Everything the labelling tool needs to draw the item for this user: the workspace and `next` answer it.
+
+    `lease`: the user's open lease of the item when the caller holds it (`next`), else it is looked up.
+    """
+    label = selectors.current_label(item, request.user)
+    draft = selectors.draft_of(item, request.user)
+    lease = lease if lease is not None else selectors.open_lease(item, request.user)
+    prediction = selectors.prediction_shown(item)
+    review = selectors.open_review(item, request.user)
+    body = {
+        "item": s.ItemSerializer(
+            item,
+            context={"request": request, "lead_projects": {item.project_id} if role == Role.LEAD else set()},
+        ).data,
+        "task_type": item.project.task_type,
+        "project": {"slug": item.project.slug, "name": item.project.name},
+        "role": role,
+        "label": s.LabelSerializer(label).data if label else None,
+        "draft": s.DraftSerializer(draft).data if draft else None,
+        "lease_expires_at": lease.expires_at if lease else None,
+        "prediction": s.PredictionSerializer(prediction).data if prediction else None,
+        "draft_url": reverse("api:item-draft", args=[item.pk]),
+        "labels_url": reverse("api:label-list"),
+        "skip_url": reverse("api:item-skip", args=[item.pk]),
+        "release_url": reverse("api:item-release", args=[item.pk]),
+        # A lead sent this label back: the annotator is asked to look at it again (and may keep it).
+        "review": {
+            "requested_by": review.request.requested_by.username,
+            "requested_at": review.request.created_at,
+            "note": review.request.note,
+        }
+        if review
+        else None,
+    }
+    if item.kind == ItemKind.OCT_FRAME:
+        instance = item.instance
+        spacing = [instance.pixel_spacing_row_mm, instance.pixel_spacing_col_mm]
+        body["pullback"] = {
+            "instance": instance.pk,
+            "frames": instance.number_of_frames,
+            "lmode_url": reverse("api:item-lmode", args=[item.pk]),
+            "pixel_spacing_mm": spacing if all(spacing) else None,
+            "frame_items": selectors.pullback_frames(item, request.user),
+        }
+    if item.kind == ItemKind.SPECT_PAIR:
+        ica = selectors.latest_ica(item)
+        body["ica"] = s.IcaReferenceSerializer(ica).data if ica else None
+        body["can_edit_ica"] = role == Role.LEAD
+        body["ica_url"] = reverse("api:item-ica", args=[item.pk])
+    return body

@@ -15,7 +15,7 @@ from annotation.models.labels import (
 from annotation.models.learning import ModelStatus, ModelVersion, Prediction, TrainingExample
 from annotation.models.projects import Membership, Project, Role, TaskType
 from annotation.models.quality import Adjudication, AdjudicationReason, ReviewItem, ReviewRequest
-from annotation.models.queue import ProjectQueue, QueueEntry
+from annotation.models.queue import ProjectQueue, QueueEntry, WorkTally
 
 __all__ = [
     "Adjudication",
@@ -55,4 +55,5 @@ __all__ = [
     "Study",
     "TaskType",
     "TrainingExample",
+    "WorkTally",
 ]

@@ -35,6 +35,9 @@ class Item(models.Model):
     # required_labels minus the annotators who labelled it minus live leases, kept by atomic updates.
     required_labels = models.PositiveSmallIntegerField(default=1)
     open_slots = models.PositiveSmallIntegerField(default=1)
+    # How many annotators hold a current label of the item, kept with the label's own transaction: the item
+    # still wants labels while this is below required_labels.
+    labellers = models.PositiveSmallIntegerField(default=0, db_default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -6,6 +6,7 @@ the new one, never a mix, and leasing (which locks `Item` rows) never waits for 
 inserts entry rows).
 """
 
+from django.conf import settings
 from django.db import models
 
 from annotation.models.items import Item
@@ -28,6 +29,9 @@ class ProjectQueue(models.Model):
     unranked_items = models.PositiveIntegerField(default=0)
     # Queue size last broadcast to the project's members, so unchanged counts are not sent again.
     announced_open = models.IntegerField(default=-1)
+    # Items whose labellers are fewer than they need, kept in the transactions that change it (null: not
+    # counted yet; the first reader counts it once).
+    wanting_items = models.IntegerField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.project_id}:g{self.generation}"
@@ -48,3 +52,29 @@ class QueueEntry(models.Model):
         indexes = [
             models.Index(fields=["project", "generation", "-priority", "item"], name="queue_entry_order"),
         ]
+
+
+class WorkTally(models.Model):
+    """One annotator's counts in one project, kept in the same transaction as the label, skip or lease that
+    changes them, so showing progress never scans the project.
+
+    The annotator's items still to do are the project's `wanting_items` minus `excused`.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # Items they hold a current label of.
+    done = models.IntegerField(default=0)
+    # Items they skipped and have not labelled since.
+    skipped = models.IntegerField(default=0)
+    # Items still wanting labels that they labelled or skipped: not theirs to do.
+    excused = models.IntegerField(default=0)
+    # Queue and gold hand-outs (reviews not counted), for the gold rate.
+    handouts = models.IntegerField(default=0)
+    gold_handouts = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "annotator"], name="work_tally_once")]
+
+    def __str__(self) -> str:
+        return f"{self.project_id}:{self.annotator_id}"

@@ -43,6 +43,9 @@ def label_submit(
     label_payload_validate(item=item, payload=payload)
     try:
         with transaction.atomic():
+            # The item row first, as a skip of it does: labels, leases and progress counts of an item change
+            # one transaction at a time.
+            Item.objects.select_for_update().filter(pk=item.pk).values_list("pk", flat=True).first()
             now = timezone.now()
             current = Label.objects.filter(item=item, author=author, superseded_at__isnull=True).first()
             if (current.version if current else None) != base_version:

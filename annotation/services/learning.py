@@ -21,7 +21,7 @@ from django.db import transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from annotation.models import Job, JobKind, ModelStatus, ModelVersion, Project, TrainingExample
+from annotation.models import Job, JobKind, ModelStatus, ModelVersion, Project, Split, TrainingExample
 from annotation.project_settings import parse_settings
 from annotation.services.events import leads_event_send
 from annotation.services.jobs import job_enqueue, job_fail, job_finish, job_report
@@ -243,15 +243,23 @@ def _not_worse(result: dict[str, Any]) -> bool:
 
 
 def promotion_decision(
-    metrics: dict[str, Any], primary: str, has_champion: bool, min_test_items: int = 10
+    metrics: dict[str, Any],
+    primary: str,
+    has_champion: bool,
+    min_test_items: int = 10,
+    refresh: tuple[int, int] | None = None,
 ) -> tuple[bool, str]:
     """Return whether a candidate replaces the champion, and the rule applied, in words a lead can read.
 
     Decided on the locked test set only, by paired bootstrap on the same items (a one-sided test at 5 %):
     the candidate must beat the task's trivial baseline beyond noise, and the champion too when there is
     one: by its primary metric, or, where it is not worse than the champion's on that metric beyond noise, by
-    the task's proper scoring rule (log loss) on the same items. Fewer than `min_test_items` labelled test items
-    is not enough evidence to decide either way.
+    the task's proper scoring rule (log loss) on the same items. `refresh` (the champion's and the candidate's
+    human training labels) is given when the candidate refits the champion's own model family on enough more
+    labels: it then replaces the champion unless the test set finds it worse beyond noise, on the primary metric
+    or the proper scoring rule. A test set of a few dozen items cannot show the last points a near-perfect model
+    gains from more labels, and an older fit kept for want of that evidence is what fresh data contradicts. Fewer
+    than `min_test_items` labelled test items is not enough evidence to decide either way.
     """
     comparison = metrics.get("comparison") or {}
     baseline = comparison.get("baseline") or {}
@@ -294,17 +302,45 @@ def promotion_decision(
             f"({_interval_text(champion)}), and test {proper['metric']} {proper['candidate']:.3f} beats its "
             f"{proper['other']:.3f} on the same {m} items beyond noise ({_interval_text(proper)}, paired bootstrap)"
         )
+    if refresh is not None and _not_worse(champion) and (not proper or _not_worse(proper)):
+        before, after = refresh
+        worse_proper = f", test {proper['metric']} not worse either ({_interval_text(proper)})" if proper else ""
+        return True, (
+            f"refit of the champion's model on {after} human labels (it had {before}): test {primary} {mine:.3f} vs "
+            f"its {theirs:.3f} on the same {m} items is not worse beyond noise ({_interval_text(champion)})"
+            f"{worse_proper}"
+        )
     return False, (
         f"kept the champion: test {primary} {mine:.3f} vs its {theirs:.3f} "
         f"on the same {m} items is within noise ({_interval_text(champion)})"
     )
 
 
+def human_training_labels(version: ModelVersion) -> int:
+    """Return how many human labels a version trained or validated on (pseudo-labels and test items excluded)."""
+    return version.training_examples.filter(label__isnull=False).exclude(split=Split.TEST).count()
+
+
+def refit_growth(
+    version: ModelVersion, champion: ModelVersion | None, growth: float | None
+) -> tuple[int, int] | None:
+    """Return (champion's, candidate's) human training labels when the candidate refits the champion's family
+    on at least `growth` more of them, else None."""
+    if champion is None or growth is None or champion.family != version.family:
+        return None
+    before, after = human_training_labels(champion), human_training_labels(version)
+    return (before, after) if after >= before * (1 + growth) and after > before else None
+
+
 def candidate_judge(*, version: ModelVersion, primary: str, champion: ModelVersion | None) -> tuple[bool, str]:
     """Record whether the candidate beats the champion it was compared with; a loser is rejected at once."""
     settings = parse_settings(version.project.task_type, version.project.settings)
     wins, rule = promotion_decision(
-        version.metrics, primary, champion is not None, min_test_items=settings.promotion_min_test_items
+        version.metrics,
+        primary,
+        champion is not None,
+        min_test_items=settings.promotion_min_test_items,
+        refresh=refit_growth(version, champion, settings.promotion_refresh_growth),
     )
     version.metrics = {
         **version.metrics,

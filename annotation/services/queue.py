@@ -44,9 +44,11 @@ from annotation.models import (
     Split,
 )
 from annotation.project_settings import parse_settings
+from annotation.selectors import tally_of
 from annotation.services.errors import WorkspaceInputError
 from annotation.services.events import members_event_send
 from annotation.services.splits import splits_fill
+from annotation.services.tallies import tally_handout, tally_label_added, tally_skipped, wanting_bump, wanting_init
 from learning.strategies import Candidate, cold_start_order, get_strategy
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,10 @@ def queue_add_items(*, project: Project, item_ids: Sequence[int]) -> None:
     settings = parse_settings(project.task_type, project.settings)
     with transaction.atomic():
         queue = _locked_queue(project)
+        if queue.wanting_items is None:
+            wanting_init(queue)  # counts these new items too
+        else:
+            wanting_bump(project.pk, len(item_ids))
         overlap = [i for i in item_ids if wants_overlap(project.pk, i, settings.overlap_rate)]
         if overlap:
             Item.objects.filter(pk__in=overlap, required_labels=1).update(
@@ -351,12 +357,8 @@ def _gold_due(project: Project, annotator: AbstractBaseUser, rate: float) -> boo
     """Return whether this hand-out should be a gold item: gold hand-outs so far stay at rate x all hand-outs."""
     if rate <= 0:
         return False
-    counts = (
-        Assignment.objects.filter(item__project=project, annotator=annotator)
-        .exclude(kind=AssignmentKind.REVIEW)
-        .aggregate(total=Count("pk"), gold=Count("pk", filter=Q(kind=AssignmentKind.GOLD)))
-    )
-    return counts["gold"] < math.floor(rate * (counts["total"] + 1) + 1e-9)
+    counts = tally_of(project, annotator.pk)
+    return counts["gold_handouts"] < math.floor(rate * (counts["handouts"] + 1) + 1e-9)
 
 
 def _not_done_by(annotator: AbstractBaseUser, item_ref: str):
@@ -378,9 +380,11 @@ def _lease_gold(project: Project, annotator: AbstractBaseUser, expires_at: datet
     )
     if item_id is None:
         return None
-    return Assignment.objects.create(
+    lease = Assignment.objects.create(
         item_id=item_id, annotator=annotator, expires_at=expires_at, kind=AssignmentKind.GOLD
     )
+    tally_handout(project_id=project.pk, annotator_id=annotator.pk, gold=True)
+    return lease
 
 
 def _lease_review(project: Project, annotator: AbstractBaseUser, expires_at: datetime) -> Assignment | None:
@@ -417,7 +421,9 @@ def _lease_queued(project: Project, annotator: AbstractBaseUser, expires_at: dat
             return None
         item_id = entry.item_id
         if Item.objects.filter(pk=item_id, open_slots__gt=0).update(open_slots=F("open_slots") - 1):
-            return Assignment.objects.create(item_id=item_id, annotator=annotator, expires_at=expires_at)
+            lease = Assignment.objects.create(item_id=item_id, annotator=annotator, expires_at=expires_at)
+            tally_handout(project_id=project.pk, annotator_id=annotator.pk, gold=False)
+            return lease
     return None
 
 
@@ -481,22 +487,27 @@ def item_skip(*, item: Item, annotator: AbstractBaseUser, reason: str) -> Assign
     if len(reason) > 500:
         raise WorkspaceInputError("reason", "must be at most 500 characters")
     with transaction.atomic():
+        Item.objects.select_for_update().filter(pk=item.pk).values_list("pk", flat=True).first()
         lease = _close_lease(item, annotator, AssignmentState.SKIPPED, skip_reason=reason)
+        direct = lease is None
         if lease is not None:
             if lease.kind == AssignmentKind.REVIEW:  # declined: the label stays as it was, the request is closed
                 ReviewItem.objects.filter(item=item, request__annotator=annotator, resolved_at__isnull=True).update(
                     resolved_at=timezone.now()
                 )
-            return lease
-        now = timezone.now()
-        return Assignment.objects.create(
-            item=item,
-            annotator=annotator,
-            state=AssignmentState.SKIPPED,
-            expires_at=now,
-            finished_at=now,
-            skip_reason=reason,
-        )
+        else:
+            now = timezone.now()
+            lease = Assignment.objects.create(
+                item=item,
+                annotator=annotator,
+                state=AssignmentState.SKIPPED,
+                expires_at=now,
+                finished_at=now,
+                skip_reason=reason,
+            )
+        # A skip without a lease counts among hand-outs for the gold rate, as every non-review assignment does.
+        tally_skipped(item=item, annotator_id=annotator.pk, handout=direct)
+        return lease
 
 
 def assignment_release(*, item: Item, annotator: AbstractBaseUser) -> int:
@@ -519,10 +530,13 @@ def queue_label_added(*, item: Item, author: AbstractBaseUser, label: Label, lea
     ReviewItem.objects.filter(item=item, request__annotator=author, resolved_at__isnull=True).update(
         resolved_label=label, resolved_at=timezone.now()
     )
-    # Lock the item first: two last labels submitted at once must see each other to drop the entry.
-    Item.objects.select_for_update().filter(pk=item.pk).values_list("pk", flat=True).first()
-    labellers = Label.objects.filter(item=item, superseded_at__isnull=True).values("author").distinct().count()
-    if labellers >= item.required_labels:
+    # The item row is locked (label_submit locks it first): two last labels submitted at once see each other.
+    labellers, required = (
+        Item.objects.select_for_update().filter(pk=item.pk).values_list("labellers", "required_labels").get()
+    )
+    if first:
+        labellers = tally_label_added(item=item, author_id=author.pk, labellers=labellers, required=required)
+    if labellers >= required:
         QueueEntry.objects.filter(item=item).delete()
 
 

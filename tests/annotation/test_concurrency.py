@@ -153,3 +153,47 @@ def test_many_annotators_leasing_at_once_never_share_an_item_and_lose_none(vesse
     assert not Assignment.objects.filter(item__project=vessel_project, state=AssignmentState.LEASED).exists()
     assert queue_open_count(vessel_project) == 0
     assert Item.objects.filter(project=vessel_project, required_labels=2).exists()
+    # The progress counters kept under this concurrency equal what counting the rows gives.
+    from annotation.models import ProjectQueue, WorkTally
+    from annotation.selectors import tally_count, wanting_count
+
+    assert ProjectQueue.objects.get(pk=vessel_project.pk).wanting_items == wanting_count(vessel_project.pk) == 0
+    tallies = WorkTally.objects.filter(project=vessel_project)
+    assert tallies.count() == len(users)
+    for tally in tallies:
+        counted = tally_count(vessel_project.pk, tally.annotator_id)
+        assert {name: getattr(tally, name) for name in counted} == counted, tally.annotator_id
+
+
+def test_skips_racing_the_labels_that_close_an_item_keep_the_counters_exact(vessel_project):
+    """Half the threads label items that need one more label, half skip the same items without a lease."""
+    from annotation.models import ProjectQueue, Role, WorkTally
+    from annotation.selectors import tally_count, wanting_count
+    from annotation.services import item_skip, project_update
+    from tests.factories import MembershipFactory, UserFactory
+
+    project_update(project=vessel_project, settings={"overlap_rate": 0.0})
+    import_run(project=vessel_project, sources=[source(f"s{i}.dcm", samples.xa_bytes(seed=100 + i, frames=2, size=16))
+                                                for i in range(6)])
+    items = list(vessel_project.items.order_by("pk"))
+    users = [UserFactory(username=f"racer-{i}") for i in range(WORKERS)]
+    for user in users:
+        MembershipFactory(project=vessel_project, user=user, role=Role.ANNOTATOR)
+
+    def work(index: int):
+        for item in items:
+            if index % 2:
+                item_skip(item=item, annotator=users[index], reason="unclear")
+            else:
+                try:
+                    label_submit(item=item, author=users[index], payload={"vessel": "RCA"}, base_version=None)
+                except LabelConflict:
+                    pass
+        return True
+
+    results = in_threads(work)
+    assert all(r is True for r in results), results
+    assert ProjectQueue.objects.get(pk=vessel_project.pk).wanting_items == wanting_count(vessel_project.pk)
+    for tally in WorkTally.objects.filter(project=vessel_project):
+        counted = tally_count(vessel_project.pk, tally.annotator_id)
+        assert {name: getattr(tally, name) for name in counted} == counted, tally.annotator_id

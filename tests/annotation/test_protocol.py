@@ -17,7 +17,7 @@ from annotation.models import (
     TrainingExample,
 )
 from annotation.services import project_update
-from annotation.services.learning import promotion_decision, training_request
+from annotation.services.learning import human_training_labels, promotion_decision, refit_growth, training_request
 from annotation.services.queue import _draw, interleave_test, queue_rerank
 from annotation.services.splits import splits_configure, splits_fill
 from tests.cohort_projects import label_vessel, oct_cohort, vessel_cohort
@@ -73,6 +73,28 @@ def test_a_level_primary_metric_is_decided_by_probabilities_better_beyond_noise(
         {"comparison": {"baseline": beats, "champion": {**worse, "proper": better_probabilities}}}, "macro_f1", True
     )
     assert not wins
+
+
+def test_a_refit_on_more_labels_replaces_the_champion_unless_shown_worse():
+    beats = comparison(30, 0.8, 0.4, 0.2, 0.6)
+    tie = comparison(30, 0.95, 0.93, -0.03, 0.07)
+    worse = comparison(30, 0.85, 0.95, -0.17, -0.03)
+    worse_probabilities = {"metric": "log loss", "candidate": 0.4, "other": 0.2, "difference": -0.2,
+                           "interval": [-0.3, -0.1]}
+    metrics = {"comparison": {"baseline": beats, "champion": tie}}
+    wins, rule = promotion_decision(metrics, "macro_f1", True, refresh=(40, 60))
+    assert wins and rule.startswith("refit of the champion's model on 60 human labels (it had 40)")
+    assert "not worse beyond noise" in rule and "CI [-0.030, +0.070]" in rule
+    wins, rule = promotion_decision(metrics, "macro_f1", True)  # no refit: a tie keeps the champion
+    assert not wins and rule.startswith("kept the champion")
+    wins, _ = promotion_decision({"comparison": {"baseline": beats, "champion": worse}}, "macro_f1", True,
+                                 refresh=(40, 60))
+    assert not wins
+    wins, _ = promotion_decision(
+        {"comparison": {"baseline": beats, "champion": {**tie, "proper": worse_probabilities}}}, "macro_f1", True,
+        refresh=(40, 60),
+    )
+    assert not wins  # level on the primary metric, but its probabilities are worse beyond noise
 
 
 def test_test_items_take_the_set_share_of_hand_outs_in_their_own_order():
@@ -134,6 +156,37 @@ def test_a_useful_first_model_is_promoted_and_an_equal_candidate_is_kept_out(
     assert second.status == ModelStatus.REJECTED and not job.result["wins"]
     assert "within noise" in job.result["promotion_rule"]
     assert ModelVersion.objects.get(project=vessel_project, status=ModelStatus.CHAMPION) == first
+    assert refit_growth(second, first, 0.25) is None  # the same labels: no growth, no refit
+
+
+def test_a_refit_on_more_labels_is_judged_as_a_refit_of_the_champion(
+    vessel_project, lead, annotator, executor, labelled_runs
+):
+    training_request(project=vessel_project, by=lead)
+    run_next_job(executor)
+    run_next_job(executor)  # scores, then promotes
+    first = ModelVersion.objects.get(project=vessel_project, number=1, status=ModelStatus.CHAMPION)
+    before = human_training_labels(first)
+    items = sorted(labelled_runs, key=lambda item: item.pk)
+    for item in items[:12]:  # the runs the fixture left unlabelled
+        label_vessel(item, annotator, labelled_runs[item].vessel)
+    added = sum(1 for item in items[:12] if Item.objects.get(pk=item.pk).split != Split.TEST)
+    assert before == sum(1 for item in items[12:] if Item.objects.get(pk=item.pk).split != Split.TEST)
+    project_update(project=vessel_project, settings={"promotion_refresh_growth": 0.05})
+    training_request(project=vessel_project, by=lead, family="contrast_logreg")
+    job = run_next_job(executor)
+    second = ModelVersion.objects.get(project=vessel_project, number=2)
+    assert human_training_labels(second) == before + added
+    assert refit_growth(second, first, 0.05) == (before, before + added)
+    assert refit_growth(second, first, 10.0) is None  # not ten times as many labels
+    assert refit_growth(second, first, None) is None  # the lead turned refits off
+    versus = second.metrics["comparison"]["champion"]
+    if job.result["wins"] and versus["interval"][0] <= 0:  # promoted without a win beyond noise: as a refit
+        assert job.result["promotion_rule"].startswith(f"refit of the champion's model on {before + added}")
+    elif not job.result["wins"]:  # only a candidate the test set finds worse is rejected
+        assert versus["interval"][1] < 0 or second.metrics["comparison"]["champion"]["proper"]["interval"][1] < 0
+    second.family = "r2plus1d"
+    assert refit_growth(second, first, 0.05) is None  # another family has to win beyond noise
 
 
 def test_a_useless_first_model_is_never_promoted_shown_or_used(

@@ -39,6 +39,8 @@ def test_defaults_differ_by_task():
         ({"test_handout_rate": "0.2"}, "test_handout_rate"),
         ({"promotion_min_test_items": 1}, "promotion_min_test_items"),
         ({"promotion_min_test_items": 5.5}, "promotion_min_test_items"),
+        ({"promotion_refresh_growth": 0}, "promotion_refresh_growth"),
+        ({"promotion_refresh_growth": True}, "promotion_refresh_growth"),
         ({"training_seed": "0"}, "training_seed"),
         ({"training_hparams": {"classes": "LCA,PDA"}}, "training_hparams.classes"),
         ({"training_hparams": {"classes": ""}}, "training_hparams.classes"),

@@ -52,6 +52,9 @@ def test_next_leases_by_priority_and_resumes_the_same_lease(runs, vessel_project
     assert first["item"] == runs[1].pk
     assert first["progress"] == {"to_do": 3, "done": 0, "skipped": 0, "to_review": 0}
     assert first["workspace_url"] == reverse("api:item-workspace", args=[runs[1].pk])
+    # One round trip: `next` carries the workspace the tool draws, the same body its own endpoint answers.
+    assert first["workspace"] == client.get(first["workspace_url"]).json()
+    assert first["workspace"]["item"]["id"] == runs[1].pk and first["workspace"]["lease_expires_at"]
     again = client.post(next_url(vessel_project)).json()
     assert again["item"] == runs[1].pk
     assert Assignment.objects.filter(annotator=annotator, state=AssignmentState.LEASED).count() == 1

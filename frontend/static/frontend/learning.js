@@ -97,6 +97,7 @@ function readSettings() {
     queue_batch_size: numberOrNull(fields.queue_batch_size),
     test_handout_rate: numberOrNull(fields.test_handout_rate),
     promotion_min_test_items: numberOrNull(fields.promotion_min_test_items),
+    promotion_refresh_growth: numberOrNull(fields.promotion_refresh_growth), // empty: only a win beyond noise
     ...classSettings(),
   };
 }

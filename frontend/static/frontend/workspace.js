@@ -146,10 +146,13 @@ async function mount(data) {
 
 async function openItem(itemId) {
   setState("loading");
-  const data = await api.get(workspaceUrl(itemId));
+  await showItem(await api.get(workspaceUrl(itemId)));
+}
+
+async function showItem(data) {
   await mount(data);
   const url = new URL(window.location.href);
-  url.searchParams.set("item", itemId);
+  url.searchParams.set("item", data.item.id);
   history.replaceState(null, "", url);
 }
 
@@ -166,7 +169,8 @@ async function loadNext() {
     return;
   }
   $("done").hidden = true;
-  await openItem(next.item);
+  if (next.workspace) await showItem(next.workspace); // one round trip: `next` carries the workspace
+  else await openItem(next.item);
 }
 
 async function refreshProgress() {

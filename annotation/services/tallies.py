@@ -1,0 +1,132 @@
+"""Progress counts kept incrementally, so `next` and the project pages never count a whole project per request.
+
+Three counters, each changed in the same transaction as the label, skip or lease that moves it:
+- `Item.labellers`: annotators holding a current label of the item (a first label adds one; a new version of
+  one's own label does not). The item wants labels while it is below `required_labels`.
+- `ProjectQueue.wanting_items`: the project's items that want labels.
+- `WorkTally` per (project, annotator): current labels, items skipped and not labelled since, items still
+  wanting labels that they labelled or skipped (`excused`), and hand-outs for the gold rate.
+
+An annotator's items to do are `wanting_items - excused`. A tally that does not exist yet is counted once from
+the rows by the first write that needs it (readers count without storing); `progress_recount` rebuilds all of
+a project's counters from the rows (after a bulk load, or to check them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Exists, F, OuterRef, Subquery
+
+from annotation.models import Assignment, AssignmentState, Item, Label, Project, ProjectQueue, WorkTally
+from annotation.selectors import tally_count, wanting_count
+
+
+def tally_bump(project_id: int, annotator_id: int, **deltas: int) -> None:
+    """Add `deltas` to an annotator's tally, after the change they describe is written in this transaction
+    (once per transaction and annotator, with every delta of the change).
+
+    A tally that does not exist yet is counted from the rows instead, which already include the change. When a
+    concurrent transaction creates it first, its count could not see this uncommitted change: add the deltas.
+    """
+    deltas = {name: value for name, value in deltas.items() if value}
+    if not deltas:
+        return
+    expressions = {name: F(name) + value for name, value in deltas.items()}
+    rows = WorkTally.objects.filter(project_id=project_id, annotator_id=annotator_id)
+    if rows.update(**expressions):
+        return
+    try:
+        with transaction.atomic():
+            WorkTally.objects.create(
+                project_id=project_id, annotator_id=annotator_id, **tally_count(project_id, annotator_id)
+            )
+    except IntegrityError:
+        rows.update(**expressions)
+
+
+def wanting_bump(project_id: int, delta: int) -> None:
+    """Add delta to the project's wanting items (always an UPDATE of the queue row, so it takes that row's lock)."""
+    ProjectQueue.objects.filter(pk=project_id).update(wanting_items=F("wanting_items") + delta)
+
+
+def wanting_init(queue: ProjectQueue) -> None:
+    """Count the wanting items of a queue row locked by the caller if it has never been counted."""
+    if queue.wanting_items is None:
+        queue.wanting_items = wanting_count(queue.pk)
+        ProjectQueue.objects.filter(pk=queue.pk).update(wanting_items=queue.wanting_items)
+
+
+def tally_label_added(*, item: Item, author_id: int, labellers: int, required: int) -> int:
+    """Account for the author's first label of the item; return its labellers now.
+
+    The caller holds the item's row lock and read `labellers` and `required` under it.
+    """
+    Item.objects.filter(pk=item.pk).update(labellers=F("labellers") + 1)
+    labellers += 1
+    item.labellers = labellers
+    had_skip = Assignment.objects.filter(item=item, annotator_id=author_id, state=AssignmentState.SKIPPED).exists()
+    was_open, is_open = labellers - 1 < required, labellers < required
+    excused = 0
+    if was_open and is_open and not had_skip:
+        excused = 1  # theirs no more, though the item still wants someone else's label
+    elif was_open and not is_open:
+        excused = -1 if had_skip else 0
+        wanting_bump(item.project_id, -1)
+        others = set(
+            Label.objects.filter(item=item, superseded_at__isnull=True).values_list("author_id", flat=True)
+        ) | set(
+            Assignment.objects.filter(item=item, state=AssignmentState.SKIPPED).values_list("annotator_id", flat=True)
+        )
+        others.discard(author_id)
+        for other in sorted(others):  # in id order, so concurrent closers lock tallies in the same order
+            tally_bump(item.project_id, other, excused=-1)
+    tally_bump(item.project_id, author_id, done=1, skipped=-1 if had_skip else 0, excused=excused)
+    return labellers
+
+
+def tally_skipped(*, item: Item, annotator_id: int, handout: bool) -> None:
+    """Account for a skip just stored (`handout`: a skip without a lease, its own assignment row): a first skip
+    of an item they have not labelled takes it off their list.
+
+    One bump per transaction and annotator: a tally counted from the rows by the first bump already includes
+    the whole change.
+    """
+    deltas = {"handouts": 1 if handout else 0}
+    labelled = Label.objects.filter(item=item, author_id=annotator_id, superseded_at__isnull=True).exists()
+    skips = Assignment.objects.filter(item=item, annotator_id=annotator_id, state=AssignmentState.SKIPPED).count()
+    if not labelled and skips == 1:
+        labellers, required = Item.objects.filter(pk=item.pk).values_list("labellers", "required_labels").get()
+        deltas.update(skipped=1, excused=1 if labellers < required else 0)
+    tally_bump(item.project_id, annotator_id, **deltas)
+
+
+def tally_handout(*, project_id: int, annotator_id: int, gold: bool) -> None:
+    tally_bump(project_id, annotator_id, handouts=1, gold_handouts=1 if gold else 0)
+
+
+def progress_recount(*, project: Project) -> dict[str, Any]:
+    """Rebuild the project's counters from the rows; return what changed (items relabelled, tallies rebuilt)."""
+    current = (
+        Label.objects.filter(item=OuterRef("pk"), superseded_at__isnull=True)
+        .values("item")
+        .annotate(n=Count("author", distinct=True))
+        .values("n")
+    )
+    with transaction.atomic():
+        queue = ProjectQueue.objects.select_for_update().filter(pk=project.pk).first()
+        any_label = Exists(Label.objects.filter(item=OuterRef("pk"), superseded_at__isnull=True))
+        items = Item.objects.filter(project=project)
+        fixed = items.filter(any_label).exclude(labellers=Subquery(current)).update(labellers=Subquery(current))
+        fixed += items.filter(labellers__gt=0).exclude(any_label).update(labellers=0)
+        if queue is not None:
+            queue.wanting_items = wanting_count(project.pk)
+            ProjectQueue.objects.filter(pk=queue.pk).update(wanting_items=queue.wanting_items)
+        rebuilt = 0
+        for tally in WorkTally.objects.select_for_update().filter(project=project):
+            counted = tally_count(project.pk, tally.annotator_id)
+            if any(getattr(tally, name) != value for name, value in counted.items()):
+                WorkTally.objects.filter(pk=tally.pk).update(**counted)
+                rebuilt += 1
+    return {"items_fixed": fixed, "tallies_fixed": rebuilt, "wanting_items": queue.wanting_items if queue else None}

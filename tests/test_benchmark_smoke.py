@@ -1,0 +1,42 @@
+"""Small smoke runs of the benchmarks that need the real services (the full runs stay out of `make test`)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
+
+needs_postgres = pytest.mark.skipif(
+    not DATABASE_URL.startswith("postgres"), reason="the HTTP load benchmark needs PostgreSQL (CI sets DATABASE_URL)"
+)
+
+
+@needs_postgres
+def test_http_load_drives_the_production_server_from_client_processes():
+    url = urlunsplit(urlsplit(DATABASE_URL)._replace(path="/lumen_bench_http_smoke"))
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.http_load", "--sizes", "300,600", "--clients", "3", "--seconds", "4",
+         "--cycles", "6"],
+        cwd=REPO, env={**os.environ, "LUMEN_BENCH_HTTP_URL": url}, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = done.stdout
+    assert re.search(r"\((\d+) uvicorn worker processes\)", out) and "(0 uvicorn" not in out
+    rows = [line for line in out.splitlines() if re.match(r"^(300|600)\s{2,}", line)]
+    assert len(rows) == 6, out  # three phases per size
+    for row in rows:
+        cells = re.split(r"\s{2,}", row.strip())
+        cycles, errors, double_leases = int(cells[5]), int(cells[7]), int(cells[8])
+        assert cycles > 0 and errors == 0 and double_leases == 0, row
+    # The plan of every statement on the path is shown; none scans the big tables sequentially.
+    plans = out.split("with the scans of its plan (EXPLAIN):", 1)[1]
+    assert "Index Scan using" in plans
+    assert not re.search(r"Seq Scan on annotation_(item|queueentry|label|assignment|instance)\b", plans), plans

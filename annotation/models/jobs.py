@@ -43,3 +43,24 @@ class Job(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["status", "kind", "created_at"], name="job_pickup")]
+
+
+class LiveEvent(models.Model):
+    """One live event of a project, written in the transaction of the change it reports.
+
+    Websocket consumers read the rows after the last one they sent, so an event written by any process (the
+    orchestrator, another web worker) reaches every open page, with or without Redis; the channel layer only
+    wakes them early. Rows older than an hour are pruned by the orchestrator.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    # Job and model events carry metrics annotators need not see.
+    leads_only = models.BooleanField(default=False)
+    payload = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "id"], name="live_event_after")]
+
+    def __str__(self) -> str:
+        return f"{self.project_id}:{self.pk}"

@@ -27,7 +27,7 @@ from annotation.models import (
     ProjectQueue,
 )
 from annotation.project_settings import ProjectSettings, parse_settings
-from annotation.services.events import members_event_send
+from annotation.services.events import events_prune, members_event_send
 from annotation.services.jobs import ACTIVE, JobConflict, job_fail
 from annotation.services.learning import ExecutorLike, scoring_request, training_request, training_run
 from annotation.services.queue import leases_expire, queue_open_count, queue_rerank
@@ -117,6 +117,7 @@ def orchestrator_tick(*, now: datetime | None = None) -> TickReport:
     """Run one pass over every active project; return what it did."""
     now = now or timezone.now()
     report = TickReport(expired_leases=leases_expire(now=now))
+    events_prune(now=now)
     for project in Project.objects.filter(archived=False).order_by("pk"):
         try:
             project_tick(project, now, report)

@@ -9,6 +9,7 @@ from django.db import transaction
 
 from annotation.models import Membership, Project, Role
 from annotation.project_settings import default_settings, parse_settings
+from annotation.services.events import user_group, wake
 from annotation.services.queue import queue_apply_overlap
 
 
@@ -81,6 +82,7 @@ def membership_set(*, project: Project, user: AbstractBaseUser, role: str) -> Me
     if role != Role.LEAD and [m.user_id for m in leads] == [user.pk]:
         raise LastLeadError("a project needs at least one lead; add another lead first")
     membership, _ = Membership.objects.update_or_create(project=project, user=user, defaults={"role": role})
+    transaction.on_commit(lambda: wake(user_group(user.pk)))  # their open pages hear with the new role at once
     return membership
 
 
@@ -95,3 +97,4 @@ def membership_remove(*, project: Project, user: AbstractBaseUser) -> None:
     if target.role == Role.LEAD and len(leads) == 1:
         raise LastLeadError("a project needs at least one lead; add another lead first")
     target.delete()
+    transaction.on_commit(lambda: wake(user_group(user.pk)))  # their open pages stop hearing events at once

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
 from django.core.management import CommandError, call_command
@@ -13,7 +13,7 @@ from annotation.consumers import ProjectEventsConsumer
 from annotation.ingest.deid import PatientKey, deidentify, remap_uid
 from annotation.models import Instance, TaskType
 from annotation.project_settings import SettingsError, default_settings, parse_settings
-from annotation.services.events import members_group
+from annotation.services.events import members_event_send
 from tests import dicom_samples as samples
 
 
@@ -109,15 +109,14 @@ def _connect(user, slug):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_project_websocket_admits_members_and_relays_group_events(vessel_project, annotator, stranger):
+def test_project_websocket_admits_members_and_relays_their_events(vessel_project, annotator, stranger):
     async def scenario():
         member = _connect(annotator, vessel_project.slug)
         connected, _ = await member.connect()
         assert connected
-        await get_channel_layer().group_send(
-            members_group(vessel_project.pk), {"type": "project.event", "payload": {"event": "ping", "n": 1}}
-        )
-        assert await member.receive_json_from(timeout=5) == {"event": "ping", "n": 1}
+        await database_sync_to_async(members_event_send)(vessel_project.pk, {"event": "ping", "n": 1})
+        heard = await member.receive_json_from(timeout=5)
+        assert heard["event"] == "ping" and heard["n"] == 1 and heard["id"] > 0
         await member.disconnect()
         for user, code in ((stranger, 4404), (AnonymousUser(), 4401)):
             outsider = _connect(user, vessel_project.slug)

@@ -2,7 +2,9 @@
 lead's active-learning card (Retrain now, job progress, model versions, learning settings).
 
 pytest-django's live server speaks WSGI only, so these tests run daphne (the ASGI server `make demo` uses) in a
-process of its own on the test database, with the Redis channel layer carrying events sent by this process.
+process of its own on the test database. Events are sent by this process, as by the orchestrator: with Redis the
+channel layer wakes the server's sockets; with the embedded defaults (no Redis) they read the events the other
+process wrote.
 """
 
 from __future__ import annotations
@@ -71,13 +73,13 @@ def _wait_until_serving(process: subprocess.Popen, url: str, log: Path, timeout:
     raise AssertionError(f"daphne did not serve {url} within {timeout} s:\n{log.read_text()[-4000:]}")
 
 
-@pytest.fixture(scope="module")
-def asgi_process(django_db_setup, tmp_path_factory):
-    """Run daphne on the test database with the base settings, static files collected as in production."""
+def _serve(tmp_path_factory, *, redis: bool):
+    """Run daphne on the test database with the base settings, static files collected as in production; with
+    `redis`, on the Redis channel layer, else with the embedded defaults of `make demo` (no Redis)."""
     if connection.vendor != "postgresql":
         pytest.skip("the ASGI server process shares the test database: set DATABASE_URL to PostgreSQL")
-    if not os.environ.get("REDIS_URL"):
-        pytest.skip("events reach the ASGI server process through the Redis channel layer: set REDIS_URL")
+    if redis and not os.environ.get("REDIS_URL"):
+        pytest.skip("this server runs on the Redis channel layer: set REDIS_URL")
     folder = tmp_path_factory.mktemp("asgi")
     server = AsgiServer(
         url=f"http://127.0.0.1:{_free_port()}",
@@ -91,10 +93,13 @@ def asgi_process(django_db_setup, tmp_path_factory):
         "LUMEN_MEDIA_ROOT": str(server.media_root),
         "LUMEN_STATIC_ROOT": str(folder / "static"),
         "LUMEN_CHANNEL_PREFIX": server.channel_prefix,
-        # Plain REDIS_URL: the settings must keep idle websockets alive (one socket per page is asserted below).
-        "REDIS_URL": os.environ["REDIS_URL"],
         "LUMEN_LOG_LEVEL": "WARNING",
     }
+    if redis:
+        # Plain REDIS_URL: the settings must keep idle websockets alive (one socket per page is asserted below).
+        env["REDIS_URL"] = os.environ["REDIS_URL"]
+    else:
+        env.pop("REDIS_URL", None)
     subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=REPO, env=env, check=True)
     log = folder / "daphne.log"
     port = urlsplit(server.url).port
@@ -117,6 +122,16 @@ def asgi_process(django_db_setup, tmp_path_factory):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="module")
+def asgi_process(django_db_setup, tmp_path_factory):
+    yield from _serve(tmp_path_factory, redis=True)
+
+
+@pytest.fixture(scope="module")
+def asgi_embedded(django_db_setup, tmp_path_factory):
+    yield from _serve(tmp_path_factory, redis=False)
 
 
 @pytest.fixture
@@ -335,3 +350,47 @@ def test_lead_saves_learning_settings_and_reads_a_refusal(
     screenshot(f"learning-settings-refused-{project.task_type}")
     project.refresh_from_db()
     assert project.settings["acquisition_strategy"] == accepted
+
+
+def test_without_redis_a_label_and_a_retrain_reach_another_page_live(
+    browser, page, asgi_embedded, settings, lead, annotator, vessel_project, screenshot
+):
+    """The embedded defaults of `make demo`: the server has no Redis, events come from another process."""
+    settings.MEDIA_ROOT = str(asgi_embedded.media_root)
+    project_update(project=vessel_project, settings={"overlap_rate": 0.0})
+    vessel_project.refresh_from_db()
+    _runs(vessel_project, 90, 4)
+    _log_in(page, asgi_embedded, lead)
+    page.goto(f"{asgi_embedded.url}/projects/{vessel_project.slug}/")
+    page.wait_for_selector("#learning[data-live=open]")
+    orchestrator_tick()  # the queue's first announcement
+    _text_is(page, "#queue-summary [data-fact=open]", "4")
+    page.evaluate("window.notReloaded = true")
+
+    other = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        workspace = other.new_page()
+        _log_in(workspace, asgi_embedded, annotator)
+        workspace.goto(f"{asgi_embedded.url}/projects/{vessel_project.slug}/label/")
+        workspace.wait_for_selector("#workspace[data-state=ready][data-live=open]")
+        workspace.keyboard.press("1")
+        workspace.keyboard.press("Enter")  # a label in one browser context …
+        workspace.wait_for_function("document.getElementById('progress').querySelector('[data-count=done]')"
+                                    ".textContent.trim() === '1'")
+    finally:
+        other.close()
+    orchestrator_tick()  # … announced by the orchestrator, as it does every few seconds
+    # … reaches the lead's page without a reload: 4 runs, one labelled, one leased as the workspace moved on.
+    _text_is(page, "#queue-summary [data-fact=open]", "2")
+
+    page.click("#retrain")
+    page.wait_for_selector("#jobs li.job[data-status=queued]")
+    job = job_claim()
+    row = f"#jobs li.job[data-job='{job.pk}']"
+    page.wait_for_selector(f"{row}[data-status=running]")
+    job_report(job=job, reports=[{"phase": "training", "epoch": 1, "loss": 0.6, "done": 1, "total": 4}])
+    page.wait_for_selector(f"{row} [role=progressbar][aria-valuenow='25']")
+    screenshot("learning-card-without-redis")
+    assert page.evaluate("window.notReloaded") is True
+    job_fail(job=job, error="stopped by the test")
+    page.wait_for_selector(f"{row}[data-status=failed]")

@@ -153,6 +153,8 @@ LUMEN_LEARNING_BACKEND = env.str("LUMEN_LEARNING_BACKEND", default="ray")
 LUMEN_RAY_NUM_CPUS = env.int("LUMEN_RAY_NUM_CPUS", default=None)
 # A running job whose worker has not reported for this long is requeued (or failed after the last attempt).
 LUMEN_JOB_STALE_SECONDS = env.int("LUMEN_JOB_STALE_SECONDS", default=300)
+# An open page's websocket reads new live events at least this often (at once when the channel layer wakes it).
+LUMEN_LIVE_POLL_SECONDS = env.float("LUMEN_LIVE_POLL_SECONDS", default=1.0)
 LUMEN_JOB_MAX_ATTEMPTS = env.int("LUMEN_JOB_MAX_ATTEMPTS", default=2)
 
 LOGGING = {

@@ -5,17 +5,19 @@ const MAX_DELAY_MS = 30000;
 // The server closes with these when the user is logged out or not a member: retrying cannot help.
 const FINAL_CODES = new Set([4401, 4403, 4404]);
 
-function socketUrl(path) {
+function socketUrl(path, after) {
   const url = new URL(path, window.location.href);
   url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  if (after !== null) url.searchParams.set("after", String(after));
   return url.href;
 }
 
 /**
  * Open the project's event socket and keep it open.
  * `onEvent(event)` gets every event; `onState(state, {reconnected})` gets "open", "closed" and "gone"
- * ("gone": the server refused us for good). After a reconnect, events sent while the socket was down
- * are lost: the caller reloads what it shows.
+ * ("gone": the server refused us for good, or the user may no longer hear this project's events). A
+ * reconnect resumes after the last event received (the server keeps an hour of them), so events sent while
+ * the socket was down still arrive; the caller may also reload what it shows.
  */
 export function connectLive(path, { onEvent, onState = () => {} }) {
   let socket = null;
@@ -23,10 +25,11 @@ export function connectLive(path, { onEvent, onState = () => {} }) {
   let timer = null;
   let opened = false;
   let stopped = false;
+  let lastId = null; // the newest event received: a reconnect resumes after it
 
   function open() {
     timer = null;
-    socket = new WebSocket(socketUrl(path));
+    socket = new WebSocket(socketUrl(path, lastId));
     socket.addEventListener("open", () => {
       delay = FIRST_DELAY_MS;
       onState("open", { reconnected: opened });
@@ -39,7 +42,10 @@ export function connectLive(path, { onEvent, onState = () => {} }) {
       } catch {
         return; // not one of ours
       }
-      if (event && typeof event.event === "string") onEvent(event);
+      if (event && typeof event.event === "string") {
+        if (Number.isInteger(event.id)) lastId = event.id;
+        onEvent(event);
+      }
     });
     socket.addEventListener("close", (closed) => {
       if (stopped) return;

@@ -9,9 +9,11 @@ HTTP cache, logged in through the login form once) and measures from navigation 
 - the baseline: the page fetches the run's de-identified DICOM file whole, over the same server (what a viewer
   that reads DICOM in the browser must transfer before it can show anything);
 - the same frames without the player: fetched one after another and decoded, as a naive loop would;
-- the workspace with the cine tool (`?item=<id>`): HTML, scripts, the workspace API, then frame 0 on its own and
-  frames 1… in one packed response (`frames/pack/`, each frame decoded as its bytes arrive), read from the tool's
-  performance marks ("cine-first-frame", "cine-all-frames").
+- the workspace with the cine tool, as an annotator opens it (`/projects/<slug>/label/`, the queue hands out the
+  run): the page's head script asks for the next item (its answer carries the workspace) while the modules load
+  and fetches frame 0 as soon as it is known; the tool then draws frame 0 and reads frames 1… in one packed
+  response (`frames/pack/`, each frame decoded as its bytes arrive), read from the tool's performance marks
+  ("cine-first-frame", "cine-all-frames").
 
 Bytes are the frame responses' Resource Timing `encodedBodySize` (the body on the wire). After loading, one lap
 of playback at 1× checks that every frame is shown at the run's frame rate. Medians over the repetitions, after
@@ -78,7 +80,7 @@ WORKSPACE_MARKS_JS = """
     first: at("cine-first-frame"),
     all: at("cine-all-frames"),
     html: performance.getEntriesByType("navigation")[0].responseEnd,
-    api: done(/\\/workspace\\/$/),
+    api: done(/\\/next\\/$/),
     tool: done(/tools\\/vessel_type\\.js/),
     frame0: resources.find((e) => /\\/frames\\/0\\/$/.test(e.name)).startTime,
   };
@@ -217,7 +219,7 @@ def measure_once(browser, state: dict, base: str, item, frames: int, fps: float)
 
     context = browser.new_context(storage_state=state)
     page = context.new_page()
-    page.goto(f"{base}/projects/{item.project.slug}/label/?item={item.pk}")
+    page.goto(f"{base}/projects/{item.project.slug}/label/")  # the annotator's path: the queue hands out the run
     page.wait_for_function("() => window.lumenCine && window.lumenCine.allFramesMs !== null", timeout=120_000)
     result = page.evaluate(WORKSPACE_MARKS_JS)
     result.update(page.evaluate(FRAME_BYTES_JS))
@@ -344,7 +346,7 @@ def report(args, rounds: list[dict], *, dicom_bytes: int, cache_bytes: int, fmt:
         for what, key in (
             ("HTML received", "html"),
             ("tool module loaded", "tool"),
-            ("workspace API answered", "api"),
+            ("next (with the workspace) answered", "api"),
             ("frame 0 requested", "frame0"),
             ("drawn", "first"),
         )

@@ -76,15 +76,26 @@ class ProjectViewSet(viewsets.GenericViewSet):
         page = self.paginate_queryset(selectors.patients_of(project))
         return self.get_paginated_response(s.PatientMapSerializer(page, many=True).data)
 
-    @extend_schema(request=None, responses=s.NextItemSerializer)
+    @extend_schema(
+        request=None,
+        responses=s.NextItemSerializer,
+        parameters=[OpenApiParameter("after", int, description="the item you are labelling now (fetch ahead)")],
+    )
     @action(detail=True, methods=["post"])
     def next(self, request: Request, slug: str) -> Response:
-        """Lease the next item to label (resuming your open lease first); item is null when nothing is left."""
+        """Lease the next item to label (resuming your open lease first); item is null when nothing is left.
+
+        `?after=<item id>`: the item you are labelling now; the answer is the one after it (leased ahead, so the
+        browser can load it while you label), never that item again.
+        """
         project = project_for(request, slug)
+        after = request.query_params.get("after")
+        if after is not None and not after.isdigit():
+            raise ValidationError({"after": "must be an item id"})
         if project.archived:
             lease = None
         else:
-            lease = services.item_next(project=project, annotator=request.user)
+            lease = services.item_next(project=project, annotator=request.user, after=int(after) if after else None)
         body = {
             "item": lease.item_id if lease else None,
             "workspace_url": reverse("api:item-workspace", args=[lease.item_id]) if lease else None,

@@ -387,9 +387,12 @@ def _lease_gold(project: Project, annotator: AbstractBaseUser, expires_at: datet
     return lease
 
 
-def _lease_review(project: Project, annotator: AbstractBaseUser, expires_at: datetime) -> Assignment | None:
+def _lease_review(
+    project: Project, annotator: AbstractBaseUser, expires_at: datetime, after: int | None = None
+) -> Assignment | None:
     item_id = (
         ReviewItem.objects.filter(request__project=project, request__annotator=annotator, resolved_at__isnull=True)
+        .exclude(item_id=after)
         .order_by("request__created_at", "pk")
         .values_list("item_id", flat=True)
         .first()
@@ -427,8 +430,11 @@ def _lease_queued(project: Project, annotator: AbstractBaseUser, expires_at: dat
     return None
 
 
-def item_next(*, project: Project, annotator: AbstractBaseUser) -> Assignment | None:
+def item_next(*, project: Project, annotator: AbstractBaseUser, after: int | None = None) -> Assignment | None:
     """Lease the next item to the annotator, or return None when nothing is left for them.
+
+    `after`: the item the annotator is working on, for a browser fetching the following one ahead of time; it
+    is neither resumed nor leased again, so an annotator holds at most that item and the one after it.
 
     An open lease of theirs is resumed (and extended) first, then their labels a lead sent back for review,
     oldest request first. Gold items are mixed in at the project's gold
@@ -443,6 +449,7 @@ def item_next(*, project: Project, annotator: AbstractBaseUser) -> Assignment | 
         mine = (
             Assignment.objects.select_for_update()
             .filter(item__project=project, annotator=annotator, state=AssignmentState.LEASED)
+            .exclude(item_id=after)
             .order_by("leased_at")
             .first()
         )
@@ -450,7 +457,7 @@ def item_next(*, project: Project, annotator: AbstractBaseUser) -> Assignment | 
             mine.expires_at = expires_at
             mine.save(update_fields=["expires_at"])
             return mine
-        review = _lease_review(project, annotator, expires_at)
+        review = _lease_review(project, annotator, expires_at, after)
         if review is not None:
             return review
         if _gold_due(project, annotator, settings.gold_rate):

@@ -243,3 +243,22 @@ def test_frame_pack_holds_the_same_bytes_as_the_single_frames(runs, client_for, 
     bad = client.get(pack_url, {"start": item.instance.number_of_frames})
     assert bad.status_code == 400 and "start" in bad.json()
     assert client_for(stranger).get(pack_url).status_code == 404
+
+
+def test_the_next_item_is_leased_ahead_and_handed_out_after_the_current_one(
+    runs, vessel_project, client_for, annotator
+):
+    client = client_for(annotator)
+    current = client.post(next_url(vessel_project)).json()
+    ahead = client.post(next_url(vessel_project) + f"?after={current['item']}").json()
+    assert ahead["item"] not in (None, current["item"]) and ahead["workspace"]["item"]["id"] == ahead["item"]
+    # Asking again while on the same item gives the same item ahead, not a third lease.
+    assert client.post(next_url(vessel_project) + f"?after={current['item']}").json()["item"] == ahead["item"]
+    leased = set(Assignment.objects.filter(annotator=annotator, state=AssignmentState.LEASED)
+                 .values_list("item_id", flat=True))
+    assert leased == {current["item"], ahead["item"]}
+    client.post("/api/labels/", {"item": current["item"], "payload": {"vessel": "LCA"}, "base_version": None},
+                format="json")
+    # After the submit, a plain next resumes the item fetched ahead.
+    assert client.post(next_url(vessel_project)).json()["item"] == ahead["item"]
+    assert client.post(next_url(vessel_project) + "?after=x").status_code == 400

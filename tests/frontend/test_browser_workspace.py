@@ -167,3 +167,35 @@ def test_a_label_sent_back_for_review_shows_the_leads_note_and_a_new_version_ans
     current = Label.objects.get(item_id=sent_back, author=annotator, superseded_at__isnull=True)
     assert (current.version, current.payload["vessel"]) == (2, "RCA")
     assert ReviewItem.objects.get().resolved_label == current
+
+
+def test_the_following_item_is_leased_ahead_and_shown_on_submit(page, live_server, annotator, vessel_project, runs):
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(f"{request.method} {request.url}"))
+    log_in(page, live_server, annotator.username)
+    page.goto(f"{live_server.url}/projects/{vessel_project.slug}/label/")
+    ready(page, runs[0].pk)
+    # The first item was asked for by the page's head script, with its first frame, before the modules ran.
+    nexts = [r for r in requests if "/next/" in r]
+    assert nexts[0].endswith(f"/api/projects/{vessel_project.slug}/next/")
+    assert any(r.endswith(f"/api/items/{runs[0].pk}/frames/0/") for r in requests)
+    page.wait_for_function(f"performance.getEntriesByType('resource').some(e => e.name.endsWith("
+                           f"'/next/?after={runs[0].pk}'))")
+
+    def leased() -> set[int]:
+        return set(Assignment.objects.filter(annotator=annotator, state=AssignmentState.LEASED)
+                   .values_list("item_id", flat=True))
+
+    for _ in range(50):
+        if len(leased()) == 2:
+            break
+        page.wait_for_timeout(100)
+    assert leased() == {runs[0].pk, runs[1].pk}  # the current item and the one after it
+    assert any(r.endswith(f"/api/items/{runs[1].pk}/frames/0/") for r in requests)  # its first frame warmed
+    requests.clear()
+    page.keyboard.press("1")
+    page.keyboard.press("Enter")
+    ready(page, runs[1].pk)  # shown from what was fetched ahead: no plain `next` was asked for
+    assert not [r for r in requests if r.endswith("/next/")], requests
+    assert Label.objects.get(item=runs[0], author=annotator).payload["vessel"] == "LCA"
+    page.wait_for_function("document.querySelector('#progress [data-count=done]').textContent.trim() === '1'")

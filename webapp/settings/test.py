@@ -1,6 +1,7 @@
 """Settings for the test suite: same services as base, fast hashing, isolated media."""
 
 import tempfile
+from pathlib import Path
 
 from webapp.settings.base import *  # noqa: F403
 
@@ -15,3 +16,8 @@ LOGGING["root"]["level"] = "WARNING"  # noqa: F405
 STATIC_ROOT = tempfile.mkdtemp(prefix="lumen-test-static-")
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # A file, not shared-cache memory: the browser tests' live server answers several requests at once (the
+    # workspace fetches the next item ahead), and only a file database waits for a writer (busy timeout, WAL)
+    # instead of failing with "database table is locked".
+    DATABASES["default"]["TEST"] = {"NAME": str(Path(tempfile.mkdtemp(prefix="lumen-test-db-")) / "test.sqlite3")}  # noqa: F405

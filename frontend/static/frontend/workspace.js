@@ -25,6 +25,7 @@ const current = {
   visibleSince: null,
   busy: false,
   dirty: false, // edited since it was opened: only then is there a draft to save
+  ahead: null, // { after: item id, answer: promise of `next?after=` } — the following item, leased ahead
 };
 // Loaded while the first item is asked for, not before.
 const toolModule = import(root.dataset.toolUrl);
@@ -156,10 +157,43 @@ async function showItem(data) {
   history.replaceState(null, "", url);
 }
 
-async function loadNext() {
+// While an item is labelled, the one after it is leased, its workspace fetched and its first image warmed, so
+// Submit → next item on screen waits for the label's POST only.
+function fetchAhead(itemId) {
+  const answer = api.post(`${root.dataset.nextUrl}?after=${itemId}`).then((body) => {
+    if (body.workspace) window.lumenWarm?.(body.workspace);
+    return body;
+  });
+  answer.catch(() => {}); // used only if it arrives; otherwise `next` is asked again
+  current.ahead = { after: itemId, answer };
+}
+
+// The item after `finished`, if that is what was fetched ahead while it was labelled.
+async function takeAhead(finished) {
+  const ahead = current.ahead;
+  current.ahead = null;
+  if (!ahead || ahead.after !== finished) return null;
+  try {
+    return await ahead.answer;
+  } catch {
+    return null;
+  }
+}
+
+// The first item, asked for by first-item.js while the page loaded.
+async function takeFirst() {
+  const first = window.lumenFirstNext;
+  window.lumenFirstNext = null;
+  return first ? await first : null;
+}
+
+async function loadNext(finished = null) {
   setState("loading");
-  const next = await api.post(root.dataset.nextUrl);
+  let ahead = finished === null ? null : await takeAhead(finished);
+  if (ahead && ahead.item === null) ahead = null; // "nothing left" was said before this item was done: ask now
+  const next = ahead || (finished === null ? await takeFirst() : null) || (await api.post(root.dataset.nextUrl));
   showProgress(next.progress);
+  if (ahead) refreshProgress().catch(() => {}); // counted before the item just finished: count again
   if (next.item === null) {
     unmount();
     $("done-text").textContent = next.detail;
@@ -171,6 +205,7 @@ async function loadNext() {
   $("done").hidden = true;
   if (next.workspace) await showItem(next.workspace); // one round trip: `next` carries the workspace
   else await openItem(next.item);
+  fetchAhead(next.item);
 }
 
 async function refreshProgress() {
@@ -229,7 +264,7 @@ function submit() {
     current.dirty = false;
     root.dataset.lastLabelId = label.id;
     status(`Saved version ${label.version} of your label.`, "good");
-    await loadNext();
+    await loadNext(itemId);
   });
 }
 
@@ -271,7 +306,7 @@ $("skip-form").addEventListener("submit", (event) => {
     drafts.clear(itemId);
     await api.del(current.data.draft_url);
     status("Skipped.");
-    await loadNext();
+    await loadNext(itemId);
   });
 });
 

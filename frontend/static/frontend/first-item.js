@@ -1,0 +1,38 @@
+// Loaded as a classic script in the workspace's <head>: starts asking for the first item while the modules
+// load, and warms the browser's cache with the first image the tool will draw (frame URLs are immutable and
+// cacheable). workspace.js takes the answer from window.lumenFirstNext and uses lumenWarm for items it fetches
+// ahead.
+(function () {
+  "use strict";
+
+  function firstImages(workspace) {
+    const media = workspace && workspace.item && workspace.item.media;
+    if (!media) return [];
+    if (media.rest_url) return [media.rest_url, media.stress_url];
+    if (media.frame_url_template) {
+      const frame = workspace.item.frame_index === null ? 0 : workspace.item.frame_index;
+      return [media.frame_url_template.replace("{n}", String(frame || 0))];
+    }
+    return [];
+  }
+
+  window.lumenWarm = function (workspace) {
+    for (const url of firstImages(workspace)) {
+      fetch(url, { credentials: "same-origin" }).catch(() => {}); // a miss is fetched again by the tool
+    }
+  };
+
+  const script = document.currentScript;
+  if (!script || new URL(window.location.href).searchParams.get("item")) return;
+  window.lumenFirstNext = fetch(script.dataset.nextUrl, {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { Accept: "application/json", "X-CSRFToken": script.dataset.csrf },
+  })
+    .then((response) => (response.ok ? response.json() : null))
+    .then((body) => {
+      if (body && body.workspace) window.lumenWarm(body.workspace);
+      return body;
+    })
+    .catch(() => null); // workspace.js asks again and reports what went wrong
+})();

@@ -198,8 +198,18 @@ def tally_of(project: Project, annotator_id: int) -> dict[str, int]:
 
 def work_progress(project: Project, annotator: AbstractBaseUser) -> dict[str, int]:
     """Return the annotator's counts in the project: still to do, labelled, skipped, sent back for review."""
-    tally = tally_of(project, annotator.pk)
-    wanting = ProjectQueue.objects.filter(pk=project.pk).values_list("wanting_items", flat=True).first()
+    wanting_of = ProjectQueue.objects.filter(pk=project.pk).values("wanting_items")[:1]
+    stored = (
+        WorkTally.objects.filter(project=project, annotator_id=annotator.pk)
+        .annotate(wanting=Subquery(wanting_of))
+        .values(*TALLY_FIELDS, "wanting")
+        .first()
+    )
+    if stored is None:  # no tally yet: counted from the rows
+        tally = tally_count(project.pk, annotator.pk)
+        wanting = ProjectQueue.objects.filter(pk=project.pk).values_list("wanting_items", flat=True).first()
+    else:
+        tally, wanting = stored, stored["wanting"]
     if wanting is None:
         wanting = wanting_count(project.pk)
     return {

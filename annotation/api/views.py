@@ -511,11 +511,14 @@ def workspace_body(item: Item, request: Request, role: str, lease=None) -> dict:
 
     `lease`: the user's open lease of the item when the caller holds it (`next`), else it is looked up.
     """
-    label = selectors.current_label(item, request.user)
+    # A lease just taken from the queue or the gold items is of an item this user never labelled: no label, and
+    # so no review of it, to look up.
+    fresh = getattr(lease, "fresh", False)
+    label = None if fresh else selectors.current_label(item, request.user)
     draft = selectors.draft_of(item, request.user)
     lease = lease if lease is not None else selectors.open_lease(item, request.user)
     prediction = selectors.prediction_shown(item)
-    review = selectors.open_review(item, request.user)
+    review = None if fresh else selectors.open_review(item, request.user)
     body = {
         "item": s.ItemSerializer(
             item,

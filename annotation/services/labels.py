@@ -45,7 +45,8 @@ def label_submit(
         with transaction.atomic():
             # The item row first, as a skip of it does: labels, leases and progress counts of an item change
             # one transaction at a time.
-            Item.objects.select_for_update().filter(pk=item.pk).values_list("pk", flat=True).first()
+            locked = Item.objects.select_for_update().filter(pk=item.pk)
+            counts = locked.values_list("labellers", "required_labels").get()
             now = timezone.now()
             current = Label.objects.filter(item=item, author=author, superseded_at__isnull=True).first()
             if (current.version if current else None) != base_version:
@@ -67,7 +68,9 @@ def label_submit(
                 state=AssignmentState.SUBMITTED, finished_at=now, label=label
             )
             Draft.objects.filter(item=item, author=author).delete()
-            queue_label_added(item=item, author=author, label=label, leased=bool(leased), first=current is None)
+            queue_label_added(
+                item=item, author=author, label=label, leased=bool(leased), first=current is None, counts=counts
+            )
             return label
     except IntegrityError:
         raise LabelConflict(_current(item, author), base_version) from None

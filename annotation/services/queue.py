@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 import numpy as np
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import Count, Exists, F, FloatField, OuterRef, Q
+from django.db.models import Count, Exists, F, FloatField, OuterRef, Q, Subquery
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -384,6 +384,7 @@ def _lease_gold(project: Project, annotator: AbstractBaseUser, expires_at: datet
         item_id=item_id, annotator=annotator, expires_at=expires_at, kind=AssignmentKind.GOLD
     )
     tally_handout(project_id=project.pk, annotator_id=annotator.pk, gold=True)
+    lease.fresh = True
     return lease
 
 
@@ -405,9 +406,7 @@ def _lease_review(
 
 
 def _lease_queued(project: Project, annotator: AbstractBaseUser, expires_at: datetime) -> Assignment | None:
-    generation = ProjectQueue.objects.filter(pk=project.pk).values_list("generation", flat=True).first()
-    if generation is None:
-        return None
+    generation = Subquery(ProjectQueue.objects.filter(pk=project.pk).values("generation")[:1])
     for _ in range(8):  # another caller may take the last slot between our pick and our update
         entry = (
             QueueEntry.objects.filter(
@@ -426,6 +425,7 @@ def _lease_queued(project: Project, annotator: AbstractBaseUser, expires_at: dat
         if Item.objects.filter(pk=item_id, open_slots__gt=0).update(open_slots=F("open_slots") - 1):
             lease = Assignment.objects.create(item_id=item_id, annotator=annotator, expires_at=expires_at)
             tally_handout(project_id=project.pk, annotator_id=annotator.pk, gold=False)
+            lease.fresh = True  # an item they never labelled: no label or review of theirs to look up
             return lease
     return None
 
@@ -523,7 +523,15 @@ def assignment_release(*, item: Item, annotator: AbstractBaseUser) -> int:
         return int(_close_lease(item, annotator, AssignmentState.RELEASED) is not None)
 
 
-def queue_label_added(*, item: Item, author: AbstractBaseUser, label: Label, leased: bool, first: bool) -> None:
+def queue_label_added(
+    *,
+    item: Item,
+    author: AbstractBaseUser,
+    label: Label,
+    leased: bool,
+    first: bool,
+    counts: tuple[int, int] | None = None,
+) -> None:
     """Account for a stored label in the queue (inside the label's transaction).
 
     A new version by an annotator whose label a lead sent back answers that review.
@@ -537,8 +545,9 @@ def queue_label_added(*, item: Item, author: AbstractBaseUser, label: Label, lea
     ReviewItem.objects.filter(item=item, request__annotator=author, resolved_at__isnull=True).update(
         resolved_label=label, resolved_at=timezone.now()
     )
-    # The item row is locked (label_submit locks it first): two last labels submitted at once see each other.
-    labellers, required = (
+    # The item row is locked (label_submit locks it first and passes the (labellers, required_labels) it read
+    # under the lock as `counts`): two last labels submitted at once see each other.
+    labellers, required = counts or (
         Item.objects.select_for_update().filter(pk=item.pk).values_list("labellers", "required_labels").get()
     )
     if first:

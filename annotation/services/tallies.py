@@ -61,28 +61,30 @@ def wanting_init(queue: ProjectQueue) -> None:
 def tally_label_added(*, item: Item, author_id: int, labellers: int, required: int) -> int:
     """Account for the author's first label of the item; return its labellers now.
 
-    The caller holds the item's row lock and read `labellers` and `required` under it.
+    The caller holds the item's row lock and read `labellers` and `required` under it. Tallies are updated in
+    annotator id order, so two labels closing two items at once never wait for each other's tally rows.
     """
     Item.objects.filter(pk=item.pk).update(labellers=F("labellers") + 1)
     labellers += 1
     item.labellers = labellers
-    had_skip = Assignment.objects.filter(item=item, annotator_id=author_id, state=AssignmentState.SKIPPED).exists()
+    skippers = set(
+        Assignment.objects.filter(item=item, state=AssignmentState.SKIPPED).values_list("annotator_id", flat=True)
+    )
+    had_skip = author_id in skippers
     was_open, is_open = labellers - 1 < required, labellers < required
-    excused = 0
+    deltas: dict[int, dict[str, int]] = {author_id: {"done": 1, "skipped": -1 if had_skip else 0}}
     if was_open and is_open and not had_skip:
-        excused = 1  # theirs no more, though the item still wants someone else's label
+        deltas[author_id]["excused"] = 1  # theirs no more, though the item still wants someone else's label
     elif was_open and not is_open:
-        excused = -1 if had_skip else 0
+        deltas[author_id]["excused"] = -1 if had_skip else 0
         wanting_bump(item.project_id, -1)
-        others = set(
+        others = skippers | set(
             Label.objects.filter(item=item, superseded_at__isnull=True).values_list("author_id", flat=True)
-        ) | set(
-            Assignment.objects.filter(item=item, state=AssignmentState.SKIPPED).values_list("annotator_id", flat=True)
         )
-        others.discard(author_id)
-        for other in sorted(others):  # in id order, so concurrent closers lock tallies in the same order
-            tally_bump(item.project_id, other, excused=-1)
-    tally_bump(item.project_id, author_id, done=1, skipped=-1 if had_skip else 0, excused=excused)
+        for other in others - {author_id}:
+            deltas[other] = {"excused": -1}
+    for annotator_id in sorted(deltas):
+        tally_bump(item.project_id, annotator_id, **deltas[annotator_id])
     return labellers
 
 

@@ -6,7 +6,7 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo worker test install browser lint serve migrate bench-ingest bench-cine bench-scoring bench-queue bench-al bench-al-http clean
+.PHONY: demo worker test install browser lint serve migrate bench-ingest bench-cine bench-scoring bench-queue bench-http bench-al bench-al-http clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,9 @@ bench-cine: install browser
 
 bench-scoring: install
 	$(PY) -m benchmarks.scoring
+
+bench-http: install
+	$(PY) -m benchmarks.http_load
 
 bench-queue: install
 	$(PY) -m benchmarks.queue

@@ -17,7 +17,9 @@ Each client is its own OS process (multiprocessing, spawn) with its own `request
 token, and loops `POST /api/projects/<slug>/next/` (which answers with the workspace) → `GET` the workspace
 URL (a reload of the item; the browser no longer needs it, timed for the record) → `POST /api/labels/`,
 until it has done `--cycles` cycles or `--seconds` have passed. Phases: 1 client; N clients with no pause
-(throughput); N clients pausing 1 s between items (a fast human). Reported per phase: p50 / p99 / max of each
+(throughput); N clients pausing 1 s between items (a fast human). The in-run baseline: before the phases, 200
+calls of the cheapest authenticated endpoint on the same server (`GET /api/me/`), the floor any request pays
+here; the hot path's calls are shown as ratios to it. Reported per phase: p50 / p99 / max of each
 call (ms, measured in the client around the whole HTTP request), completed cycles per second, errors, and
 double leases counted from the database afterwards (items leased beyond their slots; must be 0). At the
 largest size, every SQL statement one `next` and one submit run is shown with its PostgreSQL plan
@@ -278,6 +280,22 @@ def phase_run(server: Server, setup: Setup, size: int, name: str, clients: int, 
     return Phase(size, name, clients, results, checks.double_leases, load)
 
 
+def floor_measure(server: Server, token: str, n: int = 200) -> list[float]:
+    """Time the cheapest authenticated API call on the same server (`GET /api/me/`: token lookup, one query):
+    the in-run baseline of what any request costs here, before the hot path's own work."""
+    import requests
+
+    session = requests.Session()
+    session.headers["Authorization"] = f"Token {token}"
+    session.get(f"{server.url}/api/me/", timeout=30).raise_for_status()
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        session.get(f"{server.url}/api/me/", timeout=30).raise_for_status()
+        times.append(1000 * (time.perf_counter() - start))
+    return times
+
+
 # ---------------------------------------------------------------------------------------------------- plans
 def query_plans(setup: Setup) -> list[tuple[str, str]]:
     """Return (statement, scans of its PostgreSQL plan) for every statement of one `next` and one submit."""
@@ -319,7 +337,8 @@ def percentile(values: list[float], q: float) -> float | None:
     return float(np.percentile(values, q)) if values else None
 
 
-def report(args, phases: list[Phase], setups: dict[int, Setup], plans: list[tuple[str, str]], workers: int) -> str:
+def report(args, phases: list[Phase], setups: dict[int, Setup], plans: list[tuple[str, str]], workers: int,
+           floors: dict[int, list[float]]) -> str:
     rows = []
     for p in phases:
         row = [f"{p.size:,}", p.name]
@@ -347,6 +366,20 @@ def report(args, phases: list[Phase], setups: dict[int, Setup], plans: list[tupl
             rows,
         ),
     ]
+    floor_rows = []
+    for p in phases:
+        if p.clients == 1 and p.size in floors:
+            floor = statistics.median(floors[p.size])
+            floor_rows.append([
+                f"{p.size:,}", f"{floor:.1f}", f"{percentile(floors[p.size], 99):.1f}",
+                f"{statistics.median(p.calls('next')):.1f}", f"{statistics.median(p.calls('next')) / floor:.2f}",
+                f"{statistics.median(p.calls('submit')) / floor:.2f}",
+            ])
+    if floor_rows:
+        lines += ["", "One client against the same server's cheapest authenticated call in the same run (GET /api/me/, "
+                  "200 calls): the floor any request pays here (HTTP, ASGI, token, one query).", "",
+                  table(["items", "floor p50 ms", "floor p99 ms", "next p50 ms", "next / floor", "submit / floor"],
+                        floor_rows)]
     by_size: dict[int, list[Phase]] = {}
     for p in phases:
         by_size.setdefault(p.size, []).append(p)
@@ -386,6 +419,7 @@ def main() -> None:
         phases: list[Phase] = []
         setups: dict[int, Setup] = {}
         plans: list[tuple[str, str]] = []
+        floors: dict[int, list[float]] = {}
         try:
             workers = server.workers()
             for size in sizes:
@@ -393,6 +427,7 @@ def main() -> None:
                 setup = project_load(size, args.clients, root, args.seed)
                 setups[size] = setup
                 print(f"{size:,} items loaded in {setup.load_s:.0f} s", flush=True)
+                floors[size] = floor_measure(server, setup.tokens[-1])
                 for template, clients, pause in PHASES:
                     clients = clients or args.clients
                     name = template.format(n=clients)
@@ -405,7 +440,7 @@ def main() -> None:
                     plans = query_plans(setup)
         finally:
             server.stop()
-        text = report(args, phases, setups, plans, workers)
+        text = report(args, phases, setups, plans, workers, floors)
     print(text)
     if args.save:
         print(f"saved {save('http_load.txt', text)}")

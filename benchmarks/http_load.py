@@ -18,8 +18,9 @@ token, and loops `POST /api/projects/<slug>/next/` (which answers with the works
 URL (a reload of the item; the browser no longer needs it, timed for the record) → `POST /api/labels/`,
 until it has done `--cycles` cycles or `--seconds` have passed. Phases: 1 client; N clients with no pause
 (throughput); N clients pausing 1 s between items (a fast human). The in-run baseline: before the phases, 200
-calls of the cheapest authenticated endpoint on the same server (`GET /api/me/`), the floor any request pays
-here; the hot path's calls are shown as ratios to it. Reported per phase: p50 / p99 / max of each
+calls of a cheap authenticated endpoint on the same server (`GET /api/me/`: the token, the user's memberships and
+permissions), what a request costs here before the hot path's own work; the hot path's calls are shown as ratios
+to it. Reported per phase: p50 / p99 / max of each
 call (ms, measured in the client around the whole HTTP request), completed cycles per second, errors, and
 double leases counted from the database afterwards (items leased beyond their slots; must be 0). At the
 largest size, every SQL statement one `next` and one submit run is shown with its PostgreSQL plan
@@ -281,8 +282,9 @@ def phase_run(server: Server, setup: Setup, size: int, name: str, clients: int, 
 
 
 def floor_measure(server: Server, token: str, n: int = 200) -> list[float]:
-    """Time the cheapest authenticated API call on the same server (`GET /api/me/`: token lookup, one query):
-    the in-run baseline of what any request costs here, before the hot path's own work."""
+    """Time a cheap authenticated API call on the same server (`GET /api/me/`: the token, the user's memberships
+    and permissions, four small queries): the in-run baseline of what a request costs here before the hot path's
+    own work."""
     import requests
 
     session = requests.Session()
@@ -376,8 +378,9 @@ def report(args, phases: list[Phase], setups: dict[int, Setup], plans: list[tupl
                 f"{statistics.median(p.calls('submit')) / floor:.2f}",
             ])
     if floor_rows:
-        lines += ["", "One client against the same server's cheapest authenticated call in the same run (GET /api/me/, "
-                  "200 calls): the floor any request pays here (HTTP, ASGI, token, one query).", "",
+        lines += ["", "One client against a cheap authenticated call of the same server in the same run "
+                  "(GET /api/me/, 200 calls): what a request costs here before the hot path's own work (HTTP, ASGI, "
+                  "Django and DRF, the token and three small queries).", "",
                   table(["items", "floor p50 ms", "floor p99 ms", "next p50 ms", "next / floor", "submit / floor"],
                         floor_rows)]
     by_size: dict[int, list[Phase]] = {}

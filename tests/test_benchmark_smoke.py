@@ -30,7 +30,7 @@ def test_http_load_drives_the_production_server_from_client_processes():
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
     assert re.search(r"\((\d+) uvicorn worker processes\)", out) and "(0 uvicorn" not in out
-    rows = [line for line in out.splitlines() if re.match(r"^(300|600)\s{2,}", line)]
+    rows = [line for line in out.splitlines() if re.match(r"^(300|600)\s{2,}.*client", line)]
     assert len(rows) == 6, out  # three phases per size
     for row in rows:
         cells = re.split(r"\s{2,}", row.strip())
@@ -40,3 +40,6 @@ def test_http_load_drives_the_production_server_from_client_processes():
     plans = out.split("with the scans of its plan (EXPLAIN):", 1)[1]
     assert "Index Scan using" in plans
     assert not re.search(r"Seq Scan on annotation_(item|queueentry|label|assignment|instance)\b", plans), plans
+    baseline = out.split("(GET /api/me/, 200 calls)", 1)[1].split("Every statement", 1)[0]
+    ratios = [line for line in baseline.splitlines() if re.match(r"^(300|600)\s{2,}", line)]
+    assert len(ratios) == 2 and all(float(re.split(r"\s{2,}", r.strip())[4]) > 0 for r in ratios), baseline

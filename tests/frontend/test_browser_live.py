@@ -25,7 +25,7 @@ from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.db import connection
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from annotation.models import ModelStatus, ModelVersion
+from annotation.models import Assignment, AssignmentState, ModelStatus, ModelVersion
 from annotation.services import project_update
 from annotation.services.jobs import job_claim, job_fail, job_finish, job_report
 from annotation.services.learning import candidate_judge
@@ -163,6 +163,15 @@ def _log_in(page, server: AsgiServer, user) -> None:
     page.wait_for_selector(".topbar .who")  # the login has gone through before the test navigates on
 
 
+def _leased(user, count: int, timeout: float = 15.0) -> None:
+    """Wait until the user holds `count` open leases (the workspace leases the following item ahead)."""
+    deadline = time.monotonic() + timeout
+    while Assignment.objects.filter(annotator=user, state=AssignmentState.LEASED).count() != count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{user.username} does not hold {count} leases")
+        time.sleep(0.1)
+
+
 def _text_is(page, selector: str, text: str, timeout: float = 15000) -> None:
     """Wait until the element's text is `text`; on a timeout, say what it was instead."""
     try:
@@ -186,7 +195,7 @@ def test_annotator_sees_the_queue_size_and_a_rerank_live(page, live_asgi, annota
     page.on("websocket", lambda socket: sockets.append(socket.url))
     page.goto(f"{live_asgi.url}/projects/{vessel_project.slug}/label/")
     page.wait_for_selector("#workspace[data-state=ready][data-live=open]")
-    _text_is(page, "#queue-size", "2 items waiting in the queue")  # three open, one leased to this annotator
+    _leased(annotator, 2)  # the item on screen and the one fetched ahead
     assert page.locator("#progress [data-count=to_do]").inner_text() == "3"
     assert page.locator("#live-notice").is_hidden()
     item_id = page.locator("#workspace").get_attribute("data-item-id")
@@ -202,8 +211,8 @@ def test_annotator_sees_the_queue_size_and_a_rerank_live(page, live_asgi, annota
     )
     queue_rerank(project=vessel_project, version=champion)
     _text_is(page, "#live-notice-text", "A new model (v3) re-ranked the queue by entropy.")
-    assert orchestrator_tick().announced == {vessel_project.slug: 4}
-    _text_is(page, "#queue-size", "4 items waiting in the queue")
+    assert orchestrator_tick().announced == {vessel_project.slug: 3}  # five open, two leased to this annotator
+    _text_is(page, "#queue-size", "3 items waiting in the queue")
     screenshot("workspace-live")
 
     page.click("#live-notice-close")
@@ -373,15 +382,17 @@ def test_without_redis_a_label_and_a_retrain_reach_another_page_live(
         _log_in(workspace, asgi_embedded, annotator)
         workspace.goto(f"{asgi_embedded.url}/projects/{vessel_project.slug}/label/")
         workspace.wait_for_selector("#workspace[data-state=ready][data-live=open]")
+        _leased(annotator, 2)  # the item on screen and the one fetched ahead
         workspace.keyboard.press("1")
         workspace.keyboard.press("Enter")  # a label in one browser context …
         workspace.wait_for_function("document.getElementById('progress').querySelector('[data-count=done]')"
                                     ".textContent.trim() === '1'")
+        _leased(annotator, 2)  # the next item on screen, and the one after it fetched ahead
     finally:
         other.close()
     orchestrator_tick()  # … announced by the orchestrator, as it does every few seconds
-    # … reaches the lead's page without a reload: 4 runs, one labelled, one leased as the workspace moved on.
-    _text_is(page, "#queue-summary [data-fact=open]", "2")
+    # … reaches the lead's page without a reload: 4 runs, one labelled, two leased to the annotator.
+    _text_is(page, "#queue-summary [data-fact=open]", "1")
 
     page.click("#retrain")
     page.wait_for_selector("#jobs li.job[data-status=queued]")

@@ -3,11 +3,12 @@
 import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
-from django.db.models import Count, Exists, OuterRef, Subquery
+from django.db.models import Count, Exists, F, OuterRef, Subquery
 
 
 def count_labellers(apps, schema_editor):
-    """Fill Item.labellers from the current labels stored (progress tallies are counted on first read)."""
+    """Fill Item.labellers from the current labels stored and each queue's wanting items (per-annotator tallies
+    are counted by the first write that needs them)."""
     Item = apps.get_model("annotation", "Item")
     Label = apps.get_model("annotation", "Label")
     current = (
@@ -18,6 +19,10 @@ def count_labellers(apps, schema_editor):
     )
     any_label = Exists(Label.objects.filter(item=OuterRef("pk"), superseded_at__isnull=True))
     Item.objects.filter(any_label).update(labellers=Subquery(current))
+    ProjectQueue = apps.get_model("annotation", "ProjectQueue")
+    for queue in ProjectQueue.objects.all():
+        wanting = Item.objects.filter(project_id=queue.pk, labellers__lt=F("required_labels")).count()
+        ProjectQueue.objects.filter(pk=queue.pk).update(wanting_items=wanting)
 
 
 class Migration(migrations.Migration):

@@ -1,0 +1,54 @@
+"""Data migrations run on a database with rows in it (a scratch SQLite file in a process of its own)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+SCRIPT = """
+import json, os
+import django
+django.setup()
+from django.core.management import call_command
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+call_command("migrate", "annotation", "0006", verbosity=0)
+apps = MigrationExecutor(connection).loader.project_state(("annotation", "0006_assignment_kind")).apps
+User, Project = apps.get_model("auth", "User"), apps.get_model("annotation", "Project")
+Patient, Item = apps.get_model("annotation", "Patient"), apps.get_model("annotation", "Item")
+Label, Queue = apps.get_model("annotation", "Label"), apps.get_model("annotation", "ProjectQueue")
+first, second = User.objects.create(username="a"), User.objects.create(username="b")
+project = Project.objects.create(slug="p", name="p", task_type="vessel_type", settings={})
+patient = Patient.objects.create(pseudonym="X", identity_hash="h")
+items = [Item.objects.create(project=project, kind="cine_run", patient=patient, title=str(i),
+                             required_labels=2 if i == 0 else 1) for i in range(4)]
+Label.objects.create(item=items[0], author=first, version=1, payload={"vessel": "LCA"})
+old = Label.objects.create(item=items[1], author=first, version=1, payload={"vessel": "LCA"})
+Label.objects.filter(pk=old.pk).update(superseded_at="2026-01-01T00:00:00Z")
+Label.objects.create(item=items[1], author=first, version=2, previous=old, payload={"vessel": "RCA"})
+Label.objects.create(item=items[2], author=first, version=1, payload={"vessel": "LCA"})
+Label.objects.create(item=items[2], author=second, version=1, payload={"vessel": "LCA"})
+Queue.objects.create(project=project)
+call_command("migrate", "annotation", verbosity=0)
+from annotation.models import Item as Now, ProjectQueue as NowQueue
+print(json.dumps({"labellers": dict(Now.objects.values_list("title", "labellers")),
+                  "wanting": NowQueue.objects.get().wanting_items}))
+"""
+
+
+def test_the_work_tallies_migration_counts_labellers_and_wanting_items(tmp_path):
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'old.sqlite3'}",
+           "DJANGO_SETTINGS_MODULE": "webapp.settings.base", "LUMEN_MEDIA_ROOT": str(tmp_path / "media")}
+    done = subprocess.run([sys.executable, "-c", SCRIPT], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    # Item 0 needs two labels and has one; item 1 has two versions of one author's label; item 2 two authors.
+    assert result["labellers"] == {"0": 1, "1": 1, "2": 2, "3": 0}
+    assert result["wanting"] == 2  # items 0 and 3

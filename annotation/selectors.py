@@ -30,7 +30,7 @@ from annotation.models import (
     TaskType,
     WorkTally,
 )
-from annotation.project_settings import parse_settings
+from annotation.project_settings import default_settings, parse_settings
 
 
 def project_role(project: Project, user: AbstractBaseUser) -> str | None:
@@ -297,8 +297,8 @@ def prediction_shown(item: Item) -> Prediction | None:
         return None
     project = item.project
     shows = (project.settings or {}).get("show_predictions_to_annotators")
-    if shows is None:
-        shows = project.task_type == TaskType.OCT_CALCIUM  # the default: OCT shows the model's mask
+    if shows is None:  # the task's default (no full settings parse on the hand-out path)
+        shows = default_settings(project.task_type).show_predictions_to_annotators
     if not shows:
         return None
     return (

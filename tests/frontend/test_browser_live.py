@@ -322,6 +322,8 @@ def test_lead_saves_learning_settings_and_reads_a_refusal(
     page.fill(f"{form} input[name=queue_batch_size]", "64")
     page.fill(f"{form} input[name=test_handout_rate]", "0.3")
     page.fill(f"{form} input[name=promotion_min_test_items]", "25")
+    assert page.input_value(f"{form} input[name=promotion_refresh_growth]") == "0.05"  # the default, shown
+    page.fill(f"{form} input[name=promotion_refresh_growth]", "0.25")
     classes = page.locator(f"{form} input[name=model_class]")
     if project.task_type == "vessel_type":  # the lead drops "neither": the model learns LCA and RCA only
         assert classes.count() == 3
@@ -333,6 +335,7 @@ def test_lead_saves_learning_settings_and_reads_a_refusal(
     project.refresh_from_db()
     saved = project.settings
     assert (saved["test_handout_rate"], saved["promotion_min_test_items"]) == (0.3, 25)
+    assert saved["promotion_refresh_growth"] == 0.25
     if project.task_type == "vessel_type":
         assert saved["training_hparams"] == {"classes": "LCA,RCA"}
     assert (saved["acquisition_strategy"], saved["retrain_every_n_labels"], saved["retrain_every_minutes"]) == (
@@ -343,10 +346,12 @@ def test_lead_saves_learning_settings_and_reads_a_refusal(
     assert (saved["gold_rate"], saved["pseudo_label_threshold"], saved["queue_batch_size"]) == (0.05, 0.9, 64)
 
     page.fill(f"{form} input[name=pseudo_label_threshold]", "")  # empty turns pseudo-labels off
+    page.fill(f"{form} input[name=promotion_refresh_growth]", "")  # empty: only a win beyond noise promotes
     page.click(f"{form} button[type=submit]")
     page.wait_for_function("document.getElementById('learning-status').textContent.startsWith('Saved')")
     project.refresh_from_db()
     assert project.settings["pseudo_label_threshold"] is None
+    assert project.settings["promotion_refresh_growth"] is None
 
     page.select_option(f"{form} select[name=acquisition_strategy]", refused)
     page.click(f"{form} button[type=submit]")

@@ -27,11 +27,16 @@ class UNet(nn.Module):
     sides are not multiples of ``2**depth`` are zero-padded internally and the logits cropped back.
     """
 
-    def __init__(self, in_channels: int = 3, base: int = 16, depth: int = 4) -> None:
+    def __init__(self, in_channels: int = 3, base: int = 16, depth: int = 4, threshold: float = 0.5) -> None:
         super().__init__()
         if depth < 1:
             raise ValueError(f"depth must be at least 1, got {depth}")
         self.depth = depth
+        # How a probability map becomes a mask, saved with the weights: pixels at or above `threshold`, then
+        # connected regions smaller than `min_area` (a fraction of the frame) dropped. Both are fitted on the
+        # validation frames after training (`OctTask.calibrate`).
+        self.register_buffer("threshold", torch.tensor(float(threshold)))
+        self.register_buffer("min_area", torch.zeros(()))
         widths = [base * 2**level for level in range(depth)]
         self.down = nn.ModuleList()
         previous = in_channels
@@ -64,11 +69,13 @@ class UNet(nn.Module):
 
 
 def bce_dice_loss(
-    logits: torch.Tensor, target: torch.Tensor, dice_weight: float = 1.0, smooth: float = 1.0
+    logits: torch.Tensor, target: torch.Tensor, dice_weight: float = 1.0, smooth: float = 1.0, pos_weight: float = 1.0
 ) -> torch.Tensor:
-    """Return binary cross-entropy plus ``dice_weight`` × (1 − soft Dice), Dice taken per image then averaged."""
+    """Return binary cross-entropy (calcium pixels weighted `pos_weight`) plus ``dice_weight`` × (1 − soft Dice),
+    Dice taken per image then averaged."""
     target = target.to(logits.dtype)
-    bce = F.binary_cross_entropy_with_logits(logits, target)
+    weight = None if pos_weight == 1.0 else torch.tensor(float(pos_weight), dtype=logits.dtype, device=logits.device)
+    bce = F.binary_cross_entropy_with_logits(logits, target, pos_weight=weight)
     if dice_weight == 0:
         return bce
     probabilities = torch.sigmoid(logits).flatten(1)

@@ -181,6 +181,9 @@ class Hyperparameters:
     weight_decay: float = 1e-4
     patience: int = 4
     max_seconds: float = 0.0  # 0 = no time limit; else stop after the epoch that crosses it
+    # Optimiser steps a whole training should take at least: an epoch over a small training set then passes over
+    # it several times (each pass in a new order), so that 20 labelled frames get as many steps as 200 do.
+    min_steps: int = 0
 
     @classmethod
     def parse(cls, raw: dict[str, Any] | None) -> Hyperparameters:
@@ -214,7 +217,7 @@ class Hyperparameters:
                 raise HyperparameterError(name, "must be at least 1")
         if not 0 < self.learning_rate < 1:
             raise HyperparameterError("learning_rate", "must be between 0 and 1")
-        for name in ("weight_decay", "max_seconds", "patience"):
+        for name in ("weight_decay", "max_seconds", "patience", "min_steps"):
             if getattr(self, name) < 0:
                 raise HyperparameterError(name, "must not be negative")
 
@@ -297,8 +300,8 @@ class TaskSpec(ABC):
         """Return model inputs and targets for a batch (augmented when `train`)."""
 
     @abstractmethod
-    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Return the training loss."""
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor, params: Hyperparameters | None = None) -> torch.Tensor:
+        """Return the training loss (with the training's parameters where the loss has any)."""
 
     @abstractmethod
     def score_batch(
@@ -347,6 +350,10 @@ class TaskSpec(ABC):
         with its own cross-validation; `calibrate` is not called for it."""
         return False
 
+    def validation_ranks(self, validation: Sequence[Example], params: Hyperparameters) -> bool:
+        """Return whether these validation examples are enough to pick the best epoch (else the latest is kept)."""
+        return bool(validation)
+
     def calibrate(
         self, model: nn.Module, family: str, validation: Sequence[Example], params: Hyperparameters, seed: int
     ) -> dict[str, Any]:
@@ -390,7 +397,7 @@ def weights_dump(*, task: str, family: str, params: Hyperparameters, model: nn.M
 
 
 # Buffers added after the first weights files were written; an older file without them loads with defaults.
-_LATER_BUFFERS = ("logit_offset", "temperature")
+_LATER_BUFFERS = ("logit_offset", "temperature", "threshold", "min_area")
 
 
 def model_load(model: nn.Module, state: dict[str, torch.Tensor]) -> None:

@@ -111,7 +111,7 @@ class SpectTask(TaskSpec):
             stress = stress * torch.from_numpy(rng.uniform(0.95, 1.05, (len(examples), 1, 1, 1)).astype(np.float32))
         return (rest, stress, clinical), torch.tensor([e.target for e in examples], dtype=torch.float32)
 
-    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor, params: Hyperparameters | None = None) -> torch.Tensor:
         return F.binary_cross_entropy_with_logits(logits, targets)
 
     def score_batch(self, model, family, refs, params, rng):

@@ -61,13 +61,18 @@ def train_epoch(
     *,
     shard: tuple[int, int] | None = None,
 ) -> float:
-    """Run one pass over `examples` in a random order; return the mean loss.
+    """Run one epoch over `examples` in a random order; return the mean loss.
+
+    An epoch is one pass, or as many passes (each in its own order) as it takes for the whole training to reach
+    `params.min_steps` optimiser steps.
 
     With `shard=(rank, world_size)` only every world_size-th example of the shuffled order is used, from `rank`
     on; every rank must pass an `rng` in the same state so that the shards partition one shared order.
     """
     model.train()
-    order = rng.permutation(len(examples))
+    batches = -(-len(examples) // (params.batch_size * (shard[1] if shard else 1)))
+    passes = max(1, -(-params.min_steps // max(params.epochs * batches, 1)))
+    order = np.concatenate([rng.permutation(len(examples)) for _ in range(passes)])
     if shard is not None:
         rank, world_size = shard
         # Pad by wrapping round (as DistributedSampler does): DDP all-reduces every step, so every rank must
@@ -80,7 +85,7 @@ def train_epoch(
     for chunk in _chunks(shuffled, params.batch_size):
         inputs, targets = spec.batch(family, chunk, params, rng, train=True)
         logits = model(*(tensor.to(device) for tensor in inputs))
-        loss = spec.loss(logits, targets.to(device))
+        loss = spec.loss(logits, targets.to(device), params)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
@@ -135,8 +140,9 @@ def training_splits(
 def validation_value(
     spec: TaskSpec, model: nn.Module, family: str, examples: Sequence[Example], params: Hyperparameters, seed: int
 ) -> float:
-    """Return the primary metric of `model` on the validation examples, or NaN when there are none."""
-    if not examples:
+    """Return the primary metric of `model` on the validation examples, or NaN when they cannot rank epochs
+    (none, or too few for the task: the latest epoch is then kept)."""
+    if not examples or not spec.validation_ranks(examples, params):
         return math.nan
     scores = score_refs(
         spec,

@@ -372,7 +372,7 @@ class VesselTask(TaskSpec):
         moved = F.grid_sample(frames - background, grid, align_corners=False, padding_mode="zeros") + background
         return moved[:, 0][None]
 
-    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor, params: Hyperparameters | None = None) -> torch.Tensor:
         if logits.ndim == 3:  # an ensemble: each member learns on its own, their losses averaged
             return torch.stack([F.cross_entropy(member, targets) for member in logits]).mean()
         return F.cross_entropy(logits, targets)
@@ -389,8 +389,10 @@ class VesselTask(TaskSpec):
         device = next(model.parameters()).device
         if family in VECTOR_FAMILIES:
             features = model.embed(self.vector_inputs(family, refs, device))
-            logits = model.net[-1](features) + model.logit_offset if family == "metadata_mlp" else (
-                features @ model.coef.T + model.intercept + model.logit_offset
+            logits = (
+                model.net[-1](features) + model.logit_offset
+                if family == "metadata_mlp"
+                else (features @ model.coef.T + model.intercept + model.logit_offset)
             )
             return None, torch.log_softmax(logits, dim=1), features
         videos = list(model.videos) if family == "fused_vessel" else [model]
@@ -594,8 +596,11 @@ class VesselTask(TaskSpec):
         counts = np.bincount([e.target for e in train], minlength=len(CLASSES)).astype(float)
         probs = counts / counts.sum() if counts.sum() else np.full(len(CLASSES), 1 / len(CLASSES))
         best = int(probs.argmax())
-        output = {"probabilities": dict(zip(CLASSES, as_float_list(probs), strict=True)), "vessel": CLASSES[best],
-                  "family": "majority"}
+        output = {
+            "probabilities": dict(zip(CLASSES, as_float_list(probs), strict=True)),
+            "vessel": CLASSES[best],
+            "family": "majority",
+        }
         return [
             ItemScore(
                 item_id=ref.item_id, output=dict(output), uncertainty=0.0, detail={}, confidence=float(probs[best])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import math
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +30,9 @@ from learning.tasks import (
     score,
     weights_load,
 )
+from learning.tasks.oct import CALIBRATION_MIN_AREAS, CALIBRATION_THRESHOLDS, OctParams, probabilities_to_mask
+from learning.tasks.spect import SpectParams
+from learning.tasks.training import train_epoch
 from learning.tasks.vessel import VesselParams
 
 CPU = torch.device("cpu")
@@ -162,6 +167,115 @@ def test_oct_training_skips_excluded_frames_and_scores_full_size_masks_with_tta(
         )
         assert s.uncertainty == s.detail["mean_pixel_entropy"] >= 0
         assert s.pseudo_target == s.output["mask"] and len(s.embedding) == 16  # bottleneck: 4 · 2 · 2
+
+
+def test_small_regions_are_dropped_from_a_probability_map():
+    probabilities = np.zeros((20, 20))
+    probabilities[2:8, 2:8] = 0.9  # 36 pixels
+    probabilities[15, 15] = 0.9  # one stray pixel
+    probabilities[12, 2:6] = 0.45  # under a 0.5 threshold, over 0.4
+    assert probabilities_to_mask(probabilities, 0.5, 0.0).sum() == 37
+    kept = probabilities_to_mask(probabilities, 0.5, 0.01)  # regions of at least 4 pixels
+    assert kept.sum() == 36 and not kept[15, 15]
+    assert probabilities_to_mask(probabilities, 0.4, 0.01).sum() == 40
+    assert not probabilities_to_mask(probabilities, 0.5, 0.1).any()  # 36 < 40 pixels: nothing left
+
+
+def test_the_oct_loss_weights_calcium_pixels():
+    logits = torch.tensor([[[[0.3, -1.2], [2.0, -0.4]]]])
+    target = torch.tensor([[[[1.0, 0.0], [1.0, 0.0]]]])
+    p = torch.sigmoid(logits)
+    per_pixel = -(5.0 * target * torch.log(p) + (1 - target) * torch.log(1 - p))
+    params = OctParams(pos_weight=5.0, dice_weight=0.0)
+    assert OctTask("/nonexistent").loss(logits, target, params).item() == pytest.approx(per_pixel.mean().item())
+    unweighted = OctTask("/nonexistent").loss(logits, target, OctParams(pos_weight=1.0))
+    assert unweighted.item() < per_pixel.mean().item()
+
+
+def test_an_epoch_over_few_examples_passes_over_them_until_the_training_reaches_min_steps(spect_data):
+    _, examples = spect_data
+    spec = SpectTask("/nonexistent")
+    steps = []
+
+    class Counting(torch.optim.SGD):
+        def step(self, closure=None):
+            steps.append(1)
+            return super().step(closure)
+
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bias = torch.nn.Parameter(torch.zeros(3))
+
+        def forward(self, rest, stress, clinical):
+            return self.bias.expand(rest.shape[0], 3)
+
+    spec.batch = lambda family, chunk, params, rng, train: (
+        (torch.zeros(len(chunk), 1), torch.zeros(len(chunk), 1), torch.zeros(len(chunk), 1)),
+        torch.tensor([e.target for e in chunk], dtype=torch.float32),
+    )
+    model = Tiny()
+    # 10 examples in batches of 4: 3 steps a pass; 20 steps over 2 epochs: 4 passes of 10 examples an epoch
+    for min_steps, expected in ((0, 3), (20, 10), (6, 3)):
+        steps.clear()
+        params = SpectParams(epochs=2, batch_size=4, min_steps=min_steps)
+        optimiser = Counting(model.parameters(), lr=0.1)
+        train_epoch(spec, model, "polar_cnn", optimiser, examples[:10], params, np.random.default_rng(0), CPU)
+        assert len(steps) == expected, min_steps
+    with pytest.raises(HyperparameterError) as error:
+        SpectParams.parse({"min_steps": -1})
+    assert error.value.field == "min_steps"
+
+
+def _oct_fit(root, examples, validation, **hparams):
+    usable = [e for e in examples if e.target is not None]
+    request = TrainRequest(
+        task="oct_calcium",
+        family="unet",
+        hparams={"epochs": 2, "size": 32, "base": 4, "depth": 2, "patience": 0, "min_steps": 0, **hparams},
+        train=tuple(usable),
+        validation=tuple(validation),
+        test=tuple(usable[-3:]),
+        media_root=str(root),
+    )
+    return fit(get_task("oct_calcium", root), request, CPU)
+
+
+def test_the_oct_cut_off_is_fitted_on_validation_saved_with_the_weights_and_used_to_score(oct_data):
+    root, examples, _ = oct_data
+    usable = [e for e in examples if e.target is not None]
+    outcome = _oct_fit(root, examples, usable[:4])
+    fitted = outcome.metrics["calibration"]
+    assert fitted["fitted"] is True and fitted["n"] == 4
+    assert fitted["threshold"] in CALIBRATION_THRESHOLDS + (0.5,) and fitted["min_area"] in CALIBRATION_MIN_AREAS
+    assert fitted["validation_dice"] >= fitted["validation_dice_before"]
+    state = weights_load(outcome.weights)["state_dict"]
+    assert float(state["threshold"]) == pytest.approx(fitted["threshold"])
+    assert float(state["min_area"]) == pytest.approx(fitted["min_area"])
+
+    def masks_scored_with(threshold: float) -> list[np.ndarray]:
+        data = weights_load(outcome.weights)
+        data["state_dict"]["threshold"].fill_(threshold)
+        data["state_dict"]["min_area"].fill_(0.0)
+        buffer = io.BytesIO()
+        torch.save(data, buffer)
+        request = ScoreRequest(
+            task="oct_calcium", weights=buffer.getvalue(), refs=tuple(e.ref for e in usable), media_root=str(root)
+        )
+        return [mask_decode(s.output["mask"]) for s in score(get_task("oct_calcium", root), request, CPU)]
+
+    assert all(m.all() for m in masks_scored_with(1e-6))  # every probability is above a tiny threshold
+    assert not any(m.any() for m in masks_scored_with(1.0 - 1e-6))
+
+    few = _oct_fit(root, examples, usable[-3:])  # three frames, none with calcium
+    assert few.metrics["calibration"] == {
+        "fitted": False,
+        "reason": "3 validation frames, 0 with calcium (need 4, one with calcium)",
+    }
+    state = weights_load(few.weights)["state_dict"]
+    assert float(state["threshold"]) == 0.5 and float(state["min_area"]) == 0.0
+    # Nor can they rank epochs (the empty mask of the first epochs would win on them): the latest is kept.
+    assert few.metrics["best_epoch"] == 2 and all(math.isnan(h["validation"]) for h in few.history)
 
 
 def test_spect_training_evaluates_per_patient_and_keeps_pseudo_labels_out_of_evaluation(spect_data):

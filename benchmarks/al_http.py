@@ -193,10 +193,18 @@ def upload(lead: Client, slug: str, files: list[Path], batch: int = 20) -> None:
         chunk = files[start : start + batch]
         handles = [("files", (path.name, path.open("rb"), "application/dicom")) for path in chunk]
         try:
-            body = lead.call("POST", f"/api/projects/{slug}/imports/", files=handles)
+            job = lead.call("POST", f"/api/projects/{slug}/imports/", files=handles)
         finally:
             for _, (_, handle, _) in handles:
                 handle.close()
+        # The upload answers with a queued import job; the orchestrator's import worker stores the files.
+        deadline = time.monotonic() + 600
+        job_url = f"/api/projects/{slug}/imports/{job['id']}/"
+        while (body := lead.call("GET", job_url))["status"] in ("queued", "running"):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"import job {job['id']} did not finish within 10 minutes")
+            time.sleep(0.2)
+        body = body.get("result", {})
         stored = sum(1 for f in body.get("files", []) if f.get("outcome") == "stored")
         if stored != len(chunk):
             raise RuntimeError(f"only {stored} of {len(chunk)} files stored: {json.dumps(body)[:500]}")

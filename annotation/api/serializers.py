@@ -11,6 +11,7 @@ from annotation.ingest.pipeline import view_name
 from annotation.models import (
     Draft,
     IcaReference,
+    ImportFile,
     Item,
     ItemKind,
     Job,
@@ -101,6 +102,25 @@ class ImportUploadSerializer(serializers.Serializer):
         allow_empty=False,
         help_text="DICOM files, zip archives, or PNG polar maps with a manifest.csv.",
     )
+    paths = serializers.ListField(
+        child=serializers.CharField(max_length=1024, allow_blank=True, trim_whitespace=False),
+        required=False,
+        help_text="Optional: each file's path inside the dropped folder, in the order of `files` (shown in results).",
+    )
+
+    def validate(self, attrs):
+        paths = attrs.get("paths") or []
+        if paths and len(paths) != len(attrs["files"]):
+            raise serializers.ValidationError(
+                {"paths": f"{len(paths)} paths for {len(attrs['files'])} files: give one path per file, or none"}
+            )
+        return attrs
+
+
+class ImportFileSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ImportFile
+        fields = ["position", "name", "outcome", "reason", "message", "instance", "items_created"]
 
 
 class PatientMapSerializer(serializers.ModelSerializer):
@@ -401,6 +421,13 @@ class QueueSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ProjectQueue
-        fields = ["generation", "model_version", "strategy", "ranked_items", "ranked_at", "rank_seconds",
-                  "unranked_items"]
+        fields = [
+            "generation",
+            "model_version",
+            "strategy",
+            "ranked_items",
+            "ranked_at",
+            "rank_seconds",
+            "unranked_items",
+        ]
         read_only_fields = fields

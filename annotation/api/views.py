@@ -21,10 +21,9 @@ from annotation import selectors, services
 from annotation.api import serializers as s
 from annotation.api.permissions import project_for, require_role
 from annotation.ingest import render
-from annotation.ingest.results import Outcome
-from annotation.ingest.sources import sources_from_uploads
+from annotation.ingest.staging import StagedEntry, StagingUploadHandler, display_name
 from annotation.ingest.store import media_path
-from annotation.models import Item, ItemKind, Job, JobKind, Membership, Role, TrainingExample
+from annotation.models import ImportFile, Item, ItemKind, Job, JobKind, Membership, Role, TrainingExample
 from annotation.services import learning
 from annotation.services.queue import queue_open_count
 from annotation.services.splits import splits_configure, splits_fill
@@ -186,10 +185,27 @@ class MembershipViewSet(viewsets.GenericViewSet):
 
 
 class ImportViewSet(viewsets.GenericViewSet):
-    """Upload DICOM (many files or zips), or PNG polar maps with a manifest.csv, into a project (leads only)."""
+    """Upload DICOM (many files, folders or zips), or PNG polar maps with a manifest.csv, into a project (leads only).
+
+    The upload is streamed to a staging folder on disk and answered at once with a queued import job (202); the
+    import worker processes the files. Follow the job here (`progress`, `detail`) and read each file's outcome as it
+    is decided from `files/`.
+    """
 
     parser_classes = [MultiPartParser, FormParser]
     serializer_class = s.JobSerializer
+
+    def initialize_request(self, request, *args, **kwargs):
+        # Before anything reads the body (authentication may): files go to disk as they arrive, never to memory.
+        self.staging = StagingUploadHandler(request) if request.method == "POST" else None
+        if self.staging is not None:
+            request.upload_handlers = [self.staging]
+        return super().initialize_request(request, *args, **kwargs)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        if self.staging is not None and not getattr(self, "staging_claimed", False):
+            self.staging.abort()  # refused or failed: nothing staged is kept
+        return super().finalize_response(request, response, *args, **kwargs)
 
     @extend_schema(responses=s.JobSerializer(many=True))
     def list(self, request: Request, project_slug: str) -> Response:
@@ -198,20 +214,58 @@ class ImportViewSet(viewsets.GenericViewSet):
         page = self.paginate_queryset(jobs)
         return self.get_paginated_response(s.JobSerializer(page, many=True).data)
 
-    @extend_schema(request=s.ImportUploadSerializer, responses={201: dict, 400: dict})
-    def create(self, request: Request, project_slug: str) -> Response:
-        """Store the good files; answer 400 when nothing in the batch could be stored, with each file's reason."""
+    def retrieve(self, request: Request, project_slug: str, pk: int) -> Response:
         project = project_for(request, project_slug, lead=True)
-        data = s.ImportUploadSerializer(data={"files": request.FILES.getlist("files")})
+        job = get_object_or_404(Job, project=project, kind=JobKind.IMPORT, pk=pk)
+        return Response(s.JobSerializer(job).data)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("after", int, description="only files after this position (default: all)")],
+        responses=s.ImportFileSerializer(many=True),
+    )
+    @action(detail=True, methods=["get"])
+    def files(self, request: Request, project_slug: str, pk: int) -> Response:
+        """Each file's outcome in upload order, as far as the job has got (at most 1000 per call)."""
+        project = project_for(request, project_slug, lead=True)
+        job = get_object_or_404(Job, project=project, kind=JobKind.IMPORT, pk=pk)
+        after = request.query_params.get("after", "-1")
+        try:
+            after = int(after)
+        except ValueError:
+            raise ValidationError({"after": "must be a whole number"}) from None
+        rows = ImportFile.objects.filter(job=job, position__gt=after).order_by("position")[:1000]
+        return Response({"status": job.status, "files": s.ImportFileSerializer(rows, many=True).data})
+
+    @extend_schema(request=s.ImportUploadSerializer, responses={202: s.JobSerializer, 400: dict, 413: dict})
+    def create(self, request: Request, project_slug: str) -> Response:
+        """Stage the upload and queue its import job; each file is stored or rejected by the worker."""
+        project = project_for(request, project_slug, lead=True)
+        limit = self.staging.max_bytes
+        too_large = Response(
+            {"detail": f"upload too large: the limit is {limit} bytes per upload (LUMEN_MAX_UPLOAD_BYTES)"},
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
+        if int(request.META.get("CONTENT_LENGTH") or 0) > self.staging.max_bytes:
+            return too_large
+        uploads, paths = request.FILES.getlist("files"), request.data.getlist("paths")
+        if self.staging.too_large:  # a body without a length that grew past the limit
+            return too_large
+        data = s.ImportUploadSerializer(data={"files": uploads, "paths": paths})
         data.is_valid(raise_exception=True)
-        sources = sources_from_uploads(data.validated_data["files"], max_members=settings.LUMEN_MAX_ZIP_MEMBERS)
-        report = services.import_run(project=project, sources=sources, user=request.user)
-        nothing_stored = report.count(Outcome.STORED) == 0 and report.count(Outcome.REJECTED) > 0
-        body = report.as_json()
-        if nothing_stored:
-            first = next(r for r in report.files if r.outcome == Outcome.REJECTED)
-            body["detail"] = f"nothing stored: {first.name}: {first.message}"
-        return Response(body, status=status.HTTP_400_BAD_REQUEST if nothing_stored else status.HTTP_201_CREATED)
+        files, paths = data.validated_data["files"], data.validated_data.get("paths") or []
+        entries = [
+            StagedEntry(
+                name=display_name(paths[i] if paths else "", upload.name or f"file-{i + 1}"),
+                path=str(upload.path.relative_to(settings.MEDIA_ROOT)),
+                size=upload.size,
+            )
+            for i, upload in enumerate(files)
+        ]
+        job = services.import_enqueue(
+            project=project, staged_directory=self.staging.relative_directory, files=entries, user=request.user
+        )
+        self.staging_claimed = True
+        return Response(s.JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 
 class ItemViewSet(viewsets.ReadOnlyModelViewSet):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -50,8 +51,18 @@ def limits_from_settings() -> IngestLimits:
     )
 
 
-def ingest_dicom(project: Project, config: ProjectSettings, source: SourceFile, limits: IngestLimits) -> FileResult:
-    """Store one DICOM file whole, report it as a duplicate, or reject it with the reason; never half-store."""
+def ingest_dicom(
+    project: Project,
+    config: ProjectSettings,
+    source: SourceFile,
+    limits: IngestLimits,
+    record: Callable[[FileResult], None] | None = None,
+) -> FileResult:
+    """Store one DICOM file whole, report it as a duplicate, or reject it with the reason; never half-store.
+
+    `record` is called with a stored file's result inside the transaction that stores it (an import job writes
+    the file's row there, so a crash can never leave a stored file without its row, or a row without its file).
+    """
     try:
         if source.size > limits.max_file_bytes:
             raise Rejection(
@@ -71,7 +82,7 @@ def ingest_dicom(project: Project, config: ProjectSettings, source: SourceFile, 
         if existing:
             return _duplicate(source.name, existing[0])
         pixels = decode_pixels(ds)
-        return _store(project, source, checked, pixels, sha256_of(data), new_sop_uid)
+        return _store(project, source, checked, pixels, sha256_of(data), new_sop_uid, record)
     except Rejection as rejection:
         return FileResult(source.name, Outcome.REJECTED, str(rejection.reason), rejection.message)
     except OSError as exc:
@@ -96,7 +107,13 @@ def _duplicate(name: str, instance_id: int) -> FileResult:
 
 
 def _store(
-    project: Project, source: SourceFile, checked: CheckedDicom, pixels, sha256: str, new_sop_uid: str
+    project: Project,
+    source: SourceFile,
+    checked: CheckedDicom,
+    pixels,
+    sha256: str,
+    new_sop_uid: str,
+    record: Callable[[FileResult], None] | None,
 ) -> FileResult:
     ds = checked.dataset
     key = patient_key_from(ds)
@@ -169,6 +186,16 @@ def _store(
                     frame_format=fmt,
                 )
                 created = _make_items(project, checked, instance, patient, study, paths, sha256)
+                message = (
+                    f"{created} item(s) created"
+                    if created
+                    else f"stored; waiting for the matching {_other(checked.phase)} map"
+                )
+                result = FileResult(
+                    source.name, Outcome.STORED, "", message, instance_id=instance.pk, items_created=created
+                )
+                if record is not None:
+                    record(result)
     except IntegrityError:
         # Another import stored the same SOPInstanceUID between our check and our insert.
         existing = Instance.objects.filter(project=project, sop_instance_uid=new_sop_uid).values_list("pk", flat=True)
@@ -176,10 +203,7 @@ def _store(
             return _duplicate(source.name, existing[0])
         logger.exception("import into project %s failed while storing a file", project.pk)
         raise Rejection(Reason.STORAGE_FAILED, "could not be stored (database constraint); nothing was kept") from None
-    message = (
-        f"{created} item(s) created" if created else f"stored; waiting for the matching {_other(checked.phase)} map"
-    )
-    return FileResult(source.name, Outcome.STORED, "", message, instance_id=instance.pk, items_created=created)
+    return result
 
 
 def _make_items(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO
@@ -33,15 +33,15 @@ class BadSource:
     rejection: Rejection
 
 
-def _skip(name: str) -> bool:
+def skipped(name: str) -> bool:
     parts = PurePosixPath(name).parts
     return any(part.startswith(".") or part == "__MACOSX" for part in parts) or name.endswith("/")
 
 
-def _expand_zip(name: str, opener: Callable[[], IO[bytes]], max_members: int) -> Iterator[SourceFile | BadSource]:
+def expand_zip(name: str, opener: Callable[[], IO[bytes]], max_members: int) -> Iterator[SourceFile | BadSource]:
     try:
         with opener() as handle, zipfile.ZipFile(handle) as archive:
-            infos = [info for info in archive.infolist() if not info.is_dir() and not _skip(info.filename)]
+            infos = [info for info in archive.infolist() if not info.is_dir() and not skipped(info.filename)]
     except (zipfile.BadZipFile, EOFError, OSError) as exc:
         yield BadSource(name, Rejection(Reason.BAD_ARCHIVE, f"not a readable zip archive ({exc})"))
         return
@@ -60,31 +60,8 @@ def _expand_zip(name: str, opener: Callable[[], IO[bytes]], max_members: int) ->
         yield SourceFile(name=f"{name}/{info.filename}", size=info.file_size, reader=read)
 
 
-def _is_zip(name: str, head: bytes) -> bool:
+def is_zip(name: str, head: bytes) -> bool:
     return name.lower().endswith(".zip") or head.startswith(ZIP_MAGIC) and not name.lower().endswith(".dcm")
-
-
-def sources_from_uploads(uploads: Iterable, *, max_members: int) -> Iterator[SourceFile | BadSource]:
-    """Yield sources for Django UploadedFile objects, expanding zip archives into their members."""
-    for upload in uploads:
-        upload.seek(0)
-        head = upload.read(4)
-        upload.seek(0)
-        name = upload.name or "upload"
-        if _is_zip(name, head):
-
-            def opener(u=upload) -> IO[bytes]:
-                u.seek(0)
-                return _NoClose(u)
-
-            yield from _expand_zip(name, opener, max_members)
-        else:
-
-            def read(u=upload) -> bytes:
-                u.seek(0)
-                return u.read()
-
-            yield SourceFile(name=name, size=upload.size, reader=read)
 
 
 def sources_from_path(root: Path, *, max_members: int) -> Iterator[SourceFile | BadSource]:
@@ -92,24 +69,11 @@ def sources_from_path(root: Path, *, max_members: int) -> Iterator[SourceFile | 
     paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
     for path in paths:
         name = str(path.relative_to(root.parent if root.is_file() else root))
-        if _skip(name):
+        if skipped(name):
             continue
         with path.open("rb") as handle:
             head = handle.read(4)
-        if _is_zip(name, head):
-            yield from _expand_zip(name, lambda p=path: p.open("rb"), max_members)
+        if is_zip(name, head):
+            yield from expand_zip(name, lambda p=path: p.open("rb"), max_members)
         else:
             yield SourceFile(name=name, size=path.stat().st_size, reader=path.read_bytes)
-
-
-class _NoClose:
-    """Lend an upload to zipfile without letting the `with` block close it."""
-
-    def __init__(self, handle: IO[bytes]) -> None:
-        self._handle = handle
-
-    def __enter__(self) -> IO[bytes]:
-        return self._handle
-
-    def __exit__(self, *exc: object) -> None:
-        return None

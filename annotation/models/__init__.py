@@ -2,7 +2,7 @@
 
 from annotation.models.dicom import Instance, Patient, PatientIdentity, Series, Study
 from annotation.models.items import IcaReference, Item, ItemKind, PolarMap, PolarMapPhase, Sex, SpectExam, Split
-from annotation.models.jobs import Job, JobKind, JobStatus, LiveEvent
+from annotation.models.jobs import ImportFile, Job, JobKind, JobStatus, LiveEvent
 from annotation.models.labels import (
     Assignment,
     AssignmentKind,
@@ -25,6 +25,7 @@ __all__ = [
     "AssignmentState",
     "Draft",
     "IcaReference",
+    "ImportFile",
     "Instance",
     "Item",
     "ItemKind",

@@ -45,6 +45,34 @@ class Job(models.Model):
         indexes = [models.Index(fields=["status", "kind", "created_at"], name="job_pickup")]
 
 
+class ImportFile(models.Model):
+    """One file of an import job and what became of it.
+
+    A stored file's row is written in the transaction that stores it, so after a crash every file is either
+    stored with its row or absent without one, and a resumed job skips exactly the files it has rows for.
+    `position` is the file's place in the job's (deterministic) order of sources.
+    """
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="files")
+    position = models.PositiveIntegerField()
+    name = models.CharField(max_length=1024, help_text="The file's path inside the upload.")
+    outcome = models.CharField(max_length=16)
+    reason = models.CharField(max_length=32, blank=True)
+    message = models.TextField(blank=True)
+    instance = models.ForeignKey(
+        "annotation.Instance", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    items_created = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["job", "position"]
+        constraints = [models.UniqueConstraint(fields=["job", "position"], name="import_file_once")]
+
+    def __str__(self) -> str:
+        return f"{self.job_id}:{self.position}"
+
+
 class LiveEvent(models.Model):
     """One live event of a project, written in the transaction of the change it reports.
 

@@ -1,7 +1,7 @@
 """Every write Lumen makes, as plain functions named <entity>_<verb>."""
 
 from annotation.services.errors import WorkspaceInputError
-from annotation.services.imports import import_run
+from annotation.services.imports import import_enqueue, import_jobs_run_pending, import_run
 from annotation.services.labels import LabelConflict, label_submit
 from annotation.services.projects import (
     LastLeadError,
@@ -35,6 +35,8 @@ __all__ = [
     "item_gold_set",
     "item_next",
     "item_skip",
+    "import_enqueue",
+    "import_jobs_run_pending",
     "import_run",
     "label_submit",
     "leases_expire",

@@ -1,81 +1,281 @@
-"""Import a batch of files into a project, recording the batch and every file's outcome as a job."""
+"""Import files into a project as a job: each file's outcome is a row, progress is reported as files finish.
+
+Uploads never import inside the request: `import_enqueue` records the staged files as a queued import job and
+the import worker (`import_job_run`, a thread of the orchestrator, or `manage.py import_worker`) processes them.
+`import_run` does the work for a job or in-process (`import_dicom`, the demo); a job that was interrupted runs
+again from where it stopped: the files it has rows for are skipped.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from annotation.ingest.pipeline import ingest_dicom, limits_from_settings
 from annotation.ingest.results import FileResult, ImportReport, Outcome, Reason
 from annotation.ingest.sources import BadSource, SourceFile
 from annotation.ingest.spect_manifest import import_manifest, is_manifest, is_png
-from annotation.models import Job, JobKind, JobStatus, Project, TaskType
+from annotation.ingest.staging import StagedEntry, sources_from_staged, staging_remove
+from annotation.models import ImportFile, Job, JobKind, JobStatus, Project, TaskType
 from annotation.project_settings import parse_settings
+from annotation.services.jobs import job_claim, job_event_send, job_fail
 
 logger = logging.getLogger(__name__)
+PROGRESS_EVERY_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class ImportProgress:
+    """Where an import stands, for a progress bar: files done of the total and the counts so far."""
+
+    done: int
+    total: int
+    stored: int
+    duplicates: int
+    rejected: int
+    current: str = ""
+
+    def as_json(self) -> dict[str, int | str]:
+        return {
+            "phase": "importing",
+            "done": self.done,
+            "total": self.total,
+            "stored": self.stored,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+        }
+
+
+ProgressCallback = Callable[[ImportProgress, FileResult | None], None]
+
+
+def import_enqueue(*, project: Project, staged_directory: str, files: list[StagedEntry], user=None) -> Job:
+    """Queue an import job for files already staged on disk; the worker imports them in this order."""
+    with transaction.atomic():
+        job = Job.objects.create(
+            project=project,
+            kind=JobKind.IMPORT,
+            status=JobStatus.QUEUED,
+            created_by=user,
+            params={"staging": staged_directory, "files": [f.as_json() for f in files]},
+            detail=ImportProgress(0, len(files), 0, 0, 0).as_json(),
+        )
+        job_event_send(job)
+    return job
+
+
+def import_job_run(*, job: Job) -> ImportReport:
+    """Import a claimed job's staged files (resuming after the last file it recorded), then drop the staging."""
+    entries = job.params.get("files", [])
+    sources = sources_from_staged(entries, max_members=settings.LUMEN_MAX_ZIP_MEMBERS)
+    report = import_run(project=job.project, sources=sources, user=job.created_by, job=job)
+    staging_remove(job.params.get("staging", ""))
+    return report
 
 
 def import_run(
-    *, project: Project, sources: Iterable[SourceFile | BadSource], user: AbstractBaseUser | None = None
+    *,
+    project: Project,
+    sources: Iterable[SourceFile | BadSource],
+    user: AbstractBaseUser | None = None,
+    job: Job | None = None,
+    progress: ProgressCallback | None = None,
 ) -> ImportReport:
-    """Import every source; each file is stored whole or rejected with its reason, the rest of the batch goes on."""
+    """Import every source; each file is stored whole or rejected with its reason, the rest of the batch goes on.
+
+    Without `job` a running import job is created here. With one (claimed by a worker), files that already have
+    a row are skipped, so an interrupted job finishes the rest. `progress` is called after every file.
+    """
     config = parse_settings(project.task_type, project.settings)
     limits = limits_from_settings()
     sources = list(sources)
-    job = Job.objects.create(
-        project=project,
-        kind=JobKind.IMPORT,
-        status=JobStatus.RUNNING,
-        created_by=user,
-        started_at=timezone.now(),
-        params={"files": len(sources)},
-    )
-    report = ImportReport(job_id=job.pk)
+    if job is None:
+        job = Job.objects.create(
+            project=project,
+            kind=JobKind.IMPORT,
+            status=JobStatus.RUNNING,
+            created_by=user,
+            started_at=timezone.now(),
+            params={"files": len(sources)},
+        )
     manifests = [s for s in sources if isinstance(s, SourceFile) and is_manifest(s.name)]
     takes_pngs = project.task_type == TaskType.SPECT_TERRITORY and manifests
     pngs = {s.name: s for s in sources if isinstance(s, SourceFile) and is_png(s.name)} if takes_pngs else {}
     dicoms = [s for s in sources if s not in manifests and not (isinstance(s, SourceFile) and s.name in pngs)]
-    total = max(1, len(sources))
-    for index, source in enumerate(dicoms, start=1):
-        report.files.append(_one(project, config, source, limits))
-        if index % 10 == 0:
-            Job.objects.filter(pk=job.pk).update(progress=index / total, heartbeat_at=timezone.now())
-    used: set[str] = set()
-    for manifest in manifests:
-        if project.task_type != TaskType.SPECT_TERRITORY:
-            report.files.append(
+    recorder = _Recorder(job, total=len(dicoms) + len(manifests) + len(pngs), progress=progress)
+    for position, source in enumerate(dicoms):
+        if position in recorder.done:
+            continue
+        recorder.current = source.name
+        if isinstance(source, BadSource):
+            result = FileResult(source.name, Outcome.REJECTED, str(source.rejection.reason), source.rejection.message)
+        else:
+            result = ingest_dicom(project, config, source, limits, record=lambda r, p=position: recorder.row(p, r))
+        if result.outcome != Outcome.STORED:  # a stored file's row was written in the transaction that stored it
+            recorder.done.discard(position)  # (that transaction may still have failed at its commit)
+            recorder.row(position, result)
+        recorder.after(result)
+    # Manifests pair with the PNGs of the same upload: they run (and are recorded) as one step at the end.
+    later = len(dicoms)
+    if not any(position >= later for position in recorder.done):
+        results: list[FileResult] = []
+        used: set[str] = set()
+        for manifest in manifests:
+            if project.task_type != TaskType.SPECT_TERRITORY:
+                results.append(
+                    FileResult(
+                        manifest.name,
+                        Outcome.REJECTED,
+                        str(Reason.BAD_MANIFEST),
+                        "CSV manifests are only for spect_territory projects",
+                    )
+                )
+                continue
+            results.extend(import_manifest(project, manifest, pngs, used))
+        for name in sorted(set(pngs) - used):
+            results.append(
                 FileResult(
-                    manifest.name,
+                    name,
                     Outcome.REJECTED,
-                    str(Reason.BAD_MANIFEST),
-                    "CSV manifests are only for spect_territory projects",
+                    str(Reason.NOT_IN_MANIFEST),
+                    "PNG not listed in any manifest row of this upload",
                 )
             )
-            continue
-        report.files.extend(import_manifest(project, manifest, pngs, used))
-    for name in sorted(set(pngs) - used):
-        report.files.append(
-            FileResult(
-                name, Outcome.REJECTED, str(Reason.NOT_IN_MANIFEST), "PNG not listed in any manifest row of this upload"
-            )
-        )
+        with transaction.atomic():
+            for offset, result in enumerate(results):
+                recorder.row(later + offset, result)
+        for result in results:
+            recorder.after(result)
+    report = ImportReport(job_id=job.pk, files=[_result(row) for row in ImportFile.objects.filter(job=job)])
     nothing_stored = report.count(Outcome.STORED) == 0 and report.count(Outcome.REJECTED) > 0
-    Job.objects.filter(pk=job.pk).update(
-        status=JobStatus.FAILED if nothing_stored else JobStatus.SUCCEEDED,
-        progress=1.0,
-        finished_at=timezone.now(),
-        result=report.as_json(),
-        error="no file in the batch could be stored" if nothing_stored else "",
-    )
+    job.status = JobStatus.FAILED if nothing_stored else JobStatus.SUCCEEDED
+    job.progress = 1.0
+    job.finished_at = timezone.now()
+    job.result = report.as_json()
+    job.detail = {**recorder.state().as_json(), "done": recorder.total, "total": recorder.total}
+    job.error = "no file in the batch could be stored" if nothing_stored else ""
+    with transaction.atomic():
+        job.save(update_fields=["status", "progress", "finished_at", "result", "detail", "error"])
+        job_event_send(job)
     # Counts only: file names may carry patient identifiers.
     logger.info("import job %s into project %s: %s", job.pk, project.pk, report.summary())
     return report
 
 
-def _one(project: Project, config, source: SourceFile | BadSource, limits) -> FileResult:
-    if isinstance(source, BadSource):
-        return FileResult(source.name, Outcome.REJECTED, str(source.rejection.reason), source.rejection.message)
-    return ingest_dicom(project, config, source, limits)
+class _Recorder:
+    """Write each file's row, keep the counts, and report progress (to the job at most twice a second)."""
+
+    def __init__(self, job: Job, *, total: int, progress: ProgressCallback | None) -> None:
+        self.job = job
+        self.total = total
+        self.progress = progress
+        self.current = ""
+        rows = ImportFile.objects.filter(job=job).values_list("position", "outcome")
+        self.done = {position for position, _ in rows}
+        self.counts = {Outcome.STORED: 0, Outcome.DUPLICATE: 0, Outcome.REJECTED: 0}
+        for _, outcome in rows:
+            self.counts[Outcome(outcome)] += 1
+        self.reported = 0.0
+
+    def row(self, position: int, result: FileResult) -> None:
+        ImportFile.objects.create(
+            job=self.job,
+            position=position,
+            name=result.name[:1024],
+            outcome=str(result.outcome),
+            reason=result.reason,
+            message=result.message,
+            instance_id=result.instance_id,
+            items_created=result.items_created,
+        )
+        self.done.add(position)
+
+    def state(self) -> ImportProgress:
+        return ImportProgress(
+            done=len(self.done),
+            total=self.total,
+            stored=self.counts[Outcome.STORED],
+            duplicates=self.counts[Outcome.DUPLICATE],
+            rejected=self.counts[Outcome.REJECTED],
+            current=self.current,
+        )
+
+    def after(self, result: FileResult) -> None:
+        self.counts[result.outcome] += 1
+        state = self.state()
+        if self.progress is not None:
+            self.progress(state, result)
+        now = time.monotonic()
+        if now - self.reported < PROGRESS_EVERY_SECONDS and state.done < state.total:
+            return
+        self.reported = now
+        self.job.detail = state.as_json()
+        self.job.progress = state.done / max(state.total, 1)
+        self.job.heartbeat_at = timezone.now()
+        with transaction.atomic():
+            Job.objects.filter(pk=self.job.pk).update(
+                detail=self.job.detail, progress=self.job.progress, heartbeat_at=self.job.heartbeat_at
+            )
+            job_event_send(self.job)
+
+
+def _result(row: ImportFile) -> FileResult:
+    return FileResult(
+        name=row.name,
+        outcome=Outcome(row.outcome),
+        reason=row.reason,
+        message=row.message,
+        instance_id=row.instance_id,
+        items_created=row.items_created,
+    )
+
+
+def import_jobs_run_pending() -> int:
+    """Claim and run queued import jobs until none is left; return how many ran."""
+    ran = 0
+    while (job := job_claim(kinds=(JobKind.IMPORT,))) is not None:
+        logger.info("import job %s: started (attempt %s)", job.pk, job.attempts)
+        try:
+            import_job_run(job=job)
+        except Exception as error:  # noqa: BLE001 — the job must end failed with the reason, never stay running
+            logger.exception("import job %s failed", job.pk)
+            job_fail(job=job, error=f"{type(error).__name__}: {error}")
+            staging_remove(job.params.get("staging", ""))
+        ran += 1
+    return ran
+
+
+class ImportWorker(threading.Thread):
+    """Run queued import jobs in the background of a long-running process (the orchestrator starts one), so an
+    import never waits behind a training job."""
+
+    def __init__(self, *, idle_seconds: float = 1.0) -> None:
+        super().__init__(name="lumen-import-worker", daemon=True)
+        self.idle_seconds = idle_seconds
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stopping.is_set():
+                try:
+                    ran = import_jobs_run_pending()
+                except Exception:  # noqa: BLE001 — a lost database connection must not end the worker
+                    logger.exception("import worker: could not claim a job")
+                    close_old_connections()
+                    ran = 0
+                if not ran:
+                    self.stopping.wait(self.idle_seconds)
+        finally:
+            connection.close()
+
+    def stop(self, timeout: float | None = None) -> None:
+        self.stopping.set()
+        self.join(timeout)

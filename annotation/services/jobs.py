@@ -34,6 +34,12 @@ def _job_event(job: Job) -> dict[str, Any]:
     }
 
 
+def job_event_send(job: Job) -> None:
+    """Tell the project's leads where a job stands (in the caller's transaction)."""
+    if job.project_id:
+        leads_event_send(job.project_id, _job_event(job))
+
+
 def job_enqueue(
     *,
     project: Project,
@@ -56,7 +62,7 @@ def job_enqueue(
             if active is not None:
                 raise JobConflict(f"a {active.kind} job (#{active.pk}) is already {active.status} for this project")
         job = Job.objects.create(project=project, kind=kind, params=params or {}, created_by=by)
-        leads_event_send(project.pk, _job_event(job))
+        job_event_send(job)
     return job
 
 
@@ -81,8 +87,7 @@ def job_claim(*, kinds: tuple[str, ...] = (JobKind.TRAIN, JobKind.SCORE)) -> Job
         job.attempts += 1
         job.error = ""
         job.save(update_fields=["status", "started_at", "heartbeat_at", "attempts", "error"])
-        if job.project_id:
-            leads_event_send(job.project_id, _job_event(job))
+        job_event_send(job)
     return job
 
 
@@ -119,8 +124,7 @@ def job_finish(*, job: Job, result: dict[str, Any], model_version=None) -> None:
         job.model_version = model_version or job.model_version
         job.finished_at = timezone.now()
         job.save(update_fields=["status", "result", "progress", "model_version", "finished_at"])
-        if job.project_id:
-            leads_event_send(job.project_id, _job_event(job))
+        job_event_send(job)
 
 
 def job_fail(*, job: Job, error: str) -> None:
@@ -130,8 +134,7 @@ def job_fail(*, job: Job, error: str) -> None:
         job.error = error[:4000]
         job.finished_at = timezone.now()
         job.save(update_fields=["status", "error", "finished_at"])
-        if job.project_id:
-            leads_event_send(job.project_id, _job_event(job))
+        job_event_send(job)
     log.warning("job %s (%s) failed: %s", job.pk, job.kind, error.splitlines()[0] if error else "")
 
 
@@ -141,7 +144,9 @@ def jobs_recover_stale(*, stale_after: timedelta, max_attempts: int) -> int:
     count = 0
     with transaction.atomic():
         stale = Job.objects.select_for_update(skip_locked=True).filter(
-            status=JobStatus.RUNNING, kind__in=(JobKind.TRAIN, JobKind.SCORE), heartbeat_at__lt=cutoff
+            status=JobStatus.RUNNING,
+            kind__in=(JobKind.TRAIN, JobKind.SCORE, JobKind.IMPORT),
+            heartbeat_at__lt=cutoff,
         )
         for job in stale:
             if job.attempts >= max_attempts:
@@ -151,7 +156,6 @@ def jobs_recover_stale(*, stale_after: timedelta, max_attempts: int) -> int:
             else:
                 job.status = JobStatus.QUEUED
             job.save(update_fields=["status", "error", "finished_at"])
-            if job.project_id:
-                leads_event_send(job.project_id, _job_event(job))
+            job_event_send(job)
             count += 1
     return count

@@ -10,6 +10,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from annotation.services.imports import ImportWorker, import_jobs_run_pending
 from annotation.services.jobs import job_claim, jobs_recover_stale
 from annotation.services.orchestrator import job_run, orchestrator_tick
 
@@ -19,7 +20,8 @@ log = logging.getLogger("lumen.orchestrator")
 class Command(BaseCommand):
     help = (
         "Run the active-learning loop: retrain by each project's policy, keep queues ranked, announce queue "
-        "sizes, and run training and scoring jobs (local Ray by default; RAY_ADDRESS for a cluster)."
+        "sizes, and run training and scoring jobs (local Ray by default; RAY_ADDRESS for a cluster); import jobs "
+        "run beside them in a thread of their own."
     )
 
     def add_arguments(self, parser):
@@ -46,6 +48,9 @@ class Command(BaseCommand):
         self.stdout.write(f"orchestrator ready: backend {executor.name}, GPU {'yes' if gpu else 'no'}", ending="\n")
         self.stdout.flush()
         stale_after = timedelta(seconds=settings.LUMEN_JOB_STALE_SECONDS)
+        imports = None if once else ImportWorker(idle_seconds=min(idle_seconds, 1.0))
+        if imports is not None:
+            imports.start()
         try:
             while not stopping["now"]:
                 jobs_recover_stale(stale_after=stale_after, max_attempts=settings.LUMEN_JOB_MAX_ATTEMPTS)
@@ -55,6 +60,7 @@ class Command(BaseCommand):
                 job = job_claim()
                 if job is None:
                     if once:
+                        import_jobs_run_pending()
                         break
                     time.sleep(idle_seconds)
                     continue
@@ -64,4 +70,6 @@ class Command(BaseCommand):
                 self.stdout.write(f"job {job.pk} ({job.kind}): {job.status}{': ' + job.error if job.error else ''}")
                 self.stdout.flush()
         finally:
+            if imports is not None:
+                imports.stop(timeout=60)
             executor.close()

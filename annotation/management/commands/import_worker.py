@@ -1,0 +1,44 @@
+"""Run queued import jobs (the orchestrator runs them too; this is for import-only workers)."""
+
+from __future__ import annotations
+
+import signal
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from annotation.services.imports import import_jobs_run_pending
+from annotation.services.jobs import jobs_recover_stale
+
+
+class Command(BaseCommand):
+    help = (
+        "Run queued import jobs until stopped: uploads are staged on disk by the web server and imported here. "
+        "Jobs of a worker that stopped reporting are resumed from their last recorded file."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--once", action="store_true", help="run the import jobs queued now, then exit")
+        parser.add_argument("--idle-seconds", type=float, default=1.0, help="wait between polls when idle")
+
+    def handle(self, *args, once: bool, idle_seconds: float, **options):
+        stopping = {"now": False}
+
+        def stop(signum, frame):
+            stopping["now"] = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        stale_after = timedelta(seconds=settings.LUMEN_JOB_STALE_SECONDS)
+        while not stopping["now"]:
+            jobs_recover_stale(stale_after=stale_after, max_attempts=settings.LUMEN_JOB_MAX_ATTEMPTS)
+            ran = import_jobs_run_pending()
+            if ran:
+                self.stdout.write(f"{ran} import job(s) run")
+                self.stdout.flush()
+            if once:
+                break
+            if not ran:
+                time.sleep(idle_seconds)

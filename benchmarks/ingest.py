@@ -1,18 +1,24 @@
-"""Ingest throughput: Lumen's full import of generated XA runs against a bare pydicom decode loop.
+"""Ingest throughput and memory: Lumen's full import of generated XA runs against the floor of what it must do.
 
     python -m benchmarks.ingest [--files 8] [--frames 60] [--size 512] [--save]
 
-The baseline (`pydicom.dcmread(path).pixel_array` over the same files) runs in the same process, so the
-ratio says what validation, de-identification, rendering the frame cache and the database add on top of
-decoding. Set DATABASE_URL to measure against PostgreSQL.
+The floor runs in the same process on the same files: decode every frame with pydicom **and** encode the same
+frames with the same codec and the same number of encoder threads, nothing else. Lumen's import does that plus
+validation, de-identification, the stored copy, the database rows and the queue. `vs floor` is the floor's time
+over Lumen's (1.0 = no overhead; the goal is at least 0.8). A bare decode (dcmread + pixel_array) is shown too.
+Peak RSS is sampled every 5 ms during each import, above the process's RSS just before it (after a warm-up
+import, so codecs and plugins are loaded). Set DATABASE_URL to measure against PostgreSQL.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +27,11 @@ import pydicom
 from benchmarks.common import django_test_database, machine_line, save, table
 
 
-def generate(folder: Path, files: int, frames: int, size: int) -> list[Path]:
+def generate(folder: Path, files: int, frames: int, size: int, seed: int = 7) -> list[Path]:
     from learning.cohorts import fake_patient, write_xa_run
 
-    rng = np.random.default_rng(7)
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for index in range(files):
         path = folder / f"run{index:03d}.dcm"
@@ -32,7 +39,7 @@ def generate(folder: Path, files: int, frames: int, size: int) -> list[Path]:
             path,
             vessel="LCA" if index % 2 else "RCA",
             rng=rng,
-            patient=fake_patient(rng, index),
+            patient=fake_patient(rng, seed * 1000 + index),
             frames=frames,
             size=size,
         )
@@ -47,8 +54,51 @@ def baseline(paths: list[Path]) -> float:
     return time.perf_counter() - start
 
 
-def lumen_ingest(folder: Path, fmt: str, slug: str) -> tuple[float, int]:
-    """Import every file into a fresh project; return seconds taken and bytes in the frame cache."""
+def floor(paths: list[Path], fmt: str, quality: int, threads: int) -> float:
+    """Decode every frame and encode it with the same codec and threads as the frame cache; nothing else."""
+    from annotation.ingest.render import encode_image
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for path in paths:
+            frames = pydicom.dcmread(path).pixel_array.astype(np.uint8, copy=False)
+            sum(len(data) for data in pool.map(lambda f: encode_image(f, fmt, quality), frames))
+    return time.perf_counter() - start
+
+
+class PeakRss:
+    """Sample this process's resident memory every 5 ms; `peak_above` is the most above the starting RSS."""
+
+    def __init__(self) -> None:
+        self.start = self.peak = self.rss()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    @staticmethod
+    def rss() -> int:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, self.rss())
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.rss())
+
+    @property
+    def peak_above(self) -> int:
+        return self.peak - self.start
+
+
+def lumen_ingest(folder: Path, fmt: str, slug: str) -> tuple[float, int, int]:
+    """Import every file into a fresh project; return seconds, bytes in the frame cache and peak RSS above start."""
     from django.conf import settings
 
     from annotation.ingest.sources import sources_from_path
@@ -58,12 +108,13 @@ def lumen_ingest(folder: Path, fmt: str, slug: str) -> tuple[float, int]:
 
     settings.LUMEN_FRAME_FORMAT = fmt
     project = project_create(slug=slug, name=slug, task_type=TaskType.VESSEL_TYPE, creator=UserFactory())
-    start = time.perf_counter()
-    report = import_run(project=project, sources=sources_from_path(folder, max_members=10_000))
-    elapsed = time.perf_counter() - start
+    with PeakRss() as memory:
+        start = time.perf_counter()
+        report = import_run(project=project, sources=sources_from_path(folder, max_members=10_000))
+        elapsed = time.perf_counter() - start
     assert report.summary()["stored"] == len(list(folder.iterdir())), report.summary()
     cache = Path(settings.MEDIA_ROOT) / "frames" / str(project.pk)
-    return elapsed, sum(p.stat().st_size for p in cache.rglob("*") if p.is_file())
+    return elapsed, sum(p.stat().st_size for p in cache.rglob("*") if p.is_file()), memory.peak_above
 
 
 def main() -> None:
@@ -75,21 +126,46 @@ def main() -> None:
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="lumen-bench-xa-"))
     try:
-        paths = generate(folder, args.files, args.frames, args.size)
+        paths = generate(folder / "runs", args.files, args.frames, args.size)
         megabytes = sum(p.stat().st_size for p in paths) / 1e6
         with django_test_database():
+            from django.conf import settings
+
+            from annotation.ingest.render import _ENCODER_THREADS
+
+            generate(folder / "warm", 1, 8, args.size, seed=99)
+            lumen_ingest(folder / "warm", "webp", "bench-warm")  # load codecs and plugins before measuring
+            quality = settings.LUMEN_FRAME_QUALITY
             base = min(baseline(paths) for _ in range(2))
-            rows = [("pydicom dcmread + pixel_array (baseline)", base, "-")]
+            rows = [("pydicom dcmread + pixel_array", base, None, "-", "-")]
             for fmt in ("webp", "jpeg", "png"):
-                secs, cache_bytes = lumen_ingest(folder, fmt, f"bench-{fmt}")
-                rows.append((f"Lumen import, frame cache as {fmt}", secs, f"{cache_bytes / 1e6:.1f}"))
+                least = min(floor(paths, fmt, quality, _ENCODER_THREADS) for _ in range(2))
+                rows.append((f"floor: decode + encode as {fmt}", least, least, "-", "-"))
+                secs, cache_bytes, peak = lumen_ingest(folder / "runs", fmt, f"bench-{fmt}")
+                rows.append((f"Lumen import, frame cache as {fmt}", secs, least, f"{cache_bytes / 1e6:.1f}", peak))
+            batch = settings.LUMEN_INGEST_BATCH_FRAMES
+        work_batch = batch * args.size * args.size * 4  # the float32 copy a batch is windowed in
         body = table(
-            ["method", "seconds", "files/s", "MB/s", "time vs baseline", "frame cache MB"],
-            [(name, secs, args.files / secs, megabytes / secs, secs / base, cache) for name, secs, cache in rows],
+            ["method", "seconds", "files/s", "MB/s", "vs floor", "frame cache MB", "peak RSS above start MB"],
+            [
+                (
+                    name,
+                    secs,
+                    args.files / secs,
+                    megabytes / secs,
+                    "-" if least is None or name.startswith("floor") else f"{least / secs:.2f}",
+                    cache,
+                    peak if peak == "-" else f"{peak / 2**20:.0f}",
+                )
+                for name, secs, least, cache, peak in rows
+            ],
         )
         text = (
             f"Ingest benchmark: {args.files} XA runs of {args.frames} frames at {args.size}x{args.size} "
-            f"(8-bit, {megabytes:.1f} MB in all)\n{machine_line()}\n\n{body}"
+            f"(8-bit, {megabytes:.1f} MB in all); frames decoded in batches of {batch} "
+            f"(windowed as float32: {work_batch / 2**20:.0f} MB a batch)\n{machine_line()}\n\n{body}\n\n"
+            "vs floor: the floor's seconds over this row's (goal >= 0.8). Peak RSS: the import's most above the "
+            f"process's RSS before it (goal <= 3 x {work_batch / 2**20:.0f} MB = {3 * work_batch / 2**20:.0f} MB)."
         )
         print(text)
         if args.save:

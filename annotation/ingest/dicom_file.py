@@ -5,14 +5,17 @@ from __future__ import annotations
 import io
 import re
 import struct
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pydicom
 from pydicom import Dataset
 from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
-from pydicom.pixels import get_decoder
+from pydicom.pixels import get_decoder, iter_pixels
 from pydicom.uid import UID
 
 from annotation.ingest.results import Reason, Rejection
@@ -43,10 +46,36 @@ class CheckedDicom:
     clinical: Clinical
 
 
+# Values longer than this stay in the file when a dataset is read from disk (pixel data above all): they are
+# decoded frame by frame and copied into the stored file in pieces, never held whole.
+DEFER_BYTES = 256 * 1024
+
+
 def read_dataset(name: str, data: bytes) -> Dataset:
     """Parse bytes as DICOM Part 10 or raise a Rejection saying why it is not usable."""
+    return _parse(io.BytesIO(data), len(data))
+
+
+def read_dataset_file(path: Path) -> Dataset:
+    """Parse a DICOM Part 10 file, leaving its large values (pixel data) in the file; reject it as `read_dataset`
+    does, and also when a value left in the file would run past its end."""
+    size = path.stat().st_size
+    ds = _parse(path, size, defer_size=DEFER_BYTES)
+    for tag in list(ds.keys()):
+        raw = ds.get_item(tag, keep_deferred=True)
+        if isinstance(raw, RawDataElement) and raw.value is None and raw.length != UNDEFINED_LENGTH:
+            present = max(0, size - (raw.value_tell or 0))
+            if raw.length > present:
+                raise Rejection(
+                    Reason.TRUNCATED,
+                    f"truncated: element {raw.tag} declares {raw.length} bytes but only {present} are in the file",
+                )
+    return ds
+
+
+def _parse(source: io.BytesIO | Path, size: int, defer_size: int | None = None) -> Dataset:
     try:
-        ds = pydicom.dcmread(io.BytesIO(data))
+        ds = pydicom.dcmread(source, defer_size=defer_size)
     except InvalidDicomError:
         raise Rejection(Reason.NOT_DICOM, "not a DICOM file: no 'DICM' marker after the 128-byte preamble") from None
     except (EOFError, struct.error, OSError) as exc:
@@ -62,10 +91,10 @@ def read_dataset(name: str, data: bytes) -> Dataset:
     if not list(ds.keys()):
         raise Rejection(Reason.TRUNCATED, "truncated: the file ends before its first data element")
     parsed_to = _end_of_last_element(ds)
-    if parsed_to is not None and parsed_to < len(data):
+    if parsed_to is not None and parsed_to < size:
         raise Rejection(
             Reason.TRUNCATED,
-            f"truncated: the file ends inside an element header ({len(data) - parsed_to} stray bytes after byte "
+            f"truncated: the file ends inside an element header ({size - parsed_to} stray bytes after byte "
             f"{parsed_to})",
         )
     return ds
@@ -76,7 +105,7 @@ def _end_of_last_element(ds: Dataset) -> int | None:
     tags = list(ds.keys())
     if not tags:
         return None
-    raw = ds.get_item(tags[-1])
+    raw = ds.get_item(tags[-1], keep_deferred=True)
     if not isinstance(raw, RawDataElement) or raw.length == UNDEFINED_LENGTH or raw.value_tell is None:
         return None
     return raw.value_tell + raw.length
@@ -84,7 +113,7 @@ def _end_of_last_element(ds: Dataset) -> int | None:
 
 def _first_short_element(ds: Dataset) -> tuple[str, int, int] | None:
     for tag in list(ds.keys()):
-        raw = ds.get_item(tag)
+        raw = ds.get_item(tag, keep_deferred=True)
         if (
             isinstance(raw, RawDataElement)
             and raw.length != UNDEFINED_LENGTH
@@ -150,13 +179,39 @@ def _check_transfer_syntax(ds: Dataset) -> None:
 
 def decode_pixels(ds: Dataset) -> np.ndarray:
     """Decode all frames, turning decoder failures into rejections."""
-    try:
+    with _decoding():
         return ds.pixel_array
+
+
+def decode_frames(path: Path, indices: Iterable[int]) -> np.ndarray:
+    """Decode only the frames at `indices` of a file, stacked (frames first)."""
+    with _decoding():
+        return np.stack(list(iter_pixels(path, indices=list(indices))))
+
+
+def frame_batches(path: Path, batch: int) -> Iterator[np.ndarray]:
+    """Yield a file's frames decoded in batches of at most `batch` (frames first), reading the file as it goes."""
+    chunk: list[np.ndarray] = []
+    with _decoding():
+        for frame in iter_pixels(path):
+            chunk.append(frame)
+            if len(chunk) == batch:
+                yield np.stack(chunk)
+                chunk = []
+        if chunk:
+            yield np.stack(chunk)
+
+
+@contextmanager
+def _decoding() -> Iterator[None]:
+    """Turn decoder failures into rejections that say what is wrong with the file."""
+    try:
+        yield
     except ValueError as exc:
         if "less than expected" in str(exc):
             raise Rejection(Reason.TRUNCATED, f"truncated: {exc}".split(" - ")[0]) from None
         raise Rejection(Reason.UNDECODABLE, f"pixel data could not be decoded: {exc}") from None
-    except (RuntimeError, NotImplementedError, AttributeError, TypeError, IndexError) as exc:
+    except (RuntimeError, NotImplementedError, AttributeError, TypeError, IndexError, EOFError) as exc:
         raise Rejection(Reason.UNDECODABLE, f"pixel data could not be decoded: {exc}") from None
 
 

@@ -2,23 +2,35 @@
 
 from __future__ import annotations
 
+import io
 import logging
-from collections.abc import Callable
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
 
+import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from pydicom import Dataset
+from pydicom.dataelem import DataElement, RawDataElement
 
 from annotation.ingest import render
 from annotation.ingest.deid import deidentify, patient_key_from, remap_uid
 from annotation.ingest.dicom_file import (
+    UNDEFINED_LENGTH,
     CheckedDicom,
     check_dataset,
     cine_timing,
+    decode_frames,
     decode_pixels,
     float_or_none,
+    frame_batches,
     pixel_spacing,
-    read_dataset,
+    read_dataset_file,
 )
 from annotation.ingest.results import FileResult, Outcome, Reason, Rejection
 from annotation.ingest.sources import SourceFile
@@ -27,7 +39,7 @@ from annotation.ingest.store import (
     media_path,
     patient_for,
     series_for,
-    sha256_of,
+    sha256_of_file,
     study_for,
     undo_files_on_error,
     unpaired_counterpart,
@@ -36,6 +48,7 @@ from annotation.models import Instance, Item, ItemKind, Patient, PolarMap, Proje
 from annotation.project_settings import ProjectSettings
 
 logger = logging.getLogger(__name__)
+PIXEL_DATA = 0x7FE00010
 
 
 @dataclass(frozen=True)
@@ -68,21 +81,20 @@ def ingest_dicom(
             raise Rejection(
                 Reason.TOO_LARGE, f"too large: {source.size} bytes, the limit is {limits.max_file_bytes} bytes per file"
             )
-        data = source.read()
-        ds = read_dataset(source.name, data)
-        checked = check_dataset(
-            ds,
-            task_type=project.task_type,
-            accepted_modalities=config.accepted_modalities,
-            max_decoded_bytes=limits.max_decoded_bytes,
-        )
-        secret = settings.PSEUDONYM_KEY
-        new_sop_uid = remap_uid(str(ds.SOPInstanceUID), secret)
-        existing = Instance.objects.filter(project=project, sop_instance_uid=new_sop_uid).values_list("pk", flat=True)
-        if existing:
-            return _duplicate(source.name, existing[0])
-        pixels = decode_pixels(ds)
-        return _store(project, source, checked, pixels, sha256_of(data), new_sop_uid, record)
+        with _member_errors(), source.local() as path:
+            ds = read_dataset_file(path)
+            checked = check_dataset(
+                ds,
+                task_type=project.task_type,
+                accepted_modalities=config.accepted_modalities,
+                max_decoded_bytes=limits.max_decoded_bytes,
+            )
+            secret = settings.PSEUDONYM_KEY
+            new_sop_uid = remap_uid(str(ds.SOPInstanceUID), secret)
+            existing = Instance.objects.filter(project=project, sop_instance_uid=new_sop_uid)
+            if first := existing.values_list("pk", flat=True).first():
+                return _duplicate(source.name, first)
+            return _store(project, source, checked, path, sha256_of_file(path), new_sop_uid, record)
     except Rejection as rejection:
         return FileResult(source.name, Outcome.REJECTED, str(rejection.reason), rejection.message)
     except OSError as exc:
@@ -94,6 +106,83 @@ def ingest_dicom(
             str(Reason.STORAGE_FAILED),
             f"could not be stored ({exc.strerror or type(exc).__name__}); nothing was kept",
         )
+
+
+@contextmanager
+def _member_errors() -> Iterator[None]:
+    """A damaged zip member (bad CRC, unsupported compression) is that file's rejection, not a server error."""
+    try:
+        yield
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, NotImplementedError, EOFError) as exc:
+        raise Rejection(Reason.BAD_ARCHIVE, f"the archive member cannot be extracted ({exc})") from None
+
+
+def _cache_frames(path: Path, ds: Dataset, directory: Path, fmt: str, lmode: Path | None) -> None:
+    """Decode a run batch by batch and encode each batch into the frame cache (and the OCT L-mode strip)."""
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    to_uint8 = render.display_mapping(ds, decode_frames(path, render.sample_indices(frames)))
+    strips = []
+    with render.FrameWriter(directory, fmt=fmt, quality=settings.LUMEN_FRAME_QUALITY) as writer:
+        for batch in frame_batches(path, settings.LUMEN_INGEST_BATCH_FRAMES):
+            display = to_uint8(batch)
+            writer.write(display)
+            if lmode is not None:
+                strips.append(render.lmode_strip(display))
+    if writer.written != frames:
+        raise Rejection(Reason.TRUNCATED, f"truncated: {writer.written} of {frames} frames could be decoded")
+    if lmode is not None:
+        _write_png(np.concatenate(strips, axis=1), lmode)
+
+
+def _detach_deferred_pixels(ds: Dataset) -> RawDataElement | None:
+    """Remove and return the pixel data element when it was left in the file (reading `ds` would load it)."""
+    raw = ds.get_item(PIXEL_DATA, keep_deferred=True)
+    if isinstance(raw, RawDataElement) and raw.value is None and raw.length != UNDEFINED_LENGTH:
+        del ds[PIXEL_DATA]
+        return raw
+    return None
+
+
+def _save_copying_pixels(ds: Dataset, pixels: RawDataElement | None, source: Path, target: Path) -> None:
+    """Write `ds` to `target`, with detached pixel data copied across from the source file in pieces."""
+    if pixels is None:
+        ds.save_as(target, enforce_file_format=True)
+        return
+    vr = pixels.VR or ("OW" if int(ds.get("BitsAllocated", 8) or 8) > 8 else "OB")
+    with source.open("rb") as handle:
+        ds[PIXEL_DATA] = DataElement(PIXEL_DATA, vr, FileWindow(handle, pixels.value_tell, pixels.length))
+        ds.save_as(target, enforce_file_format=True)
+
+
+class FileWindow(io.BufferedIOBase):
+    """A read-only view of `length` bytes of an open file from `start`: pydicom writes such a buffer's value in
+    chunks (a buffered element value), so a stored file's pixel data never passes through memory whole."""
+
+    def __init__(self, handle: BinaryIO, start: int, length: int) -> None:
+        super().__init__()
+        self._handle, self._start, self._length, self._position = handle, start, length, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._length}[whence]
+        self._position = min(max(0, base + offset), self._length)
+        return self._position
+
+    def read(self, size: int | None = -1) -> bytes:
+        remaining = self._length - self._position
+        count = remaining if size is None or size < 0 else min(size, remaining)
+        self._handle.seek(self._start + self._position)
+        data = self._handle.read(count)
+        self._position += len(data)
+        return data
 
 
 def _duplicate(name: str, instance_id: int) -> FileResult:
@@ -110,7 +199,7 @@ def _store(
     project: Project,
     source: SourceFile,
     checked: CheckedDicom,
-    pixels,
+    path: Path,
     sha256: str,
     new_sop_uid: str,
     record: Callable[[FileResult], None] | None,
@@ -118,7 +207,6 @@ def _store(
     ds = checked.dataset
     key = patient_key_from(ds)
     secret = settings.PSEUDONYM_KEY
-    frames = render.frames_as_uint8(ds, pixels)
     frame_time, frame_rate = cine_timing(ds)
     spacing_row, spacing_col = pixel_spacing(ds)
     study_year = _year(str(ds.get("StudyDate", "") or ""))
@@ -126,20 +214,23 @@ def _store(
     series_description = str(ds.get("SeriesDescription", "") or "")
     original_study_uid = str(ds.StudyInstanceUID)
     original_series_uid = str(ds.SeriesInstanceUID)
-    deidentify(ds, pseudonym=key.pseudonym(secret), key=secret)
     fmt = settings.LUMEN_FRAME_FORMAT
     try:
         with undo_files_on_error(project) as paths:
-            dicom_path = media_path(paths.dicom)
-            dicom_path.parent.mkdir(parents=True, exist_ok=True)
-            ds.save_as(dicom_path, enforce_file_format=True)
+            # Frames are decoded and cached batch by batch, from the file as it was uploaded (before
+            # de-identification), then the de-identified file is written with its pixel data copied across.
             if project.task_type == TaskType.SPECT_TERRITORY:
-                polar = render.normalise_polar_map(frames[0])
+                polar = render.normalise_polar_map(render.frames_as_uint8(ds, decode_pixels(ds))[0])
                 _write_png(polar, media_path(paths.polar(checked.phase)))
             else:
-                render.write_frames(frames, media_path(paths.frames), fmt=fmt, quality=settings.LUMEN_FRAME_QUALITY)
-                if project.task_type == TaskType.OCT_CALCIUM:
-                    _write_png(render.lmode_strip(frames), media_path(paths.frames) / render.LMODE_NAME)
+                oct_pullback = project.task_type == TaskType.OCT_CALCIUM
+                lmode = media_path(paths.frames) / render.LMODE_NAME if oct_pullback else None
+                _cache_frames(path, ds, media_path(paths.frames), fmt, lmode)
+            pixels = _detach_deferred_pixels(ds)  # de-identification walks every element: keep it off the pixels
+            deidentify(ds, pseudonym=key.pseudonym(secret), key=secret)
+            dicom_path = media_path(paths.dicom)
+            dicom_path.parent.mkdir(parents=True, exist_ok=True)
+            _save_copying_pixels(ds, pixels, path, dicom_path)
             with transaction.atomic():
                 patient = patient_for(key, lock=project.task_type == TaskType.SPECT_TERRITORY)
                 study = study_for(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,19 +19,70 @@ LMODE_NAME = "lmode.png"
 _ENCODER_THREADS = max(1, min(8, os.cpu_count() or 1))
 
 
+SAMPLE_FRAMES = 16  # frames of a run that fix its display window when the file stores none
+
+
+def sample_indices(frames: int) -> range:
+    """Return the frames whose values fix a run's display window (every k-th, about SAMPLE_FRAMES of them)."""
+    return range(0, frames, max(1, frames // SAMPLE_FRAMES))
+
+
 def frames_as_uint8(ds: Dataset, pixels: np.ndarray) -> np.ndarray:
     """Return frames as uint8, shape (frames, rows, cols) or (frames, rows, cols, 3), windowed for display."""
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    samples = int(ds.get("SamplesPerPixel", 1) or 1)
-    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
-    if photometric == "PALETTE COLOR":
-        pixels = apply_color_lut(pixels, ds)
-        samples = 3
-    if frames == 1:
+    if int(ds.get("NumberOfFrames", 1) or 1) == 1:
         pixels = pixels[np.newaxis]
-    if samples == 3 or pixels.ndim == 4:
-        return _colour_to_uint8(pixels, int(ds.get("BitsStored", 8) or 8))
-    return _gray_to_uint8(ds, pixels, photometric)
+    return display_mapping(ds, pixels[sample_indices(pixels.shape[0])])(pixels)
+
+
+def display_mapping(ds: Dataset, sample: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """Return the function that turns a batch of decoded frames (frames first) into display uint8.
+
+    The window is fixed once per run, from the stored window or from `sample` (the frames at
+    `sample_indices`), so a run decoded batch by batch is windowed exactly as if it were decoded whole.
+    """
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
+    bits_stored = int(ds.get("BitsStored", 8) or 8)
+    if photometric == "PALETTE COLOR":
+        return lambda batch: _colour_to_uint8(apply_color_lut(batch, ds), bits_stored)
+    if int(ds.get("SamplesPerPixel", 1) or 1) == 3 or sample.ndim == 4:
+        return lambda batch: _colour_to_uint8(batch, bits_stored)
+    slope = float(ds.get("RescaleSlope", 1) or 1)
+    intercept = float(ds.get("RescaleIntercept", 0) or 0)
+    window = _window(ds)
+    if window is not None:
+        centre, width = window
+        low, high = centre - width / 2.0, centre + width / 2.0
+    elif sample.dtype == np.uint8 and slope == 1 and intercept == 0:
+        low, high = 0.0, 255.0
+    else:
+        # No window stored: stretch between robust percentiles of the whole run, the same for every frame.
+        values = _rescaled(sample, slope, intercept)
+        low, high = (float(v) for v in np.percentile(values, [0.5, 99.5]))
+    if high <= low:
+        high = low + 1.0
+
+    def gray(batch: np.ndarray) -> np.ndarray:
+        # In place: one float32 copy of the batch is the most this holds beside its input and output.
+        values = _rescaled(batch, slope, intercept)
+        values -= low
+        values *= 255.0 / (high - low)
+        np.clip(values, 0, 255, out=values)
+        out = values.astype(np.uint8)
+        if photometric == "MONOCHROME1":
+            np.subtract(255, out, out=out)
+        return out
+
+    return gray
+
+
+def _rescaled(pixels: np.ndarray, slope: float, intercept: float) -> np.ndarray:
+    """Return a new float32 array of the modality values (rescale slope and intercept applied in place)."""
+    values = pixels.astype(np.float32)
+    if slope != 1:
+        values *= slope
+    if intercept != 0:
+        values += intercept
+    return values
 
 
 def _colour_to_uint8(pixels: np.ndarray, bits_stored: int) -> np.ndarray:
@@ -38,30 +90,6 @@ def _colour_to_uint8(pixels: np.ndarray, bits_stored: int) -> np.ndarray:
         return pixels
     scale = 255.0 / float((1 << min(bits_stored, 16)) - 1)
     return np.clip(pixels.astype(np.float32) * scale, 0, 255).astype(np.uint8)
-
-
-def _gray_to_uint8(ds: Dataset, pixels: np.ndarray, photometric: str) -> np.ndarray:
-    values = pixels.astype(np.float32)
-    slope = float(ds.get("RescaleSlope", 1) or 1)
-    intercept = float(ds.get("RescaleIntercept", 0) or 0)
-    if slope != 1 or intercept != 0:
-        values = values * slope + intercept
-    window = _window(ds)
-    if window is not None:
-        centre, width = window
-        low, high = centre - width / 2.0, centre + width / 2.0
-    elif pixels.dtype == np.uint8 and slope == 1 and intercept == 0:
-        low, high = 0.0, 255.0
-    else:
-        # No window stored: stretch between robust percentiles of the whole run, the same for every frame.
-        sample = values[:: max(1, values.shape[0] // 16)]
-        low, high = (float(v) for v in np.percentile(sample, [0.5, 99.5]))
-    if high <= low:
-        high = low + 1.0
-    out = np.clip((values - low) * (255.0 / (high - low)), 0, 255).astype(np.uint8)
-    if photometric == "MONOCHROME1":
-        out = 255 - out
-    return out
 
 
 def _first(value: object) -> object:
@@ -95,15 +123,37 @@ def encode_image(frame: np.ndarray, fmt: str, quality: int) -> bytes:
 
 def write_frames(frames: np.ndarray, directory: Path, *, fmt: str, quality: int) -> int:
     """Encode every frame into `directory` (encoders release the GIL, so threads run them in parallel)."""
-    directory.mkdir(parents=True, exist_ok=True)
+    with FrameWriter(directory, fmt=fmt, quality=quality) as writer:
+        return writer.write(frames)
 
-    def write(index: int) -> int:
-        data = encode_image(frames[index], fmt, quality)
-        (directory / FRAME_NAME.format(index=index, ext=fmt)).write_bytes(data)
-        return len(data)
 
-    with ThreadPoolExecutor(max_workers=_ENCODER_THREADS) as pool:
-        return sum(pool.map(write, range(frames.shape[0])))
+class FrameWriter:
+    """Encode batches of frames into a run's frame cache, numbering them on from batch to batch."""
+
+    def __init__(self, directory: Path, *, fmt: str, quality: int) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory, self.fmt, self.quality = directory, fmt, quality
+        self.written = 0
+        self.pool = ThreadPoolExecutor(max_workers=_ENCODER_THREADS)
+
+    def __enter__(self) -> FrameWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.pool.shutdown(wait=True)
+
+    def write(self, frames: np.ndarray) -> int:
+        """Encode a batch (waiting for it, so at most one batch is in memory); return the bytes written."""
+        first = self.written
+
+        def one(offset: int) -> int:
+            data = encode_image(frames[offset], self.fmt, self.quality)
+            frame_path(self.directory, first + offset, self.fmt).write_bytes(data)
+            return len(data)
+
+        size = sum(self.pool.map(one, range(frames.shape[0])))
+        self.written += frames.shape[0]
+        return size
 
 
 def frame_path(directory: Path, index: int, fmt: str) -> Path:

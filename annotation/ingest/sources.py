@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO
@@ -15,14 +18,35 @@ ZIP_MAGIC = b"PK\x03\x04"
 
 @dataclass(frozen=True)
 class SourceFile:
-    """One file to import: a display name (its path inside the upload), its size and a way to read it."""
+    """One file to import: a display name (its path inside the upload), its size and a way to read it.
+
+    `path` is set when the file lies on disk as it is (a staged upload, a file of a folder); `opener` streams a
+    zip member. `local()` gives a path either way, so a large file is read in pieces, never whole.
+    """
 
     name: str
     size: int
     reader: Callable[[], bytes]
+    path: Path | None = None
+    opener: Callable[[], IO[bytes]] | None = None
 
     def read(self) -> bytes:
         return self.reader()
+
+    @contextmanager
+    def local(self) -> Iterator[Path]:
+        """Yield a path holding the file's bytes: its own, or a temporary copy written in 1 MB pieces."""
+        if self.path is not None:
+            yield self.path
+            return
+        with tempfile.NamedTemporaryFile(prefix="lumen-import-", suffix=".dcm") as copy:
+            if self.opener is not None:
+                with self.opener() as stream:
+                    shutil.copyfileobj(stream, copy, length=1024 * 1024)
+            else:
+                copy.write(self.reader())
+            copy.flush()
+            yield Path(copy.name)
 
 
 @dataclass(frozen=True)
@@ -56,8 +80,13 @@ def expand_zip(name: str, opener: Callable[[], IO[bytes]], max_members: int) -> 
             with opener() as handle, zipfile.ZipFile(handle) as archive:
                 return archive.read(member)
 
+        @contextmanager
+        def stream(member: str = info.filename) -> Iterator[IO[bytes]]:
+            with opener() as handle, zipfile.ZipFile(handle) as archive, archive.open(member) as data:
+                yield data
+
         # file_size is the uncompressed size, so the size limit also stops zip bombs before they inflate.
-        yield SourceFile(name=f"{name}/{info.filename}", size=info.file_size, reader=read)
+        yield SourceFile(name=f"{name}/{info.filename}", size=info.file_size, reader=read, opener=stream)
 
 
 def is_zip(name: str, head: bytes) -> bool:
@@ -76,4 +105,4 @@ def sources_from_path(root: Path, *, max_members: int) -> Iterator[SourceFile | 
         if is_zip(name, head):
             yield from expand_zip(name, lambda p=path: p.open("rb"), max_members)
         else:
-            yield SourceFile(name=name, size=path.stat().st_size, reader=path.read_bytes)
+            yield SourceFile(name=name, size=path.stat().st_size, reader=path.read_bytes, path=path)

@@ -158,5 +158,5 @@ def sources_from_staged(entries: list[dict[str, Any]], *, max_members: int) -> l
         if is_zip(name, head):
             sources.extend(expand_zip(name, lambda p=path: p.open("rb"), max_members))
         else:
-            sources.append(SourceFile(name=name, size=path.stat().st_size, reader=path.read_bytes))
+            sources.append(SourceFile(name=name, size=path.stat().st_size, reader=path.read_bytes, path=path))
     return sources

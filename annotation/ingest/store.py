@@ -57,6 +57,11 @@ def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def sha256_of_file(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
 def patient_for(key: PatientKey, *, lock: bool = False) -> Patient:
     """Return the pseudonymous patient for an identity, creating it (and its lead-only identity row) once.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from django.conf import settings
 from PIL import Image
 
+from annotation.ingest import render
 from annotation.ingest.results import Outcome
 from annotation.ingest.sources import SourceFile, sources_from_path
 from annotation.models import Instance, Item, ItemKind, Job, JobStatus, Patient, PatientIdentity, PolarMap, SpectExam
@@ -268,3 +270,53 @@ def test_png_that_is_not_an_image_is_rejected_in_its_row(spect_project):
     report = run(spect_project, ("manifest.csv", manifest.encode()), ("r.png", b"not a png"), ("s.png", png(2)))
     assert "is not a readable PNG image" in report.files[0].message
     assert PolarMap.objects.count() == 0 and media_files() == set()
+
+
+def test_a_large_run_is_decoded_in_batches_and_stored_with_its_pixels_copied_across(vessel_project, settings):
+    settings.LUMEN_INGEST_BATCH_FRAMES = 4
+    original = samples.dataset(frames=10, size=256)  # 640 KB of pixel data: left in the file while reading
+    report = run(vessel_project, ("big.dcm", samples.to_bytes(original)))
+    assert report.summary()["stored"] == 1, report.files
+    instance = Instance.objects.get()
+    stored = pydicom.dcmread(Path(settings.MEDIA_ROOT) / instance.file_path)
+    np.testing.assert_array_equal(stored.pixel_array, original.pixel_array)
+    assert str(stored.PatientID).startswith("P-") and b"MRN0001" not in (
+        Path(settings.MEDIA_ROOT) / instance.file_path
+    ).read_bytes()
+    frames = sorted((Path(settings.MEDIA_ROOT) / instance.frames_dir).iterdir())
+    assert [f.name.split(".")[0] for f in frames] == [f"{i:05d}" for i in range(10)]  # numbered across batches
+    # Batches are windowed alike: the cached frames match a whole-run rendering.
+    whole = render.frames_as_uint8(original, original.pixel_array)
+    with Image.open(frames[9]) as image:
+        assert np.abs(np.asarray(image.convert("L")).astype(int) - whole[9].astype(int)).mean() < 3
+
+
+def test_pixel_data_running_past_the_end_of_a_large_file_is_truncated(vessel_project):
+    data = samples.to_bytes(samples.dataset(frames=10, size=256))[:-5000]
+    report = run(vessel_project, ("cut.dcm", data))
+    assert report.files[0].reason == "truncated"
+    assert "declares 655360 bytes but only 650360 are in the file" in report.files[0].message
+    assert Instance.objects.count() == 0 and media_files() == set()
+
+
+def test_a_damaged_zip_member_is_that_files_rejection(vessel_project):
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("good.dcm", samples.xa_bytes(seed=1))
+        zf.writestr("bad.dcm", samples.xa_bytes(seed=2))
+    data = bytearray(archive.getvalue())
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as zf:
+        bad = zf.getinfo("bad.dcm")
+    data[bad.header_offset + 30 + len("bad.dcm") + 40] ^= 0xFF  # flip a byte of the compressed member
+    sources = list(sources_from_path_bytes("runs.zip", bytes(data)))
+    report = import_run(project=vessel_project, sources=sources)
+    outcomes = {r.name: (r.outcome, r.reason) for r in report.files}
+    assert outcomes["runs.zip/good.dcm"] == (Outcome.STORED, "")
+    assert outcomes["runs.zip/bad.dcm"][1] == "bad_archive"
+    assert "cannot be extracted" in next(r.message for r in report.files if r.name == "runs.zip/bad.dcm")
+
+
+def sources_from_path_bytes(name: str, data: bytes):
+    folder = Path(tempfile.mkdtemp())
+    (folder / name).write_bytes(data)
+    return sources_from_path(folder / name, max_members=100)

@@ -115,6 +115,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Uploads: files above this many bytes are rejected per file; a batch may hold many files.
 LUMEN_MAX_FILE_BYTES = env.int("LUMEN_MAX_FILE_BYTES", default=1024 * 1024 * 1024)
 LUMEN_MAX_ZIP_MEMBERS = env.int("LUMEN_MAX_ZIP_MEMBERS", default=20000)
+# Frames decoded at once while a run is imported: the import's memory is bounded by a few such batches.
+LUMEN_INGEST_BATCH_FRAMES = env.int("LUMEN_INGEST_BATCH_FRAMES", default=16)
 # One upload request (all its files): streamed to disk as it arrives, refused (413) beyond this.
 LUMEN_MAX_UPLOAD_BYTES = env.int("LUMEN_MAX_UPLOAD_BYTES", default=20 * 1024**3)
 DATA_UPLOAD_MAX_NUMBER_FILES = env.int("LUMEN_MAX_UPLOAD_FILES", default=2000)

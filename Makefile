@@ -34,7 +34,7 @@ demo: install migrate
 	@echo "Lumen is serving on http://$(HOST):$(PORT)/ with a learning worker on a local Ray (Ctrl-C stops both)"
 	@$(PY) manage.py orchestrator & worker=$$!; \
 	  trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
-	  $(VENV)/bin/daphne -b $(HOST) -p $(PORT) webapp.asgi:application
+	  $(VENV)/bin/uvicorn --host $(HOST) --port $(PORT) --ws websockets --lifespan off webapp.asgi:application
 
 # The learning worker alone (training and scoring jobs; RAY_ADDRESS=… for an existing cluster).
 worker: install migrate
@@ -68,7 +68,7 @@ AL_TASKS ?= vessel_type oct_calcium spect_territory
 bench-al: install
 	for task in $(AL_TASKS); do $(PY) -m benchmarks.al_simulation --task $$task || exit 1; done
 
-# Vessel-type active learning through the HTTP API: daphne + orchestrator as `make demo` runs them.
+# Vessel-type active learning through the HTTP API: uvicorn + orchestrator as `make demo` runs them.
 bench-al-http: install
 	$(PY) -m benchmarks.al_http --save
 

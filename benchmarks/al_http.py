@@ -3,7 +3,7 @@
     python -m benchmarks.al_http [--save] [--seeds N] [--step 40] [--budget 160] [--quick]
         [--size 256] [--frames 30,90] [--patients 40] [--runs 5] [--fresh-runs 100] [--cohort-knobs JSON]
 
-Per seed, in a throw-away folder: `manage.py migrate`, then the server exactly as `make demo` runs it (daphne on
+Per seed, in a throw-away folder: `manage.py migrate`, then the server exactly as `make demo` runs it (uvicorn on
 127.0.0.1 and the orchestrator on a local Ray, SQLite and in-memory defaults; with DATABASE_URL set to a
 PostgreSQL server, each seed gets a new database of its own there, dropped afterwards),
 each in its own process. This process is the client, over HTTP only (token auth, `requests`):
@@ -59,7 +59,7 @@ def free_port() -> int:
 
 
 class Server:
-    """daphne and the orchestrator, each in its own process, over one throw-away database and media folder."""
+    """uvicorn and the orchestrator, each in its own process, over one throw-away database and media folder."""
 
     def __init__(self, root: Path, database_url: str) -> None:
         self.root = root
@@ -97,9 +97,10 @@ class Server:
         )
         logs = self.root / "logs"
         logs.mkdir(exist_ok=True)
-        daphne = [str(Path(sys.executable).with_name("daphne")), "-b", "127.0.0.1", "-p", str(self.port)]
+        uvicorn = [str(Path(sys.executable).with_name("uvicorn")), "--ws", "websockets", "--lifespan", "off"]
+        uvicorn += ["--host", "127.0.0.1", "--port", str(self.port)]
         for name, command in (
-            ("daphne", [*daphne, "webapp.asgi:application"]),
+            ("uvicorn", [*uvicorn, "webapp.asgi:application"]),
             ("orchestrator", [sys.executable, "manage.py", "orchestrator"]),
         ):
             out = (logs / f"{name}.log").open("w")
@@ -113,7 +114,7 @@ class Server:
                 return
             except requests.RequestException:  # not listening yet, or still starting up
                 time.sleep(0.3)
-        raise RuntimeError("daphne did not answer within 60 s")
+        raise RuntimeError("uvicorn did not answer within 60 s")
 
     def log_tail(self, lines: int = 40) -> str:
         """Return the end of each server process's log (printed when a run fails)."""
@@ -466,7 +467,7 @@ def report(runs: list[Run], args: argparse.Namespace) -> str:
         f"seed {run.seed}: " + ", ".join(f"{k} {v:.0f} s" for k, v in run.seconds.items()) for run in runs
     )
     return (
-        f"Vessel-type active learning through the HTTP API (daphne + orchestrator on a local Ray, "
+        f"Vessel-type active learning through the HTTP API (uvicorn + orchestrator on a local Ray, "
         f"{'PostgreSQL' if os.environ.get('DATABASE_URL') else 'SQLite'}), default project settings\n"
         f"cohort per seed: {args.patients} patients x {args.runs} runs, {args.size}x{args.size}, {args.frames} "
         f"frames, knobs {args.cohort_knobs or '{}'}; never-labelled cohort: {args.fresh_runs} runs of other "

@@ -1,7 +1,7 @@
 """Live updates in a real browser over a real websocket: the annotator's queue line and re-rank notice, and the
 lead's active-learning card (Retrain now, job progress, model versions, learning settings).
 
-pytest-django's live server speaks WSGI only, so these tests run daphne (the ASGI server `make demo` uses) in a
+pytest-django's live server speaks WSGI only, so these tests run uvicorn (the ASGI server `make demo` uses) in a
 process of its own on the test database. Events are sent by this process, as by the orchestrator: with Redis the
 channel layer wakes the server's sockets; with the embedded defaults (no Redis) they read the events the other
 process wrote.
@@ -9,6 +9,7 @@ process wrote.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import socket
@@ -39,12 +40,16 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "pw-for-tests"  # what tests.frontend.test_browser_import.log_in types
 
+# As the Makefile's demo target runs it.
+UVICORN_FLAGS = ("--ws", "websockets", "--lifespan", "off")
+
 
 @dataclass(frozen=True)
 class AsgiServer:
     url: str
     media_root: Path
     channel_prefix: str
+    pid: int = 0
 
 
 def _database_url() -> str:
@@ -63,19 +68,19 @@ def _wait_until_serving(process: subprocess.Popen, url: str, log: Path, timeout:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"daphne exited with {process.returncode}:\n{log.read_text()[-4000:]}")
+            raise AssertionError(f"the server exited with {process.returncode}:\n{log.read_text()[-4000:]}")
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
                     return
         except OSError:
             time.sleep(0.2)
-    raise AssertionError(f"daphne did not serve {url} within {timeout} s:\n{log.read_text()[-4000:]}")
+    raise AssertionError(f"the server did not serve {url} within {timeout} s:\n{log.read_text()[-4000:]}")
 
 
 def _serve(tmp_path_factory, *, redis: bool):
-    """Run daphne on the test database with the base settings, static files collected as in production; with
-    `redis`, on the Redis channel layer, else with the embedded defaults of `make demo` (no Redis)."""
+    """Run uvicorn as `make demo` does, on the test database with the base settings, static files collected as in
+    production; with `redis`, on the Redis channel layer, else with the embedded defaults of `make demo` (no Redis)."""
     if connection.vendor != "postgresql":
         pytest.skip("the ASGI server process shares the test database: set DATABASE_URL to PostgreSQL")
     if redis and not os.environ.get("REDIS_URL"):
@@ -101,12 +106,12 @@ def _serve(tmp_path_factory, *, redis: bool):
     else:
         env.pop("REDIS_URL", None)
     subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=REPO, env=env, check=True)
-    log = folder / "daphne.log"
+    log = folder / "uvicorn.log"
     port = urlsplit(server.url).port
-    daphne = Path(sys.executable).with_name("daphne")
+    uvicorn = Path(sys.executable).with_name("uvicorn")
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [str(daphne), "-b", "127.0.0.1", "-p", str(port), "webapp.asgi:application"],
+            [str(uvicorn), *UVICORN_FLAGS, "--host", "127.0.0.1", "--port", str(port), "webapp.asgi:application"],
             cwd=REPO,
             env=env,
             stdout=output,
@@ -114,7 +119,7 @@ def _serve(tmp_path_factory, *, redis: bool):
         )
     try:
         _wait_until_serving(process, f"{server.url}/login/", log)
-        yield server
+        yield dataclasses.replace(server, pid=process.pid)
     finally:
         process.terminate()
         try:

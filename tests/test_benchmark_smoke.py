@@ -1,4 +1,4 @@
-"""Small smoke runs of the benchmarks that need the real services (the full runs stay out of `make test`)."""
+"""Small smoke runs of the benchmarks (the full runs stay out of `make test`)."""
 
 from __future__ import annotations
 
@@ -43,3 +43,19 @@ def test_http_load_drives_the_production_server_from_client_processes():
     baseline = out.split("(GET /api/me/, 200 calls)", 1)[1].split("Every statement", 1)[0]
     ratios = [line for line in baseline.splitlines() if re.match(r"^(300|600)\s{2,}", line)]
     assert len(ratios) == 2 and all(float(re.split(r"\s{2,}", r.strip())[4]) > 0 for r in ratios), baseline
+
+
+def test_ingest_compares_the_import_with_its_floor_and_reports_peak_memory():
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.ingest", "--files", "2", "--frames", "20", "--size", "64"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    for fmt in ("webp", "jpeg", "png"):
+        floor = next(line for line in lines if line.startswith(f"floor: decode + encode as {fmt}"))
+        lumen = next(line for line in lines if line.startswith(f"Lumen import, frame cache as {fmt}"))
+        cells = re.split(r"\s{2,}", lumen.strip())
+        assert float(cells[1]) > 0 and float(floor.split()[6]) > 0
+        vs_floor, peak_mb = float(cells[4]), float(cells[6])
+        assert 0 < vs_floor and peak_mb >= 0, lumen

@@ -97,7 +97,30 @@ def _parse(source: io.BytesIO | Path, size: int, defer_size: int | None = None) 
             f"truncated: the file ends inside an element header ({size - parsed_to} stray bytes after byte "
             f"{parsed_to})",
         )
+    _strip_nul(ds)
     return ds
+
+
+TEXT_VRS = frozenset(
+    {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"}
+)
+
+
+def _strip_nul(ds: Dataset) -> None:
+    """Remove NUL characters from top-level text values (padding some writers leave, or worse): no database
+    stores them in text, and they mean nothing in DICOM text."""
+    for tag in list(ds.keys()):
+        raw = ds.get_item(tag, keep_deferred=True)
+        if raw is None or raw.VR not in TEXT_VRS or (isinstance(raw, RawDataElement) and raw.value is None):
+            continue
+        if isinstance(raw, RawDataElement) and b"\x00" not in (raw.value or b""):
+            continue
+        element = ds[tag]
+        values = element.value if element.VM > 1 else [element.value]
+        if not any("\x00" in str(value) for value in values):
+            continue
+        cleaned = [str(value).replace("\x00", "").strip() for value in values]
+        element.value = cleaned if element.VM > 1 else cleaned[0]
 
 
 def _end_of_last_element(ds: Dataset) -> int | None:

@@ -118,7 +118,17 @@ def import_run(
         if isinstance(source, BadSource):
             result = FileResult(source.name, Outcome.REJECTED, str(source.rejection.reason), source.rejection.message)
         else:
-            result = ingest_dicom(project, config, source, limits, record=lambda r, p=position: recorder.row(p, r))
+            try:
+                result = ingest_dicom(project, config, source, limits, record=lambda r, p=position: recorder.row(p, r))
+            except Exception as error:  # noqa: BLE001 — one file's failure is its own outcome; the batch goes on
+                # By type only: messages of a failed file may quote its identifiers.
+                logger.error("import job %s: file %s failed with %s", job.pk, position, type(error).__name__)
+                result = FileResult(
+                    source.name,
+                    Outcome.REJECTED,
+                    str(Reason.STORAGE_FAILED),
+                    f"could not be stored (an unexpected {type(error).__name__}); nothing was kept",
+                )
         if result.outcome != Outcome.STORED:  # a stored file's row was written in the transaction that stored it
             recorder.done.discard(position)  # (that transaction may still have failed at its commit)
             recorder.row(position, result)

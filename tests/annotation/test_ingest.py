@@ -320,3 +320,36 @@ def sources_from_path_bytes(name: str, data: bytes):
     folder = Path(tempfile.mkdtemp())
     (folder / name).write_bytes(data)
     return sources_from_path(folder / name, max_members=100)
+
+
+def test_nul_characters_in_text_values_are_dropped_not_a_server_error(vessel_project):
+    ds = samples.dataset(patient_id="MRN\x000042")
+    ds.PatientName = "DOE\x00^JOHN"
+    ds.StudyDescription = "CORONARY\x00 ANGIO"
+    report = run(vessel_project, ("nul.dcm", samples.to_bytes(ds)))
+    assert report.summary()["stored"] == 1, report.files
+    identity = PatientIdentity.objects.get()
+    assert (identity.original_patient_id, identity.original_name) == ("MRN0042", "DOE^JOHN")
+    assert Instance.objects.get().series.study.description == "CORONARY ANGIO"
+
+
+def test_an_unexpected_failure_in_one_file_is_its_rejection_and_the_batch_goes_on(vessel_project, monkeypatch):
+    from annotation.services import imports
+
+    original = imports.ingest_dicom
+
+    def breaks_on_b(project, config, source, limits, record=None):
+        if source.name == "b.dcm":
+            raise RuntimeError("DOE^JANE broke something")  # the message is never shown or logged
+        return original(project, config, source, limits, record=record)
+
+    monkeypatch.setattr(imports, "ingest_dicom", breaks_on_b)
+    report = run(vessel_project, ("a.dcm", samples.xa_bytes(seed=1)), ("b.dcm", samples.xa_bytes(seed=2)),
+                 ("c.dcm", samples.xa_bytes(seed=3)))
+    assert [(r.name, r.outcome, r.reason) for r in report.files] == [
+        ("a.dcm", Outcome.STORED, ""),
+        ("b.dcm", Outcome.REJECTED, "storage_failed"),
+        ("c.dcm", Outcome.STORED, ""),
+    ]
+    assert "RuntimeError" in report.files[1].message and "DOE" not in report.files[1].message
+    assert Job.objects.get().status == JobStatus.SUCCEEDED

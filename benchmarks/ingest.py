@@ -2,10 +2,11 @@
 
     python -m benchmarks.ingest [--files 8] [--frames 60] [--size 512] [--save]
 
-The floor runs in the same process on the same files: decode every frame with pydicom **and** encode the same
-frames with the same codec and the same number of encoder threads, nothing else. Lumen's import does that plus
-validation, de-identification, the stored copy, the database rows and the queue. `vs floor` is the floor's time
-over Lumen's (1.0 = no overhead; the goal is at least 0.8). A bare decode (dcmread + pixel_array) is shown too.
+The floor runs in the same process on the same files: decode each run whole with pydicom, window it for display
+(the frames the cache holds) **and** encode those frames with the same codec and the same number of encoder
+threads, nothing else. Lumen's import does that plus validation, de-identification, the stored copy, the
+database rows and the queue, reading each file in batches. `vs floor` is the floor's time over Lumen's (1.0 = no
+overhead; the goal is at least 0.8). A bare decode (dcmread + pixel_array) is shown too.
 Peak RSS is sampled every 5 ms during each import, above the process's RSS just before it (after a warm-up
 import, so codecs and plugins are loaded). Set DATABASE_URL to measure against PostgreSQL.
 """
@@ -55,13 +56,15 @@ def baseline(paths: list[Path]) -> float:
 
 
 def floor(paths: list[Path], fmt: str, quality: int, threads: int) -> float:
-    """Decode every frame and encode it with the same codec and threads as the frame cache; nothing else."""
-    from annotation.ingest.render import encode_image
+    """Decode each run whole, window it for display (the frames the cache holds) and encode every frame with the
+    same codec and threads as the frame cache; nothing else."""
+    from annotation.ingest.render import encode_image, frames_as_uint8
 
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=threads) as pool:
         for path in paths:
-            frames = pydicom.dcmread(path).pixel_array.astype(np.uint8, copy=False)
+            ds = pydicom.dcmread(path)
+            frames = frames_as_uint8(ds, ds.pixel_array)
             sum(len(data) for data in pool.map(lambda f: encode_image(f, fmt, quality), frames))
     return time.perf_counter() - start
 
@@ -140,7 +143,7 @@ def main() -> None:
             rows = [("pydicom dcmread + pixel_array", base, None, "-", "-")]
             for fmt in ("webp", "jpeg", "png"):
                 least = min(floor(paths, fmt, quality, _ENCODER_THREADS) for _ in range(2))
-                rows.append((f"floor: decode + encode as {fmt}", least, least, "-", "-"))
+                rows.append((f"floor: decode + window + encode as {fmt}", least, least, "-", "-"))
                 secs, cache_bytes, peak = lumen_ingest(folder / "runs", fmt, f"bench-{fmt}")
                 rows.append((f"Lumen import, frame cache as {fmt}", secs, least, f"{cache_bytes / 1e6:.1f}", peak))
             batch = settings.LUMEN_INGEST_BATCH_FRAMES

@@ -53,9 +53,9 @@ def test_ingest_compares_the_import_with_its_floor_and_reports_peak_memory():
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     lines = done.stdout.splitlines()
     for fmt in ("webp", "jpeg", "png"):
-        floor = next(line for line in lines if line.startswith(f"floor: decode + encode as {fmt}"))
+        floor = next(line for line in lines if line.startswith(f"floor: decode + window + encode as {fmt}"))
         lumen = next(line for line in lines if line.startswith(f"Lumen import, frame cache as {fmt}"))
         cells = re.split(r"\s{2,}", lumen.strip())
-        assert float(cells[1]) > 0 and float(floor.split()[6]) > 0
+        assert float(cells[1]) > 0 and float(floor.split()[8]) > 0
         vs_floor, peak_mb = float(cells[4]), float(cells[6])
         assert 0 < vs_floor and peak_mb >= 0, lumen

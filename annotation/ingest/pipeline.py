@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import logging
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,7 +96,10 @@ def ingest_dicom(
             existing = Instance.objects.filter(project=project, sop_instance_uid=new_sop_uid)
             if first := existing.values_list("pk", flat=True).first():
                 return _duplicate(source.name, first)
-            return _store(project, source, checked, path, sha256_of_file(path), new_sop_uid, record)
+            # The file is hashed on a thread of its own while its frames are decoded and cached.
+            with ThreadPoolExecutor(max_workers=1) as hasher:
+                sha256 = hasher.submit(sha256_of_file, path)
+                return _store(project, source, checked, path, sha256, new_sop_uid, record)
     except Rejection as rejection:
         return FileResult(source.name, Outcome.REJECTED, str(rejection.reason), rejection.message)
     except OSError as exc:
@@ -200,7 +205,7 @@ def _store(
     source: SourceFile,
     checked: CheckedDicom,
     path: Path,
-    sha256: str,
+    hashing: Future[str],
     new_sop_uid: str,
     record: Callable[[FileResult], None] | None,
 ) -> FileResult:
@@ -216,21 +221,25 @@ def _store(
     original_series_uid = str(ds.SeriesInstanceUID)
     fmt = settings.LUMEN_FRAME_FORMAT
     try:
-        with undo_files_on_error(project) as paths:
-            # Frames are decoded and cached batch by batch, from the file as it was uploaded (before
-            # de-identification), then the de-identified file is written with its pixel data copied across.
+        with undo_files_on_error(project) as paths, ThreadPoolExecutor(max_workers=1) as saver:
             if project.task_type == TaskType.SPECT_TERRITORY:
                 polar = render.normalise_polar_map(render.frames_as_uint8(ds, decode_pixels(ds))[0])
                 _write_png(polar, media_path(paths.polar(checked.phase)))
-            else:
+            # The de-identified copy (its own header; pixel data left in the file is copied across in chunks) is
+            # written on a thread while the frames are decoded from the file as uploaded and cached batch by batch.
+            pixels = _detach_deferred_pixels(ds)  # de-identification walks every element: keep it off the pixels
+            stored = copy.deepcopy(ds)
+            deidentify(stored, pseudonym=key.pseudonym(secret), key=secret)
+            dicom_path = media_path(paths.dicom)
+            dicom_path.parent.mkdir(parents=True, exist_ok=True)
+            saving = saver.submit(_save_copying_pixels, stored, pixels, path, dicom_path)
+            if project.task_type != TaskType.SPECT_TERRITORY:
                 oct_pullback = project.task_type == TaskType.OCT_CALCIUM
                 lmode = media_path(paths.frames) / render.LMODE_NAME if oct_pullback else None
                 _cache_frames(path, ds, media_path(paths.frames), fmt, lmode)
-            pixels = _detach_deferred_pixels(ds)  # de-identification walks every element: keep it off the pixels
-            deidentify(ds, pseudonym=key.pseudonym(secret), key=secret)
-            dicom_path = media_path(paths.dicom)
-            dicom_path.parent.mkdir(parents=True, exist_ok=True)
-            _save_copying_pixels(ds, pixels, path, dicom_path)
+            saving.result()
+            ds = stored  # what the rows below describe is the stored, de-identified file
+            sha256 = hashing.result()
             with transaction.atomic():
                 patient = patient_for(key, lock=project.task_type == TaskType.SPECT_TERRITORY)
                 study = study_for(

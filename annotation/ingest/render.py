@@ -122,38 +122,53 @@ def encode_image(frame: np.ndarray, fmt: str, quality: int) -> bytes:
 
 
 def write_frames(frames: np.ndarray, directory: Path, *, fmt: str, quality: int) -> int:
-    """Encode every frame into `directory` (encoders release the GIL, so threads run them in parallel)."""
+    """Encode every frame into `directory` (Pillow's encoders release the GIL: threads use every core)."""
     with FrameWriter(directory, fmt=fmt, quality=quality) as writer:
-        return writer.write(frames)
+        writer.write(frames)
+    return writer.bytes
 
 
 class FrameWriter:
-    """Encode batches of frames into a run's frame cache, numbering them on from batch to batch."""
+    """Encode batches of frames into a run's frame cache on a pool of threads, numbering them on from batch to batch.
+
+    `write` hands a batch to the encoders and returns once the batch before it is written, so the next batch is
+    decoded while this one is encoded, and at most two batches are held at a time. Leaving the `with` block waits
+    for the rest (and raises the first encoding error).
+    """
 
     def __init__(self, directory: Path, *, fmt: str, quality: int) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory, self.fmt, self.quality = directory, fmt, quality
         self.written = 0
+        self.bytes = 0
         self.pool = ThreadPoolExecutor(max_workers=_ENCODER_THREADS)
+        self._pending: list = []
 
     def __enter__(self) -> FrameWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.pool.shutdown(wait=True)
+        try:
+            if exc[0] is None:
+                self._wait()
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
-    def write(self, frames: np.ndarray) -> int:
-        """Encode a batch (waiting for it, so at most one batch is in memory); return the bytes written."""
-        first = self.written
+    def _wait(self) -> None:
+        pending, self._pending = self._pending, []
+        self.bytes += sum(future.result() for future in pending)
 
-        def one(offset: int) -> int:
-            data = encode_image(frames[offset], self.fmt, self.quality)
-            frame_path(self.directory, first + offset, self.fmt).write_bytes(data)
-            return len(data)
+    def _one(self, frame: np.ndarray, index: int) -> int:
+        data = encode_image(frame, self.fmt, self.quality)
+        frame_path(self.directory, index, self.fmt).write_bytes(data)
+        return len(data)
 
-        size = sum(self.pool.map(one, range(frames.shape[0])))
+    def write(self, frames: np.ndarray) -> None:
+        """Queue a batch for encoding, then wait for the batch queued before it."""
+        submitted = [self.pool.submit(self._one, frames[i], self.written + i) for i in range(frames.shape[0])]
         self.written += frames.shape[0]
-        return size
+        self._wait()
+        self._pending = submitted
 
 
 def frame_path(directory: Path, index: int, fmt: str) -> Path:

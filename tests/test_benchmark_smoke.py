@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -46,9 +47,13 @@ def test_http_load_drives_the_production_server_from_client_processes():
 
 
 def test_ingest_compares_the_import_with_its_floor_and_reports_peak_memory():
+    env = dict(os.environ)
+    if DATABASE_URL.startswith("postgres"):  # a database of its own: the tests' own test database is in use
+        name = f"/lumen_bench_ingest_smoke_{secrets.token_hex(4)}"
+        env["DATABASE_URL"] = urlunsplit(urlsplit(DATABASE_URL)._replace(path=name))
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.ingest", "--files", "2", "--frames", "20", "--size", "64"],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     lines = done.stdout.splitlines()

@@ -5,3 +5,10 @@ class AnnotationConfig(AppConfig):
     name = "annotation"
     verbose_name = "Lumen annotation"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        import pydicom.config
+
+        # pydicom's reading validation warns with the offending value (UIDs, names) quoted: uploaded values must
+        # never reach the logs. The ingest checks what it needs itself and says so per file.
+        pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE

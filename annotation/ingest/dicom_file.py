@@ -172,7 +172,11 @@ def check_dataset(
     phase = ""
     if task_type in (TaskType.VESSEL_TYPE, TaskType.OCT_CALCIUM) and frames < 2:
         what = "cine run" if task_type == TaskType.VESSEL_TYPE else "pullback"
-        raise Rejection(Reason.NOT_MULTIFRAME, f"a single frame is not a {what}: NumberOfFrames is {frames}")
+        stated = ds.get("NumberOfFrames")
+        said = "absent" if stated in (None, "") else f"{stated}"
+        raise Rejection(
+            Reason.NOT_MULTIFRAME, f"not a {what}: NumberOfFrames is {said}; a {what} has at least 2 frames"
+        )
     if task_type == TaskType.SPECT_TERRITORY:
         if frames > 1:
             raise Rejection(

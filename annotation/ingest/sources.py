@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import stat
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
@@ -58,8 +59,21 @@ class BadSource:
 
 
 def skipped(name: str) -> bool:
+    """Return True for what an upload carries without meaning to: hidden files and macOS resource forks."""
     parts = PurePosixPath(name).parts
-    return any(part.startswith(".") or part == "__MACOSX" for part in parts) or name.endswith("/")
+    return (
+        any((part.startswith(".") and part != "..") or part == "__MACOSX" for part in parts) or name.endswith("/")
+    )
+
+
+def _member_problem(info: zipfile.ZipInfo) -> Rejection | None:
+    """Return why a zip member is never extracted (it is reported, not silently dropped), or None."""
+    path = PurePosixPath(info.filename)
+    if path.is_absolute() or ".." in path.parts:
+        return Rejection(Reason.BAD_ARCHIVE, "its path climbs out of the archive (absolute or '..'); not extracted")
+    if stat.S_ISLNK(info.external_attr >> 16):
+        return Rejection(Reason.BAD_ARCHIVE, "a symbolic link, not a file; links are never followed")
+    return None
 
 
 def expand_zip(name: str, opener: Callable[[], IO[bytes]], max_members: int) -> Iterator[SourceFile | BadSource]:
@@ -69,11 +83,16 @@ def expand_zip(name: str, opener: Callable[[], IO[bytes]], max_members: int) -> 
     except (zipfile.BadZipFile, EOFError, OSError) as exc:
         yield BadSource(name, Rejection(Reason.BAD_ARCHIVE, f"not a readable zip archive ({exc})"))
         return
+
     if len(infos) > max_members:
         yield BadSource(
             name, Rejection(Reason.BAD_ARCHIVE, f"archive holds {len(infos)} files, more than {max_members}")
         )
         return
+    refused = [(info, problem) for info in infos if (problem := _member_problem(info)) is not None]
+    for info, problem in refused:
+        yield BadSource(f"{name}/{info.filename}", problem)
+    infos = [info for info in infos if _member_problem(info) is None]
     for info in sorted(infos, key=lambda i: i.filename):
 
         def read(member: str = info.filename) -> bytes:

@@ -118,7 +118,7 @@ def test_pullback_becomes_one_item_per_frame_in_order(oct_project):
         ("no-pixels.dcm", samples.no_pixels_bytes(), "no_pixel_data", "no pixel data"),
         ("video.dcm", samples.mpeg4_bytes(), "unsupported_transfer_syntax", "MPEG-4 AVC/H.264"),
         ("ct.dcm", samples.xa_bytes(modality="CT"), "modality_mismatch", "modality CT does not fit"),
-        ("single.dcm", samples.xa_bytes(frames=1), "not_multiframe", "single frame is not a cine run"),
+        ("single.dcm", samples.xa_bytes(frames=1), "not_multiframe", "not a cine run: NumberOfFrames is"),
     ],
     ids=["not-dicom", "truncated", "no-pixels", "mpeg4", "wrong-modality", "single-frame"],
 )
@@ -353,3 +353,41 @@ def test_an_unexpected_failure_in_one_file_is_its_rejection_and_the_batch_goes_o
     ]
     assert "RuntimeError" in report.files[1].message and "DOE" not in report.files[1].message
     assert Job.objects.get().status == JobStatus.SUCCEEDED
+
+
+@pytest.mark.parametrize(("stated", "said"), [(0, "NumberOfFrames is 0"), (None, "NumberOfFrames is absent")])
+def test_a_run_without_frames_says_what_the_file_states(vessel_project, stated, said):
+    ds = samples.dataset(frames=1)
+    if stated is None:
+        ds.pop("NumberOfFrames", None)
+    else:
+        ds.NumberOfFrames = stated
+    [result] = run(vessel_project, ("odd.dcm", samples.to_bytes(ds))).files
+    assert result.reason == "not_multiframe" and said in result.message and "at least 2 frames" in result.message
+
+
+def test_zip_members_that_climb_out_or_are_links_are_reported_not_dropped(vessel_project):
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("ok.dcm", samples.xa_bytes(seed=1))
+        zf.writestr("../../etc/evil.dcm", samples.xa_bytes(seed=2))
+        link = zipfile.ZipInfo("link.dcm")
+        link.external_attr = (0o120777 << 16)  # a symbolic link, as zip -y stores one
+        zf.writestr(link, "/etc/passwd")
+    report = import_run(project=vessel_project, sources=list(sources_from_path_bytes("a.zip", archive.getvalue())))
+    outcomes = {r.name: (r.outcome, r.reason, r.message) for r in report.files}
+    assert outcomes["a.zip/ok.dcm"][0] == Outcome.STORED
+    assert outcomes["a.zip/../../etc/evil.dcm"][:2] == (Outcome.REJECTED, "bad_archive")
+    assert "climbs out of the archive" in outcomes["a.zip/../../etc/evil.dcm"][2]
+    assert outcomes["a.zip/link.dcm"][:2] == (Outcome.REJECTED, "bad_archive")
+    assert "symbolic link" in outcomes["a.zip/link.dcm"][2]
+    assert Instance.objects.count() == 1
+
+
+def test_reading_an_invalid_uid_warns_nothing_that_would_quote_it(vessel_project, recwarn, caplog):
+    ds = samples.dataset()
+    ds.SeriesDescription = "X" * 80  # longer than LO allows
+    data = samples.to_bytes(ds).replace(b"1.2.840.10008.5.1.4.1.1.12.1", b"1.2.840.10008.5.1.4.1.1.12.x")
+    run(vessel_project, ("odd-uid.dcm", data))
+    quoted = [str(w.message) for w in recwarn if "12.x" in str(w.message) or "XXXX" in str(w.message)]
+    assert quoted == [] and "12.x" not in caplog.text

@@ -34,7 +34,7 @@ demo: install migrate
 	@echo "Lumen is serving on http://$(HOST):$(PORT)/ with a learning worker on a local Ray (Ctrl-C stops both)"
 	@$(PY) manage.py orchestrator & worker=$$!; \
 	  trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
-	  $(VENV)/bin/uvicorn --host $(HOST) --port $(PORT) --ws websockets --lifespan off webapp.asgi:application
+	  $(VENV)/bin/uvicorn --host $(HOST) --port $(PORT) --ws websockets-sansio --lifespan off webapp.asgi:application
 
 # The learning worker alone (training and scoring jobs; RAY_ADDRESS=… for an existing cluster).
 worker: install migrate

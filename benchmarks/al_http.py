@@ -97,7 +97,7 @@ class Server:
         )
         logs = self.root / "logs"
         logs.mkdir(exist_ok=True)
-        uvicorn = [str(Path(sys.executable).with_name("uvicorn")), "--ws", "websockets", "--lifespan", "off"]
+        uvicorn = [str(Path(sys.executable).with_name("uvicorn")), "--ws", "websockets-sansio", "--lifespan", "off"]
         uvicorn += ["--host", "127.0.0.1", "--port", str(self.port)]
         for name, command in (
             ("uvicorn", [*uvicorn, "webapp.asgi:application"]),

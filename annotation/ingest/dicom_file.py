@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import re
 import struct
 from collections.abc import Iterable, Iterator
@@ -51,14 +50,9 @@ class CheckedDicom:
 DEFER_BYTES = 256 * 1024
 
 
-def read_dataset(name: str, data: bytes) -> Dataset:
-    """Parse bytes as DICOM Part 10 or raise a Rejection saying why it is not usable."""
-    return _parse(io.BytesIO(data), len(data))
-
-
 def read_dataset_file(path: Path) -> Dataset:
-    """Parse a DICOM Part 10 file, leaving its large values (pixel data) in the file; reject it as `read_dataset`
-    does, and also when a value left in the file would run past its end."""
+    """Parse a DICOM Part 10 file, leaving its large values (pixel data) in the file, or raise a Rejection saying
+    why it is not usable (not DICOM, truncated: also when a value left in the file would run past its end)."""
     size = path.stat().st_size
     ds = _parse(path, size, defer_size=DEFER_BYTES)
     for tag in list(ds.keys()):
@@ -73,7 +67,7 @@ def read_dataset_file(path: Path) -> Dataset:
     return ds
 
 
-def _parse(source: io.BytesIO | Path, size: int, defer_size: int | None = None) -> Dataset:
+def _parse(source: Path, size: int, defer_size: int | None = None) -> Dataset:
     try:
         ds = pydicom.dcmread(source, defer_size=defer_size)
     except InvalidDicomError:

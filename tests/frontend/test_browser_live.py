@@ -41,7 +41,7 @@ REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "pw-for-tests"  # what tests.frontend.test_browser_import.log_in types
 
 # As the Makefile's demo target runs it.
-UVICORN_FLAGS = ("--ws", "websockets", "--lifespan", "off")
+UVICORN_FLAGS = ("--ws", "websockets-sansio", "--lifespan", "off")
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,11 @@ class CheckedDicom:
 DEFER_BYTES = 256 * 1024
 
 
+def is_deferred(raw: object) -> bool:
+    """Return whether an element's value was left in the file when the dataset was read (see DEFER_BYTES)."""
+    return isinstance(raw, RawDataElement) and raw.value is None and raw.length != UNDEFINED_LENGTH
+
+
 def read_dataset_file(path: Path) -> Dataset:
     """Parse a DICOM Part 10 file, leaving its large values (pixel data) in the file, or raise a Rejection saying
     why it is not usable (not DICOM, truncated: also when a value left in the file would run past its end)."""
@@ -57,7 +62,7 @@ def read_dataset_file(path: Path) -> Dataset:
     ds = _parse(path, size, defer_size=DEFER_BYTES)
     for tag in list(ds.keys()):
         raw = ds.get_item(tag, keep_deferred=True)
-        if isinstance(raw, RawDataElement) and raw.value is None and raw.length != UNDEFINED_LENGTH:
+        if is_deferred(raw):
             present = max(0, size - (raw.value_tell or 0))
             if raw.length > present:
                 raise Rejection(
@@ -105,7 +110,7 @@ def _strip_nul(ds: Dataset) -> None:
     stores them in text, and they mean nothing in DICOM text."""
     for tag in list(ds.keys()):
         raw = ds.get_item(tag, keep_deferred=True)
-        if raw is None or raw.VR not in TEXT_VRS or (isinstance(raw, RawDataElement) and raw.value is None):
+        if raw is None or raw.VR not in TEXT_VRS or is_deferred(raw):
             continue
         if isinstance(raw, RawDataElement) and b"\x00" not in (raw.value or b""):
             continue

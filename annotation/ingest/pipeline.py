@@ -23,7 +23,6 @@ from pydicom.dataelem import DataElement, RawDataElement
 from annotation.ingest import render
 from annotation.ingest.deid import deidentify, patient_key_from, remap_uid
 from annotation.ingest.dicom_file import (
-    UNDEFINED_LENGTH,
     CheckedDicom,
     check_dataset,
     cine_timing,
@@ -31,6 +30,7 @@ from annotation.ingest.dicom_file import (
     decode_pixels,
     float_or_none,
     frame_batches,
+    is_deferred,
     pixel_spacing,
     read_dataset_file,
 )
@@ -142,7 +142,7 @@ def _cache_frames(path: Path, ds: Dataset, directory: Path, fmt: str, lmode: Pat
 def _detach_deferred_pixels(ds: Dataset) -> RawDataElement | None:
     """Remove and return the pixel data element when it was left in the file (reading `ds` would load it)."""
     raw = ds.get_item(PIXEL_DATA, keep_deferred=True)
-    if isinstance(raw, RawDataElement) and raw.value is None and raw.length != UNDEFINED_LENGTH:
+    if is_deferred(raw):
         del ds[PIXEL_DATA]
         return raw
     return None

@@ -121,15 +121,9 @@ def encode_image(frame: np.ndarray, fmt: str, quality: int) -> bytes:
     return buffer.getvalue()
 
 
-def write_frames(frames: np.ndarray, directory: Path, *, fmt: str, quality: int) -> int:
-    """Encode every frame into `directory` (Pillow's encoders release the GIL: threads use every core)."""
-    with FrameWriter(directory, fmt=fmt, quality=quality) as writer:
-        writer.write(frames)
-    return writer.bytes
-
-
 class FrameWriter:
-    """Encode batches of frames into a run's frame cache on a pool of threads, numbering them on from batch to batch.
+    """Encode batches of frames into a run's frame cache on a pool of threads (Pillow's encoders release the GIL:
+    they use every core), numbering them on from batch to batch.
 
     `write` hands a batch to the encoders and returns once the batch before it is written, so the next batch is
     decoded while this one is encoded, and at most two batches are held at a time. Leaving the `with` block waits

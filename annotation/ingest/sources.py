@@ -89,10 +89,11 @@ def expand_zip(name: str, opener: Callable[[], IO[bytes]], max_members: int) -> 
             name, Rejection(Reason.BAD_ARCHIVE, f"archive holds {len(infos)} files, more than {max_members}")
         )
         return
-    refused = [(info, problem) for info in infos if (problem := _member_problem(info)) is not None]
-    for info, problem in refused:
-        yield BadSource(f"{name}/{info.filename}", problem)
-    infos = [info for info in infos if _member_problem(info) is None]
+    problems = {info.filename: _member_problem(info) for info in infos}
+    for info in infos:
+        if (problem := problems[info.filename]) is not None:
+            yield BadSource(f"{name}/{info.filename}", problem)
+    infos = [info for info in infos if problems[info.filename] is None]
     for info in sorted(infos, key=lambda i: i.filename):
 
         def read(member: str = info.filename) -> bytes:
@@ -117,11 +118,15 @@ def sources_from_path(root: Path, *, max_members: int) -> Iterator[SourceFile | 
     paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
     for path in paths:
         name = str(path.relative_to(root.parent if root.is_file() else root))
-        if skipped(name):
-            continue
-        with path.open("rb") as handle:
-            head = handle.read(4)
-        if is_zip(name, head):
-            yield from expand_zip(name, lambda p=path: p.open("rb"), max_members)
-        else:
-            yield SourceFile(name=name, size=path.stat().st_size, reader=path.read_bytes, path=path)
+        if not skipped(name):
+            yield from sources_from_file(name, path, max_members=max_members)
+
+
+def sources_from_file(name: str, path: Path, *, max_members: int) -> Iterator[SourceFile | BadSource]:
+    """Yield the source of one file on disk reported as `name`, or its members when it is a zip archive."""
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    if is_zip(name, head):
+        yield from expand_zip(name, lambda p=path: p.open("rb"), max_members)
+    else:
+        yield SourceFile(name=name, size=path.stat().st_size, reader=path.read_bytes, path=path)

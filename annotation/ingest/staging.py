@@ -19,7 +19,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 
 from annotation.ingest.results import Reason, Rejection
-from annotation.ingest.sources import BadSource, SourceFile, expand_zip, is_zip, skipped
+from annotation.ingest.sources import BadSource, SourceFile, skipped, sources_from_file
 
 STAGING_FOLDER = "imports"
 
@@ -153,10 +153,5 @@ def sources_from_staged(entries: list[dict[str, Any]], *, max_members: int) -> l
         if not path.is_file():
             sources.append(BadSource(name, Rejection(Reason.STORAGE_FAILED, "the uploaded file is gone from staging")))
             continue
-        with path.open("rb") as handle:
-            head = handle.read(4)
-        if is_zip(name, head):
-            sources.extend(expand_zip(name, lambda p=path: p.open("rb"), max_members))
-        else:
-            sources.append(SourceFile(name=name, size=path.stat().st_size, reader=path.read_bytes, path=path))
+        sources.extend(sources_from_file(name, path, max_members=max_members))
     return sources

@@ -41,7 +41,6 @@ class ImportProgress:
     stored: int
     duplicates: int
     rejected: int
-    current: str = ""
 
     def as_json(self) -> dict[str, int | str]:
         return {
@@ -114,7 +113,6 @@ def import_run(
     for position, source in enumerate(dicoms):
         if position in recorder.done:
             continue
-        recorder.current = source.name
         if isinstance(source, BadSource):
             result = FileResult(source.name, Outcome.REJECTED, str(source.rejection.reason), source.rejection.message)
         else:
@@ -187,7 +185,6 @@ class _Recorder:
         self.job = job
         self.total = total
         self.progress = progress
-        self.current = ""
         rows = ImportFile.objects.filter(job=job).values_list("position", "outcome")
         self.done = {position for position, _ in rows}
         self.counts = {Outcome.STORED: 0, Outcome.DUPLICATE: 0, Outcome.REJECTED: 0}
@@ -215,7 +212,6 @@ class _Recorder:
             stored=self.counts[Outcome.STORED],
             duplicates=self.counts[Outcome.DUPLICATE],
             rejected=self.counts[Outcome.REJECTED],
-            current=self.current,
         )
 
     def after(self, result: FileResult) -> None:

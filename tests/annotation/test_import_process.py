@@ -3,7 +3,6 @@ all, and the job, queued again, finishes the rest."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -22,7 +21,7 @@ from annotation.models import ImportFile, Instance, Job, JobStatus
 from annotation.services.imports import import_enqueue, import_jobs_run_pending
 from annotation.services.jobs import jobs_recover_stale
 from learning.cohorts import generate_xa_cohort
-from tests.annotation.test_orchestrator_process import REPO, _database_url, _wait_for
+from tests.annotation.test_orchestrator_process import REPO, _wait_for, process_env
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -40,13 +39,7 @@ def test_a_killed_import_worker_leaves_whole_files_and_the_job_resumes(vessel_pr
         entries.append(StagedEntry(name=f"exam/{truth.path.name}", path=f"imports/{staged.name}/{n:06d}", size=0))
     job = import_enqueue(project=vessel_project, staged_directory=f"imports/{staged.name}", files=entries, user=lead)
 
-    env = {
-        **os.environ,
-        "DATABASE_URL": _database_url(),
-        "LUMEN_MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "DJANGO_SETTINGS_MODULE": "webapp.settings.base",
-        "LUMEN_LOG_LEVEL": "WARNING",
-    }
+    env = process_env(settings.MEDIA_ROOT)
     process = subprocess.Popen(
         [sys.executable, "manage.py", "import_worker", "--idle-seconds", "0.2"],
         cwd=REPO,

@@ -36,6 +36,17 @@ def _database_url() -> str:
     return urlunsplit(parts._replace(path="/" + connection.settings_dict["NAME"]))
 
 
+def process_env(media_root) -> dict[str, str]:
+    """Return the environment of a worker process on this test's database and media folder."""
+    return {
+        **os.environ,
+        "DATABASE_URL": _database_url(),
+        "LUMEN_MEDIA_ROOT": str(media_root),
+        "DJANGO_SETTINGS_MODULE": "webapp.settings.base",
+        "LUMEN_LOG_LEVEL": "WARNING",
+    }
+
+
 def _wait_for(predicate, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -61,13 +72,7 @@ def test_a_killed_orchestrator_leaves_the_champion_and_queue_and_the_next_run_fi
     slow = {**FAST, "epochs": 100000, "max_seconds": 6.0}
     job = training_request(project=vessel_project, by=lead, family="metadata_mlp", hparams=slow)
 
-    env = {
-        **os.environ,
-        "DATABASE_URL": _database_url(),
-        "LUMEN_MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "DJANGO_SETTINGS_MODULE": "webapp.settings.base",
-        "LUMEN_LOG_LEVEL": "WARNING",
-    }
+    env = process_env(settings.MEDIA_ROOT)
     process = subprocess.Popen(
         [sys.executable, "manage.py", "orchestrator", "--backend", "inline", "--poll-seconds", "0.2"],
         cwd=REPO,

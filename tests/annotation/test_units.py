@@ -94,6 +94,7 @@ def test_import_command_reports_each_file(vessel_project, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "stored    a.dcm" in out and "rejected  sub/b.dcm: truncated" in out
     assert "1 stored, 0 duplicate, 1 rejected, 1 item(s) created" in out
+    assert "[1/2] " in out and "[2/2] " in out  # each file's line says how far the import has got
     assert Instance.objects.count() == 1
     with pytest.raises(CommandError, match="no project with slug"):
         call_command("import_dicom", str(tmp_path), "--project", "nope")

@@ -9,6 +9,8 @@ class AnnotationConfig(AppConfig):
     def ready(self) -> None:
         import pydicom.config
 
+        from annotation.api import auth  # noqa: F401  (connects: a password change revokes the user's tokens)
+
         # pydicom's reading validation warns with the offending value (UIDs, names) quoted: uploaded values must
         # never reach the logs. The ingest checks what it needs itself and says so per file.
         pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE

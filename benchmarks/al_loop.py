@@ -154,10 +154,10 @@ def state_restore(root: Path, saved: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------------- cohort
 def _import(project, folder: Path) -> list:
-    from annotation.ingest.sources import sources_from_path
+    from annotation.ingest.sources import ArchiveLimits, sources_from_path
     from annotation.services import import_run
 
-    report = import_run(project=project, sources=sources_from_path(folder, max_members=100000))
+    report = import_run(project=project, sources=sources_from_path(folder, limits=ArchiveLimits(members=100000)))
     summary = report.summary()
     if summary["rejected"]:
         raise RuntimeError(f"the cohort did not import cleanly: {summary}")

@@ -115,7 +115,7 @@ def generate_run(folder: Path, frames: int, size: int) -> Path:
 
 def import_item(path: Path):
     """Import the run into a fresh vessel-type project with one annotator; return the item and the username."""
-    from annotation.ingest.sources import sources_from_path
+    from annotation.ingest.sources import ArchiveLimits, sources_from_path
     from annotation.models import Item, Role, TaskType
     from annotation.services import import_run, membership_set, project_create
     from tests.factories import UserFactory
@@ -126,7 +126,7 @@ def import_item(path: Path):
     annotator.save()
     project = project_create(slug="bench-cine", name="Cine benchmark", task_type=TaskType.VESSEL_TYPE, creator=lead)
     membership_set(project=project, user=annotator, role=Role.ANNOTATOR)
-    report = import_run(project=project, sources=sources_from_path(path, max_members=10))
+    report = import_run(project=project, sources=sources_from_path(path, limits=ArchiveLimits(members=10)))
     assert report.summary()["items_created"] == 1, report.summary()
     return Item.objects.select_related("instance", "project").get(project=project), annotator.username
 

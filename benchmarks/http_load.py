@@ -33,6 +33,7 @@ import argparse
 import multiprocessing
 import os
 import re
+import secrets
 import statistics
 import subprocess
 import sys
@@ -49,7 +50,9 @@ from benchmarks.queue import database_check, database_empty, database_prepare, s
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/lumen_bench_http"
-SECRET = "http-load-benchmark-secret-not-for-production"
+# Random keys for this run (production settings refuse short, shared or documented keys).
+SECRET_KEY = secrets.token_urlsafe(48)
+PSEUDONYM_KEY = secrets.token_urlsafe(48)
 OVERLAP_EVERY = 10
 PHASES = (("1 client", 1, 0.0), ("{n} clients, no pause", None, 0.0), ("{n} clients, 1 s pause", None, 1.0))
 
@@ -66,9 +69,9 @@ class Setup:
 def project_load(size: int, clients: int, root: Path, seed: int) -> Setup:
     """Create the project: one imported run, its instance cloned per item, a random order, counted progress."""
     from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
+    from knox.models import AuthToken
 
-    from annotation.ingest.sources import sources_from_path
+    from annotation.ingest.sources import ArchiveLimits, sources_from_path
     from annotation.models import Membership, Project, Role, TaskType
     from annotation.services import import_run
     from annotation.services.queue import queue_set_order
@@ -82,7 +85,7 @@ def project_load(size: int, clients: int, root: Path, seed: int) -> Setup:
     )
     folder = root / f"xa-{size}"
     generate_xa_cohort(folder, n_patients=1, runs_per_patient=1, frames=(24, 24), size=128, seed=seed)
-    report = import_run(project=project, sources=sources_from_path(folder, max_members=10))
+    report = import_run(project=project, sources=sources_from_path(folder, limits=ArchiveLimits(members=10)))
     if report.summary()["rejected"]:
         raise RuntimeError(f"the template run was not imported: {report.as_json()}")
     (template,) = sql("SELECT id FROM annotation_instance WHERE project_id = %s", [project.pk])[0]
@@ -119,7 +122,7 @@ def project_load(size: int, clients: int, root: Path, seed: int) -> Setup:
         [users_model(username=f"http-annotator-{size}-{i}") for i in range(clients)]
     )
     Membership.objects.bulk_create([Membership(project=project, user=u, role=Role.ANNOTATOR) for u in users])
-    tokens = [Token.objects.create(user=user).key for user in users]
+    tokens = [AuthToken.objects.create(user=user)[1] for user in users]
     for name in ("annotation_item", "annotation_instance", "annotation_queueentry", "annotation_worktally"):
         sql(f"ANALYZE {name}")
     return Setup(project.pk, project.slug, tokens, time.perf_counter() - started)
@@ -137,9 +140,11 @@ class Server:
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "webapp.settings.production",
             "DATABASE_URL": database_url,
-            "LUMEN_SECRET_KEY": SECRET,
-            "LUMEN_PSEUDONYM_KEY": SECRET,
+            "LUMEN_SECRET_KEY": SECRET_KEY,
+            "LUMEN_PSEUDONYM_KEY": PSEUDONYM_KEY,
+            # Plain HTTP on loopback, no TLS proxy in front: no HTTPS redirect, no secure-only cookies.
             "LUMEN_SECURE_COOKIES": "false",
+            "LUMEN_SSL_REDIRECT": "false",
             "LUMEN_MEDIA_ROOT": str(media),
             "LUMEN_STATIC_ROOT": str(media.parent / "static"),
             "LUMEN_BIND": f"127.0.0.1:{self.port}",
@@ -301,12 +306,12 @@ def floor_measure(server: Server, token: str, n: int = 200) -> list[float]:
 # ---------------------------------------------------------------------------------------------------- plans
 def query_plans(setup: Setup) -> list[tuple[str, str]]:
     """Return (statement, scans of its PostgreSQL plan) for every statement of one `next` and one submit."""
-    from django.contrib.auth import get_user_model
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
+    from knox.models import AuthToken
 
-    user = get_user_model().objects.get(auth_token__key=setup.tokens[0])
+    user = AuthToken.objects.get(token_key=setup.tokens[0][:15]).user
     client = Client(HTTP_HOST="127.0.0.1")
     client.force_login(user)
     with CaptureQueriesContext(connection) as captured:
@@ -415,7 +420,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="lumen-http-load-") as tmp:
         root = Path(tmp)
         os.environ["LUMEN_MEDIA_ROOT"] = str(root / "media")
-        os.environ["LUMEN_PSEUDONYM_KEY"] = SECRET
+        os.environ["LUMEN_PSEUDONYM_KEY"] = PSEUDONYM_KEY
         database_prepare(url)
         server = Server(url, root / "media", root)
         server.start()

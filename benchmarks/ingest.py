@@ -104,7 +104,7 @@ def lumen_ingest(folder: Path, fmt: str, slug: str) -> tuple[float, int, int]:
     """Import every file into a fresh project; return seconds, bytes in the frame cache and peak RSS above start."""
     from django.conf import settings
 
-    from annotation.ingest.sources import sources_from_path
+    from annotation.ingest.sources import ArchiveLimits, sources_from_path
     from annotation.models import TaskType
     from annotation.services import import_run, project_create
     from tests.factories import UserFactory
@@ -113,7 +113,7 @@ def lumen_ingest(folder: Path, fmt: str, slug: str) -> tuple[float, int, int]:
     project = project_create(slug=slug, name=slug, task_type=TaskType.VESSEL_TYPE, creator=UserFactory())
     with PeakRss() as memory:
         start = time.perf_counter()
-        report = import_run(project=project, sources=sources_from_path(folder, max_members=10_000))
+        report = import_run(project=project, sources=sources_from_path(folder, limits=ArchiveLimits(members=10_000)))
         elapsed = time.perf_counter() - start
     assert report.summary()["stored"] == len(list(folder.iterdir())), report.summary()
     cache = Path(settings.MEDIA_ROOT) / "frames" / str(project.pk)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from annotation.ingest.sources import sources_from_path
+from annotation.ingest.sources import ArchiveLimits, sources_from_path
 from annotation.models import Item, Project
 from annotation.services import import_run, label_submit
 from learning.cohorts import generate_oct_cohort, generate_spect_cohort, generate_xa_cohort
@@ -14,7 +14,7 @@ from learning.masks import mask_encode
 def _import(project: Project, folder: Path):
     """Import the folder; return the items it created."""
     before = set(project.items.values_list("pk", flat=True))
-    report = import_run(project=project, sources=sources_from_path(folder, max_members=1000))
+    report = import_run(project=project, sources=sources_from_path(folder, limits=ArchiveLimits(members=1000)))
     assert report.summary()["rejected"] == 0, report.as_json()
     return project.items.exclude(pk__in=before).select_related("instance", "spect__rest")
 

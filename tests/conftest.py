@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -91,3 +93,28 @@ def judge_promotes(monkeypatch):
         return True, "promoted: the promotion judge is bypassed in this test"
 
     monkeypatch.setattr(learning, "promotion_decision", always)
+
+
+@pytest.fixture(autouse=True)
+def fresh_throttles():
+    """Empty the cache (the API throttles' counters) so each test starts with a client nobody has throttled."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@contextmanager
+def connection_kept():
+    """Around a call of the ASGI or WSGI application made as a server would: the request's start and end must not
+    close the test's database connection (Django's test client disconnects the same handler, and reconnects it
+    after each of its own requests, so this is done per call)."""
+    from django.core import signals
+    from django.db import close_old_connections
+
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    try:
+        yield
+    finally:
+        signals.request_started.connect(close_old_connections)
+        signals.request_finished.connect(close_old_connections)

@@ -11,14 +11,13 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.http import Http404, HttpResponse
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation.api.permissions import project_for, require_role
+from annotation.api.permissions import NO_ITEM, project_for, require_role
 from annotation.models import Item, Membership, Project
 from annotation.quality.adjudication import adjudication_cases
 from annotation.quality.agreement import annotator_stats, project_agreement
@@ -131,7 +130,9 @@ class AdjudicateView(APIView):
 
     @extend_schema(request=AdjudicateSerializer, responses={201: dict})
     def post(self, request: Request, pk: int) -> Response:
-        item = get_object_or_404(Item, pk=pk)
+        item = Item.objects.select_related("project").filter(pk=pk).first()
+        if item is None:
+            raise Http404(NO_ITEM)  # as for an item of a project the user is not in
         require_role(item.project, request, lead=True)
         data = AdjudicateSerializer(data=request.data)
         data.is_valid(raise_exception=True)

@@ -233,8 +233,17 @@ class LabelSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class _VisibleItemField(serializers.PrimaryKeyRelatedField):
+    """An item id among the items the requesting user may see: a hidden item reads exactly like a missing one."""
+
+    def get_queryset(self):
+        from annotation.selectors import items_for
+
+        return items_for(self.context["request"].user)
+
+
 class LabelSubmitSerializer(serializers.Serializer):
-    item = serializers.PrimaryKeyRelatedField(queryset=Item.objects.select_related("project", "instance"))
+    item = _VisibleItemField(queryset=Item.objects.none())
     payload = serializers.JSONField()
     base_version = serializers.IntegerField(
         required=False,

@@ -1,12 +1,13 @@
 from django.urls import include, path
-from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter, SimpleRouter
 
-from annotation.api import quality_views, views
+from annotation.api import auth, quality_views, views
 
 app_name = "api"
 
-router = DefaultRouter()
+# Path converters (lookup_value_converter on each viewset): a malformed id is a 404, and the schema types it.
+router = DefaultRouter(use_regex_path=False)
+router.include_format_suffixes = False  # JSON only: no `.json` twins of every route
 router.register("projects", views.ProjectViewSet, basename="project")
 router.register("items", views.ItemViewSet, basename="item")
 router.register("labels", views.LabelViewSet, basename="label")
@@ -14,12 +15,14 @@ router.register("predictions", views.PredictionViewSet, basename="prediction")
 router.register("model-versions", views.ModelVersionViewSet, basename="model-version")
 router.register("jobs", views.JobViewSet, basename="job")
 
-project_router = SimpleRouter()
+project_router = SimpleRouter(use_regex_path=False)
 project_router.register("members", views.MembershipViewSet, basename="member")
 project_router.register("imports", views.ImportViewSet, basename="import")
 
 urlpatterns = [
-    path("auth/token/", obtain_auth_token, name="token"),
+    path("auth/token/", auth.TokenLoginView.as_view(), name="token"),
+    path("auth/logout/", auth.TokenLogoutView.as_view(), name="token-logout"),
+    path("auth/logout-all/", auth.TokenLogoutAllView.as_view(), name="token-logout-all"),
     path("me/", views.MeView.as_view(), name="me"),
     path(
         "projects/<slug:project_slug>/quality/export/<str:table>/",

@@ -8,6 +8,7 @@ from django.db.models import Count
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -18,19 +19,42 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation import selectors, services
+from annotation.api import filters
 from annotation.api import serializers as s
+from annotation.api.filters import after_param
 from annotation.api.permissions import project_for, require_role
 from annotation.ingest import render
 from annotation.ingest.staging import StagedEntry, StagingUploadHandler, display_name
 from annotation.ingest.store import media_path
-from annotation.models import ImportFile, Item, ItemKind, Job, JobKind, Membership, Role, TrainingExample
+from annotation.models import (
+    ImportFile,
+    Item,
+    ItemKind,
+    Job,
+    JobKind,
+    Label,
+    Membership,
+    ModelVersion,
+    Prediction,
+    Role,
+    TrainingExample,
+)
 from annotation.services import learning
 from annotation.services.queue import queue_open_count
 from annotation.services.splits import splits_configure, splits_fill
 
 
+def _for_user(view, select, model):
+    """The rows `select` lets the user see; an empty queryset of `model` while drf-spectacular reads the view to
+    describe its filters (there is no user then)."""
+    if getattr(view, "swagger_fake_view", False):
+        return model.objects.none()
+    return select(view.request.user)
+
+
 class ProjectViewSet(viewsets.GenericViewSet):
     lookup_field = "slug"
+    lookup_value_converter = "slug"
     serializer_class = s.ProjectSerializer
 
     def get_queryset(self):
@@ -88,13 +112,11 @@ class ProjectViewSet(viewsets.GenericViewSet):
         browser can load it while you label), never that item again.
         """
         project = project_for(request, slug)
-        after = request.query_params.get("after")
-        if after is not None and not after.isdigit():
-            raise ValidationError({"after": "must be an item id"})
+        after = after_param(request)
         if project.archived:
             lease = None
         else:
-            lease = services.item_next(project=project, annotator=request.user, after=int(after) if after else None)
+            lease = services.item_next(project=project, annotator=request.user, after=after)
         body = {
             "item": lease.item_id if lease else None,
             "workspace_url": reverse("api:item-workspace", args=[lease.item_id]) if lease else None,
@@ -160,12 +182,14 @@ class ProjectViewSet(viewsets.GenericViewSet):
 class MembershipViewSet(viewsets.GenericViewSet):
     serializer_class = s.MembershipSerializer
     lookup_field = "username"
+    lookup_value_converter = "str"
 
     @extend_schema(responses=s.MembershipSerializer(many=True))
     def list(self, request: Request, project_slug: str) -> Response:
         project = project_for(request, project_slug, lead=True)
         members = Membership.objects.filter(project=project).select_related("user").order_by("user__username")
-        return Response(s.MembershipSerializer(members, many=True).data)
+        page = self.paginate_queryset(members)
+        return self.get_paginated_response(s.MembershipSerializer(page, many=True).data)
 
     @extend_schema(request=s.MembershipWriteSerializer, responses={201: s.MembershipSerializer})
     def create(self, request: Request, project_slug: str) -> Response:
@@ -192,6 +216,7 @@ class ImportViewSet(viewsets.GenericViewSet):
     is decided from `files/`.
     """
 
+    lookup_value_converter = "int"
     parser_classes = [MultiPartParser, FormParser]
     serializer_class = s.JobSerializer
 
@@ -228,12 +253,9 @@ class ImportViewSet(viewsets.GenericViewSet):
         """Each file's outcome in upload order, as far as the job has got (at most 1000 per call)."""
         project = project_for(request, project_slug, lead=True)
         job = get_object_or_404(Job, project=project, kind=JobKind.IMPORT, pk=pk)
-        after = request.query_params.get("after", "-1")
-        try:
-            after = int(after)
-        except ValueError:
-            raise ValidationError({"after": "must be a whole number"}) from None
-        rows = ImportFile.objects.filter(job=job, position__gt=after).order_by("position")[:1000]
+        after = after_param(request)
+        rows = ImportFile.objects.filter(job=job, position__gt=-1 if after is None else after)
+        rows = rows.order_by("position")[:1000]
         return Response({"status": job.status, "files": s.ImportFileSerializer(rows, many=True).data})
 
     @extend_schema(request=s.ImportUploadSerializer, responses={202: s.JobSerializer, 400: dict, 413: dict})
@@ -269,37 +291,22 @@ class ImportViewSet(viewsets.GenericViewSet):
 
 
 class ItemViewSet(viewsets.ReadOnlyModelViewSet):
+    lookup_value_converter = "int"
     serializer_class = s.ItemSerializer
-
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("project", str, description="project slug"),
-            OpenApiParameter("kind", str),
-            OpenApiParameter("pullback", int),
-        ]
-    )
-    def list(self, request: Request, *args, **kwargs) -> Response:
-        return super().list(request, *args, **kwargs)
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = filters.ItemFilter
 
     def get_queryset(self):
-        items = selectors.items_for(self.request.user)
-        params = self.request.query_params
-        if params.get("project"):
-            items = items.filter(project__slug=params["project"])
-        if params.get("kind"):
-            items = items.filter(kind=params["kind"])
-        if params.get("pullback"):
-            items = items.filter(instance_id=params["pullback"]).order_by("frame_index", "pk")
-        return items
+        return _for_user(self, selectors.items_for, Item)
 
     @extend_schema(responses={(200, "image/*"): bytes})
-    @action(detail=True, methods=["get"], url_path=r"frames/(?P<n>\d+)", url_name="frame")
-    def frame(self, request: Request, pk: str, n: str) -> FileResponse:
+    @action(detail=True, methods=["get"], url_path="frames/<int:n>", url_name="frame")
+    def frame(self, request: Request, pk: int, n: int) -> FileResponse:
         """One rendered frame of the item's run or pullback (8-bit web image, cached by the browser)."""
         item = self.get_object()
         if item.instance is None:
             raise Http404("This item has no frames.")
-        index = int(n)
+        index = n
         if index >= item.instance.number_of_frames:
             raise Http404(f"frame {index} is past the last frame ({item.instance.number_of_frames - 1})")
         path = render.frame_path(media_path(item.instance.frames_dir), index, item.instance.frame_format)
@@ -338,9 +345,11 @@ class ItemViewSet(viewsets.ReadOnlyModelViewSet):
         return response
 
     @extend_schema(responses={(200, "image/png"): bytes})
-    @action(detail=True, methods=["get"], url_path=r"polar/(?P<phase>rest|stress)", url_name="polar-map")
+    @action(detail=True, methods=["get"], url_path="polar/<str:phase>", url_name="polar-map")
     def polar(self, request: Request, pk: str, phase: str) -> FileResponse:
         """The item's rest or stress polar map, normalised to its maximum (PNG)."""
+        if phase not in ("rest", "stress"):
+            raise Http404("A polar map is 'rest' or 'stress'.")
         item = self.get_object()
         if item.kind != ItemKind.SPECT_PAIR:
             raise Http404("This item has no polar maps.")
@@ -430,36 +439,18 @@ def _image_response(path) -> FileResponse:
 
 
 class LabelViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    lookup_value_converter = "int"
     serializer_class = s.LabelSerializer
-
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("item", int),
-            OpenApiParameter("project", str),
-            OpenApiParameter("current", bool, description="only current versions"),
-            OpenApiParameter("mine", bool, description="only your own labels"),
-        ]
-    )
-    def list(self, request: Request, *args, **kwargs) -> Response:
-        return super().list(request, *args, **kwargs)
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = filters.LabelFilter
 
     def get_queryset(self):
-        labels = selectors.labels_for(self.request.user)
-        params = self.request.query_params
-        if params.get("item"):
-            labels = labels.filter(item_id=params["item"])
-        if params.get("project"):
-            labels = labels.filter(item__project__slug=params["project"])
-        if params.get("current") in ("1", "true"):
-            labels = labels.filter(superseded_at__isnull=True)
-        if params.get("mine") in ("1", "true"):
-            labels = labels.filter(author=self.request.user)
-        return labels
+        return _for_user(self, selectors.labels_for, Label)
 
     @extend_schema(request=s.LabelSubmitSerializer, responses={201: s.LabelSerializer, 409: dict})
     def create(self, request: Request) -> Response:
         """Submit a label; it becomes the next version. A stale base_version answers 409."""
-        data = s.LabelSubmitSerializer(data=request.data)
+        data = s.LabelSubmitSerializer(data=request.data, context={"request": request})
         data.is_valid(raise_exception=True)
         item = data.validated_data["item"]
         require_role(item.project, request)
@@ -474,38 +465,24 @@ class LabelViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
 
 
 class PredictionViewSet(viewsets.ReadOnlyModelViewSet):
+    lookup_value_converter = "int"
     serializer_class = s.PredictionSerializer
-
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("item", int, description="item id"),
-            OpenApiParameter("model_version", int, description="model version id"),
-        ]
-    )
-    def list(self, request: Request, *args, **kwargs) -> Response:
-        return super().list(request, *args, **kwargs)
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = filters.PredictionFilter
 
     def get_queryset(self):
-        predictions = selectors.predictions_for(self.request.user)
-        for name, lookup in (("item", "item_id"), ("model_version", "model_version_id")):
-            raw = self.request.query_params.get(name)
-            if raw is not None:
-                if not raw.isascii() or not raw.isdigit():
-                    raise ValidationError({name: "must be an id (a whole number)"})
-                predictions = predictions.filter(**{lookup: int(raw)})
-        return predictions
+        return _for_user(self, selectors.predictions_for, Prediction)
 
 
 class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet):
+    lookup_value_converter = "int"
     serializer_class = s.ModelVersionSerializer
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = filters.ModelVersionFilter
 
     def get_queryset(self):
-        versions = selectors.model_versions_for(self.request.user).annotate(
-            training_set_size=Count("training_examples")
-        )
-        if self.request.query_params.get("project"):
-            versions = versions.filter(project__slug=self.request.query_params["project"])
-        return versions
+        versions = _for_user(self, selectors.model_versions_for, ModelVersion)
+        return versions.annotate(training_set_size=Count("training_examples"))
 
     @extend_schema(request=None, responses={202: s.JobSerializer})
     @action(detail=True, methods=["post"])
@@ -515,26 +492,30 @@ class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet):
         job = learning.scoring_request(version=version, by=request.user)
         return Response(s.JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(responses=s.TrainingExampleSerializer(many=True))
+    @extend_schema(
+        parameters=[OpenApiParameter("split", str, enum=["train", "validation", "test"])],
+        responses=s.TrainingExampleSerializer(many=True),
+    )
     @action(detail=True, methods=["get"], url_path="training-set")
     def training_set(self, request: Request, pk: str) -> Response:
         """The exact examples the version was trained and evaluated on: item, split, label version or pseudo-label."""
         version = self.get_object()
-        rows = TrainingExample.objects.filter(model_version=version).select_related("label").order_by("item_id")
-        if request.query_params.get("split"):
-            rows = rows.filter(split=request.query_params["split"])
-        page = self.paginate_queryset(rows)
+        rows = TrainingExample.objects.filter(model_version=version).select_related("label").order_by("item_id", "pk")
+        rows = filters.TrainingExampleFilter(request.query_params, rows, request=request)
+        if not rows.is_valid():
+            raise ValidationError(rows.errors)
+        page = self.paginate_queryset(rows.qs)
         return self.get_paginated_response(s.TrainingExampleSerializer(page, many=True).data)
 
 
 class JobViewSet(viewsets.ReadOnlyModelViewSet):
+    lookup_value_converter = "int"
     serializer_class = s.JobSerializer
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = filters.JobFilter
 
     def get_queryset(self):
-        jobs = selectors.jobs_for(self.request.user)
-        if self.request.query_params.get("project"):
-            jobs = jobs.filter(project__slug=self.request.query_params["project"])
-        return jobs
+        return _for_user(self, selectors.jobs_for, Job)
 
 
 class MeView(APIView):

@@ -94,8 +94,8 @@ def ingest_dicom(
             secret = settings.PSEUDONYM_KEY
             new_sop_uid = remap_uid(str(ds.SOPInstanceUID), secret)
             existing = Instance.objects.filter(project=project, sop_instance_uid=new_sop_uid)
-            if first := existing.values_list("pk", flat=True).first():
-                return _duplicate(source.name, first)
+            if first := existing.values_list("pk", "sha256").first():
+                return _duplicate(source.name, *first, sha256_of_file(path))
             # The file is hashed on a thread of its own while its frames are decoded and cached.
             with ThreadPoolExecutor(max_workers=1) as hasher:
                 sha256 = hasher.submit(sha256_of_file, path)
@@ -190,12 +190,22 @@ class FileWindow(io.BufferedIOBase):
         return data
 
 
-def _duplicate(name: str, instance_id: int) -> FileResult:
+def _duplicate(name: str, instance_id: int, stored_sha256: str, sha256: str) -> FileResult:
+    """The file's SOPInstanceUID is taken: the same file again, or (other bytes) a conflict that keeps the first."""
+    if stored_sha256 and sha256 != stored_sha256:
+        return FileResult(
+            name,
+            Outcome.REJECTED,
+            str(Reason.UID_CONFLICT),
+            f"has the SOPInstanceUID of instance {instance_id} but different content; the stored file is kept and "
+            "this one was not stored (a re-export with changed pixels or tags needs a new SOPInstanceUID)",
+            instance_id=instance_id,
+        )
     return FileResult(
         name,
         Outcome.DUPLICATE,
         "duplicate",
-        f"already imported (same SOPInstanceUID) as instance {instance_id}",
+        f"already imported (same SOPInstanceUID and content) as instance {instance_id}",
         instance_id=instance_id,
     )
 
@@ -298,9 +308,9 @@ def _store(
                     record(result)
     except IntegrityError:
         # Another import stored the same SOPInstanceUID between our check and our insert.
-        existing = Instance.objects.filter(project=project, sop_instance_uid=new_sop_uid).values_list("pk", flat=True)
+        existing = Instance.objects.filter(project=project, sop_instance_uid=new_sop_uid).values_list("pk", "sha256")
         if existing:
-            return _duplicate(source.name, existing[0])
+            return _duplicate(source.name, *existing[0], hashing.result())
         logger.exception("import into project %s failed while storing a file", project.pk)
         raise Rejection(Reason.STORAGE_FAILED, "could not be stored (database constraint); nothing was kept") from None
     return result

@@ -28,6 +28,7 @@ class Reason(StrEnum):
     BAD_MANIFEST = "bad_manifest"
     NOT_IN_MANIFEST = "not_in_manifest"
     STORAGE_FAILED = "storage_failed"
+    UID_CONFLICT = "uid_conflict"
 
 
 class Rejection(Exception):

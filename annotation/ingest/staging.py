@@ -19,7 +19,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 
 from annotation.ingest.results import Reason, Rejection
-from annotation.ingest.sources import BadSource, SourceFile, skipped, sources_from_file
+from annotation.ingest.sources import ArchiveLimits, BadSource, SourceFile, skipped, sources_from_file
 
 STAGING_FOLDER = "imports"
 
@@ -143,7 +143,7 @@ class StagedEntry:
         return {"name": self.name, "path": self.path, "size": self.size}
 
 
-def sources_from_staged(entries: list[dict[str, Any]], *, max_members: int) -> list[SourceFile | BadSource]:
+def sources_from_staged(entries: list[dict[str, Any]], *, limits: ArchiveLimits) -> list[SourceFile | BadSource]:
     """Return the sources of staged files in upload order, zip archives expanded into their members."""
     sources: list[SourceFile | BadSource] = []
     for entry in entries:
@@ -153,5 +153,5 @@ def sources_from_staged(entries: list[dict[str, Any]], *, max_members: int) -> l
         if not path.is_file():
             sources.append(BadSource(name, Rejection(Reason.STORAGE_FAILED, "the uploaded file is gone from staging")))
             continue
-        sources.extend(sources_from_file(name, path, max_members=max_members))
+        sources.extend(sources_from_file(name, path, limits=limits))
     return sources

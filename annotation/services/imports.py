@@ -14,14 +14,13 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from annotation.ingest.pipeline import ingest_dicom, limits_from_settings
 from annotation.ingest.results import FileResult, ImportReport, Outcome, Reason
-from annotation.ingest.sources import BadSource, SourceFile
+from annotation.ingest.sources import ArchiveLimits, BadSource, SourceFile
 from annotation.ingest.spect_manifest import import_manifest, is_manifest, is_png
 from annotation.ingest.staging import StagedEntry, sources_from_staged, staging_remove
 from annotation.models import ImportFile, Job, JobKind, JobStatus, Project, TaskType
@@ -74,7 +73,7 @@ def import_enqueue(*, project: Project, staged_directory: str, files: list[Stage
 def import_job_run(*, job: Job) -> ImportReport:
     """Import a claimed job's staged files (resuming after the last file it recorded), then drop the staging."""
     entries = job.params.get("files", [])
-    sources = sources_from_staged(entries, max_members=settings.LUMEN_MAX_ZIP_MEMBERS)
+    sources = sources_from_staged(entries, limits=ArchiveLimits.from_settings())
     report = import_run(project=job.project, sources=sources, user=job.created_by, job=job)
     staging_remove(job.params.get("staging", ""))
     return report

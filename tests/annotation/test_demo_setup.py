@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import authenticate
 from django.core.management import call_command
+from django.test import RequestFactory
 
 from annotation.models import ItemKind, Project, SpectExam, Split
 from annotation.selectors import projects_for
@@ -17,8 +18,9 @@ def test_demo_setup_creates_accounts_and_three_filled_projects(tmp_path, capsys)
     call_command("demo_setup", "--data-dir", str(tmp_path / "data"), "--password", "demo-pass-1")
     out = capsys.readouterr().out
     assert "password: demo-pass-1" in out
-    lead = authenticate(username="lead", password="demo-pass-1")
-    assert lead is not None and authenticate(username="annotator1", password="demo-pass-1") is not None
+    login = RequestFactory().post("/login/")  # django-axes checks every password login against its request
+    lead = authenticate(login, username="lead", password="demo-pass-1")
+    assert lead is not None and authenticate(login, username="annotator1", password="demo-pass-1") is not None
     assert lead.has_perm("annotation.add_project")
     projects = {p.slug: p for p in projects_for(lead)}
     assert set(projects) == {"demo-vessel", "demo-oct", "demo-spect"}

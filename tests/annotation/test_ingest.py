@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from PIL import Image
 
 from annotation.ingest import render
 from annotation.ingest.results import Outcome
-from annotation.ingest.sources import SourceFile, sources_from_path
+from annotation.ingest.sources import ArchiveLimits, SourceFile, sources_from_path
 from annotation.models import Instance, Item, ItemKind, Job, JobStatus, Patient, PatientIdentity, PolarMap, SpectExam
 from annotation.services import import_run
 from tests import dicom_samples as samples
@@ -99,6 +100,17 @@ def test_same_patient_gets_the_same_pseudonym_and_reimport_is_detected(vessel_pr
     assert media_files() == files_before
 
 
+def test_a_taken_sop_instance_uid_with_other_content_is_a_conflict_not_a_duplicate(vessel_project):
+    ds = samples.dataset(seed=1)
+    run(vessel_project, ("a.dcm", samples.to_bytes(ds)))
+    files_before = media_files()
+    ds.PixelData = bytes(len(ds.PixelData))  # same UIDs, other pixels
+    [result] = run(vessel_project, ("a-edited.dcm", samples.to_bytes(ds))).files
+    assert (result.outcome, result.reason) == (Outcome.REJECTED, "uid_conflict")
+    assert "different content" in result.message and result.instance_id == Instance.objects.get().pk
+    assert media_files() == files_before
+
+
 def test_pullback_becomes_one_item_per_frame_in_order(oct_project):
     data = samples.xa_bytes(modality="IVOCT", sop_class=samples.IVOCT_CLASS, frames=5, samples=3)
     report = run(oct_project, ("pullback.dcm", data))
@@ -173,7 +185,7 @@ def test_zip_archives_are_expanded_and_each_member_reported(vessel_project, tmp_
         zf.writestr("study/run2.dcm", samples.xa_bytes(seed=12))
         zf.writestr("study/readme.txt", "not dicom at all, just a note about the study")
         zf.writestr("__MACOSX/._run1.dcm", "resource fork")
-    report = import_run(project=vessel_project, sources=sources_from_path(archive, max_members=100))
+    report = import_run(project=vessel_project, sources=sources_from_path(archive, limits=ArchiveLimits(members=100)))
     outcomes = {r.name: r.outcome for r in report.files}
     assert outcomes == {
         "batch.zip/study/run1.dcm": Outcome.STORED,
@@ -185,7 +197,7 @@ def test_zip_archives_are_expanded_and_each_member_reported(vessel_project, tmp_
 def test_broken_zip_is_reported_not_crashed(vessel_project, tmp_path):
     archive = tmp_path / "broken.zip"
     archive.write_bytes(b"PK\x03\x04" + b"\x00" * 40)
-    report = import_run(project=vessel_project, sources=sources_from_path(archive, max_members=100))
+    report = import_run(project=vessel_project, sources=sources_from_path(archive, limits=ArchiveLimits(members=100)))
     assert report.files[0].reason == "bad_archive"
 
 
@@ -319,7 +331,7 @@ def test_a_damaged_zip_member_is_that_files_rejection(vessel_project):
 def sources_from_path_bytes(name: str, data: bytes):
     folder = Path(tempfile.mkdtemp())
     (folder / name).write_bytes(data)
-    return sources_from_path(folder / name, max_members=100)
+    return sources_from_path(folder / name, limits=ArchiveLimits(members=100))
 
 
 def test_nul_characters_in_text_values_are_dropped_not_a_server_error(vessel_project):
@@ -391,3 +403,46 @@ def test_reading_an_invalid_uid_warns_nothing_that_would_quote_it(vessel_project
     run(vessel_project, ("odd-uid.dcm", data))
     quoted = [str(w.message) for w in recwarn if "12.x" in str(w.message) or "XXXX" in str(w.message)]
     assert quoted == [] and "12.x" not in caplog.text
+
+
+def test_a_zip_bomb_by_ratio_is_refused_from_the_directory_without_inflating(vessel_project):
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        zf.writestr("run.dcm", samples.xa_bytes(seed=1))
+        zf.writestr("bomb.dcm", bytes(64 * 1024**2))  # 64 MiB of zeros: about 64 KiB compressed
+    started = time.monotonic()
+    report = import_run(project=vessel_project, sources=list(sources_from_path_bytes("b.zip", archive.getvalue())))
+    outcomes = {r.name: r for r in report.files}
+    assert outcomes["b.zip/run.dcm"].outcome == Outcome.STORED
+    bomb = outcomes["b.zip/bomb.dcm"]
+    assert (bomb.outcome, bomb.reason) == (Outcome.REJECTED, "bad_archive") and "zip bomb" in bomb.message
+    assert time.monotonic() - started < 10
+
+
+def test_members_past_the_archives_expansion_budget_are_each_reported(vessel_project, tmp_path):
+    archive = tmp_path / "runs.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for n in range(3):
+            zf.writestr(f"run{n}.dcm", samples.xa_bytes(seed=n))
+    one = zipfile.ZipFile(archive).getinfo("run0.dcm").file_size
+    limits = ArchiveLimits(members=100, expanded_bytes=2 * one + 10)
+    report = import_run(project=vessel_project, sources=sources_from_path(archive, limits=limits))
+    outcomes = {r.name: r for r in report.files}
+    assert [outcomes[f"runs.zip/run{n}.dcm"].outcome for n in range(3)] == [Outcome.STORED] * 2 + [Outcome.REJECTED]
+    assert f"more than {2 * one + 10} bytes" in outcomes["runs.zip/run2.dcm"].message
+
+
+def test_a_member_that_inflates_past_its_declared_size_is_rejected(vessel_project):
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("liar.dcm", samples.xa_bytes(seed=3))
+    data = bytearray(archive.getvalue())
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as zf:
+        info = zf.getinfo("liar.dcm")
+    central = data.rindex(b"PK\x01\x02")  # the member's central directory entry: declared size at offset 24
+    data[central + 24: central + 28] = (1024).to_bytes(4, "little")
+    data[info.header_offset + 22: info.header_offset + 26] = (1024).to_bytes(4, "little")
+    report = import_run(project=vessel_project, sources=list(sources_from_path_bytes("l.zip", bytes(data))))
+    [result] = report.files
+    assert (result.outcome, result.reason) == (Outcome.REJECTED, "bad_archive"), result
+    assert not vessel_project.items.exists()

@@ -181,7 +181,8 @@ def test_a_refit_on_more_labels_is_judged_as_a_refit_of_the_champion(
     assert refit_growth(second, first, 10.0) is None  # not ten times as many labels
     assert refit_growth(second, first, None) is None  # the lead turned refits off
     versus = second.metrics["comparison"]["champion"]
-    if job.result["wins"] and versus["interval"][0] <= 0:  # promoted without a win beyond noise: as a refit
+    proper_win = versus.get("proper") is not None and versus["proper"]["interval"][0] > 0
+    if job.result["wins"] and versus["interval"][0] <= 0 and not proper_win:  # promoted without a win: a refit
         assert job.result["promotion_rule"].startswith(f"refit of the champion's model on {before + added}")
     elif not job.result["wins"]:  # only a candidate the test set finds worse is rejected
         assert versus["interval"][1] < 0 or second.metrics["comparison"]["champion"]["proper"]["interval"][1] < 0

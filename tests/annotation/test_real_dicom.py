@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from pydicom.data import get_testdata_file
 
-from annotation.ingest.sources import sources_from_path
+from annotation.ingest.sources import ArchiveLimits, sources_from_path
 from annotation.models import Instance, TaskType
 from annotation.services import import_run, project_create
 from tests.factories import UserFactory
@@ -55,7 +55,7 @@ def test_real_file(name, task, modalities, outcome, expected, isolated_media):
     creator = UserFactory()
     settings = {"accepted_modalities": modalities} if modalities else None
     project = project_create(slug="real", name="Real files", task_type=task, creator=creator, settings=settings)
-    report = import_run(project=project, sources=sources_from_path(real_file(name), max_members=10))
+    report = import_run(project=project, sources=sources_from_path(real_file(name), limits=ArchiveLimits(members=10)))
     [result] = report.files
     assert result.outcome == outcome, result.message
     if outcome == "rejected":

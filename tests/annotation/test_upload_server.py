@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 
 from annotation.models import Job
 from tests.frontend.test_browser_live import _serve
@@ -54,7 +54,7 @@ class _Zeros:
 
 
 def test_a_2_gb_upload_is_streamed_to_disk_and_the_server_memory_stays_bounded(server, vessel_project, lead):
-    token = Token.objects.create(user=lead).key
+    token = AuthToken.objects.create(user=lead)[1]
     before = _rss(server.pid)
     peak = [before]
     done = threading.Event()
@@ -88,3 +88,39 @@ def test_a_2_gb_upload_is_streamed_to_disk_and_the_server_memory_stays_bounded(s
     finally:
         staged.unlink(missing_ok=True)
     print(f"2 GB upload: {time.monotonic() - started:.1f} s, server RSS +{(peak[0] - before) / 2**20:.0f} MB")
+
+
+def _raw_post(server, path: str, length: int, headers: str = "") -> tuple[str, int]:
+    """Send a POST's head declaring `length` body bytes, read the answer, then push body bytes until the server
+    stops taking them; return the status line and how many body bytes the server let through."""
+    import socket
+    from urllib.parse import urlsplit
+
+    with socket.create_connection(("127.0.0.1", urlsplit(server.url).port), timeout=10) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: {length}\r\n{headers}\r\n".encode())
+        answer = sock.recv(65536).decode("latin-1")
+        sock.settimeout(2)
+        sent = 0
+        chunk = bytes(1024 * 1024)
+        try:
+            while sent < length:
+                sent += sock.send(chunk[: length - sent])
+        except OSError:  # the server closed the connection, or stopped reading (send timed out)
+            pass
+    return answer.split("\r\n", 1)[0], sent
+
+
+def test_a_500_mb_anonymous_post_is_refused_before_its_body_is_read(server, vessel_project, lead):
+    size = 500 * 1024**2
+    before = _rss(server.pid)
+    upload = f"/api/projects/{vessel_project.slug}/imports/"
+    status, sent = _raw_post(server, upload, size)
+    assert status == "HTTP/1.1 401 Unauthorized" and sent < size // 10
+    status, sent = _raw_post(server, "/api/labels/", size)
+    assert status == "HTTP/1.1 413 Request Entity Too Large" and sent < size // 10
+    token = AuthToken.objects.create(user=lead)[1]
+    status, _ = _raw_post(server, upload, 21 * 1024**3, f"Authorization: Token {token}\r\n")
+    assert status == "HTTP/1.1 413 Request Entity Too Large"  # over LUMEN_MAX_UPLOAD_BYTES, even signed in
+    grew = _rss(server.pid) - before
+    assert grew <= 16 * 1024**2, f"the server grew by {grew / 2**20:.0f} MB"

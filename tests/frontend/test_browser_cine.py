@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from annotation.ingest.pipeline import view_name
-from annotation.ingest.sources import sources_from_path
+from annotation.ingest.sources import ArchiveLimits, sources_from_path
 from annotation.models import Item, Label, ModelStatus, ModelVersion, Prediction
 from annotation.services import import_run
 from learning.cohorts import XaView, fake_patient, write_xa_run
@@ -34,7 +34,7 @@ def import_runs(project, folder: Path) -> list[Item]:
             size=SIZE,
             view=view,
         )
-    report = import_run(project=project, sources=sources_from_path(folder, max_members=10))
+    report = import_run(project=project, sources=sources_from_path(folder, limits=ArchiveLimits(members=10)))
     assert report.summary()["items_created"] == len(VIEWS), report.summary()
     return list(Item.objects.filter(project=project).select_related("instance"))
 

@@ -34,6 +34,7 @@ from annotation.services.orchestrator import orchestrator_tick
 from annotation.services.queue import queue_rerank
 from tests import dicom_samples as samples
 from tests.annotation.test_ingest import run
+from tests.frontend.conftest import CONTEXT
 from tests.frontend.test_browser_import import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -386,7 +387,7 @@ def test_without_redis_a_label_and_a_retrain_reach_another_page_live(
     _text_is(page, "#queue-summary [data-fact=open]", "4")
     page.evaluate("window.notReloaded = true")
 
-    other = browser.new_context(viewport={"width": 1280, "height": 800})
+    other = browser.new_context(**CONTEXT)
     try:
         workspace = other.new_page()
         _log_in(workspace, asgi_embedded, annotator)

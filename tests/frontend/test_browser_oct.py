@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from annotation.ingest.sources import sources_from_path
+from annotation.ingest.sources import ArchiveLimits, sources_from_path
 from annotation.models import Item, Label, ModelStatus, ModelVersion, Prediction
 from annotation.services import import_run
 from learning.cohorts import generate_oct_cohort
@@ -122,7 +122,7 @@ def oct_items(oct_project, tmp_path):
     """Import one small synthetic pullback; return its frame items in frame order."""
     cohort = tmp_path / "cohort"
     generate_oct_cohort(cohort, n_pullbacks=1, frames=FRAMES, size=SIZE, seed=5)
-    report = import_run(project=oct_project, sources=sources_from_path(cohort, max_members=10))
+    report = import_run(project=oct_project, sources=sources_from_path(cohort, limits=ArchiveLimits(members=10)))
     assert report.summary()["items_created"] == FRAMES, report.as_json()
     return list(Item.objects.filter(project=oct_project).order_by("frame_index"))
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from django.utils import timezone
 
-from annotation.ingest.sources import sources_from_path
+from annotation.ingest.sources import ArchiveLimits, sources_from_path
 from annotation.models import (
     Adjudication,
     Item,
@@ -310,7 +310,7 @@ def test_lead_settles_an_oct_frame_from_the_models_mask(
     other = UserFactory(username="oct-second")
     MembershipFactory(project=oct_project, user=other, role=Role.ANNOTATOR)
     generate_oct_cohort(tmp_path / "cohort", n_pullbacks=1, frames=4, size=OCT_SIZE, seed=3)
-    import_run(project=oct_project, sources=sources_from_path(tmp_path / "cohort", max_members=10))
+    import_run(project=oct_project, sources=sources_from_path(tmp_path / "cohort", limits=ArchiveLimits(members=10)))
     frames = list(Item.objects.filter(project=oct_project).order_by("frame_index"))
     item = frames[1]
     champion = model_version(oct_project, 1, ModelStatus.CHAMPION, labels=3, test=0.6, metric="dice_mean")
@@ -374,7 +374,7 @@ def test_spect_adjudication_shows_each_readers_bullseyes_and_rollup(
     other = UserFactory(username="spect-second")
     MembershipFactory(project=spect_project, user=other, role=Role.ANNOTATOR)
     generate_spect_cohort(tmp_path / "cohort", n_patients=2, size=64, seed=4, fmt="png")
-    import_run(project=spect_project, sources=sources_from_path(tmp_path / "cohort", max_members=100))
+    import_run(project=spect_project, sources=sources_from_path(tmp_path / "cohort", limits=ArchiveLimits(members=100)))
     item, agreed = Item.objects.filter(project=spect_project).order_by("pk")
     rest = [0] * 17
     label(item, annotator, {"stress": scores(s3=3, s9=2), "rest": rest})  # RCA SSS 5: abnormal

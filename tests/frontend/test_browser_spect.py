@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from annotation.ingest.sources import sources_from_path
+from annotation.ingest.sources import ArchiveLimits, sources_from_path
 from annotation.models import IcaReference, Item, Label, ModelStatus, ModelVersion, Prediction
 from annotation.services import import_run
 from learning.cohorts import generate_spect_cohort, ica_obstructive
@@ -26,7 +26,7 @@ def spect_items(spect_project, tmp_path):
     """Import two synthetic patients (PNG polar maps + manifest) and return their items."""
     cohort = tmp_path / "cohort"
     generate_spect_cohort(cohort, n_patients=2, size=96, seed=5, fmt="png")
-    report = import_run(project=spect_project, sources=sources_from_path(cohort, max_members=100))
+    report = import_run(project=spect_project, sources=sources_from_path(cohort, limits=ArchiveLimits(members=100)))
     assert report.summary()["items_created"] == 2, report.as_json()
     return list(Item.objects.filter(project=spect_project).order_by("id"))
 

@@ -1,11 +1,16 @@
 """Settings shared by every environment; each value comes from the environment with a safe default."""
 
-from webapp.env import BASE_DIR, env
+from datetime import timedelta
+
+from webapp.env import BASE_DIR, LOCAL_DATA, env, local_key
 
 DEBUG = env.bool("LUMEN_DEBUG", default=False)
-SECRET_KEY = env.str("LUMEN_SECRET_KEY", default="lumen-local-development-key-change-me-in-production")
-# Keyed hash for pseudonyms and remapped UIDs; changing it changes every pseudonym.
-PSEUDONYM_KEY = env.str("LUMEN_PSEUDONYM_KEY", default=SECRET_KEY)
+# Development and demo: keys from the environment, else random keys generated into var/ on first run (never a
+# default anyone knows). Production (webapp.settings.production) takes them from the environment only.
+SECRET_KEY = env.str("LUMEN_SECRET_KEY", default="") or local_key("secret")
+# Keyed hash for pseudonyms and remapped UIDs, independent of SECRET_KEY (whose uses are many and which may be
+# rotated); changing it changes every pseudonym.
+PSEUDONYM_KEY = env.str("LUMEN_PSEUDONYM_KEY", default="") or local_key("pseudonym")
 ALLOWED_HOSTS = env.list("LUMEN_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("LUMEN_CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -18,7 +23,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "django_filters",
+    "knox",
+    "axes",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
@@ -35,7 +42,34 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: turns a lockout on the login form or the admin into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# django-axes counts failed logins on every path that authenticates a password (login form, admin, API token)
+# and locks a username for the client address that failed too often; the first backend checks the lock.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("LUMEN_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("LUMEN_LOGIN_COOLOFF_HOURS", default=0.25)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_LOCKOUT_TEMPLATE = "frontend/locked_out.html"
+AXES_VERBOSE = False
+
+# Content Security Policy (django-csp): scripts, styles, frames and connections from this origin only; images
+# also from blob: (frames decoded in the page) and data:. No inline script or style anywhere in the frontend.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "img-src": ["'self'", "blob:", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    }
+}
 
 ROOT_URLCONF = "webapp.urls"
 ASGI_APPLICATION = "webapp.asgi.application"
@@ -56,7 +90,6 @@ TEMPLATES = [
     },
 ]
 
-LOCAL_DATA = BASE_DIR / "var"  # embedded-default SQLite, media and static live here (git-ignored)
 DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{LOCAL_DATA / 'lumen.sqlite3'}")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -73,6 +106,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
 
 REDIS_URL = env.str("REDIS_URL", default="")
+# The cache holds the API throttles' counters: shared by every web process through Redis when there is one.
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                          "KEY_PREFIX": env.str("LUMEN_CHANNEL_PREFIX", default="lumen")}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
@@ -115,10 +154,15 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Uploads: files above this many bytes are rejected per file; a batch may hold many files.
 LUMEN_MAX_FILE_BYTES = env.int("LUMEN_MAX_FILE_BYTES", default=1024 * 1024 * 1024)
 LUMEN_MAX_ZIP_MEMBERS = env.int("LUMEN_MAX_ZIP_MEMBERS", default=20000)
+# Zip archives: what all members together may expand to, and the most a large member may be compressed (zip bombs).
+LUMEN_MAX_ZIP_EXPANDED_BYTES = env.int("LUMEN_MAX_ZIP_EXPANDED_BYTES", default=20 * 1024**3)
+LUMEN_MAX_ZIP_RATIO = env.float("LUMEN_MAX_ZIP_RATIO", default=200.0)
 # Frames decoded at once while a run is imported: the import's memory is bounded by a few such batches.
 LUMEN_INGEST_BATCH_FRAMES = env.int("LUMEN_INGEST_BATCH_FRAMES", default=16)
 # One upload request (all its files): streamed to disk as it arrives, refused (413) beyond this.
 LUMEN_MAX_UPLOAD_BYTES = env.int("LUMEN_MAX_UPLOAD_BYTES", default=20 * 1024**3)
+# Any other request body (labels, drafts, settings): refused (413) at the ASGI layer beyond this, unread.
+LUMEN_MAX_REQUEST_BYTES = env.int("LUMEN_MAX_REQUEST_BYTES", default=16 * 1024 * 1024)
 DATA_UPLOAD_MAX_NUMBER_FILES = env.int("LUMEN_MAX_UPLOAD_FILES", default=2000)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
 # Frame cache: web format and quality of rendered frames.
@@ -127,16 +171,34 @@ LUMEN_FRAME_QUALITY = env.int("LUMEN_FRAME_QUALITY", default=85)
 LUMEN_MAX_DRAFT_BYTES = env.int("LUMEN_MAX_DRAFT_BYTES", default=8 * 1024 * 1024)
 
 REST_FRAMEWORK = {
+    # Token first: a missing or bad token is then a 401 with `WWW-Authenticate: Token` (the browser's session
+    # is used when no Authorization header is sent).
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "annotation.api.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    # JSON only: the interactive documentation is Swagger UI at /api/docs/.
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PAGINATION_CLASS": "annotation.api.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [],
+    # Anonymous calls (the token endpoint, refused requests) are throttled per client address; the token
+    # endpoint has its own, tighter rate. Signed-in calls are not throttled (the annotator's hot path).
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.AnonRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env.str("LUMEN_THROTTLE_ANON", default="120/min"),
+        "login": env.str("LUMEN_THROTTLE_LOGIN", default="20/min"),
+    },
     "EXCEPTION_HANDLER": "annotation.api.errors.exception_handler",
+}
+# API tokens (django-rest-knox, annotation/api/auth.py): one per login, sliding expiry, hard maximum age.
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(hours=env.float("LUMEN_TOKEN_TTL_HOURS", default=10)),
+    "AUTO_REFRESH": True,
+    "AUTO_REFRESH_MAX_TTL": timedelta(hours=env.float("LUMEN_TOKEN_MAX_HOURS", default=24 * 7)),
+    "MIN_REFRESH_INTERVAL": 60,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Lumen API",

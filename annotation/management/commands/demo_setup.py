@@ -9,7 +9,7 @@ from django.contrib.auth.models import Permission
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from annotation.ingest.sources import sources_from_path
+from annotation.ingest.sources import ArchiveLimits, sources_from_path
 from annotation.models import Project, Role, TaskType
 from annotation.services import import_run, membership_set, project_create
 
@@ -52,7 +52,7 @@ class Command(BaseCommand):
             report = import_run(
                 project=project,
                 user=users["lead"],
-                sources=sources_from_path(folder, max_members=settings.LUMEN_MAX_ZIP_MEMBERS),
+                sources=sources_from_path(folder, limits=ArchiveLimits.from_settings()),
             )
             s = report.summary()
             self.stdout.write(

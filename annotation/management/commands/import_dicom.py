@@ -2,12 +2,11 @@
 
 from pathlib import Path
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.ingest.results import Outcome
-from annotation.ingest.sources import sources_from_path
+from annotation.ingest.sources import ArchiveLimits, sources_from_path
 from annotation.models import Project
 from annotation.services import import_run
 
@@ -61,7 +60,7 @@ class Command(BaseCommand):
             importer = get_user_model().objects.filter(username=user).first()
             if importer is None:
                 raise CommandError(f"no user named {user!r}")
-        sources = sources_from_path(path, max_members=settings.LUMEN_MAX_ZIP_MEMBERS)
+        sources = sources_from_path(path, limits=ArchiveLimits.from_settings())
         bar = ProgressBar(self.stderr) if self.stderr.isatty() else None
 
         def progress(state, result):

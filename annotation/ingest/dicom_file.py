@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom import Dataset
+from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import get_decoder, iter_pixels
@@ -110,7 +111,15 @@ def _strip_nul(ds: Dataset) -> None:
     stores them in text, and they mean nothing in DICOM text."""
     for tag in list(ds.keys()):
         raw = ds.get_item(tag, keep_deferred=True)
-        if raw is None or raw.VR not in TEXT_VRS or is_deferred(raw):
+        if raw is None or is_deferred(raw):
+            continue
+        vr = raw.VR
+        if vr is None:  # implicit VR: the file does not say, the data dictionary does (unknown tags are skipped)
+            try:
+                vr = dictionary_VR(tag)
+            except KeyError:
+                continue
+        if vr not in TEXT_VRS:
             continue
         if isinstance(raw, RawDataElement) and b"\x00" not in (raw.value or b""):
             continue

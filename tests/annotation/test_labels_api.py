@@ -65,7 +65,10 @@ def test_bad_vessel_payload_is_a_400_naming_the_field(cine_item, client_for, ann
 
 def test_strangers_cannot_label(cine_item, client_for, stranger):
     response = client_for(stranger).post(LABELS, {"item": cine_item.pk, "payload": {"vessel": "LCA"}}, format="json")
-    assert response.status_code == 404
+    # Exactly as for an item that does not exist: a stranger learns nothing about which ids are taken.
+    assert response.status_code == 400
+    assert response.json() == {"item": [f'Invalid pk "{cine_item.pk}" - object does not exist.']}
+    assert not cine_item.labels.exists()
 
 
 def test_oct_mask_round_trips_exactly(oct_project, client_for, annotator):

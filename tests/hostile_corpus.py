@@ -107,6 +107,14 @@ def _with_transfer_syntax(seed: int, uid: str) -> bytes:
     return data.replace(native, uid.encode())
 
 
+def _rle_under_native(seed: int) -> bytes:
+    """RLE-compressed (encapsulated) pixel data in a file whose meta says explicit VR little endian."""
+    ds = samples.dataset(seed=seed, frames=3, size=16, patient_id=f"MRN-H{seed}")
+    ds.compress(RLELossless)
+    data = samples.to_bytes(ds)
+    return data.replace(str(RLELossless).encode(), str(ExplicitVRLittleEndian).encode())
+
+
 def _symlink_member() -> bytes:
     info = zipfile.ZipInfo("link.dcm")
     info.external_attr = (stat.S_IFLNK | 0o777) << 16
@@ -155,6 +163,7 @@ def corpus() -> list[Case]:
         Case("header-cut.dcm", _xa(21)[:200], {"header-cut.dcm": _rejected("truncated")}),
         # Transfer-syntax lies and unknown syntaxes.
         Case("rle-lie.dcm", _with_transfer_syntax(22, RLELossless), {"rle-lie.dcm": _rejected("undecodable")}),
+        Case("rle-under-native.dcm", _rle_under_native(41), {"rle-under-native.dcm": _rejected("undecodable")}),
         Case("unknown-ts.dcm", _with_transfer_syntax(23, "1.2.840.99999.1.2.1"),
              {"unknown-ts.dcm": _rejected("unsupported_transfer_syntax")}),
         Case("mpeg4.dcm", samples.mpeg4_bytes(), {"mpeg4.dcm": _rejected("unsupported_transfer_syntax")}),

@@ -186,7 +186,13 @@ def check_dataset(
             Reason.NOT_MULTIFRAME, f"not a {what}: NumberOfFrames is {said}; a {what} has at least 2 frames"
         )
     if task_type == TaskType.SPECT_TERRITORY:
-        if frames > 1:
+        if frames == 2:
+            raise Rejection(
+                Reason.NOT_MULTIFRAME,
+                "2 frames: a rest and a stress polar map in one file are not read yet; export each phase as its own "
+                "file (one frame, REST or STRESS in its description)",
+            )
+        if frames > 2:
             raise Rejection(
                 Reason.NOT_MULTIFRAME, f"{frames}-frame NM data is projection or tomographic data, not a polar map"
             )
@@ -209,6 +215,19 @@ def _check_transfer_syntax(ds: Dataset) -> None:
         raise Rejection(
             Reason.UNSUPPORTED_TRANSFER_SYNTAX,
             f"unsupported transfer syntax {syntax} ({syntax.name}): no decoder plugin is installed",
+        )
+    raw = ds.get_item(0x7FE00010, keep_deferred=True)
+    if isinstance(raw, RawDataElement):
+        encapsulated = raw.length == UNDEFINED_LENGTH
+    else:
+        encapsulated = bool(getattr(raw, "is_undefined_length", False))
+    if encapsulated != syntax.is_encapsulated:
+        data = "compressed (encapsulated in fragments)" if encapsulated else "uncompressed"
+        said = "compressed" if syntax.is_encapsulated else "uncompressed"
+        raise Rejection(
+            Reason.UNDECODABLE,
+            f"the file contradicts itself: its pixel data is {data}, but its transfer syntax {syntax} "
+            f"({syntax.name}) says {said}; it was not decoded",
         )
 
 

@@ -36,6 +36,8 @@ def test_every_hostile_file_gets_its_exact_outcome_and_nothing_is_half_stored(ve
     assert not wrong, "\n".join(f"{name}: got {g}, want {w}: {m}" for name, (g, w, m) in wrong.items())
     assert set(got) == set(expected)  # no line missing, none unexpected
     assert all(rows[name].message for name in rows if rows[name].outcome != "stored")  # every refusal says why
+    for lie in ("rle-under-native.dcm", "rle-lie.dcm"):  # the header and the data disagree: said as such
+        assert "contradicts itself" in rows[lie].message, rows[lie].message
 
     # Whole or nothing: each stored row has its instance, file and items; nothing else was written.
     stored = [row for row in rows.values() if row.outcome == "stored"]

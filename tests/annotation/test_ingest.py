@@ -233,6 +233,16 @@ def test_spect_dicom_without_a_phase_is_rejected(spect_project):
     assert "REST or a STRESS" in report.files[0].message
 
 
+def test_a_two_frame_nm_map_is_refused_with_what_to_do_instead(spect_project):
+    data = samples.xa_bytes(modality="NM", sop_class=samples.SC_CLASS, frames=2, series_description="REST STRESS")
+    [result] = run(spect_project, ("pair.dcm", data)).files
+    assert (result.outcome, result.reason) == (Outcome.REJECTED, "not_multiframe")
+    assert "rest and a stress polar map in one file are not read yet" in result.message
+    [result] = run(spect_project, ("tomo.dcm", samples.xa_bytes(modality="NM", sop_class=samples.SC_CLASS, frames=8,
+                                                              series_description="REST"))).files
+    assert "projection or tomographic" in result.message
+
+
 def png(seed: int, size: int = 40) -> bytes:
     buffer = io.BytesIO()
     values = np.random.default_rng(seed).integers(0, 200, size=(size, size), dtype=np.uint8)

@@ -40,7 +40,7 @@ def _header(scope: dict, name: bytes) -> str | None:
 def _credentials_valid(authorization: str | None, cookie: str | None) -> bool:
     """Whether the request carries a valid API token or a signed-in session (checked against the database)."""
     from django.contrib.auth import get_user
-    from django.db import close_old_connections, connection
+    from django.core.signals import request_finished
     from rest_framework.exceptions import AuthenticationFailed
 
     from annotation.api.authentication import TokenAuthentication
@@ -67,8 +67,8 @@ def _credentials_valid(authorization: str | None, cookie: str | None) -> bool:
             return get_user(SimpleNamespace(session=store)).is_authenticated
         return False
     finally:
-        if not connection.in_atomic_block:  # (a test's transaction holds it open; a server's is idle here)
-            close_old_connections()
+        # Released as at the end of any request (Django closes or returns its database connections on this signal).
+        request_finished.send(sender=BodyLimitMiddleware)
 
 
 async def _answer(send, status: int, detail: str) -> None:

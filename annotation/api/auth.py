@@ -18,6 +18,7 @@ from knox import views as knox_views
 from knox.models import get_token_model
 from rest_framework import serializers, status
 from rest_framework.authtoken.serializers import AuthTokenSerializer
+from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -48,7 +49,7 @@ class TokenLoginView(knox_views.LoginView):
                     {"detail": "Too many failed logins: this account is locked for this address; try again later."},
                     status=status.HTTP_429_TOO_MANY_REQUESTS,
                 )
-            serializer.is_valid(raise_exception=True)
+            raise ValidationError(serializer.errors)
         user = serializer.validated_data["user"]
         get_token_model().objects.filter(user=user, expiry__lt=timezone.now()).delete()
         request.user = user

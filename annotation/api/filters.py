@@ -98,17 +98,18 @@ class TrainingExampleFilter(filters.FilterSet):
         fields = ["split"]
 
 
-class AfterForm(forms.Form):
-    """`?after=<n>`: a position or an item id after which to continue."""
+def query_int(request, name: str, *, lowest: int, highest: int = MAX_ID, default: int | None = None) -> int | None:
+    """Return the whole-number query parameter `name` (`default` when absent or empty), or raise a 400 naming it."""
+    from rest_framework.exceptions import ValidationError
 
-    after = forms.IntegerField(required=False, min_value=-1, max_value=MAX_ID)
+    field = forms.IntegerField(required=False, min_value=lowest, max_value=highest)
+    try:
+        value = field.clean(request.query_params.get(name))
+    except forms.ValidationError as error:
+        raise ValidationError({name: error.messages}) from None
+    return default if value is None else value
 
 
 def after_param(request) -> int | None:
-    """Return the request's validated `after` parameter (None when absent), or raise a 400 naming it."""
-    from rest_framework.exceptions import ValidationError
-
-    form = AfterForm(request.query_params)
-    if not form.is_valid():
-        raise ValidationError(form.errors)
-    return form.cleaned_data["after"]
+    """`?after=<n>`: a position or an item id after which to continue (None when absent)."""
+    return query_int(request, "after", lowest=-1)

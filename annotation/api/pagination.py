@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import LimitOffsetPagination
+
+from annotation.api.filters import query_int
 
 MAX_OFFSET = 2**62  # far past any list; keeps the SQL OFFSET within a bigint
 
@@ -12,16 +13,8 @@ class Pagination(LimitOffsetPagination):
     default_limit = 50
     max_limit = 500
 
-    def _whole(self, request, name: str, lowest: int, highest: int, default: int | None) -> int | None:
-        raw = request.query_params.get(name)
-        if raw is None or raw == "":
-            return default
-        if not (raw.isascii() and raw.isdigit()) or not lowest <= int(raw) <= highest:
-            raise ValidationError({name: f"must be a whole number from {lowest} to {highest}"})
-        return int(raw)
-
     def get_limit(self, request) -> int | None:
-        return self._whole(request, self.limit_query_param, 1, self.max_limit, self.default_limit)
+        return query_int(request, self.limit_query_param, lowest=1, highest=self.max_limit, default=self.default_limit)
 
     def get_offset(self, request) -> int:
-        return self._whole(request, self.offset_query_param, 0, MAX_OFFSET, 0)
+        return query_int(request, self.offset_query_param, lowest=0, highest=MAX_OFFSET, default=0)

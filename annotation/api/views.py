@@ -21,7 +21,7 @@ from rest_framework.views import APIView
 from annotation import selectors, services
 from annotation.api import filters
 from annotation.api import serializers as s
-from annotation.api.filters import after_param
+from annotation.api.filters import after_param, query_int
 from annotation.api.permissions import project_for, require_role
 from annotation.ingest import render
 from annotation.ingest.staging import StagedEntry, StagingUploadHandler, display_name
@@ -325,13 +325,8 @@ class ItemViewSet(viewsets.ReadOnlyModelViewSet):
         item = self.get_object()
         if item.instance is None:
             raise Http404("This item has no frames.")
-        try:
-            start = int(request.query_params.get("start", 0))
-        except ValueError:
-            raise ValidationError({"start": "must be a frame number"}) from None
         count = item.instance.number_of_frames
-        if not 0 <= start < count:
-            raise ValidationError({"start": f"must be between 0 and {count - 1}"})
+        start = query_int(request, "start", lowest=0, highest=count - 1, default=0)
         directory = media_path(item.instance.frames_dir)
         paths = [render.frame_path(directory, n, item.instance.frame_format) for n in range(start, count)]
         if not all(path.exists() for path in paths):

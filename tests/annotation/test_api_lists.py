@@ -136,3 +136,34 @@ def test_model_versions_page_newest_first(vessel_project, client_for, lead):
         numbers += [row["number"] for row in page["results"]]
         url = page["next"]
     assert numbers == [3, 2, 1]
+
+
+@pytest.mark.parametrize(
+    ("url", "field"),
+    [
+        ("api:item-list", "pullback=abc"),
+        ("api:item-list", "pullback=99999999999999999999999"),
+        ("api:item-list", "kind=movie"),
+        ("api:item-list", "project=a%00b"),
+        ("api:label-list", "item=0.5"),
+        ("api:label-list", "item=-1"),
+        ("api:prediction-list", "model_version=%C2%B2"),
+        ("api:model-version-list", "project=no%20slug"),
+        ("api:job-list", "project=%00"),
+        ("api:job-list", "limit=501"),
+        ("api:job-list", "limit=0"),
+        ("api:job-list", "limit=-5"),
+        ("api:job-list", "offset=-1"),
+        ("api:job-list", "offset=99999999999999999999999"),
+        ("api:job-list", "offset=x"),
+    ],
+)
+def test_a_bad_query_parameter_is_a_400_naming_it(items, client_for, lead, url, field):
+    answer = client_for(lead).get(f"{reverse(url)}?{field}")
+    assert answer.status_code == 400, answer.content
+    assert list(answer.json()) == [field.split("=")[0]]
+
+
+def test_project_members_are_a_page(vessel_project, client_for, lead):
+    body = client_for(lead).get(reverse("api:member-list", args=[vessel_project.slug]) + "?limit=1").json()
+    assert body["count"] == 2 and len(body["results"]) == 1 and body["next"]

@@ -19,11 +19,13 @@ $(INSTALLED): requirements/base.in requirements/test.in requirements/lock.txt | 
 
 install: $(INSTALLED)
 
-# Debian's Chromium for the browser tests (never `playwright install`: it downloads a browser build).
+# Debian packages the tests use: Chromium for the browser tests (never `playwright install`: it downloads a
+# browser build) and Tesseract for the opt-in burned-in text check (annotation/ingest/burned_in.py).
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  echo "installing Debian chromium for browser tests"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@missing=""; command -v chromium >/dev/null 2>&1 || missing="chromium"; \
+	  command -v tesseract >/dev/null 2>&1 || missing="$$missing tesseract-ocr"; \
+	  if [ -n "$$missing" ]; then echo "installing Debian packages for the tests:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
 migrate: install
 	$(PY) manage.py migrate --noinput

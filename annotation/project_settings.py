@@ -58,6 +58,8 @@ class ProjectSettings:
     promotion_refresh_growth: float | None = 0.05
     # Training and scoring are seeded with this: the same labels give the same model, retrain after retrain.
     training_seed: int = 0
+    # Look for text burned into the pixels of each imported run or pullback (Tesseract; first, middle, last frame).
+    ocr_burned_in_text: bool = False
     # Per-task hyper-parameter overrides for training (names as in learning.tasks' parameter classes).
     training_hparams: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -95,6 +97,7 @@ def parse_settings(task_type: str, raw: dict[str, Any] | None) -> ProjectSetting
     _check_type("split_seed", base, int)
     _check_type("training_seed", base, int)
     _check_type("test_set_locked", base, bool)
+    _check_type("ocr_burned_in_text", base, bool)
     _check_type("training_hparams", base, dict)
     _check_type("promotion_min_test_items", base, int)
     if not 2 <= base["promotion_min_test_items"] <= 100000:

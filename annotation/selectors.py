@@ -21,6 +21,7 @@ from annotation.models import (
     ModelStatus,
     ModelVersion,
     Patient,
+    PolarMap,
     Prediction,
     Project,
     ProjectQueue,
@@ -112,6 +113,15 @@ def predictions_for(user: AbstractBaseUser) -> QuerySet[Prediction]:
 def model_versions_for(user: AbstractBaseUser) -> QuerySet[ModelVersion]:
     # Explicit: Meta.ordering is dropped once the list view annotates a count (a GROUP BY query).
     return ModelVersion.objects.filter(project__in=_projects_where(user, Role.LEAD)).order_by("project_id", "-number")
+
+
+def polar_maps_for(user: AbstractBaseUser) -> QuerySet[PolarMap]:
+    """SPECT polar maps of the projects the user leads (the pairing list)."""
+    return (
+        PolarMap.objects.filter(project__in=_projects_where(user, Role.LEAD))
+        .select_related("project", "patient", "rest_exam", "stress_exam")
+        .order_by("pk")
+    )
 
 
 def jobs_for(user: AbstractBaseUser) -> QuerySet[Job]:

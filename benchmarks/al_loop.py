@@ -166,6 +166,7 @@ def _import(project, folder: Path) -> list:
 
 def cohort_answers(plan: Plan, project, folder: Path, seed: int) -> dict[int, Any]:
     """Generate the task's cohort, import it into the project; return each item's label payload from the truth."""
+    from annotation.ingest.store import sha256_of_file
     from learning.cohorts import generate_oct_cohort, generate_spect_cohort, generate_xa_cohort
     from learning.masks import mask_encode
 
@@ -180,15 +181,15 @@ def cohort_answers(plan: Plan, project, folder: Path, seed: int) -> dict[int, An
             seed=seed,
             neither_rate=c.neither_rate,
         )
-        by_name = {str(t.path.relative_to(folder)): t for t in truths}
+        by_hash = {sha256_of_file(t.path): t for t in truths}
         items = _import(project, folder)
-        return {item.pk: {"vessel": by_name[item.instance.original_filename].vessel} for item in items}
+        return {item.pk: {"vessel": by_hash[item.instance.sha256].vessel} for item in items}
     if plan.task == "oct_calcium":
         truths = generate_oct_cohort(folder, n_pullbacks=c.n, frames=c.frames[0], size=c.size, seed=seed)
-        by_name = {str(t.path.relative_to(folder)): t for t in truths}
+        by_hash = {sha256_of_file(t.path): t for t in truths}
         answers = {}
         for item in _import(project, folder):
-            truth = by_name[item.instance.original_filename]
+            truth = by_hash[item.instance.sha256]
             quality = truth.frame_quality[item.frame_index]
             if quality == "ok":
                 answers[item.pk] = {"mask": mask_encode(truth.masks[item.frame_index])}
@@ -197,11 +198,11 @@ def cohort_answers(plan: Plan, project, folder: Path, seed: int) -> dict[int, An
                 answers[item.pk] = {"excluded": True, "exclusion_reason": reason}
         return answers
     truths = generate_spect_cohort(folder, n_patients=c.n, size=c.size, seed=seed, fmt="png")
-    by_name = {t.rest_path.name: t for t in truths}
+    by_hash = {sha256_of_file(t.rest_path): t for t in truths}
     return {
         item.pk: {
-            "stress": list(by_name[item.spect.rest.source_name].stress_scores),
-            "rest": list(by_name[item.spect.rest.source_name].rest_scores),
+            "stress": list(by_hash[item.spect.rest.sha256].stress_scores),
+            "rest": list(by_hash[item.spect.rest.sha256].rest_scores),
         }
         for item in _import(project, folder)
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from annotation.ingest.sources import ArchiveLimits, sources_from_path
+from annotation.ingest.store import sha256_of_file
 from annotation.models import Item, Project
 from annotation.services import import_run, label_submit
 from learning.cohorts import generate_oct_cohort, generate_spect_cohort, generate_xa_cohort
@@ -23,18 +24,18 @@ def vessel_cohort(project: Project, folder: Path, *, patients: int = 8, runs: in
     """Import a small XA cohort; return {item: truth}."""
     truths = generate_xa_cohort(folder, n_patients=patients, runs_per_patient=runs, frames=(12, 16), size=48, seed=seed)
     items = _import(project, folder)
-    by_name = {str(t.path.relative_to(folder)): t for t in truths}
-    return {item: by_name[item.instance.original_filename] for item in items}
+    by_hash = {sha256_of_file(t.path): t for t in truths}
+    return {item: by_hash[item.instance.sha256] for item in items}
 
 
 def oct_cohort(project: Project, folder: Path, *, pullbacks: int = 2, frames: int = 8, seed: int = 12) -> dict:
     """Import a small IVOCT cohort; return {item: (truth, frame mask, frame quality)}."""
     truths = generate_oct_cohort(folder, n_pullbacks=pullbacks, frames=frames, size=48, seed=seed)
     items = _import(project, folder)
-    by_name = {str(t.path.relative_to(folder)): t for t in truths}
+    by_hash = {sha256_of_file(t.path): t for t in truths}
     out = {}
     for item in items:
-        truth = by_name[item.instance.original_filename]
+        truth = by_hash[item.instance.sha256]
         out[item] = (truth, truth.masks[item.frame_index], truth.frame_quality[item.frame_index])
     return out
 
@@ -43,8 +44,8 @@ def spect_cohort(project: Project, folder: Path, *, patients: int = 12, seed: in
     """Import a small PNG SPECT cohort; return {item: truth}."""
     truths = generate_spect_cohort(folder, n_patients=patients, size=48, seed=seed, fmt="png")
     items = _import(project, folder)
-    by_name = {t.rest_path.name: t for t in truths}
-    return {item: by_name[item.spect.rest.source_name] for item in items}
+    by_hash = {sha256_of_file(t.rest_path): t for t in truths}
+    return {item: by_hash[item.spect.rest.sha256] for item in items}
 
 
 def label_vessel(item: Item, author, vessel: str):

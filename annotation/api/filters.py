@@ -7,9 +7,21 @@ a NUL byte (Django's form fields refuse it).
 from __future__ import annotations
 
 from django import forms
+from django.db.models import Q
 from django_filters import rest_framework as filters
 
-from annotation.models import Item, ItemKind, Job, Label, ModelVersion, Prediction, Split, TrainingExample
+from annotation.models import (
+    BurnedInReview,
+    Item,
+    ItemKind,
+    Job,
+    Label,
+    ModelVersion,
+    PolarMap,
+    Prediction,
+    Split,
+    TrainingExample,
+)
 
 MAX_ID = 2**63 - 1  # PostgreSQL bigint
 
@@ -38,10 +50,20 @@ class ItemFilter(filters.FilterSet):
     project = ProjectSlugFilter()
     kind = filters.ChoiceFilter(choices=ItemKind.choices)
     pullback = IdFilter(field_name="instance_id", method="of_pullback", help_text="the frames of one OCT pullback")
+    burned_in_review = filters.ChoiceFilter(
+        method="of_burned_in_files",
+        choices=[c for c in BurnedInReview.choices if c[0]],
+        help_text="one item per file with burned-in text (a pullback's first frame), by the lead's decision "
+        "(pending: waiting for one)",
+    )
 
     class Meta:
         model = Item
-        fields = ["project", "kind", "pullback"]
+        fields = ["project", "kind", "pullback", "burned_in_review"]
+
+    def of_burned_in_files(self, queryset, name, value):
+        first = Q(frame_index__isnull=True) | Q(frame_index=0)
+        return queryset.filter(first, instance__burned_in_review=value)
 
     def of_pullback(self, queryset, name, value):
         return queryset.filter(instance_id=value).order_by("frame_index", "pk")
@@ -79,6 +101,19 @@ class ModelVersionFilter(filters.FilterSet):
     class Meta:
         model = ModelVersion
         fields = ["project"]
+
+
+class PolarMapFilter(filters.FilterSet):
+    project = ProjectSlugFilter()
+    paired = filters.BooleanFilter(method="by_pairing", help_text="false: the maps still waiting for a pair")
+
+    class Meta:
+        model = PolarMap
+        fields = ["project", "paired"]
+
+    def by_pairing(self, queryset, name, value):
+        unpaired = Q(rest_exam__isnull=True, stress_exam__isnull=True)
+        return queryset.exclude(unpaired) if value else queryset.filter(unpaired)
 
 
 class JobFilter(filters.FilterSet):

@@ -12,6 +12,7 @@ from annotation.models import (
     Draft,
     IcaReference,
     ImportFile,
+    Instance,
     Item,
     ItemKind,
     Job,
@@ -19,10 +20,12 @@ from annotation.models import (
     Membership,
     ModelVersion,
     Patient,
+    PolarMap,
     Prediction,
     Project,
     ProjectQueue,
     Role,
+    SpectExam,
     TaskType,
     TrainingExample,
 )
@@ -134,6 +137,22 @@ class PatientMapSerializer(serializers.ModelSerializer):
         fields = ["pseudonym", "original_patient_id", "original_name", "original_birth_date", "issuer"]
 
 
+class BurnedInSerializer(serializers.ModelSerializer):
+    """What is known of burned-in text in a file, and the lead's decision (never the text itself)."""
+
+    instance = serializers.IntegerField(source="pk", read_only=True)
+    annotation = serializers.CharField(source="burned_in_annotation", read_only=True)
+    text_regions = serializers.ListField(
+        child=serializers.ListField(child=serializers.IntegerField()), allow_null=True, read_only=True
+    )
+    review = serializers.CharField(source="burned_in_review", read_only=True)
+
+    class Meta:
+        model = Instance
+        fields = ["instance", "annotation", "text_regions", "review"]
+        read_only_fields = fields
+
+
 class ItemSerializer(serializers.ModelSerializer):
     """What an annotator may see of an item: no identifiers, no file names, only pseudonyms."""
 
@@ -141,6 +160,7 @@ class ItemSerializer(serializers.ModelSerializer):
     patient = serializers.CharField(source="patient.pseudonym", read_only=True)
     split = serializers.SerializerMethodField()
     media = serializers.SerializerMethodField()
+    burned_in = BurnedInSerializer(source="instance", read_only=True, allow_null=True)
 
     class Meta:
         model = Item
@@ -153,6 +173,7 @@ class ItemSerializer(serializers.ModelSerializer):
             "split",
             "frame_index",
             "media",
+            "burned_in",
             "created_at",
         ]
         read_only_fields = fields
@@ -419,8 +440,63 @@ class TrainingExampleSerializer(serializers.ModelSerializer):
         return "ica_reference" if example.ica_reference_id else "label"
 
 
+class PolarMapSerializer(serializers.ModelSerializer):
+    """A polar map on the lead's pairing list: its phase (empty when its file did not say) and its pair."""
+
+    project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    patient = serializers.CharField(source="patient.pseudonym", read_only=True)
+    image_url = serializers.SerializerMethodField()
+    item = serializers.SerializerMethodField()
+
+    class Meta:
+        model = PolarMap
+        fields = [
+            "id",
+            "project",
+            "patient",
+            "study",
+            "instance",
+            "frame_index",
+            "phase",
+            "rows",
+            "columns",
+            "image_url",
+            "item",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+    def get_image_url(self, polar: PolarMap) -> str:
+        return reverse("api:polar-map-image", args=[polar.pk])
+
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
+    def get_item(self, polar: PolarMap) -> int | None:
+        """The SPECT item the map is paired in; null while it waits."""
+        for exam in ("rest_exam", "stress_exam"):
+            try:
+                return getattr(polar, exam).item_id
+            except SpectExam.DoesNotExist:
+                continue
+        return None
+
+
+class PolarMapPhaseSerializer(serializers.Serializer):
+    phase = serializers.ChoiceField(choices=["rest", "stress"])
+
+
 class GoldSerializer(serializers.Serializer):
     is_gold = serializers.BooleanField()
+
+
+class BurnedInDecisionSerializer(serializers.Serializer):
+    decision = serializers.ChoiceField(choices=["exclude", "mask", "release"])
+    regions = serializers.ListField(
+        child=serializers.ListField(child=serializers.IntegerField(min_value=0), min_length=4, max_length=4),
+        required=False,
+        min_length=1,
+        max_length=200,
+        help_text="boxes [x, y, width, height] to paint black (mask); default: where the text check found words",
+    )
 
 
 class QueueSerializer(serializers.ModelSerializer):

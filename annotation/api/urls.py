@@ -14,6 +14,7 @@ router.register("labels", views.LabelViewSet, basename="label")
 router.register("predictions", views.PredictionViewSet, basename="prediction")
 router.register("model-versions", views.ModelVersionViewSet, basename="model-version")
 router.register("jobs", views.JobViewSet, basename="job")
+router.register("polar-maps", views.PolarMapViewSet, basename="polar-map")
 
 project_router = SimpleRouter(use_regex_path=False)
 project_router.register("members", views.MembershipViewSet, basename="member")

@@ -35,12 +35,15 @@ from annotation.models import (
     Label,
     Membership,
     ModelVersion,
+    PolarMap,
     Prediction,
     Role,
     TrainingExample,
 )
 from annotation.services import learning
+from annotation.services.burned_in import burned_in_decide
 from annotation.services.queue import queue_open_count
+from annotation.services.spect import polar_map_discard, polar_map_set_phase
 from annotation.services.splits import splits_configure, splits_fill
 
 
@@ -403,6 +406,25 @@ class ItemViewSet(viewsets.ReadOnlyModelViewSet):
         item = services.item_gold_set(item=item, by=request.user, gold=data.validated_data["is_gold"])
         return Response({"item": item.pk, "is_gold": item.is_gold})
 
+    @extend_schema(request=s.BurnedInDecisionSerializer, responses=s.BurnedInSerializer)
+    @action(detail=True, methods=["post"], url_path="burned-in", url_name="burned-in")
+    def burned_in(self, request: Request, pk: str) -> Response:
+        """Decide on the burned-in text of the item's file (leads): exclude it, mask the text, or release it.
+
+        Applies to every item of the file (all frames of a pullback).
+        """
+        item = self.get_object()
+        require_role(item.project, request, lead=True)
+        data = s.BurnedInDecisionSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        instance = burned_in_decide(
+            item=item,
+            by=request.user,
+            decision=data.validated_data["decision"],
+            regions=data.validated_data.get("regions"),
+        )
+        return Response(s.BurnedInSerializer(instance).data)
+
     @extend_schema(responses={(200, "image/png"): bytes})
     @action(detail=True, methods=["get"])
     def lmode(self, request: Request, pk: str) -> FileResponse:
@@ -467,6 +489,37 @@ class PredictionViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         return _for_user(self, selectors.predictions_for, Prediction)
+
+
+class PolarMapViewSet(mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
+    """The lead's SPECT pairing list: polar maps of the projects you lead, their phase and their pair."""
+
+    lookup_value_converter = "int"
+    serializer_class = s.PolarMapSerializer
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = filters.PolarMapFilter
+
+    def get_queryset(self):
+        return _for_user(self, selectors.polar_maps_for, PolarMap)
+
+    @extend_schema(responses={(200, "image/png"): bytes})
+    @action(detail=True, methods=["get"])
+    def image(self, request: Request, pk: str) -> FileResponse:
+        """The normalised map as stored (8-bit PNG)."""
+        return _image_response(media_path(self.get_object().image_path))
+
+    @extend_schema(request=s.PolarMapPhaseSerializer, responses=s.PolarMapSerializer)
+    @action(detail=True, methods=["post"])
+    def phase(self, request: Request, pk: str) -> Response:
+        """Set the phase of a map its file did not state (or correct it while unpaired); pairs it when it can."""
+        data = s.PolarMapPhaseSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        polar_map_set_phase(polar=self.get_object(), by=request.user, phase=data.validated_data["phase"])
+        return Response(s.PolarMapSerializer(self.get_queryset().get(pk=pk)).data)
+
+    def perform_destroy(self, instance: PolarMap) -> None:
+        """Discard an unpaired map that is not a polar map (its file goes with its last map)."""
+        polar_map_discard(polar=instance, by=self.request.user)
 
 
 class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet):

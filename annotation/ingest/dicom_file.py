@@ -42,7 +42,9 @@ class CheckedDicom:
     dataset: Dataset
     modality: str
     frames: int
-    phase: str  # "rest" / "stress" for SPECT polar maps, else ""
+    # SPECT polar maps: each frame's phase, "rest" / "stress", or "" where the file does not say (a lead sets it
+    # on the pairing list); empty for the other tasks.
+    phases: tuple[str, ...]
     clinical: Clinical
 
 
@@ -177,7 +179,7 @@ def check_dataset(
     decoded = frames * int(ds.Rows) * int(ds.Columns) * samples * max(1, int(ds.get("BitsAllocated", 8)) // 8)
     if decoded > max_decoded_bytes:
         raise Rejection(Reason.TOO_LARGE, f"too large: {decoded} bytes once decoded, the limit is {max_decoded_bytes}")
-    phase = ""
+    phases: tuple[str, ...] = ()
     if task_type in (TaskType.VESSEL_TYPE, TaskType.OCT_CALCIUM) and frames < 2:
         what = "cine run" if task_type == TaskType.VESSEL_TYPE else "pullback"
         stated = ds.get("NumberOfFrames")
@@ -186,18 +188,14 @@ def check_dataset(
             Reason.NOT_MULTIFRAME, f"not a {what}: NumberOfFrames is {said}; a {what} has at least 2 frames"
         )
     if task_type == TaskType.SPECT_TERRITORY:
-        if frames == 2:
-            raise Rejection(
-                Reason.NOT_MULTIFRAME,
-                "2 frames: a rest and a stress polar map in one file are not read yet; export each phase as its own "
-                "file (one frame, REST or STRESS in its description)",
-            )
         if frames > 2:
             raise Rejection(
-                Reason.NOT_MULTIFRAME, f"{frames}-frame NM data is projection or tomographic data, not a polar map"
+                Reason.NOT_MULTIFRAME,
+                f"{frames}-frame NM data is projection or tomographic data, not a polar map (one map per file, or a "
+                "rest and a stress map as two frames)",
             )
-        phase = polar_map_phase(ds)
-    return CheckedDicom(dataset=ds, modality=modality, frames=frames, phase=phase, clinical=clinical_from(ds))
+        phases = polar_map_phases(ds, frames)
+    return CheckedDicom(dataset=ds, modality=modality, frames=frames, phases=phases, clinical=clinical_from(ds))
 
 
 def _check_transfer_syntax(ds: Dataset) -> None:
@@ -269,17 +267,31 @@ def _decoding() -> Iterator[None]:
         raise Rejection(Reason.UNDECODABLE, f"pixel data could not be decoded: {exc}") from None
 
 
-def polar_map_phase(ds: Dataset) -> str:
-    """Return "rest" or "stress" from the descriptive attributes, or reject when it cannot be told."""
+def polar_map_phases(ds: Dataset, frames: int) -> tuple[str, ...]:
+    """Return each frame's phase ("rest" / "stress"), or "" for the frames whose phase the file does not state.
+
+    One frame: its descriptions name exactly one of REST and STRESS. Two frames (rest and stress in one file): a
+    FrameLabelVector naming each, else descriptions naming both in frame order ("REST/STRESS"). Anything else is
+    left to a lead, who sets the phase on the project's pairing list.
+    """
     text = " ".join(str(ds.get(keyword, "") or "") for keyword in PHASE_SOURCES)
-    stress, rest = bool(_STRESS.search(text)), bool(_REST.search(text))
-    if stress == rest:
-        raise Rejection(
-            Reason.UNKNOWN_PHASE,
-            "cannot tell whether this is a REST or a STRESS polar map: SeriesDescription, ImageComments or "
-            "ProtocolName must name exactly one of them",
-        )
-    return "stress" if stress else "rest"
+    if frames == 1:
+        stress, rest = _STRESS.search(text), _REST.search(text)
+        return ("" if bool(stress) == bool(rest) else "stress" if stress else "rest",)
+    labels = [str(v) for v in (ds.get("FrameLabelVector") or [])] if "FrameLabelVector" in ds else []
+    if len(labels) == frames:
+        named = tuple(_phase_of(label) for label in labels)
+        if sorted(named) == ["rest", "stress"]:
+            return named
+    stress, rest = _STRESS.search(text), _REST.search(text)
+    if stress and rest:
+        return ("rest", "stress") if rest.start() < stress.start() else ("stress", "rest")
+    return ("", "")
+
+
+def _phase_of(label: str) -> str:
+    stress, rest = _STRESS.search(label), _REST.search(label)
+    return "" if bool(stress) == bool(rest) else "stress" if stress else "rest"
 
 
 def clinical_from(ds: Dataset) -> Clinical:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import io
 import logging
 import zipfile
@@ -10,17 +11,19 @@ import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from pydicom import Dataset
 from pydicom.dataelem import DataElement, RawDataElement
 
 from annotation.ingest import render
+from annotation.ingest.burned_in import OcrUnavailable, burned_in_attribute, text_regions
 from annotation.ingest.deid import deidentify, patient_key_from, remap_uid
 from annotation.ingest.dicom_file import (
     CheckedDicom,
@@ -46,7 +49,18 @@ from annotation.ingest.store import (
     undo_files_on_error,
     unpaired_counterpart,
 )
-from annotation.models import Instance, Item, ItemKind, Patient, PolarMap, Project, SpectExam, Study, TaskType
+from annotation.models import (
+    BurnedInReview,
+    Instance,
+    Item,
+    ItemKind,
+    Patient,
+    PolarMap,
+    Project,
+    SpectExam,
+    Study,
+    TaskType,
+)
 from annotation.project_settings import ProjectSettings
 
 logger = logging.getLogger(__name__)
@@ -99,7 +113,7 @@ def ingest_dicom(
             # The file is hashed on a thread of its own while its frames are decoded and cached.
             with ThreadPoolExecutor(max_workers=1) as hasher:
                 sha256 = hasher.submit(sha256_of_file, path)
-                return _store(project, source, checked, path, sha256, new_sop_uid, record)
+                return _store(project, config, source, checked, path, sha256, new_sop_uid, record)
     except Rejection as rejection:
         return FileResult(source.name, Outcome.REJECTED, str(rejection.reason), rejection.message)
     except OSError as exc:
@@ -122,14 +136,21 @@ def _member_errors() -> Iterator[None]:
         raise Rejection(Reason.BAD_ARCHIVE, f"the archive member cannot be extracted ({exc})") from None
 
 
-def _cache_frames(path: Path, ds: Dataset, directory: Path, fmt: str, lmode: Path | None) -> None:
-    """Decode a run batch by batch and encode each batch into the frame cache (and the OCT L-mode strip)."""
+def render_frame_cache(path: Path, ds: Dataset, directory: Path, fmt: str, lmode: Path | None) -> list[np.ndarray]:
+    """Decode a run batch by batch and encode each batch into the frame cache (and the OCT L-mode strip).
+
+    Returns the first, middle and last frames as displayed, for the burned-in text check.
+    """
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     to_uint8 = render.display_mapping(ds, decode_frames(path, render.sample_indices(frames)))
+    wanted = sorted({0, frames // 2, frames - 1})
+    samples: list[np.ndarray] = []
     strips = []
     with render.FrameWriter(directory, fmt=fmt, quality=settings.LUMEN_FRAME_QUALITY) as writer:
         for batch in frame_batches(path, settings.LUMEN_INGEST_BATCH_FRAMES):
             display = to_uint8(batch)
+            first = writer.written
+            samples.extend(display[i - first] for i in wanted if first <= i < first + len(display))
             writer.write(display)
             if lmode is not None:
                 strips.append(render.lmode_strip(display))
@@ -137,6 +158,18 @@ def _cache_frames(path: Path, ds: Dataset, directory: Path, fmt: str, lmode: Pat
         raise Rejection(Reason.TRUNCATED, f"truncated: {writer.written} of {frames} frames could be decoded")
     if lmode is not None:
         _write_png(np.concatenate(strips, axis=1), lmode)
+    return samples
+
+
+def _text_regions(config: ProjectSettings, frames: list[np.ndarray]) -> list[list[int]] | None:
+    """The burned-in text check when the project asks for it (None: not checked, or Tesseract is missing)."""
+    if not config.ocr_burned_in_text or not frames:
+        return None
+    try:
+        return text_regions(frames)
+    except OcrUnavailable:
+        logger.error("burned-in text check skipped: tesseract-ocr is not installed on this server")
+        return None
 
 
 def _detach_deferred_pixels(ds: Dataset) -> RawDataElement | None:
@@ -212,6 +245,7 @@ def _duplicate(name: str, instance_id: int, stored_sha256: str, sha256: str) -> 
 
 def _store(
     project: Project,
+    config: ProjectSettings,
     source: SourceFile,
     checked: CheckedDicom,
     path: Path,
@@ -224,31 +258,32 @@ def _store(
     secret = settings.PSEUDONYM_KEY
     frame_time, frame_rate = cine_timing(ds)
     spacing_row, spacing_col = pixel_spacing(ds)
-    study_year = _year(str(ds.get("StudyDate", "") or ""))
-    study_description = str(ds.get("StudyDescription", "") or "")
-    series_description = str(ds.get("SeriesDescription", "") or "")
     original_study_uid = str(ds.StudyInstanceUID)
     original_series_uid = str(ds.SeriesInstanceUID)
     fmt = settings.LUMEN_FRAME_FORMAT
+    regions = None
     try:
         with undo_files_on_error(project) as paths, ThreadPoolExecutor(max_workers=1) as saver:
             if project.task_type == TaskType.SPECT_TERRITORY:
-                polar = render.normalise_polar_map(render.frames_as_uint8(ds, decode_pixels(ds))[0])
-                _write_png(polar, media_path(paths.polar(checked.phase)))
+                for index, frame in enumerate(render.frames_as_uint8(ds, decode_pixels(ds))):
+                    _write_png(render.normalise_polar_map(frame), media_path(paths.polar(str(index))))
             # The de-identified copy (its own header; pixel data left in the file is copied across in chunks) is
             # written on a thread while the frames are decoded from the file as uploaded and cached batch by batch.
             pixels = _detach_deferred_pixels(ds)  # de-identification walks every element: keep it off the pixels
             stored = copy.deepcopy(ds)
-            deidentify(stored, pseudonym=key.pseudonym(secret), key=secret)
+            deidentify(stored, patient=key, key=secret)
             dicom_path = media_path(paths.dicom)
             dicom_path.parent.mkdir(parents=True, exist_ok=True)
             saving = saver.submit(_save_copying_pixels, stored, pixels, path, dicom_path)
             if project.task_type != TaskType.SPECT_TERRITORY:
                 oct_pullback = project.task_type == TaskType.OCT_CALCIUM
                 lmode = media_path(paths.frames) / render.LMODE_NAME if oct_pullback else None
-                _cache_frames(path, ds, media_path(paths.frames), fmt, lmode)
+                displayed = render_frame_cache(path, ds, media_path(paths.frames), fmt, lmode)
+                regions = _text_regions(config, displayed)
             saving.result()
             ds = stored  # what the rows below describe is the stored, de-identified file
+            burned_in = burned_in_attribute(ds.get("BurnedInAnnotation"))
+            series_description = str(ds.get("SeriesDescription", "") or "")
             sha256 = hashing.result()
             with transaction.atomic():
                 patient = patient_for(key, lock=project.task_type == TaskType.SPECT_TERRITORY)
@@ -256,8 +291,8 @@ def _store(
                     project,
                     patient,
                     uid=remap_uid(original_study_uid, secret),
-                    description=study_description,
-                    year=study_year,
+                    description=str(ds.get("StudyDescription", "") or ""),
+                    date=_date(str(ds.get("StudyDate", "") or "")),
                 )
                 series = series_for(
                     study,
@@ -288,19 +323,17 @@ def _store(
                     pixel_spacing_row_mm=spacing_row,
                     pixel_spacing_col_mm=spacing_col,
                     series_description=series_description[:256],
+                    burned_in_annotation=burned_in,
+                    text_regions=regions,
+                    burned_in_review=BurnedInReview.PENDING if burned_in == "YES" or regions else BurnedInReview.NONE,
                     file_path=paths.dicom,
                     file_size=dicom_path.stat().st_size,
                     sha256=sha256,
-                    original_filename=source.name[-256:],
                     frames_dir=paths.frames,
                     frame_format=fmt,
                 )
                 created = _make_items(project, checked, instance, patient, study, paths, sha256)
-                message = (
-                    f"{created} item(s) created"
-                    if created
-                    else f"stored; waiting for the matching {_other(checked.phase)} map"
-                )
+                message = f"{created} item(s) created" if created else _waiting(checked.phases)
                 result = FileResult(
                     source.name, Outcome.STORED, "", message, instance_id=instance.pk, items_created=created
                 )
@@ -325,6 +358,9 @@ def _make_items(
     paths: StoragePaths,
     sha256: str,
 ) -> int:
+    # Burned-in text waits for a lead's decision (annotation.services.burned_in): its items want no labels yet.
+    held = instance.burned_in_review == BurnedInReview.PENDING
+    wanted = {"required_labels": 0, "open_slots": 0} if held else {}
     if project.task_type == TaskType.VESSEL_TYPE:
         item = Item.objects.create(
             project=project,
@@ -332,8 +368,10 @@ def _make_items(
             patient=patient,
             instance=instance,
             title=f"Run {instance.pk} · {view_name(instance)}",
+            **wanted,
         )
-        _enqueue(project, [item.pk])
+        if not held:
+            _enqueue(project, [item.pk])
         return 1
     if project.task_type == TaskType.OCT_CALCIUM:
         n = checked.frames
@@ -345,30 +383,54 @@ def _make_items(
                 instance=instance,
                 frame_index=index,
                 title=f"Pullback {instance.pk} · frame {index + 1}/{n}",
+                **wanted,
             )
             for index in range(n)
         )
-        _enqueue(project, list(Item.objects.filter(instance=instance).values_list("pk", flat=True)))
+        if not held:
+            _enqueue(project, list(Item.objects.filter(instance=instance).values_list("pk", flat=True)))
         return n
-    polar = PolarMap.objects.create(
-        project=project,
-        patient=patient,
-        study=study,
-        phase=checked.phase,
-        instance=instance,
-        image_path=paths.polar(checked.phase),
-        rows=instance.rows,
-        columns=instance.columns,
-        source_name=instance.original_filename,
-        sha256=sha256,
-    )
-    return pair_polar_map(project, patient, study, polar, checked.clinical)
+    maps = [
+        PolarMap.objects.create(
+            project=project,
+            patient=patient,
+            study=study,
+            phase=phase,
+            instance=instance,
+            frame_index=index,
+            image_path=paths.polar(str(index)),
+            rows=instance.rows,
+            columns=instance.columns,
+            sha256=sha256,
+            clinical=asdict(checked.clinical),
+        )
+        for index, phase in enumerate(checked.phases)
+    ]
+    created = 0
+    for polar in maps:
+        if polar.phase and not _paired(polar):
+            created += pair_polar_map(project, patient, study, polar)
+    return created
 
 
-def pair_polar_map(project: Project, patient: Patient, study: Study | None, polar: PolarMap, clinical) -> int:
+def _paired(polar: PolarMap) -> bool:
+    return SpectExam.objects.filter(Q(rest=polar) | Q(stress=polar)).exists()
+
+
+def _waiting(phases: tuple[str, ...]) -> str:
+    if "" in phases:
+        which = "its map" if len(phases) == 1 else "which frame is rest and which is stress"
+        return f"stored; the file does not say {which}: a lead sets the phase on the project's SPECT pairing list"
+    if len(phases) == 1:
+        return f"stored; waiting for the matching {_other(phases[0])} map"
+    return "stored"
+
+
+def pair_polar_map(project: Project, patient: Patient, study: Study | None, polar: PolarMap) -> int:
     """Make a SPECT item when `polar` completes a rest + stress pair; return the number of items created.
 
-    Needs the patient row locked by the caller's transaction so two halves arriving at once pair once.
+    Needs the patient row locked by the caller's transaction so two halves arriving at once pair once. The exam
+    takes the clinical features the maps were stored with (either map's, the new one first).
     """
     counterpart = unpaired_counterpart(project, patient, study, polar.phase)
     if counterpart is None:
@@ -382,14 +444,15 @@ def pair_polar_map(project: Project, patient: Patient, study: Study | None, pola
         title=f"Patient {patient.pseudonym} · rest + stress",
     )
     _enqueue(project, [item.pk])
+    clinical = polar.clinical or counterpart.clinical or {}
     SpectExam.objects.create(
         item=item,
         rest=rest,
         stress=stress,
-        age=clinical.age,
-        sex=clinical.sex,
-        weight_kg=clinical.weight_kg,
-        height_cm=clinical.height_cm,
+        age=clinical.get("age"),
+        sex=clinical.get("sex") or "",
+        weight_kg=clinical.get("weight_kg"),
+        height_cm=clinical.get("height_cm"),
     )
     return 1
 
@@ -421,8 +484,12 @@ def _other(phase: str) -> str:
     return "stress" if phase == "rest" else "rest"
 
 
-def _year(date: str) -> int | None:
-    return int(date[:4]) if len(date) >= 4 and date[:4].isdigit() else None
+def _date(value: str) -> dt.date | None:
+    """The (already shifted) StudyDate of a stored file as a date; None when it is empty or not a whole date."""
+    try:
+        return dt.datetime.strptime(value.strip(), "%Y%m%d").date()
+    except ValueError:
+        return None
 
 
 def _int(value: object) -> int | None:

@@ -21,7 +21,6 @@ class Reason(StrEnum):
     MODALITY_MISMATCH = "modality_mismatch"
     TOO_LARGE = "too_large"
     NOT_MULTIFRAME = "not_multiframe"
-    UNKNOWN_PHASE = "unknown_phase"
     MISSING_ATTRIBUTE = "missing_attribute"
     UNDECODABLE = "undecodable"
     BAD_ARCHIVE = "bad_archive"

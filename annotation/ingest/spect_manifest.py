@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import PurePosixPath
 
 import numpy as np
@@ -160,7 +160,6 @@ def _store_row(project: Project, name: str, row: ManifestRow, rest: SourceFile, 
                 patient = patient_for(key, lock=True)
                 maps = {}
                 for phase, image in images.items():
-                    source = rest if phase == "rest" else stress
                     maps[phase] = PolarMap.objects.create(
                         project=project,
                         patient=patient,
@@ -170,10 +169,10 @@ def _store_row(project: Project, name: str, row: ManifestRow, rest: SourceFile, 
                         image_path=paths.polar(phase),
                         rows=image.shape[0],
                         columns=image.shape[1],
-                        source_name=source.name[-256:],
                         sha256=hashes[phase],
+                        clinical=asdict(row.clinical),
                     )
-                created = pair_polar_map(project, patient, None, maps["stress"], row.clinical)
+                created = pair_polar_map(project, patient, None, maps["stress"])
     except IntegrityError:
         return FileResult(name, Outcome.DUPLICATE, "duplicate", "these polar maps were already imported")
     return FileResult(name, Outcome.STORED, "", f"{created} item(s) created", items_created=created)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import shutil
 import uuid
@@ -31,8 +32,9 @@ class StoragePaths:
     def frames(self) -> str:
         return f"frames/{self.project_id}/{self.token}"
 
-    def polar(self, phase: str) -> str:
-        return f"polar/{self.project_id}/{self.token}-{phase}.png"
+    def polar(self, name: str) -> str:
+        """A polar map's PNG: named by phase (PNG manifests) or by frame index (DICOM)."""
+        return f"polar/{self.project_id}/{self.token}-{name}.png"
 
 
 def media_path(relative: str) -> Path:
@@ -47,7 +49,7 @@ def undo_files_on_error(project: Project) -> Iterator[StoragePaths]:
     try:
         yield paths
     except BaseException:
-        for relative in (paths.dicom, paths.polar("rest"), paths.polar("stress")):
+        for relative in (paths.dicom, *(paths.polar(name) for name in ("rest", "stress", "0", "1"))):
             media_path(relative).unlink(missing_ok=True)
         shutil.rmtree(media_path(paths.frames), ignore_errors=True)
         raise
@@ -86,11 +88,11 @@ def patient_for(key: PatientKey, *, lock: bool = False) -> Patient:
     return patient
 
 
-def study_for(project: Project, patient: Patient, *, uid: str, description: str, year: int | None) -> Study:
+def study_for(project: Project, patient: Patient, *, uid: str, description: str, date: dt.date | None) -> Study:
     study, _ = Study.objects.get_or_create(
         project=project,
         study_instance_uid=uid,
-        defaults={"patient": patient, "description": description[:256], "study_year": year},
+        defaults={"patient": patient, "description": description[:256], "study_date": date},
     )
     return study
 

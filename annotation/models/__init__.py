@@ -1,6 +1,6 @@
 """Lumen's data model, one module per area, re-exported here."""
 
-from annotation.models.dicom import Instance, Patient, PatientIdentity, Series, Study
+from annotation.models.dicom import BurnedInReview, Instance, Patient, PatientIdentity, Series, Study
 from annotation.models.items import IcaReference, Item, ItemKind, PolarMap, PolarMapPhase, Sex, SpectExam, Split
 from annotation.models.jobs import ImportFile, Job, JobKind, JobStatus, LiveEvent
 from annotation.models.labels import (
@@ -18,6 +18,7 @@ from annotation.models.quality import Adjudication, AdjudicationReason, ReviewIt
 from annotation.models.queue import ProjectQueue, QueueEntry, WorkTally
 
 __all__ = [
+    "BurnedInReview",
     "Adjudication",
     "AdjudicationReason",
     "Assignment",

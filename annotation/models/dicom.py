@@ -1,5 +1,6 @@
 """Pseudonymous patients and the DICOM hierarchy (study / series / instance) as stored after de-identification."""
 
+from django.conf import settings
 from django.db import models
 
 from annotation.models.projects import Project
@@ -36,7 +37,8 @@ class Study(models.Model):
     # Remapped UIDs (deterministic from the original), so re-imports land on the same rows.
     study_instance_uid = models.CharField(max_length=64)
     description = models.CharField(max_length=256, blank=True)
-    study_year = models.PositiveSmallIntegerField(null=True, blank=True)
+    # StudyDate moved back by the patient's date shift (see annotation.ingest.deid): intervals hold, dates do not.
+    study_date = models.DateField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -58,6 +60,16 @@ class Series(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["study", "series_instance_uid"], name="series_unique_uid_per_study")
         ]
+
+
+class BurnedInReview(models.TextChoices):
+    """A lead's decision on a file with burned-in text; until it is taken the file's items are held out of labelling."""
+
+    NONE = "", "No burned-in text known"
+    PENDING = "pending", "Waiting for a lead"
+    EXCLUDED = "excluded", "Excluded from labelling"
+    MASKED = "masked", "Text masked in the pixels"
+    RELEASED = "released", "Released: nothing identifying"
 
 
 class Instance(models.Model):
@@ -88,10 +100,18 @@ class Instance(models.Model):
     pixel_spacing_row_mm = models.FloatField(null=True, blank=True)
     pixel_spacing_col_mm = models.FloatField(null=True, blank=True)
     series_description = models.CharField(max_length=256, blank=True)
+    # Burned-in text: the file's BurnedInAnnotation ("YES" / "NO" / "" when it does not say) and, when the project
+    # asks for the check, the boxes [x, y, w, h] where OCR found words in the pixels (null: not checked).
+    burned_in_annotation = models.CharField(max_length=3, blank=True)
+    text_regions = models.JSONField(null=True, blank=True)
+    burned_in_review = models.CharField(max_length=16, choices=BurnedInReview.choices, default="", blank=True)
+    burned_in_decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    burned_in_decided_at = models.DateTimeField(null=True, blank=True)
     file_path = models.CharField(max_length=512, help_text="De-identified DICOM, relative to MEDIA_ROOT.")
     file_size = models.BigIntegerField()
     sha256 = models.CharField(max_length=64)
-    original_filename = models.CharField(max_length=256, blank=True)
     # Frame cache: frames rendered once as 8-bit web images under frames_dir.
     frames_dir = models.CharField(max_length=512)
     frame_format = models.CharField(max_length=8, default="webp")

@@ -65,22 +65,46 @@ class PolarMapPhase(models.TextChoices):
 
 
 class PolarMap(models.Model):
-    """One normalised polar map (bull's-eye); paired rest + stress maps of a patient make a SPECT item."""
+    """One normalised polar map (bull's-eye); paired rest + stress maps of a patient make a SPECT item.
+
+    A DICOM file gives one map per frame (one frame, or rest and stress as two). A map whose file does not say its
+    phase has phase "" until a lead sets it on the pairing list; only maps with a phase are paired.
+    """
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="polar_maps")
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="polar_maps")
     study = models.ForeignKey(Study, null=True, blank=True, on_delete=models.CASCADE, related_name="polar_maps")
-    phase = models.CharField(max_length=8, choices=PolarMapPhase.choices)
-    instance = models.OneToOneField(Instance, null=True, blank=True, on_delete=models.CASCADE, related_name="polar_map")
+    phase = models.CharField(max_length=8, choices=PolarMapPhase.choices, blank=True)
+    instance = models.ForeignKey(
+        Instance, null=True, blank=True, on_delete=models.CASCADE, related_name="polar_maps"
+    )
+    frame_index = models.PositiveSmallIntegerField(default=0, help_text="The map's frame in its DICOM file.")
     image_path = models.CharField(max_length=512, help_text="8-bit PNG normalised to its maximum, under MEDIA_ROOT.")
     rows = models.PositiveIntegerField()
     columns = models.PositiveIntegerField()
-    source_name = models.CharField(max_length=256, blank=True)
     sha256 = models.CharField(max_length=64)
+    # Age, sex, weight and height read from the file (or manifest) before de-identification, for the exam made
+    # when the map is paired, which may be later (a lead setting a phase).
+    clinical = models.JSONField(default=dict, blank=True)
+    # The lead who set the phase on the pairing list (null: the file stated it).
+    phase_set_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["project", "sha256", "phase"], name="polar_map_unique_content")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "sha256", "phase"],
+                condition=models.Q(instance__isnull=True),
+                name="polar_map_unique_content",
+            ),
+            models.UniqueConstraint(
+                fields=["instance", "frame_index"],
+                condition=models.Q(instance__isnull=False),
+                name="polar_map_one_per_frame",
+            ),
+        ]
 
 
 class Sex(models.TextChoices):

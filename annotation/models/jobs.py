@@ -38,6 +38,8 @@ class Job(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Import jobs: when the uploader's file names were replaced by positions (LUMEN_IMPORT_NAMES_DAYS after the end).
+    names_forgotten_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -13,7 +13,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
@@ -25,7 +27,7 @@ from annotation.ingest.spect_manifest import import_manifest, is_manifest, is_pn
 from annotation.ingest.staging import StagedEntry, sources_from_staged, staging_remove
 from annotation.models import ImportFile, Job, JobKind, JobStatus, Project, TaskType
 from annotation.project_settings import parse_settings
-from annotation.services.jobs import job_claim, job_event_send, job_fail
+from annotation.services.jobs import job_claim, job_event_send, job_fail, jobs_recover_stale
 
 logger = logging.getLogger(__name__)
 PROGRESS_EVERY_SECONDS = 0.5
@@ -241,6 +243,50 @@ def _result(row: ImportFile) -> FileResult:
         instance_id=row.instance_id,
         items_created=row.items_created,
     )
+
+
+def import_reports_forget_names(*, older_than: timedelta) -> int:
+    """Replace the file names of import jobs that ended more than `older_than` ago by "file <position>".
+
+    A report names the uploader's files so that whoever uploaded them can act on each line; file names may carry
+    patient identifiers, so they do not outlive that use (here and in the job's staging record). Returns the jobs done.
+    """
+    cutoff = timezone.now() - older_than
+    done = 0
+    pending = Job.objects.filter(kind=JobKind.IMPORT, names_forgotten_at__isnull=True, finished_at__lt=cutoff)
+    for pk in pending.values_list("pk", flat=True)[:100]:
+        with transaction.atomic():
+            job = Job.objects.select_for_update().get(pk=pk)
+            rows = list(ImportFile.objects.filter(job=job).order_by("position"))
+            labels = {row.name: f"file {row.position + 1}" for row in rows}
+            for row in rows:
+                row.name, row.message = labels[row.name], _without_names(row.message, labels)
+            ImportFile.objects.bulk_update(rows, ["name", "message"], batch_size=500)
+            files = job.params.get("files")
+            job.params = {**job.params, "files": len(files) if isinstance(files, list) else files}
+            reported = job.result.get("files") if isinstance(job.result, dict) else None
+            for index, line in enumerate(reported if isinstance(reported, list) else []):
+                line["name"] = labels.get(line.get("name"), f"file {index + 1}")
+                line["message"] = _without_names(str(line.get("message", "")), labels)
+            job.names_forgotten_at = timezone.now()
+            job.save(update_fields=["params", "result", "names_forgotten_at"])
+        done += 1
+    return done
+
+
+def _without_names(message: str, labels: dict[str, str]) -> str:
+    for name in sorted(labels, key=len, reverse=True):
+        if name and name in message:
+            message = message.replace(name, labels[name])
+    return message
+
+
+def import_housekeeping() -> None:
+    """What every worker loop does between jobs: requeue stale jobs, forget old reports' file names."""
+    jobs_recover_stale(
+        stale_after=timedelta(seconds=settings.LUMEN_JOB_STALE_SECONDS), max_attempts=settings.LUMEN_JOB_MAX_ATTEMPTS
+    )
+    import_reports_forget_names(older_than=timedelta(days=settings.LUMEN_IMPORT_NAMES_DAYS))
 
 
 def import_jobs_run_pending() -> int:

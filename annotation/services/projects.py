@@ -7,10 +7,21 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
+from annotation.ingest.burned_in import ocr_available
 from annotation.models import Membership, Project, Role
-from annotation.project_settings import default_settings, parse_settings
+from annotation.project_settings import ProjectSettings, SettingsError, default_settings, parse_settings
 from annotation.services.events import user_group, wake
 from annotation.services.queue import queue_apply_overlap
+
+
+def _settings_usable_here(
+    task_type: str, raw: dict[str, Any], changed: dict[str, Any] | None = None
+) -> ProjectSettings:
+    """Validate settings, and refuse to switch on a check this server cannot run."""
+    config = parse_settings(task_type, raw)
+    if (changed if changed is not None else raw).get("ocr_burned_in_text") and not ocr_available():
+        raise SettingsError("ocr_burned_in_text", "tesseract-ocr is not installed on this server")
+    return config
 
 
 @transaction.atomic
@@ -24,7 +35,7 @@ def project_create(
     settings: dict[str, Any] | None = None,
 ) -> Project:
     """Create a project with validated settings; its creator becomes its first lead."""
-    config = parse_settings(task_type, settings) if settings else default_settings(task_type)
+    config = _settings_usable_here(task_type, settings) if settings else default_settings(task_type)
     project = Project.objects.create(
         slug=slug,
         name=name,
@@ -63,7 +74,7 @@ def project_update(
     overlap_before = parse_settings(project.task_type, project.settings).overlap_rate
     if settings is not None:
         merged = {**project.settings, **settings}
-        project.settings = parse_settings(project.task_type, merged).as_json()
+        project.settings = _settings_usable_here(project.task_type, merged, changed=settings).as_json()
     project.save()
     if parse_settings(project.task_type, project.settings).overlap_rate != overlap_before:
         queue_apply_overlap(project=project)

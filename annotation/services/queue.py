@@ -106,6 +106,50 @@ def queue_add_items(*, project: Project, item_ids: Sequence[int]) -> None:
         ProjectQueue.objects.filter(pk=queue.pk).update(unranked_items=F("unranked_items") + len(item_ids))
 
 
+def queue_hold_items(*, project: Project, item_ids: Sequence[int]) -> int:
+    """Take items out of labelling (held for a lead's decision, or excluded): they want no labels, leave the order,
+    and open leases on them end. Labels they already have stay. Returns how many of them wanted labels."""
+    with transaction.atomic():
+        queue = _locked_queue(project)
+        wanting_init(queue)  # counted before the change, so the bump below is the whole difference
+        rows = list(
+            Item.objects.select_for_update()
+            .filter(project=project, pk__in=item_ids)
+            .order_by("pk")
+            .values_list("pk", "labellers", "required_labels")
+        )
+        ids = [pk for pk, _, _ in rows]
+        wanting = sum(1 for _, labellers, required in rows if labellers < required)
+        Assignment.objects.filter(item_id__in=ids, state=AssignmentState.LEASED).update(
+            state=AssignmentState.RELEASED, finished_at=timezone.now()
+        )
+        Item.objects.filter(pk__in=ids).update(required_labels=0, open_slots=0)
+        QueueEntry.objects.filter(item_id__in=ids).delete()
+        if wanting:
+            wanting_bump(project.pk, -wanting)
+    return wanting
+
+
+def queue_release_items(*, project: Project, item_ids: Sequence[int]) -> int:
+    """Give held items back to labelling: unlabelled ones join the queue as new items do, labelled ones count as
+    done with the labels they have. Returns how many joined the queue."""
+    with transaction.atomic():
+        _locked_queue(project)
+        held = list(
+            Item.objects.select_for_update()
+            .filter(project=project, pk__in=item_ids, required_labels=0)
+            .order_by("pk")
+            .values_list("pk", "labellers")
+        )
+        fresh = [pk for pk, labellers in held if labellers == 0]
+        Item.objects.filter(pk__in=[pk for pk, labellers in held if labellers]).update(
+            required_labels=F("labellers"), open_slots=0
+        )
+        Item.objects.filter(pk__in=fresh).update(required_labels=1, open_slots=1)
+        queue_add_items(project=project, item_ids=fresh)
+    return len(fresh)
+
+
 def _write_entries(project_id: int, generation: int, rows: Iterable[tuple[int, float]]) -> int:
     """Insert (item, priority) entries of one generation in bulk (COPY on PostgreSQL); return the count."""
     count = 0
@@ -128,10 +172,11 @@ def _write_entries(project_id: int, generation: int, rows: Iterable[tuple[int, f
 
 # ---------------------------------------------------------------------------------------------------- ranking
 def items_wanting_labels(project: Project) -> list[int]:
-    """Return the ids of the project's non-gold items with fewer labelling annotators than they need."""
+    """Return the ids of the project's non-gold items with fewer labelling annotators than they need (held items
+    need none)."""
     labelled = Label.objects.filter(item=OuterRef("pk"))
     ids = list(
-        Item.objects.filter(project=project, is_gold=False)
+        Item.objects.filter(project=project, is_gold=False, required_labels__gt=0)
         .filter(~Exists(labelled))
         .values_list("pk", flat=True)
         .order_by()
@@ -222,7 +267,9 @@ def queue_order(project: Project, version: ModelVersion | None, seed: int = 0) -
     settings = parse_settings(project.task_type, project.settings)
     rng = np.random.default_rng(seed)
     wanting = items_wanting_labels(project)
-    held_out = set(Item.objects.filter(project=project, split=Split.TEST).values_list("pk", flat=True))
+    held_out = set(
+        Item.objects.filter(project=project, split=Split.TEST, required_labels__gt=0).values_list("pk", flat=True)
+    )
     ids = [i for i in wanting if i not in held_out]
     head = settings.queue_batch_size
     ordered: list[int] = []
@@ -586,7 +633,7 @@ def queue_apply_overlap(*, project: Project) -> int:
     labelled = Label.objects.filter(item=OuterRef("pk"))
     changed: list[int] = []
     for pk, required in (
-        Item.objects.filter(project=project, is_gold=False)
+        Item.objects.filter(project=project, is_gold=False, required_labels__gt=0)  # held items stay held
         .filter(~Exists(labelled))
         .values_list("pk", "required_labels")
         .iterator(chunk_size=10000)

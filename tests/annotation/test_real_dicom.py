@@ -10,7 +10,7 @@ from PIL import Image
 from pydicom.data import get_testdata_file
 
 from annotation.ingest.sources import ArchiveLimits, sources_from_path
-from annotation.models import Instance, TaskType
+from annotation.models import Instance, PolarMap, TaskType
 from annotation.services import import_run, project_create
 from tests.factories import UserFactory
 
@@ -31,10 +31,8 @@ CASES = [
     ("eCT_Supplemental.dcm", TaskType.VESSEL_TYPE, None, "rejected", "modality_mismatch"),
     ("waveform_ecg.dcm", TaskType.VESSEL_TYPE, None, "rejected", "modality_mismatch"),
     ("MR_truncated.dcm", TaskType.VESSEL_TYPE, None, "rejected", "truncated"),
-    ("JPEG-LL.dcm", TaskType.SPECT_TERRITORY, None, "rejected", "unknown_phase"),
-    ("JPEG2000_UNC.dcm", TaskType.SPECT_TERRITORY, None, "rejected", "unknown_phase"),
-    ("JPEG-lossy.dcm", TaskType.SPECT_TERRITORY, None, "rejected", "unknown_phase"),
     ("US1_J2KR.dcm", TaskType.VESSEL_TYPE, ["US"], "rejected", "not_multiframe"),
+    ("JPEG-lossy.dcm", TaskType.SPECT_TERRITORY, None, "rejected", "undecodable"),  # 12-bit JPEG Extended
     # A lead who widens a project's modalities gets real compressed multi-frame files through the whole pipeline.
     ("color3d_jpeg_baseline.dcm", TaskType.VESSEL_TYPE, ["US"], "stored", 120),
     ("examples_ybr_color.dcm", TaskType.VESSEL_TYPE, ["US"], "stored", 30),
@@ -71,3 +69,15 @@ def test_real_file(name, task, modalities, outcome, expected, isolated_media):
         if task == TaskType.OCT_CALCIUM:  # the pullback's longitudinal view, one column per frame
             with Image.open(isolated_media / instance.frames_dir / "lmode.png") as lmode:
                 assert lmode.size == (expected, instance.columns)
+
+
+@pytest.mark.parametrize("name", ["JPEG-LL.dcm", "JPEG2000_UNC.dcm"])
+def test_real_single_frame_images_without_a_phase_wait_on_the_spect_pairing_list(name, isolated_media):
+    project = project_create(slug="real", name="Real", task_type=TaskType.SPECT_TERRITORY, creator=UserFactory())
+    report = import_run(project=project, sources=sources_from_path(real_file(name), limits=ArchiveLimits(members=10)))
+    [result] = report.files
+    assert result.outcome == "stored" and "SPECT pairing list" in result.message
+    [polar] = PolarMap.objects.filter(project=project)
+    assert polar.phase == "" and polar.instance == Instance.objects.get() and project.items.count() == 0
+    with Image.open(isolated_media / polar.image_path) as image:
+        assert image.size == (polar.columns, polar.rows)

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from datetime import timedelta
 from pathlib import Path
 
+import pydicom
 import pytest
+from django.apps import apps
 from django.conf import settings
+from django.core import serializers
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
 
 from annotation import services
-from annotation.models import ImportFile, Instance, Job, JobKind
+from annotation.models import ImportFile, Instance, Job, JobKind, PatientIdentity
 from annotation.services import imports
 from annotation.services.imports import import_jobs_run_pending
 from tests import dicom_samples as samples
@@ -146,3 +150,40 @@ def test_an_interrupted_job_resumes_after_its_last_recorded_file(vessel_project,
 def test_upload_without_files_is_a_400_naming_the_field(vessel_project, client_for, lead):
     response = client_for(lead).post(url(vessel_project), {}, format="multipart")
     assert response.status_code == 400 and "files" in response.json()
+
+
+def test_file_names_live_only_in_the_report_and_are_forgotten_after_the_retention(vessel_project, client_for, lead):
+    name = "DOE_JANE MRN0001/2024-01-05 cath.dcm"
+    ds = samples.dataset(series_description="Jane Doe LAO 30 / CRA 20")
+    ds.StudyDescription = "Coronary angio, Dr. House, St. Example"
+    ds.ProtocolName = "Doe RCA"
+    upload = SimpleUploadedFile("cath.dcm", samples.to_bytes(ds))
+    response = client_for(lead).post(url(vessel_project), {"files": [upload], "paths": [name]}, format="multipart")
+    job_id = response.json()["id"]
+    import_jobs_run_pending()
+    files_url = f"{url(vessel_project)}{job_id}/files/"
+    assert client_for(lead).get(files_url).json()["files"][0]["name"] == name  # the uploader's receipt
+    instance = Instance.objects.select_related("series__study").get()
+    assert instance.series_description == instance.series.description == "LAO 30 CRA 20"
+    assert instance.series.study.description == "CORONARY ANGIO"
+    stored = pydicom.dcmread(Path(settings.MEDIA_ROOT) / instance.file_path)
+    assert (stored.SeriesDescription, stored.ProtocolName) == ("LAO 30 CRA 20", "RCA")
+
+    def everything_but_the_report() -> str:
+        excluded = (ImportFile, Job, PatientIdentity)
+        models = [m for m in apps.get_app_config("annotation").get_models() if m not in excluded]
+        return serializers.serialize("json", [row for model in models for row in model.objects.all()])
+
+    rows = everything_but_the_report()
+    for leak in ("DOE", "MRN0001", "cath.dcm", "House", "Example", "Jane Doe", "2024-01-05", "20240105"):
+        assert leak not in rows, leak
+    assert "MRN0001" in serializers.serialize("json", PatientIdentity.objects.all())  # the lead-only identity row
+
+    assert imports.import_reports_forget_names(older_than=timedelta(days=7)) == 0  # still within the retention
+    Job.objects.filter(pk=job_id).update(finished_at=timezone.now() - timedelta(days=8))
+    assert imports.import_reports_forget_names(older_than=timedelta(days=7)) == 1
+    assert imports.import_reports_forget_names(older_than=timedelta(days=7)) == 0  # once
+    assert client_for(lead).get(files_url).json()["files"][0]["name"] == "file 1"
+    job = Job.objects.get(pk=job_id)
+    assert "cath" not in json.dumps([job.params, job.result]) and job.params["files"] == 1
+    assert job.result["files"][0]["name"] == "file 1"

@@ -222,6 +222,9 @@ LUMEN_JOB_STALE_SECONDS = env.int("LUMEN_JOB_STALE_SECONDS", default=300)
 # An open page's websocket reads new live events at least this often (at once when the channel layer wakes it).
 LUMEN_LIVE_POLL_SECONDS = env.float("LUMEN_LIVE_POLL_SECONDS", default=1.0)
 LUMEN_JOB_MAX_ATTEMPTS = env.int("LUMEN_JOB_MAX_ATTEMPTS", default=2)
+# The uploader's file names in an import report (they may carry identifiers) are replaced by the files' positions
+# this many days after the import ended; nothing else stores them.
+LUMEN_IMPORT_NAMES_DAYS = env.float("LUMEN_IMPORT_NAMES_DAYS", default=7)
 
 LOGGING = {
     "version": 1,

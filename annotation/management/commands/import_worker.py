@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import signal
 import time
-from datetime import timedelta
 
-from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from annotation.services.imports import import_jobs_run_pending
-from annotation.services.jobs import jobs_recover_stale
+from annotation.services.imports import import_housekeeping, import_jobs_run_pending
 
 
 class Command(BaseCommand):
@@ -31,9 +28,8 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        stale_after = timedelta(seconds=settings.LUMEN_JOB_STALE_SECONDS)
         while not stopping["now"]:
-            jobs_recover_stale(stale_after=stale_after, max_attempts=settings.LUMEN_JOB_MAX_ATTEMPTS)
+            import_housekeeping()
             ran = import_jobs_run_pending()
             if ran:
                 self.stdout.write(f"{ran} import job(s) run")

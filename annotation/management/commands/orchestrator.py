@@ -5,13 +5,12 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from datetime import timedelta
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from annotation.services.imports import ImportWorker, import_jobs_run_pending
-from annotation.services.jobs import job_claim, jobs_recover_stale
+from annotation.services.imports import ImportWorker, import_housekeeping, import_jobs_run_pending
+from annotation.services.jobs import job_claim
 from annotation.services.orchestrator import job_run, orchestrator_tick
 
 log = logging.getLogger("lumen.orchestrator")
@@ -47,13 +46,12 @@ class Command(BaseCommand):
         gpu = getattr(executor, "gpu", False)
         self.stdout.write(f"orchestrator ready: backend {executor.name}, GPU {'yes' if gpu else 'no'}", ending="\n")
         self.stdout.flush()
-        stale_after = timedelta(seconds=settings.LUMEN_JOB_STALE_SECONDS)
         imports = None if once else ImportWorker(idle_seconds=min(idle_seconds, 1.0))
         if imports is not None:
             imports.start()
         try:
             while not stopping["now"]:
-                jobs_recover_stale(stale_after=stale_after, max_attempts=settings.LUMEN_JOB_MAX_ATTEMPTS)
+                import_housekeeping()
                 tick = orchestrator_tick()
                 for slug, reason in tick.trainings.items():
                     self.stdout.write(f"project {slug}: training queued ({reason})")

@@ -12,6 +12,7 @@ form.addEventListener("submit", async (event) => {
     show_predictions_to_annotators: form.elements.show_predictions_to_annotators.checked,
     lease_minutes: Number(form.elements.lease_minutes.value),
   };
+  if (form.elements.ocr_burned_in_text) settings.ocr_burned_in_text = form.elements.ocr_burned_in_text.checked;
   status.textContent = "Saving…";
   try {
     await api.patch(section.dataset.projectUrl, { settings });

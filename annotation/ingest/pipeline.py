@@ -161,15 +161,17 @@ def render_frame_cache(path: Path, ds: Dataset, directory: Path, fmt: str, lmode
     return samples
 
 
-def _text_regions(config: ProjectSettings, frames: list[np.ndarray]) -> list[list[int]] | None:
-    """The burned-in text check when the project asks for it (None: not checked, or Tesseract is missing)."""
+def _text_regions(config: ProjectSettings, frames: list[np.ndarray]) -> tuple[list[list[int]] | None, bool]:
+    """The burned-in text check when the project asks for it: (boxes or None when not run, whether a lead must
+    look). A check that was asked for but cannot run here (Tesseract missing) leaves the file to a lead."""
     if not config.ocr_burned_in_text or not frames:
-        return None
+        return None, False
     try:
-        return text_regions(frames)
+        regions = text_regions(frames)
     except OcrUnavailable:
-        logger.error("burned-in text check skipped: tesseract-ocr is not installed on this server")
-        return None
+        logger.error("burned-in text check could not run: tesseract-ocr is not installed on this host")
+        return None, True
+    return regions, bool(regions)
 
 
 def _detach_deferred_pixels(ds: Dataset) -> RawDataElement | None:
@@ -261,7 +263,7 @@ def _store(
     original_study_uid = str(ds.StudyInstanceUID)
     original_series_uid = str(ds.SeriesInstanceUID)
     fmt = settings.LUMEN_FRAME_FORMAT
-    regions = None
+    regions, text_found = None, False
     try:
         with undo_files_on_error(project) as paths, ThreadPoolExecutor(max_workers=1) as saver:
             if project.task_type == TaskType.SPECT_TERRITORY:
@@ -279,10 +281,11 @@ def _store(
                 oct_pullback = project.task_type == TaskType.OCT_CALCIUM
                 lmode = media_path(paths.frames) / render.LMODE_NAME if oct_pullback else None
                 displayed = render_frame_cache(path, ds, media_path(paths.frames), fmt, lmode)
-                regions = _text_regions(config, displayed)
+                regions, text_found = _text_regions(config, displayed)
             saving.result()
             ds = stored  # what the rows below describe is the stored, de-identified file
             burned_in = burned_in_attribute(ds.get("BurnedInAnnotation"))
+            flagged = burned_in == "YES" or text_found
             series_description = str(ds.get("SeriesDescription", "") or "")
             sha256 = hashing.result()
             with transaction.atomic():
@@ -325,7 +328,7 @@ def _store(
                     series_description=series_description[:256],
                     burned_in_annotation=burned_in,
                     text_regions=regions,
-                    burned_in_review=BurnedInReview.PENDING if burned_in == "YES" or regions else BurnedInReview.NONE,
+                    burned_in_review=BurnedInReview.PENDING if flagged else BurnedInReview.NONE,
                     file_path=paths.dicom,
                     file_size=dicom_path.stat().st_size,
                     sha256=sha256,

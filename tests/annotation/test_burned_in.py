@@ -167,3 +167,10 @@ def test_the_ocr_check_cannot_be_switched_on_without_tesseract(vessel_project, c
     url = reverse("api:project-detail", args=[vessel_project.slug])
     response = client_for(lead).patch(url, {"settings": {"ocr_burned_in_text": True}}, format="json")
     assert response.status_code == 400 and "tesseract-ocr is not installed" in str(response.json())
+
+
+def test_a_check_that_cannot_run_leaves_the_file_to_a_lead(vessel_project, monkeypatch):
+    project_update(project=vessel_project, settings={"ocr_burned_in_text": True})
+    monkeypatch.setattr("pytesseract.pytesseract.tesseract_cmd", "/nonexistent/tesseract")
+    (instance,) = _import(vessel_project, _run_bytes(text="DOE JANE 1958", seed=6))
+    assert (instance.text_regions, instance.burned_in_review) == (None, "pending")

@@ -117,3 +117,48 @@ def unpaired_counterpart(project: Project, patient: Patient, study: Study | None
         if same_study is not None:
             return same_study
     return candidates.first()
+
+
+# Where stored files live under MEDIA_ROOT: dicom/<project>/<token>.dcm, frames/<project>/<token>/,
+# polar/<project>/<token>-<name>.png (see StoragePaths).
+STORED_TREES = ("dicom", "frames", "polar")
+
+
+def orphaned_files(*, older_than: dt.timedelta) -> list[str]:
+    """Return the stored files and frame folders (relative to MEDIA_ROOT) that no row refers to.
+
+    A worker killed between writing a file's copies and committing its rows leaves them behind (the undo in
+    `undo_files_on_error` never ran). Only entries last modified more than `older_than` ago count, so an import
+    or a mask still on its way to its commit is never taken for one.
+    """
+    from annotation.models import Instance
+
+    referenced = set(PolarMap.objects.values_list("image_path", flat=True).iterator())
+    for file_path, frames_dir in Instance.objects.values_list("file_path", "frames_dir").iterator():
+        referenced.update((file_path, frames_dir))
+    root = Path(settings.MEDIA_ROOT)
+    cutoff = dt.datetime.now().timestamp() - older_than.total_seconds()
+    orphans = []
+    for tree in STORED_TREES:
+        for project_dir in sorted((root / tree).glob("*")) if (root / tree).is_dir() else []:
+            for entry in sorted(project_dir.iterdir()):
+                relative = entry.relative_to(root).as_posix()
+                if relative not in referenced and _last_change(entry) < cutoff:
+                    orphans.append(relative)
+    return orphans
+
+
+def _last_change(entry: Path) -> float:
+    """The newest modification time of a file, or of a folder and everything in it."""
+    if entry.is_dir():
+        return max([entry.stat().st_mtime, *(p.stat().st_mtime for p in entry.rglob("*"))])
+    return entry.stat().st_mtime
+
+
+def remove_stored(relative: str) -> None:
+    """Delete a stored file or frame folder (relative to MEDIA_ROOT)."""
+    path = media_path(relative)
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)

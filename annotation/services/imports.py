@@ -25,6 +25,7 @@ from annotation.ingest.results import FileResult, ImportReport, Outcome, Reason
 from annotation.ingest.sources import ArchiveLimits, BadSource, SourceFile
 from annotation.ingest.spect_manifest import import_manifest, is_manifest, is_png
 from annotation.ingest.staging import StagedEntry, sources_from_staged, staging_remove
+from annotation.ingest.store import orphaned_files, remove_stored
 from annotation.models import ImportFile, Job, JobKind, JobStatus, Project, TaskType
 from annotation.project_settings import parse_settings
 from annotation.services.jobs import job_claim, job_event_send, job_fail, jobs_recover_stale
@@ -281,12 +282,29 @@ def _without_names(message: str, labels: dict[str, str]) -> str:
     return message
 
 
+def media_sweep_orphans(*, older_than: timedelta) -> list[str]:
+    """Delete stored files no row refers to (left by a worker killed mid-file); return what was removed."""
+    removed = orphaned_files(older_than=older_than)
+    for relative in removed:
+        remove_stored(relative)
+    if removed:
+        logger.warning("media sweep: removed %s stored file(s) or frame folder(s) no row refers to", len(removed))
+    return removed
+
+
+_last_sweep = {"at": float("-inf")}
+
+
 def import_housekeeping() -> None:
-    """What every worker loop does between jobs: requeue stale jobs, forget old reports' file names."""
+    """What every worker loop does between jobs: requeue stale jobs, forget old reports' file names, and (at most
+    once per LUMEN_ORPHAN_SWEEP_MINUTES) remove files a killed worker left without their rows."""
     jobs_recover_stale(
         stale_after=timedelta(seconds=settings.LUMEN_JOB_STALE_SECONDS), max_attempts=settings.LUMEN_JOB_MAX_ATTEMPTS
     )
     import_reports_forget_names(older_than=timedelta(days=settings.LUMEN_IMPORT_NAMES_DAYS))
+    if time.monotonic() - _last_sweep["at"] >= settings.LUMEN_ORPHAN_SWEEP_MINUTES * 60:
+        _last_sweep["at"] = time.monotonic()
+        media_sweep_orphans(older_than=timedelta(hours=settings.LUMEN_ORPHAN_GRACE_HOURS))
 
 
 def import_jobs_run_pending() -> int:

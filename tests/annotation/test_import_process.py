@@ -18,7 +18,7 @@ from django.utils import timezone
 from annotation.ingest.staging import StagedEntry, staging_root
 from annotation.ingest.store import media_path
 from annotation.models import ImportFile, Instance, Job, JobStatus
-from annotation.services.imports import import_enqueue, import_jobs_run_pending
+from annotation.services.imports import import_enqueue, import_jobs_run_pending, media_sweep_orphans
 from annotation.services.jobs import jobs_recover_stale
 from learning.cohorts import generate_xa_cohort
 from tests.annotation.test_orchestrator_process import REPO, _wait_for, process_env
@@ -65,6 +65,11 @@ def test_a_killed_import_worker_leaves_whole_files_and_the_job_resumes(vessel_pr
     for instance in Instance.objects.all():
         assert media_path(instance.file_path).is_file()
         assert len(list(media_path(instance.frames_dir).iterdir())) >= instance.number_of_frames
+    # What the killed worker was writing has no row: the sweep (its grace period zero here) removes exactly that.
+    media_sweep_orphans(older_than=timedelta(0))
+    root = Path(settings.MEDIA_ROOT)
+    on_disk = {p.relative_to(root).as_posix() for tree in ("dicom", "frames") for p in root.glob(f"{tree}/*/*")}
+    assert on_disk == {path for i in Instance.objects.all() for path in (i.file_path, i.frames_dir)}
 
     # The heartbeat goes stale; the job is queued again and the next worker resumes after the last row.
     Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))

@@ -1,0 +1,68 @@
+"""Stored files no row refers to (a worker killed mid-file) are swept once past the grace period, nothing else."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+
+from annotation.ingest.sources import SourceFile
+from annotation.models import Instance, PolarMap
+from annotation.services import import_run
+from annotation.services.imports import media_sweep_orphans
+from tests import dicom_samples as samples
+from tests.annotation.test_spect_pairing import nm_map
+
+pytestmark = pytest.mark.django_db
+DAY = 24 * 3600
+
+
+def _import(project, name: str, data: bytes) -> None:
+    import_run(project=project, sources=[SourceFile(name=name, size=len(data), reader=lambda: data)])
+
+
+def _leftovers(project_id: int, token: str, age_seconds: float) -> list[Path]:
+    """What a killed worker leaves: a DICOM copy, a frame folder and a polar map, `age_seconds` old."""
+    root = Path(settings.MEDIA_ROOT)
+    dicom = root / f"dicom/{project_id}/{token}.dcm"
+    frames = root / f"frames/{project_id}/{token}"
+    polar = root / f"polar/{project_id}/{token}-0.png"
+    frames.mkdir(parents=True)
+    for path in (dicom, frames / "000000.webp", polar):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"partial")
+    then = time.time() - age_seconds
+    for path in (dicom, frames / "000000.webp", frames, polar):
+        os.utime(path, (then, then))
+    return [dicom, frames, polar]
+
+
+def test_old_orphans_go_young_ones_and_stored_files_stay(vessel_project, spect_project):
+    _import(vessel_project, "run.dcm", samples.xa_bytes(seed=1))
+    _import(spect_project, "map.dcm", nm_map(description="REST POLAR MAP"))
+    instance, polar = Instance.objects.get(project=vessel_project), PolarMap.objects.get()
+    stored = [Path(settings.MEDIA_ROOT) / p for p in (instance.file_path, instance.frames_dir, polar.image_path)]
+    for path in stored:  # stored long ago: age alone never condemns a file
+        os.utime(path, (time.time() - 30 * DAY,) * 2)
+    old = _leftovers(vessel_project.pk, "killed", age_seconds=2 * DAY)
+    young = _leftovers(vessel_project.pk, "running", age_seconds=60)
+    removed = media_sweep_orphans(older_than=timedelta(hours=24))
+    assert sorted(removed) == sorted(p.relative_to(settings.MEDIA_ROOT).as_posix() for p in old)
+    assert not any(p.exists() for p in old)
+    assert all(p.exists() for p in young + stored)
+    assert media_sweep_orphans(older_than=timedelta(hours=24)) == []
+
+
+def test_the_command_lists_before_it_removes(vessel_project, capsys):
+    old = _leftovers(vessel_project.pk, "killed", age_seconds=2 * DAY)
+    call_command("sweep_media", "--dry-run")
+    out = capsys.readouterr().out
+    assert f"would remove  dicom/{vessel_project.pk}/killed.dcm" in out and "3 orphaned entries (dry run)" in out
+    assert all(p.exists() for p in old)
+    call_command("sweep_media", "--older-than-hours", "1")
+    assert "3 orphaned entries" in capsys.readouterr().out and not any(p.exists() for p in old)

@@ -30,6 +30,16 @@ def django_test_database() -> Iterator[None]:
     try:
         yield
     finally:
+        from django.db import connection
+
+        if connection.vendor == "postgresql":
+            # A server thread's connection (its own thread's, out of reach here) would keep the database from
+            # being dropped: end every other session on it first.
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
         runner.teardown_databases(old)
         teardown_test_environment()
 

@@ -215,7 +215,10 @@ async function refreshProgress() {
 }
 
 // The queue's size and each new ranking, pushed live; a new ranking also changes this annotator's counts.
-const live = startWorkspaceLive({ root, api, onRanked: () => refreshProgress() });
+// Connected once the first item is on screen, so the socket's handshake does not compete with it.
+function goLive() {
+  startWorkspaceLive({ root, api, onRanked: () => refreshProgress() }).refreshQueue();
+}
 
 async function run(action) {
   if (current.busy) return;
@@ -363,4 +366,4 @@ async function start() {
   }
 }
 
-run(start).then(() => live.refreshQueue());
+run(start).then(goLive);

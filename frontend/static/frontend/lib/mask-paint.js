@@ -5,11 +5,10 @@
 // centre of pixel (row, col) is (col + ½, row + ½). Nothing here touches a tool's DOM: the drawing helpers
 // draw on the 2D context they are given.
 
+import { clamp } from "./math.js";
 import { BINS } from "./oct-measure.js";
 
-export function clamp(value, low, high) {
-  return Math.min(high, Math.max(low, value));
-}
+export { clamp };
 
 /** Map a pointer event's client position over an element's `rect` to pixel units of a rows × cols image. */
 export function clientToPixels(event, rect, rows, cols) {

@@ -7,7 +7,7 @@
 // and in window.lumenCine.
 
 import { el } from "../lib/dom.js";
-import { clamp } from "../lib/mask-paint.js";
+import { clamp } from "../lib/math.js";
 
 const VESSELS = [
   { value: "LCA", key: "1", text: "LCA", title: "Left coronary artery" },

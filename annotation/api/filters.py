@@ -112,8 +112,8 @@ class PolarMapFilter(filters.FilterSet):
         fields = ["project", "paired"]
 
     def by_pairing(self, queryset, name, value):
-        unpaired = Q(rest_exam__isnull=True, stress_exam__isnull=True)
-        return queryset.exclude(unpaired) if value else queryset.filter(unpaired)
+        unpaired = queryset.unpaired()
+        return queryset.exclude(pk__in=unpaired.values("pk")) if value else unpaired
 
 
 class JobFilter(filters.FilterSet):

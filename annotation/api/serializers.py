@@ -25,7 +25,6 @@ from annotation.models import (
     Project,
     ProjectQueue,
     Role,
-    SpectExam,
     TaskType,
     TrainingExample,
 )
@@ -446,7 +445,9 @@ class PolarMapSerializer(serializers.ModelSerializer):
     project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     patient = serializers.CharField(source="patient.pseudonym", read_only=True)
     image_url = serializers.SerializerMethodField()
-    item = serializers.SerializerMethodField()
+    item = serializers.IntegerField(
+        source="exam_item_id", read_only=True, allow_null=True, help_text="the SPECT item the map is paired in"
+    )
 
     class Meta:
         model = PolarMap
@@ -468,16 +469,6 @@ class PolarMapSerializer(serializers.ModelSerializer):
 
     def get_image_url(self, polar: PolarMap) -> str:
         return reverse("api:polar-map-image", args=[polar.pk])
-
-    @extend_schema_field(serializers.IntegerField(allow_null=True))
-    def get_item(self, polar: PolarMap) -> int | None:
-        """The SPECT item the map is paired in; null while it waits."""
-        for exam in ("rest_exam", "stress_exam"):
-            try:
-                return getattr(polar, exam).item_id
-            except SpectExam.DoesNotExist:
-                continue
-        return None
 
 
 class PolarMapPhaseSerializer(serializers.Serializer):

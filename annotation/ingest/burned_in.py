@@ -11,7 +11,9 @@ from collections.abc import Iterable
 
 import numpy as np
 from PIL import Image
-from pydicom import Dataset, Sequence
+from pydicom import Dataset
+
+from annotation.ingest.deid import add_method_code
 
 TEXT_LEVEL = 235  # burned-in text is drawn at (nearly) full white
 MIN_CONFIDENCE = 30
@@ -102,10 +104,7 @@ def mask_pixels(ds: Dataset, regions: list[list[int]]) -> None:
         photometric = "RGB"  # pydicom decodes YBR to RGB
     ds.set_pixel_data(pixels, photometric_interpretation=photometric, bits_stored=bits, generate_instance_uid=False)
     ds.BurnedInAnnotation = "NO"
-    ds.DeidentificationMethod = f"{ds.get('DeidentificationMethod', '')}; burned-in text masked".lstrip("; ")
-    codes = ds.get("DeidentificationMethodCodeSequence") or Sequence()
-    if CLEAN_PIXEL_DATA[0] not in [str(c.get("CodeValue", "")) for c in codes]:
-        code = Dataset()
-        code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = CLEAN_PIXEL_DATA[0], "DCM", CLEAN_PIXEL_DATA[1]
-        codes.append(code)
-    ds.DeidentificationMethodCodeSequence = codes
+    method = str(ds.get("DeidentificationMethod", "") or "")
+    if "burned-in text masked" not in method:
+        ds.DeidentificationMethod = f"{method}; burned-in text masked".lstrip("; ")
+    add_method_code(ds, *CLEAN_PIXEL_DATA)

@@ -164,16 +164,21 @@ def deidentify(ds: Dataset, *, patient: PatientKey, key: str) -> None:
     ds.PatientIdentityRemoved = "YES"
     ds.LongitudinalTemporalInformationModified = "MODIFIED"
     ds.DeidentificationMethod = METHOD
-    codes = []
+    ds.DeidentificationMethodCodeSequence = Sequence()
     for value, meaning in METHOD_CODES:
-        code = Dataset()
-        code.CodeValue = value
-        code.CodingSchemeDesignator = "DCM"
-        code.CodeMeaning = meaning
-        codes.append(code)
-    ds.DeidentificationMethodCodeSequence = Sequence(codes)
+        add_method_code(ds, value, meaning)
     if hasattr(ds, "file_meta") and "MediaStorageSOPInstanceUID" in ds.file_meta:
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+
+
+def add_method_code(ds: Dataset, value: str, meaning: str) -> None:
+    """Record a de-identification profile or option (CID 7050) in the file, once."""
+    codes = ds.get("DeidentificationMethodCodeSequence") or Sequence()
+    if value not in [str(c.get("CodeValue", "")) for c in codes]:
+        code = Dataset()
+        code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = value, "DCM", meaning
+        codes.append(code)
+    ds.DeidentificationMethodCodeSequence = codes
 
 
 def _apply_profile(ds: Dataset, context: _Context) -> None:
@@ -184,7 +189,7 @@ def _apply_profile(ds: Dataset, context: _Context) -> None:
         action = actions.get(tag) or next((a for (g, e, gm, em), a in masked if _matches(tag, g, e, gm, em)), None)
         if element.keyword in CLEANED_DESCRIPTORS:
             action = _clean
-        elif element.VR in ("DA", "DT", "TM") and element.tag.group != 0x0010 and (action or _keep) is not _remove:
+        elif element.VR in ("DA", "DT", "TM") and element.tag.group != 0x0010 and action is not _remove:
             action = _shift  # the longitudinal option: dates move, times stay
         if action is not None:
             action(ds, element, context)
@@ -227,10 +232,6 @@ def _profile_actions() -> tuple[dict[tuple[int, int], Action], list[tuple[tuple[
     return exact, masked
 
 
-def _keep(ds: Dataset, element: DataElement, context: _Context) -> None:
-    """Not in the table: kept as it is."""
-
-
 def _remove(ds: Dataset, element: DataElement, context: _Context) -> None:
     del ds[element.tag]
 
@@ -271,8 +272,10 @@ def _remap(ds: Dataset, element: DataElement, context: _Context) -> None:
 
 def _references(ds: Dataset, element: DataElement, context: _Context) -> None:
     """X/Z/U*: a sequence of references stays; the instance UIDs inside it are remapped as the table walks it."""
-    if element.VR != "SQ":
-        _remap(ds, element, context) if element.VR == "UI" else _empty(ds, element, context)
+    if element.VR == "UI":
+        _remap(ds, element, context)
+    elif element.VR != "SQ":
+        _empty(ds, element, context)
 
 
 def _clean(ds: Dataset, element: DataElement, context: _Context) -> None:

@@ -18,7 +18,6 @@ from typing import BinaryIO
 import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from pydicom import Dataset
 from pydicom.dataelem import DataElement, RawDataElement
 
@@ -410,14 +409,10 @@ def _make_items(
         for index, phase in enumerate(checked.phases)
     ]
     created = 0
-    for polar in maps:
-        if polar.phase and not _paired(polar):
+    for polar in maps:  # a two-frame file's first map may have paired with its second already
+        if polar.phase and PolarMap.objects.unpaired().filter(pk=polar.pk).exists():
             created += pair_polar_map(project, patient, study, polar)
     return created
-
-
-def _paired(polar: PolarMap) -> bool:
-    return SpectExam.objects.filter(Q(rest=polar) | Q(stress=polar)).exists()
 
 
 def _waiting(phases: tuple[str, ...]) -> str:

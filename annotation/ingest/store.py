@@ -109,9 +109,7 @@ def series_for(study: Study, *, uid: str, modality: str, description: str, numbe
 def unpaired_counterpart(project: Project, patient: Patient, study: Study | None, phase: str) -> PolarMap | None:
     """Return the newest map of the other phase for this patient not yet in an exam (same study first)."""
     other = "stress" if phase == "rest" else "rest"
-    candidates = PolarMap.objects.filter(
-        project=project, patient=patient, phase=other, rest_exam__isnull=True, stress_exam__isnull=True
-    ).order_by("-id")
+    candidates = PolarMap.objects.unpaired().filter(project=project, patient=patient, phase=other).order_by("-id")
     if study is not None:
         same_study = candidates.filter(study=study).first()
         if same_study is not None:

@@ -64,6 +64,12 @@ class PolarMapPhase(models.TextChoices):
     STRESS = "stress", "Stress"
 
 
+class PolarMapQuerySet(models.QuerySet):
+    def unpaired(self) -> "PolarMapQuerySet":
+        """The maps not (yet) in a SPECT exam."""
+        return self.filter(rest_exam__isnull=True, stress_exam__isnull=True)
+
+
 class PolarMap(models.Model):
     """One normalised polar map (bull's-eye); paired rest + stress maps of a patient make a SPECT item.
 
@@ -92,6 +98,8 @@ class PolarMap(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = PolarMapQuerySet.as_manager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(
@@ -105,6 +113,16 @@ class PolarMap(models.Model):
                 name="polar_map_one_per_frame",
             ),
         ]
+
+    @property
+    def exam_item_id(self) -> int | None:
+        """The SPECT item the map is paired in, or None while it waits."""
+        for exam in ("rest_exam", "stress_exam"):
+            try:
+                return getattr(self, exam).item_id
+            except SpectExam.DoesNotExist:
+                continue
+        return None
 
 
 class Sex(models.TextChoices):

@@ -296,15 +296,17 @@ _last_sweep = {"at": float("-inf")}
 
 
 def import_housekeeping() -> None:
-    """What every worker loop does between jobs: requeue stale jobs, forget old reports' file names, and (at most
-    once per LUMEN_ORPHAN_SWEEP_MINUTES) remove files a killed worker left without their rows."""
+    """What every worker loop does between jobs: requeue stale jobs; and, at most once per
+    LUMEN_HOUSEKEEPING_MINUTES (these work in days and hours, not seconds), forget old reports' file names and
+    remove files a killed worker left without their rows."""
     jobs_recover_stale(
         stale_after=timedelta(seconds=settings.LUMEN_JOB_STALE_SECONDS), max_attempts=settings.LUMEN_JOB_MAX_ATTEMPTS
     )
+    if time.monotonic() - _last_sweep["at"] < settings.LUMEN_HOUSEKEEPING_MINUTES * 60:
+        return
+    _last_sweep["at"] = time.monotonic()
     import_reports_forget_names(older_than=timedelta(days=settings.LUMEN_IMPORT_NAMES_DAYS))
-    if time.monotonic() - _last_sweep["at"] >= settings.LUMEN_ORPHAN_SWEEP_MINUTES * 60:
-        _last_sweep["at"] = time.monotonic()
-        media_sweep_orphans(older_than=timedelta(hours=settings.LUMEN_ORPHAN_GRACE_HOURS))
+    media_sweep_orphans(older_than=timedelta(hours=settings.LUMEN_ORPHAN_GRACE_HOURS))
 
 
 def import_jobs_run_pending() -> int:

@@ -10,21 +10,21 @@ import shutil
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Q
 
 from annotation.ingest.pipeline import pair_polar_map
 from annotation.ingest.store import media_path
-from annotation.models import Patient, PolarMap, PolarMapPhase, SpectExam
+from annotation.models import Patient, PolarMap, PolarMapPhase
 from annotation.services.errors import WorkspaceInputError
 
 
 def _locked_unpaired(polar: PolarMap) -> PolarMap:
     """Lock the map's patient (pairing takes that lock), then re-read the map; refuse a map already paired."""
     Patient.objects.select_for_update().filter(pk=polar.patient_id).values_list("pk", flat=True).get()
-    polar = PolarMap.objects.select_related("patient", "study", "project").get(pk=polar.pk)
-    exam = SpectExam.objects.filter(Q(rest=polar) | Q(stress=polar)).values_list("item_id", flat=True).first()
-    if exam is not None:
-        raise WorkspaceInputError("phase", f"this map is already paired in item {exam}; it can no longer change")
+    polar = PolarMap.objects.select_related("patient", "study", "project", "rest_exam", "stress_exam").get(pk=polar.pk)
+    if polar.exam_item_id is not None:
+        raise WorkspaceInputError(
+            "phase", f"this map is already paired in item {polar.exam_item_id}; it can no longer change"
+        )
     return polar
 
 

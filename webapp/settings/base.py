@@ -225,9 +225,10 @@ LUMEN_JOB_MAX_ATTEMPTS = env.int("LUMEN_JOB_MAX_ATTEMPTS", default=2)
 # The uploader's file names in an import report (they may carry identifiers) are replaced by the files' positions
 # this many days after the import ended; nothing else stores them.
 LUMEN_IMPORT_NAMES_DAYS = env.float("LUMEN_IMPORT_NAMES_DAYS", default=7)
-# Stored files no row refers to (a worker killed between writing a file and committing its rows) are removed by
-# the workers' housekeeping every this many minutes, once this many hours old (never an import still running).
-LUMEN_ORPHAN_SWEEP_MINUTES = env.float("LUMEN_ORPHAN_SWEEP_MINUTES", default=60)
+# The workers' housekeeping (forgetting old reports' file names, removing stored files no row refers to: what a
+# worker killed between writing a file and committing its rows leaves) runs every this many minutes; such files
+# go once this many hours old (never an import still running).
+LUMEN_HOUSEKEEPING_MINUTES = env.float("LUMEN_HOUSEKEEPING_MINUTES", default=60)
 LUMEN_ORPHAN_GRACE_HOURS = env.float("LUMEN_ORPHAN_GRACE_HOURS", default=24)
 
 LOGGING = {

@@ -54,13 +54,13 @@ bench-ingest: install
 	$(PY) -m benchmarks.ingest
 
 bench-cine: install browser
-	$(PY) -m benchmarks.cine_open
+	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/lumen_bench_cine} $(PY) -m benchmarks.cine_open
 
 bench-scoring: install
 	$(PY) -m benchmarks.scoring
 
 bench-http: install
-	$(PY) -m benchmarks.http_load
+	$(PY) -m benchmarks.http_load --sizes 10000,100000,1000000 --label-studio
 
 bench-queue: install
 	$(PY) -m benchmarks.queue

@@ -2,8 +2,10 @@
 
     python -m benchmarks.cine_open [--frames 100] [--size 512] [--repeats 5] [--save]
 
-One generated XA run is imported with the real import service and served by daphne (the project's ASGI server)
-running `webapp.asgi:application` on a free loopback port. Each repetition opens a fresh browser context (cold
+One generated XA run is imported with the real import service and served on a free loopback port by the production
+server as `deploy/README.md` runs it (gunicorn with `deploy/gunicorn.conf.py`: several uvicorn worker processes,
+`webapp.settings.production`) when DATABASE_URL points at PostgreSQL; on SQLite (an in-memory test database no
+other process can see) by daphne in a thread of this process. Each repetition opens a fresh browser context (cold
 HTTP cache, logged in through the login form once) and measures from navigation start:
 
 - the baseline: the page fetches the run's de-identified DICOM file whole, over the same server (what a viewer
@@ -19,14 +21,13 @@ Bytes are the frame responses' Resource Timing `encodedBodySize` (the body on th
 of playback at 1× checks that every frame is shown at the run's frame rate. Medians over the repetitions, after
 one warm-up round that is not counted.
 
-The server runs in a thread of this process, so it shares the throw-away test database even when that is
-SQLite in memory (a daphne subprocess could not see it); set DATABASE_URL to measure against PostgreSQL.
+The database is a throw-away test database (`benchmarks.common.django_test_database`); the production server gets
+its name, this run's media folder and random keys; two benchmark-only routes are added (`benchmarks.cine_asgi`).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import shutil
 import statistics
@@ -38,10 +39,10 @@ from pathlib import Path
 import daphne.server  # installs Twisted's asyncio reactor: import it before anything else touches Twisted
 import numpy as np
 
+from benchmarks.cine_asgi import bench_routes
 from benchmarks.common import django_test_database, machine_line, save, table
 
 PASSWORD = "bench-password"
-CHUNK = 64 * 1024
 
 # Runs in a blank page of the server's origin: fetch a URL whole and return when it arrived (ms since navigation).
 FETCH_DICOM_JS = """
@@ -133,6 +134,9 @@ def copies(path: Path, n: int) -> list[Path]:
 def import_item(path: Path, runs: int):
     """Import `runs` copies of the run into a fresh vessel-type project with one annotator; return the first item
     and the username."""
+    from django.contrib.auth.hashers import PBKDF2PasswordHasher
+    from django.db import connection
+
     from annotation.ingest.sources import ArchiveLimits, sources_from_path
     from annotation.models import Item, Role, TaskType
     from annotation.services import import_run, membership_set, project_create
@@ -140,7 +144,11 @@ def import_item(path: Path, runs: int):
 
     lead = UserFactory(username="bench-lead")
     annotator = UserFactory(username="bench-annotator")
-    annotator.set_password(PASSWORD)
+    if connection.vendor == "postgresql":  # for the production server: Django's default hasher, not the tests' MD5
+        hasher = PBKDF2PasswordHasher()
+        annotator.password = hasher.encode(PASSWORD, hasher.salt())
+    else:
+        annotator.set_password(PASSWORD)
     annotator.save()
     project = project_create(slug="bench-cine", name="Cine benchmark", task_type=TaskType.VESSEL_TYPE, creator=lead)
     membership_set(project=project, user=annotator, role=Role.ANNOTATOR)
@@ -150,36 +158,10 @@ def import_item(path: Path, runs: int):
     return Item.objects.select_related("instance", "project").filter(project=project).first(), annotator.username
 
 
-def bench_routes(app, dicom: Path):
-    """Wrap the ASGI app with two benchmark-only routes: a blank page and the stored DICOM file, streamed."""
-
-    async def send_body(send, body_type: str, chunks) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", body_type.encode())]})
-        async for chunk in chunks:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
-
-    async def read_file():
-        with dicom.open("rb") as handle:
-            while chunk := await asyncio.to_thread(handle.read, CHUNK):
-                yield chunk
-
-    async def blank():
-        yield b"<!doctype html><title>bench</title>"
-
-    async def router(scope, receive, send):
-        if scope["type"] == "http" and scope["path"] == "/bench/dicom":
-            await send_body(send, "application/dicom", read_file())
-        elif scope["type"] == "http" and scope["path"] == "/bench/blank":
-            await send_body(send, "text/html", blank())
-        else:
-            await app(scope, receive, send)
-
-    return router
-
-
 class ServerThread(threading.Thread):
-    """Daphne serving the ASGI application on a free loopback port, in this process."""
+    """Daphne serving the ASGI application on a free loopback port, in this process (SQLite in memory only)."""
+
+    name = "daphne in the benchmark's process (SQLite in memory: no other process can see the database)"
 
     def __init__(self, application) -> None:
         super().__init__(daemon=True)
@@ -205,6 +187,39 @@ class ServerThread(threading.Thread):
 
         reactor.callFromThread(reactor.stop)
         self.join(timeout=10)
+
+
+def served(dicom: Path, media: Path, logs: Path):
+    """Start the server the run is opened from and return it (`url`, `stop()`, `name`).
+
+    On PostgreSQL it is the production server as `deploy/README.md` runs it (gunicorn with
+    `deploy/gunicorn.conf.py`, several uvicorn worker processes, production settings) against this run's test
+    database, with the two benchmark routes added (`benchmarks.cine_asgi`); on SQLite (a database in this
+    process's memory) daphne in a thread of this process.
+    """
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        from webapp.asgi import application
+
+        thread = ServerThread(bench_routes(application, dicom))
+        thread.start()
+        return thread
+    from benchmarks.http_load import Server
+
+    params = connection.settings_dict
+    url = (
+        f"postgres://{params['USER'] or 'postgres'}:{params['PASSWORD'] or ''}@{params['HOST'] or '127.0.0.1'}:"
+        f"{params['PORT'] or 5432}/{params['NAME']}"
+    )
+    server = Server(url, media, logs, application="benchmarks.cine_asgi:application",
+                    extra_env={"LUMEN_BENCH_DICOM": str(dicom)})
+    server.start()
+    server.name = (
+        f"gunicorn -c deploy/gunicorn.conf.py ({server.workers()} uvicorn worker processes), "
+        "webapp.settings.production, PostgreSQL"
+    )
+    return server
 
 
 def log_in(browser, base: str, username: str) -> dict:
@@ -299,17 +314,16 @@ def main() -> None:
             dicom_bytes = stored_dicom.stat().st_size
             cache_bytes = sum(p.stat().st_size for p in media_path(instance.frames_dir).iterdir())
             fps = instance.frame_rate
-            from webapp.asgi import application
-
-            server = ServerThread(bench_routes(application, stored_dicom))
-            server.start()
+            server = served(stored_dicom, Path(settings.MEDIA_ROOT), folder)
             try:
                 rounds = run_browser(server.url, item, username, args.frames, fps, args.repeats)
             finally:
                 server.stop()
+            server_name = server.name
             frame_format = settings.LUMEN_FRAME_FORMAT
         text = report(
-            args, rounds, dicom_bytes=dicom_bytes, cache_bytes=cache_bytes, fmt=frame_format, fps=fps, load=load
+            args, rounds, dicom_bytes=dicom_bytes, cache_bytes=cache_bytes, fmt=frame_format, fps=fps, load=load,
+            server=server_name,
         )
         print(text)
         if args.save:
@@ -334,7 +348,9 @@ def run_browser(base: str, item, username: str, frames: int, fps: float, repeats
             browser.close()
 
 
-def report(args, rounds: list[dict], *, dicom_bytes: int, cache_bytes: int, fmt: str, fps: float, load: float) -> str:
+def report(
+    args, rounds: list[dict], *, dicom_bytes: int, cache_bytes: int, fmt: str, fps: float, load: float, server: str
+) -> str:
     def median(name: str, key: str) -> float | None:
         values = [r[name][key] for r in rounds if r[name].get(key) is not None]
         return statistics.median(values) if values else None
@@ -393,7 +409,7 @@ def report(args, rounds: list[dict], *, dicom_bytes: int, cache_bytes: int, fmt:
     return (
         f"Cine open benchmark: one XA run of {args.frames} frames at {args.size}x{args.size} (8-bit), "
         f"DICOM {dicom_bytes / 1e6:.2f} MB, frame cache {cache_bytes / 1e6:.2f} MB as {fmt}\n"
-        f"{machine_line()} · load average {load:.1f} at start · daphne on 127.0.0.1 · headless Chromium, "
+        f"{machine_line()} · load average {load:.1f} at start · server: {server}, on 127.0.0.1 · headless Chromium, "
         f"a fresh browser (cold cache) per round, then the next run in the same browser (warm) · "
         f"median of {len(rounds)} (ms since navigation start)\n\n{body}\n\n"
         f"Workspace timeline, cold (median ms): {steps('workspace')}.\n"

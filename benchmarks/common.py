@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -98,3 +99,14 @@ def angle_regression_probabilities(
     model.fit(np.asarray(train_angles, dtype=float), y)
     probs[:, model.classes_] = model.predict_proba(np.asarray(angles, dtype=float))
     return probs
+
+
+def stop_process(process: subprocess.Popen | None, timeout: float = 30) -> None:
+    """Stop a server the benchmark started: terminate, then kill if it has not exited within `timeout` s."""
+    if process is None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()

@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.al_http import free_port
-from benchmarks.common import machine_line, save, table
+from benchmarks.common import machine_line, save, stop_process, table
 from benchmarks.queue import database_check, database_empty, database_prepare, sql
 
 REPO = Path(__file__).resolve().parent.parent
@@ -54,14 +54,19 @@ DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/lumen_bench_http"
 SECRET_KEY = secrets.token_urlsafe(48)
 PSEUDONYM_KEY = secrets.token_urlsafe(48)
 OVERLAP_EVERY = 10
+LUMEN, LABEL_STUDIO = "Lumen", "Label Studio"
 PHASES = (("1 client", 1, 0.0), ("{n} clients, no pause", None, 0.0), ("{n} clients, 1 s pause", None, 1.0))
 
 
 # ---------------------------------------------------------------------------------------------------- setup
 @dataclass
 class Setup:
+    """One loaded project of one system: what its clients need and how to count its double leases."""
+
+    system: str  # "Lumen" or "Label Studio"
+    url: str
     project_id: int
-    slug: str
+    slug: str  # Lumen's project slug; Label Studio addresses projects by id
     tokens: list[str]
     load_s: float
 
@@ -125,14 +130,16 @@ def project_load(size: int, clients: int, root: Path, seed: int) -> Setup:
     tokens = [AuthToken.objects.create(user=user)[1] for user in users]
     for name in ("annotation_item", "annotation_instance", "annotation_queueentry", "annotation_worktally"):
         sql(f"ANALYZE {name}")
-    return Setup(project.pk, project.slug, tokens, time.perf_counter() - started)
+    return Setup(LUMEN, "", project.pk, project.slug, tokens, time.perf_counter() - started)
 
 
 # ---------------------------------------------------------------------------------------------------- server
 class Server:
     """gunicorn with deploy/gunicorn.conf.py and the production settings, as deploy/README.md runs it."""
 
-    def __init__(self, database_url: str, media: Path, logs: Path) -> None:
+    def __init__(self, database_url: str, media: Path, logs: Path, application: str = "webapp.asgi:application",
+                 extra_env: dict[str, str] | None = None) -> None:
+        self.application = application
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = logs / "gunicorn.log"
@@ -146,9 +153,10 @@ class Server:
             "LUMEN_SECURE_COOKIES": "false",
             "LUMEN_SSL_REDIRECT": "false",
             "LUMEN_MEDIA_ROOT": str(media),
-            "LUMEN_STATIC_ROOT": str(media.parent / "static"),
+            "LUMEN_STATIC_ROOT": str(logs / "static"),
             "LUMEN_BIND": f"127.0.0.1:{self.port}",
             "LUMEN_LOG_LEVEL": "WARNING",
+            **(extra_env or {}),
         }
         self.process: subprocess.Popen | None = None
 
@@ -160,7 +168,7 @@ class Server:
         gunicorn = str(Path(sys.executable).with_name("gunicorn"))
         with self.log.open("w") as out:
             self.process = subprocess.Popen(
-                [gunicorn, "-c", "deploy/gunicorn.conf.py", "webapp.asgi:application"],
+                [gunicorn, "-c", "deploy/gunicorn.conf.py", self.application],
                 cwd=REPO, env=self.env, stdout=out, stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + 90
@@ -179,12 +187,7 @@ class Server:
         return len(out.split())
 
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        stop_process(self.process)
 
 
 # ---------------------------------------------------------------------------------------------------- clients
@@ -200,14 +203,64 @@ class ClientResult:
     ended: float = 0.0
 
 
-def client_main(url: str, token: str, slug: str, cycles: int, seconds: float, pause: float, ready, go, out) -> None:
-    """One annotator in its own process: next → workspace → submit until done; puts a ClientResult on `out`."""
+class Loop:
+    """One system's annotator loop over HTTP: next (with what the item page needs) → item reload → submit."""
+
+    def __init__(self, setup: Setup) -> None:
+        self.setup = setup
+
+    def next(self, session) -> tuple[object, dict | None]:
+        """Return (the response, the next item's handle or None when the queue is empty)."""
+        s = self.setup
+        if s.system == LUMEN:
+            response = session.post(f"{s.url}/api/projects/{s.slug}/next/", timeout=60)
+            response.raise_for_status()
+            body = response.json()
+            return response, (body if body["item"] is not None else None)
+        # Label Studio: GET …/next/ answers the task (locked for this user) or 404 when none is left.
+        response = session.get(f"{s.url}/api/projects/{s.project_id}/next/", timeout=60)
+        if response.status_code == 404:
+            return response, None
+        response.raise_for_status()
+        return response, response.json()
+
+    def reload(self, session, handle: dict):
+        s = self.setup
+        url = s.url + handle["workspace_url"] if s.system == LUMEN else f"{s.url}/api/tasks/{handle['id']}/"
+        return session.get(url, timeout=60)
+
+    def submit(self, session, handle: dict):
+        s = self.setup
+        if s.system == LUMEN:
+            label = handle["workspace"]["label"]
+            return session.post(
+                f"{s.url}/api/labels/",
+                json={"item": handle["item"], "payload": {"vessel": "LCA"},
+                      "base_version": label["version"] if label else None, "time_spent_ms": 1000},
+                timeout=60,
+            )
+        return session.post(
+            f"{s.url}/api/tasks/{handle['id']}/annotations/",
+            json={"result": [{"from_name": "vessel", "to_name": "image", "type": "choices",
+                              "value": {"choices": ["LCA"]}}], "lead_time": 1.0},
+            timeout=60,
+        )
+
+    def warm(self, session) -> None:
+        s = self.setup
+        path = "/api/me/" if s.system == LUMEN else "/api/current-user/whoami"
+        session.get(s.url + path, timeout=30).raise_for_status()
+
+
+def client_main(setup: Setup, token: str, cycles: int, seconds: float, pause: float, ready, go, out) -> None:
+    """One annotator in its own process: next → reload → submit until done; puts a ClientResult on `out`."""
     import requests
 
+    loop = Loop(setup)
     session = requests.Session()
     session.headers["Authorization"] = f"Token {token}"
     result = ClientResult()
-    session.get(f"{url}/api/me/", timeout=30)  # the connection is open before the clock starts
+    loop.warm(session)  # the connection is open before the clock starts
     ready.put(1)
     go.wait()
     result.started = time.perf_counter()
@@ -215,25 +268,16 @@ def client_main(url: str, token: str, slug: str, cycles: int, seconds: float, pa
     try:
         while result.cycles < cycles and time.perf_counter() < deadline:
             start = time.perf_counter()
-            response = session.post(f"{url}/api/projects/{slug}/next/", timeout=60)
+            _, handle = loop.next(session)
             result.next_ms.append(1000 * (time.perf_counter() - start))
-            response.raise_for_status()
-            body = response.json()
-            if body["item"] is None:
+            if handle is None:
                 result.empty += 1
                 break
             start = time.perf_counter()
-            workspace = session.get(url + body["workspace_url"], timeout=60)
+            loop.reload(session, handle).raise_for_status()
             result.workspace_ms.append(1000 * (time.perf_counter() - start))
-            workspace.raise_for_status()
-            label = body["workspace"]["label"]
             start = time.perf_counter()
-            submitted = session.post(
-                f"{url}/api/labels/",
-                json={"item": body["item"], "payload": {"vessel": "LCA"},
-                      "base_version": label["version"] if label else None, "time_spent_ms": 1000},
-                timeout=60,
-            )
+            submitted = loop.submit(session, handle)
             result.submit_ms.append(1000 * (time.perf_counter() - start))
             submitted.raise_for_status()
             result.cycles += 1
@@ -247,6 +291,7 @@ def client_main(url: str, token: str, slug: str, cycles: int, seconds: float, pa
 
 @dataclass
 class Phase:
+    system: str
     size: int
     name: str
     clients: int
@@ -257,20 +302,21 @@ class Phase:
     def calls(self, name: str) -> list[float]:
         return [ms for r in self.results for ms in getattr(r, f"{name}_ms")]
 
+    def errors(self) -> int:
+        return sum(len(r.errors) for r in self.results)
+
     def cycles_per_s(self) -> float:
         wall = max(r.ended for r in self.results) - min(r.started for r in self.results)
         return sum(r.cycles for r in self.results) / wall if wall > 0 else 0.0
 
 
-def phase_run(server: Server, setup: Setup, size: int, name: str, clients: int, pause: float,
-              cycles: int, seconds: float) -> Phase:
+def phase_run(setup: Setup, size: int, name: str, clients: int, pause: float, cycles: int, seconds: float,
+              double_leases) -> Phase:
+    """Run one phase against one system; `double_leases()` counts items leased beyond their slots afterwards."""
     context = multiprocessing.get_context("spawn")
     ready, out, go = context.Queue(), context.Queue(), context.Event()
     processes = [
-        context.Process(
-            target=client_main,
-            args=(server.url, setup.tokens[i], setup.slug, cycles, seconds, pause, ready, go, out),
-        )
+        context.Process(target=client_main, args=(setup, setup.tokens[i], cycles, seconds, pause, ready, go, out))
         for i in range(clients)
     ]
     for process in processes:
@@ -282,8 +328,7 @@ def phase_run(server: Server, setup: Setup, size: int, name: str, clients: int, 
     for process in processes:
         process.join(timeout=30)
     load = os.getloadavg()[0]
-    checks = database_check(setup.project_id)
-    return Phase(size, name, clients, results, checks.double_leases, load)
+    return Phase(setup.system, size, name, clients, results, double_leases(), load)
 
 
 def floor_measure(server: Server, token: str, n: int = 200) -> list[float]:
@@ -344,37 +389,77 @@ def percentile(values: list[float], q: float) -> float | None:
     return float(np.percentile(values, q)) if values else None
 
 
-def report(args, phases: list[Phase], setups: dict[int, Setup], plans: list[tuple[str, str]], workers: int,
-           floors: dict[int, list[float]]) -> str:
+def phase_row(p: Phase) -> list:
+    row = [f"{p.size:,}", p.name, p.system]
+    for call in ("next", "workspace", "submit"):
+        values = p.calls(call)
+        row += [f"{percentile(values, 50) or 0:.0f} / {percentile(values, 99) or 0:.0f} / "
+                f"{max(values) if values else 0:.0f}"]
+    cycles = sum(r.cycles for r in p.results)
+    return row + [cycles, f"{p.cycles_per_s():.1f}", p.errors(), p.double_leases, f"{p.load:.1f}"]
+
+
+def ratio_rows(phases: list[Phase]) -> list[list]:
+    """Per size and phase, Lumen against Label Studio in the same run: next p50 and p99, and cycles per second."""
+    by_key = {(p.system, p.size, p.name): p for p in phases}
     rows = []
     for p in phases:
-        row = [f"{p.size:,}", p.name]
-        for call in ("next", "workspace", "submit"):
-            values = p.calls(call)
-            row += [f"{percentile(values, 50) or 0:.0f} / {percentile(values, 99) or 0:.0f} / "
-                    f"{max(values) if values else 0:.0f}"]
-        errors = sum(len(r.errors) for r in p.results)
-        row += [sum(r.cycles for r in p.results), f"{p.cycles_per_s():.1f}", errors, p.double_leases, f"{p.load:.1f}"]
-        rows.append(row)
+        other = by_key.get((LABEL_STUDIO, p.size, p.name))
+        if p.system != LUMEN or other is None:
+            continue
+        ours, theirs = p.calls("next"), other.calls("next")
+        if not ours or not theirs:
+            continue
+        rows.append([
+            f"{p.size:,}", p.name,
+            f"{percentile(theirs, 50) / percentile(ours, 50):.1f}x",
+            f"{percentile(theirs, 99) / percentile(ours, 99):.1f}x",
+            f"{p.cycles_per_s():.1f} / {other.cycles_per_s():.1f}",
+            f"{p.cycles_per_s() / other.cycles_per_s():.1f}x" if other.cycles_per_s() else "-",
+        ])
+    return rows
+
+
+def report(args, phases: list[Phase], setups: dict[tuple[str, int], Setup], plans: list[tuple[str, str]],
+           workers: int, floors: dict[int, list[float]]) -> str:
+    lumen = [p for p in phases if p.system == LUMEN]
     lines = [
-        "HTTP load on the annotator's hot path: next (with the workspace) -> workspace reload -> submit",
-        f"server: gunicorn -c deploy/gunicorn.conf.py webapp.asgi:application ({workers} uvicorn worker processes), "
+        "HTTP load on the annotator's hot path: next (with what the item page needs) -> item reload -> submit",
+        f"Lumen: gunicorn -c deploy/gunicorn.conf.py webapp.asgi:application ({workers} uvicorn worker processes), "
         "webapp.settings.production (psycopg pool per worker), PostgreSQL"
-        + (", Redis channel layer" if os.environ.get("REDIS_URL") else ", in-memory channel layer"),
+        + (", Redis channel layer" if os.environ.get("REDIS_URL") else ", in-memory channel layer")
+        + "; POST /api/projects/<slug>/next/ -> GET its workspace URL -> POST /api/labels/",
+    ]
+    if any(p.system == LABEL_STUDIO for p in phases):
+        from benchmarks.label_studio import VERSION
+
+        lines.append(
+            f"Label Studio CE {VERSION} (PyPI, its own virtualenv): gunicorn core.wsgi:application ({workers} worker "
+            "processes), its own PostgreSQL database, legacy tokens, default project settings (sequential sampling, "
+            "task locks); GET /api/projects/<id>/next/ -> GET /api/tasks/<id>/ -> POST /api/tasks/<id>/annotations/; "
+            "phases interleaved with Lumen's (the same phase on Lumen, then on Label Studio)"
+        )
+    lines += [
         f"clients: one OS process each (spawn), requests + token; each phase bounded by {args.cycles} cycles and "
         f"{args.seconds:.0f} s per client",
-        "items: vessel-type cine runs, one in ten needs two labels, random queue order; "
-        + ", ".join(f"{size:,} loaded in {s.load_s:.0f} s" for size, s in setups.items()),
+        "items: vessel-type cine runs (Label Studio: one image task each), one in ten needs two labels; Lumen's queue "
+        "in random order; " + ", ".join(f"{system} {size:,} loaded in {s.load_s:.0f} s"
+                                         for (system, size), s in setups.items()),
         machine_line(),
         "",
         table(
-            ["items", "phase", "next p50/p99/max ms", "workspace p50/p99/max ms", "submit p50/p99/max ms",
+            ["items", "phase", "system", "next p50/p99/max ms", "item reload p50/p99/max ms", "submit p50/p99/max ms",
              "cycles", "cycles/s", "errors", "double leases", "load avg"],
-            rows,
+            [phase_row(p) for p in phases],
         ),
     ]
+    ratios = ratio_rows(phases)
+    if ratios:
+        lines += ["", "Label Studio / Lumen in the same run (next latency: how many times slower Label Studio is; "
+                  "cycles/s: how many times more items Lumen moves):", "",
+                  table(["items", "phase", "next p50", "next p99", "cycles/s Lumen / LS", "cycles/s ratio"], ratios)]
     floor_rows = []
-    for p in phases:
+    for p in lumen:
         if p.clients == 1 and p.size in floors:
             floor = statistics.median(floors[p.size])
             floor_rows.append([
@@ -383,25 +468,25 @@ def report(args, phases: list[Phase], setups: dict[int, Setup], plans: list[tupl
                 f"{statistics.median(p.calls('submit')) / floor:.2f}",
             ])
     if floor_rows:
-        lines += ["", "One client against a cheap authenticated call of the same server in the same run "
+        lines += ["", "Lumen, one client, against a cheap authenticated call of the same server in the same run "
                   "(GET /api/me/, 200 calls): what a request costs here before the hot path's own work (HTTP, ASGI, "
                   "Django and DRF, the token and three small queries).", "",
                   table(["items", "floor p50 ms", "floor p99 ms", "next p50 ms", "next / floor", "submit / floor"],
                         floor_rows)]
     by_size: dict[int, list[Phase]] = {}
-    for p in phases:
+    for p in lumen:
         by_size.setdefault(p.size, []).append(p)
     sizes = sorted(by_size)
     if len(sizes) > 1:
         small, large = by_size[sizes[0]][0], by_size[sizes[-1]][0]
         ratio = statistics.median(large.calls("next")) / statistics.median(small.calls("next"))
-        lines += ["", f"next p50 at {sizes[-1]:,} items / p50 at {sizes[0]:,} items, one client: {ratio:.2f}"]
-    errors = [e for p in phases for r in p.results for e in r.errors]
+        lines += ["", f"Lumen next p50 at {sizes[-1]:,} items / p50 at {sizes[0]:,} items, one client: {ratio:.2f}"]
+    errors = [f"{p.system}: {e}" for p in phases for r in p.results for e in r.errors]
     if errors:
         lines += ["", "client errors (first 5):", *errors[:5]]
     if plans:
-        lines += ["", f"Every statement of one next + one submit at {sizes[-1]:,} items, with the scans of its plan "
-                  "(EXPLAIN):", ""]
+        lines += ["", f"Every statement of one Lumen next + one submit at {sizes[-1]:,} items, with the scans of its "
+                  "plan (EXPLAIN):", ""]
         lines += [f"{i + 1:2d}. {statement}\n    {scans}" for i, (statement, scans) in enumerate(plans)]
     return "\n".join(lines)
 
@@ -413,6 +498,8 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=200, help="per client and phase")
     parser.add_argument("--seconds", type=float, default=30.0, help="per phase")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--label-studio", action="store_true",
+                        help="run every phase against Label Studio CE too (installed into var/label-studio once)")
     parser.add_argument("--save", action="store_true")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -423,31 +510,48 @@ def main() -> None:
         os.environ["LUMEN_PSEUDONYM_KEY"] = PSEUDONYM_KEY
         database_prepare(url)
         server = Server(url, root / "media", root)
-        server.start()
+        other = None
         phases: list[Phase] = []
-        setups: dict[int, Setup] = {}
+        setups: dict[tuple[str, int], Setup] = {}
         plans: list[tuple[str, str]] = []
         floors: dict[int, list[float]] = {}
         try:
+            server.start()
             workers = server.workers()
+            if args.label_studio:
+                from benchmarks.label_studio import LabelStudioServer
+
+                other = LabelStudioServer(url, workers, root, free_port())
+                other.start()
             for size in sizes:
                 database_empty()
                 setup = project_load(size, args.clients, root, args.seed)
-                setups[size] = setup
-                print(f"{size:,} items loaded in {setup.load_s:.0f} s", flush=True)
+                setup.url = server.url
+                runs = [(setup, lambda s=setup: database_check(s.project_id).double_leases)]
+                if other is not None:
+                    project, tokens, load_s = other.load(size, args.clients, OVERLAP_EVERY)
+                    ls = Setup(LABEL_STUDIO, other.url, project, "", tokens, load_s)
+                    runs.append((ls, lambda p=project: other.double_labels(p)))
+                for s, _ in runs:
+                    setups[(s.system, size)] = s
+                    print(f"{s.system}: {size:,} items loaded in {s.load_s:.0f} s", flush=True)
                 floors[size] = floor_measure(server, setup.tokens[-1])
                 for template, clients, pause in PHASES:
                     clients = clients or args.clients
                     name = template.format(n=clients)
-                    phase = phase_run(server, setup, size, name, clients, pause, args.cycles, args.seconds)
-                    phases.append(phase)
-                    nexts = phase.calls("next")
-                    print(f"  {name}: next p50 {percentile(nexts, 50) or 0:.0f} ms p99 {percentile(nexts, 99) or 0:.0f}"
-                          f" ms, {phase.cycles_per_s():.1f} cycles/s, double leases {phase.double_leases}", flush=True)
+                    for s, double_leases in runs:
+                        phase = phase_run(s, size, name, clients, pause, args.cycles, args.seconds, double_leases)
+                        phases.append(phase)
+                        nexts = phase.calls("next")
+                        print(f"  {s.system}, {name}: next p50 {percentile(nexts, 50) or 0:.0f} ms p99 "
+                              f"{percentile(nexts, 99) or 0:.0f} ms, {phase.cycles_per_s():.1f} cycles/s, "
+                              f"double leases {phase.double_leases}, errors {phase.errors()}", flush=True)
                 if size == sizes[-1]:
                     plans = query_plans(setup)
         finally:
             server.stop()
+            if other is not None:
+                other.stop()
         text = report(args, phases, setups, plans, workers, floors)
     print(text)
     if args.save:

@@ -21,22 +21,27 @@ needs_postgres = pytest.mark.skipif(
 
 
 @needs_postgres
-def test_http_load_drives_the_production_server_from_client_processes():
+def test_http_load_drives_lumen_and_label_studio_from_client_processes():
+    """Both production servers, Lumen's and a real Label Studio installed from PyPI, driven phase by phase."""
     url = urlunsplit(urlsplit(DATABASE_URL)._replace(path="/lumen_bench_http_smoke"))
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.http_load", "--sizes", "300,600", "--clients", "3", "--seconds", "4",
-         "--cycles", "6"],
+         "--cycles", "6", "--label-studio"],
         cwd=REPO, env={**os.environ, "LUMEN_BENCH_HTTP_URL": url}, capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
     assert re.search(r"\((\d+) uvicorn worker processes\)", out) and "(0 uvicorn" not in out
-    rows = [line for line in out.splitlines() if re.match(r"^(300|600)\s{2,}.*client", line)]
-    assert len(rows) == 6, out  # three phases per size
+    rows = [line for line in out.splitlines() if re.match(r"^(300|600)\s{2,}.*client.*\s(Lumen|Label Studio)\s", line)]
+    systems = [re.split(r"\s{2,}", row.strip())[2] for row in rows]
+    assert systems.count("Lumen") == 6 and systems.count("Label Studio") == 6, out  # three phases per size each
     for row in rows:
         cells = re.split(r"\s{2,}", row.strip())
-        cycles, errors, double_leases = int(cells[5]), int(cells[7]), int(cells[8])
+        cycles, errors, double_leases = int(cells[6]), int(cells[8]), int(cells[9])
         assert cycles > 0 and errors == 0 and double_leases == 0, row
+    # One ratio row per size and phase, from the same run.
+    ratios = out.split("in the same run (next latency", 1)[1].split("\n\n", 2)[1]
+    assert len([line for line in ratios.splitlines() if re.match(r"^(300|600)\s{2,}", line)]) == 6, ratios
     # The plan of every statement on the path is shown; none scans the big tables sequentially.
     plans = out.split("with the scans of its plan (EXPLAIN):", 1)[1]
     assert "Index Scan using" in plans

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.db import connection
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from annotation.models import (
@@ -41,6 +42,11 @@ def project_role(project: Project, user: AbstractBaseUser) -> str | None:
     return Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
 
 
+def member_role(user: AbstractBaseUser) -> Subquery:
+    """The user's role in the outer query's project, as an annotation (NULL for non-members)."""
+    return Subquery(Membership.objects.filter(project=OuterRef("pk"), user=user.pk).values("role")[:1])
+
+
 def _items_per_project(labels: QuerySet[Label]) -> Coalesce:
     """Count the distinct items of `labels` in the outer query's project (one aggregate subquery per project)."""
     counted = labels.filter(item__project=OuterRef("pk")).order_by().values("item__project")
@@ -69,12 +75,28 @@ def _projects_where(user: AbstractBaseUser, role: str | None = None) -> QuerySet
     return Project.objects.filter(pk__in=memberships.values("project"))
 
 
+def _role_in_item_project(user: AbstractBaseUser):
+    """The user's role in the project of each item of the outer query (a lead, for superusers)."""
+    if user.is_superuser:
+        return Value(Role.LEAD)
+    return Subquery(Membership.objects.filter(project=OuterRef("project_id"), user=user.pk).values("role")[:1])
+
+
 def items_for(user: AbstractBaseUser) -> QuerySet[Item]:
+    """The items a user may see, each with the user's role in its project as `viewer_role`."""
     return (
         Item.objects.filter(project__in=_projects_where(user))
         .select_related("project", "patient", "instance", "spect", "spect__rest", "spect__stress")
+        .annotate(viewer_role=_role_in_item_project(user))
         .order_by("pk")
     )
+
+
+def items_to_label(user: AbstractBaseUser) -> QuerySet[Item]:
+    """The items a user may label, each with the user's role in its project as `viewer_role` (one query: what a
+    submit reads before storing the label)."""
+    items = Item.objects.select_related("project", "instance").annotate(viewer_role=_role_in_item_project(user))
+    return items if user.is_superuser else items.filter(viewer_role__isnull=False)
 
 
 def labels_for(user: AbstractBaseUser) -> QuerySet[Label]:
@@ -206,30 +228,30 @@ def tally_of(project: Project, annotator_id: int) -> dict[str, int]:
     return stored if stored is not None else tally_count(project.pk, annotator_id)
 
 
+# An annotator's progress in one round trip (`next` shows it with every hand-out).
+_PROGRESS_SQL = """
+SELECT q.wanting_items, t.done, t.skipped, t.excused, (
+    SELECT COUNT(*) FROM annotation_reviewitem ri JOIN annotation_reviewrequest rr ON rr.id = ri.request_id
+    WHERE rr.project_id = %(project)s AND rr.annotator_id = %(annotator)s AND ri.resolved_at IS NULL
+)
+FROM annotation_project p
+LEFT JOIN annotation_projectqueue q ON q.project_id = p.id
+LEFT JOIN annotation_worktally t ON t.project_id = p.id AND t.annotator_id = %(annotator)s
+WHERE p.id = %(project)s
+"""
+
+
 def work_progress(project: Project, annotator: AbstractBaseUser) -> dict[str, int]:
     """Return the annotator's counts in the project: still to do, labelled, skipped, sent back for review."""
-    wanting_of = ProjectQueue.objects.filter(pk=project.pk).values("wanting_items")[:1]
-    stored = (
-        WorkTally.objects.filter(project=project, annotator_id=annotator.pk)
-        .annotate(wanting=Subquery(wanting_of))
-        .values(*TALLY_FIELDS, "wanting")
-        .first()
-    )
-    if stored is None:  # no tally yet: counted from the rows
+    with connection.cursor() as cursor:
+        cursor.execute(_PROGRESS_SQL, {"project": project.pk, "annotator": annotator.pk})
+        wanting, done, skipped, excused, to_review = cursor.fetchone()
+    if done is None:  # no tally yet: counted from the rows
         tally = tally_count(project.pk, annotator.pk)
-        wanting = ProjectQueue.objects.filter(pk=project.pk).values_list("wanting_items", flat=True).first()
-    else:
-        tally, wanting = stored, stored["wanting"]
+        done, skipped, excused = tally["done"], tally["skipped"], tally["excused"]
     if wanting is None:
         wanting = wanting_count(project.pk)
-    return {
-        "to_do": max(wanting - tally["excused"], 0),
-        "done": tally["done"],
-        "skipped": tally["skipped"],
-        "to_review": ReviewItem.objects.filter(
-            request__project=project, request__annotator=annotator, resolved_at__isnull=True
-        ).count(),
-    }
+    return {"to_do": max(wanting - excused, 0), "done": done, "skipped": skipped, "to_review": to_review}
 
 
 def recent_labels_of(project: Project, annotator: AbstractBaseUser, limit: int = 50) -> QuerySet[Label]:

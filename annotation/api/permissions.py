@@ -7,7 +7,7 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 
 from annotation.models import Project, Role
-from annotation.selectors import project_role
+from annotation.selectors import member_role, project_role
 
 NO_PROJECT = "No project here."
 NO_ITEM = "No such item."
@@ -16,8 +16,10 @@ NO_ITEM = "No such item."
 def project_for(request: Request, slug: str, *, lead: bool = False) -> Project:
     """Return the project if the user is a member (a lead, with lead=True); hide it from non-members."""
     # A missing project and one the user is not in read the same: nobody learns which slugs exist.
-    project = Project.objects.filter(slug=slug).first()
-    role = project_role(project, request.user) if project is not None else None
+    project = Project.objects.filter(slug=slug).annotate(member_role=member_role(request.user)).first()
+    role = None
+    if project is not None:
+        role = Role.LEAD if request.user.is_superuser else project.member_role
     if role is None:
         raise Http404(NO_PROJECT)
     if lead and role != Role.LEAD:

@@ -254,12 +254,13 @@ class LabelSerializer(serializers.ModelSerializer):
 
 
 class _VisibleItemField(serializers.PrimaryKeyRelatedField):
-    """An item id among the items the requesting user may see: a hidden item reads exactly like a missing one."""
+    """An item id among the items the requesting user may label (a member of its project): a hidden item reads
+    exactly like a missing one."""
 
     def get_queryset(self):
-        from annotation.selectors import items_for
+        from annotation.selectors import items_to_label
 
-        return items_for(self.context["request"].user)
+        return items_to_label(self.context["request"].user)
 
 
 class LabelSubmitSerializer(serializers.Serializer):

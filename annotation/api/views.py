@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Count
+from django.db.models import Count, Exists, OuterRef
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
@@ -27,6 +27,7 @@ from annotation.ingest import render
 from annotation.ingest.staging import StagedEntry, StagingUploadHandler, display_name
 from annotation.ingest.store import media_path
 from annotation.models import (
+    Draft,
     ImportFile,
     Item,
     ItemKind,
@@ -358,9 +359,8 @@ class ItemViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["get"])
     def workspace(self, request: Request, pk: str) -> Response:
         """Everything the labeling tool needs: the item, your label and draft, and task extras."""
-        item = self.get_object()
-        role = require_role(item.project, request)
-        return Response(workspace_body(item, request, role))
+        item = self.get_object()  # with the user's role in its project (selectors.items_for)
+        return Response(workspace_body(item, request, item.viewer_role))
 
     @extend_schema(request=s.DraftWriteSerializer, responses={200: s.DraftSerializer, 204: None})
     @action(detail=True, methods=["put", "delete"])
@@ -469,8 +469,7 @@ class LabelViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         """Submit a label; it becomes the next version. A stale base_version answers 409."""
         data = s.LabelSubmitSerializer(data=request.data, context={"request": request})
         data.is_valid(raise_exception=True)
-        item = data.validated_data["item"]
-        require_role(item.project, request)
+        item = data.validated_data["item"]  # one the user may label: a member of its project
         label = services.label_submit(
             item=item,
             author=request.user,
@@ -583,8 +582,10 @@ class MeView(APIView):
 
 
 def _leased_item(lease, project) -> Item:
-    """The leased item with what the workspace shows of it, in one query (the project is known)."""
-    item = Item.objects.select_related("patient", "instance").get(pk=lease.item_id)
+    """The leased item with what the workspace shows of it, and whether the user left a draft of it, in one query
+    (the project is known)."""
+    drafted = Exists(Draft.objects.filter(item=OuterRef("pk"), author_id=lease.annotator_id))
+    item = Item.objects.select_related("patient", "instance").annotate(has_draft=drafted).get(pk=lease.item_id)
     item.project = project
     return item
 
@@ -598,7 +599,7 @@ def workspace_body(item: Item, request: Request, role: str, lease=None) -> dict:
     # so no review of it, to look up.
     fresh = getattr(lease, "fresh", False)
     label = None if fresh else selectors.current_label(item, request.user)
-    draft = selectors.draft_of(item, request.user)
+    draft = selectors.draft_of(item, request.user) if getattr(item, "has_draft", True) else None
     lease = lease if lease is not None else selectors.open_lease(item, request.user)
     prediction = selectors.prediction_shown(item)
     review = None if fresh else selectors.open_review(item, request.user)

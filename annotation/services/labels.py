@@ -6,6 +6,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from annotation.label_schemas import label_payload_validate
@@ -45,21 +46,29 @@ def label_submit(
         with transaction.atomic():
             # The item row first, as a skip of it does: labels, leases and progress counts of an item change
             # one transaction at a time.
-            locked = Item.objects.select_for_update().filter(pk=item.pk)
-            counts = locked.values_list("labellers", "required_labels").get()
+            # With the author's current label (id, version), read in the same round trip.
+            mine = Label.objects.filter(item=OuterRef("pk"), author=author, superseded_at__isnull=True)
+            *counts, current_id, current_version = (
+                Item.objects.select_for_update()
+                .filter(pk=item.pk)
+                .annotate(
+                    current_id=Subquery(mine.values("pk")[:1]), current_version=Subquery(mine.values("version")[:1])
+                )
+                .values_list("labellers", "required_labels", "current_id", "current_version")
+                .get()
+            )
             now = timezone.now()
-            current = Label.objects.filter(item=item, author=author, superseded_at__isnull=True).first()
-            if (current.version if current else None) != base_version:
-                raise LabelConflict(current, base_version)
-            if current is not None:
-                won = Label.objects.filter(pk=current.pk, superseded_at__isnull=True).update(superseded_at=now)
+            if current_version != base_version:
+                raise LabelConflict(_current(item, author), base_version)
+            if current_id is not None:
+                won = Label.objects.filter(pk=current_id, superseded_at__isnull=True).update(superseded_at=now)
                 if won != 1:
                     raise LabelConflict(_current(item, author), base_version)
             label = Label.objects.create(
                 item=item,
                 author=author,
                 version=(base_version or 0) + 1,
-                previous=current,
+                previous_id=current_id,
                 source=source,
                 payload=payload,
                 time_spent_ms=time_spent_ms,
@@ -69,7 +78,12 @@ def label_submit(
             )
             Draft.objects.filter(item=item, author=author).delete()
             queue_label_added(
-                item=item, author=author, label=label, leased=bool(leased), first=current is None, counts=counts
+                item=item,
+                author=author,
+                label=label,
+                leased=bool(leased),
+                first=current_id is None,
+                counts=tuple(counts),
             )
             return label
     except IntegrityError:

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 import numpy as np
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import Count, Exists, F, FloatField, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, F, FloatField, OuterRef, Q
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -435,46 +435,98 @@ def _lease_gold(project: Project, annotator: AbstractBaseUser, expires_at: datet
     return lease
 
 
+_REVIEW_SQL = """
+SELECT ri.item_id FROM annotation_reviewitem ri JOIN annotation_reviewrequest rr ON rr.id = ri.request_id
+WHERE rr.project_id = %(project)s AND rr.annotator_id = %(annotator)s AND ri.resolved_at IS NULL{after}
+ORDER BY rr.created_at, ri.id
+LIMIT 1
+"""
+
+
 def _lease_review(
     project: Project, annotator: AbstractBaseUser, expires_at: datetime, after: int | None = None
 ) -> Assignment | None:
-    item_id = (
-        ReviewItem.objects.filter(request__project=project, request__annotator=annotator, resolved_at__isnull=True)
-        .exclude(item_id=after)
-        .order_by("request__created_at", "pk")
-        .values_list("item_id", flat=True)
-        .first()
-    )
-    if item_id is None:
+    params = {"project": project.pk, "annotator": annotator.pk, "after": after}
+    with connection.cursor() as cursor:
+        cursor.execute(_REVIEW_SQL.format(after="" if after is None else " AND ri.item_id <> %(after)s"), params)
+        row = cursor.fetchone()
+    if row is None:
         return None
     return Assignment.objects.create(
-        item_id=item_id, annotator=annotator, expires_at=expires_at, kind=AssignmentKind.REVIEW
+        item_id=row[0], annotator=annotator, expires_at=expires_at, kind=AssignmentKind.REVIEW
     )
+
+
+# The annotator's oldest open lease in the project (other than `after`), extended, in one statement.
+_RESUME_SQL = """
+UPDATE annotation_assignment SET expires_at = %(expires_at)s
+WHERE state = %(leased)s AND id = (
+    SELECT a.id FROM annotation_assignment a JOIN annotation_item i ON i.id = a.item_id
+    WHERE a.annotator_id = %(annotator)s AND a.state = %(leased)s AND i.project_id = %(project)s{after}
+    ORDER BY a.leased_at, a.id
+    LIMIT 1{lock}
+)
+RETURNING *
+"""
+
+
+def _lease_resume(
+    project: Project, annotator: AbstractBaseUser, expires_at: datetime, after: int | None
+) -> Assignment | None:
+    sql = _RESUME_SQL.format(
+        after="" if after is None else " AND a.item_id <> %(after)s",
+        lock=" FOR UPDATE OF a" if connection.features.has_select_for_update_of else "",
+    )
+    params = {
+        "project": project.pk,
+        "annotator": annotator.pk,
+        "after": after,
+        "expires_at": expires_at,
+        "leased": AssignmentState.LEASED.value,
+    }
+    return next(iter(Assignment.objects.raw(sql, params)), None)
+
+
+# The queue pick and the slot it takes, in one statement (the hot path of `next`: no ORM compile, one round trip).
+# The subquery's row lock (PostgreSQL: FOR UPDATE OF the item, SKIP LOCKED) keeps concurrent callers on
+# different items, and the locked row is re-checked before the update, so the slot it counted is still there;
+# SQLite serialises writers instead and has no row locks.
+_LEASE_QUEUED_SQL = """
+UPDATE annotation_item SET open_slots = open_slots - 1
+WHERE open_slots > 0 AND id = (
+    SELECT q.item_id FROM annotation_queueentry q JOIN annotation_item i ON i.id = q.item_id
+    WHERE q.project_id = %(project)s
+      AND q.generation = (SELECT generation FROM annotation_projectqueue WHERE project_id = %(project)s)
+      AND i.open_slots > 0 AND NOT i.is_gold
+      AND NOT EXISTS (SELECT 1 FROM annotation_label l WHERE l.item_id = q.item_id AND l.author_id = %(annotator)s)
+      AND NOT EXISTS (
+          SELECT 1 FROM annotation_assignment a
+          WHERE a.item_id = q.item_id AND a.annotator_id = %(annotator)s AND a.state IN (%(skipped)s, %(leased)s)
+      )
+    ORDER BY q.priority DESC, q.item_id
+    LIMIT 1{lock}
+)
+RETURNING id
+"""
 
 
 def _lease_queued(project: Project, annotator: AbstractBaseUser, expires_at: datetime) -> Assignment | None:
-    generation = Subquery(ProjectQueue.objects.filter(pk=project.pk).values("generation")[:1])
-    for _ in range(8):  # another caller may take the last slot between our pick and our update
-        entry = (
-            QueueEntry.objects.filter(
-                project=project, generation=generation, item__open_slots__gt=0, item__is_gold=False
-            )
-            .filter(*_not_done_by(annotator, "item_id"))
-            .order_by("-priority", "item_id")
-            .select_related("item")
-            .only("item_id", "item__id")
-            .select_for_update(skip_locked=True, of=("item",))
-            .first()
-        )
-        if entry is None:
-            return None
-        item_id = entry.item_id
-        if Item.objects.filter(pk=item_id, open_slots__gt=0).update(open_slots=F("open_slots") - 1):
-            lease = Assignment.objects.create(item_id=item_id, annotator=annotator, expires_at=expires_at)
-            tally_handout(project_id=project.pk, annotator_id=annotator.pk, gold=False)
-            lease.fresh = True  # an item they never labelled: no label or review of theirs to look up
-            return lease
-    return None
+    lock = " FOR UPDATE OF i SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    params = {
+        "project": project.pk,
+        "annotator": annotator.pk,
+        "skipped": AssignmentState.SKIPPED.value,
+        "leased": AssignmentState.LEASED.value,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_LEASE_QUEUED_SQL.format(lock=lock), params)
+        taken = cursor.fetchone()
+    if taken is None:  # nothing open for them (or, on PostgreSQL, every open item is being leased right now)
+        return None
+    lease = Assignment.objects.create(item_id=taken[0], annotator=annotator, expires_at=expires_at)
+    tally_handout(project_id=project.pk, annotator_id=annotator.pk, gold=False)
+    lease.fresh = True  # an item they never labelled: no label or review of theirs to look up
+    return lease
 
 
 def item_next(*, project: Project, annotator: AbstractBaseUser, after: int | None = None) -> Assignment | None:
@@ -491,18 +543,12 @@ def item_next(*, project: Project, annotator: AbstractBaseUser, after: int | Non
     now = timezone.now()
     settings = parse_settings(project.task_type, project.settings)
     expires_at = now + timedelta(minutes=settings.lease_minutes)
-    leases_expire(now=now)
+    # Usually nothing has expired: an index lookup outside a transaction says so in one round trip.
+    if Assignment.objects.filter(state=AssignmentState.LEASED, expires_at__lte=now).exists():
+        leases_expire(now=now)
     with transaction.atomic():
-        mine = (
-            Assignment.objects.select_for_update()
-            .filter(item__project=project, annotator=annotator, state=AssignmentState.LEASED)
-            .exclude(item_id=after)
-            .order_by("leased_at")
-            .first()
-        )
+        mine = _lease_resume(project, annotator, expires_at, after)
         if mine is not None:
-            mine.expires_at = expires_at
-            mine.save(update_fields=["expires_at"])
             return mine
         review = _lease_review(project, annotator, expires_at, after)
         if review is not None:
@@ -597,10 +643,10 @@ def queue_label_added(
     labellers, required = counts or (
         Item.objects.select_for_update().filter(pk=item.pk).values_list("labellers", "required_labels").get()
     )
-    if first:
-        labellers = tally_label_added(item=item, author_id=author.pk, labellers=labellers, required=required)
-    if labellers >= required:
+    if labellers + (1 if first else 0) >= required:
         QueueEntry.objects.filter(item=item).delete()
+    if first:  # last, as its final write takes the project's counter row (see tally_label_added)
+        tally_label_added(item=item, author_id=author.pk, labellers=labellers, required=required)
 
 
 # ---------------------------------------------------------------------------------------------------- overlap, gold

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, F, OuterRef, Subquery
+from django.db.models import Count, Exists, F, OuterRef, Subquery, Value
 
 from annotation.models import Assignment, AssignmentState, Item, Label, Project, ProjectQueue, WorkTally
 from annotation.selectors import tally_count, wanting_count
@@ -67,24 +67,36 @@ def tally_label_added(*, item: Item, author_id: int, labellers: int, required: i
     Item.objects.filter(pk=item.pk).update(labellers=F("labellers") + 1)
     labellers += 1
     item.labellers = labellers
-    skippers = set(
-        Assignment.objects.filter(item=item, state=AssignmentState.SKIPPED).values_list("annotator_id", flat=True)
-    )
-    had_skip = author_id in skippers
     was_open, is_open = labellers - 1 < required, labellers < required
+    # Who skipped the item, and (when this label completes it) who holds a label of it, in one round trip.
+    people = (
+        Assignment.objects.filter(item=item, state=AssignmentState.SKIPPED)
+        .order_by()
+        .values_list("annotator_id", flat=True)
+    )
+    if was_open and not is_open:
+        authors = (
+            Label.objects.filter(item=item, superseded_at__isnull=True).order_by().values_list("author_id", flat=True)
+        )
+        people = people.annotate(skipped=Value(True)).union(authors.annotate(skipped=Value(False)), all=True)
+        rows = list(people.values_list("annotator_id", "skipped"))
+    else:
+        rows = [(person, True) for person in people]
+    skippers = {person for person, skipped in rows if skipped}
+    had_skip = author_id in skippers
     deltas: dict[int, dict[str, int]] = {author_id: {"done": 1, "skipped": -1 if had_skip else 0}}
     if was_open and is_open and not had_skip:
         deltas[author_id]["excused"] = 1  # theirs no more, though the item still wants someone else's label
     elif was_open and not is_open:
         deltas[author_id]["excused"] = -1 if had_skip else 0
-        wanting_bump(item.project_id, -1)
-        others = skippers | set(
-            Label.objects.filter(item=item, superseded_at__isnull=True).values_list("author_id", flat=True)
-        )
+        others = {person for person, _ in rows}
         for other in others - {author_id}:
             deltas[other] = {"excused": -1}
     for annotator_id in sorted(deltas):
         tally_bump(item.project_id, annotator_id, **deltas[annotator_id])
+    if was_open and not is_open:
+        # Last: every label that completes an item in the project takes this one row's lock, held to the commit.
+        wanting_bump(item.project_id, -1)
     return labellers
 
 

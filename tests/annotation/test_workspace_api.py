@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
@@ -55,9 +55,14 @@ def test_next_leases_by_priority_and_resumes_the_same_lease(runs, vessel_project
     # One round trip: `next` carries the workspace the tool draws, the same body its own endpoint answers.
     assert first["workspace"] == client.get(first["workspace_url"]).json()
     assert first["workspace"]["item"]["id"] == runs[1].pk and first["workspace"]["lease_expires_at"]
+    Assignment.objects.filter(annotator=annotator).update(expires_at=timezone.now() + timedelta(minutes=1))
     again = client.post(next_url(vessel_project)).json()
     assert again["item"] == runs[1].pk
-    assert Assignment.objects.filter(annotator=annotator, state=AssignmentState.LEASED).count() == 1
+    lease = Assignment.objects.get(annotator=annotator, state=AssignmentState.LEASED)
+    # Resuming extends the lease again, and the answer says until when.
+    assert lease.expires_at > timezone.now() + timedelta(minutes=5)
+    assert again["lease_expires_at"] == again["workspace"]["lease_expires_at"]
+    assert datetime.fromisoformat(again["lease_expires_at"].replace("Z", "+00:00")) == lease.expires_at
 
 
 def test_two_annotators_never_get_the_same_item(runs, vessel_project, client_for, annotator, second_annotator):

@@ -42,9 +42,12 @@ def project_role(project: Project, user: AbstractBaseUser) -> str | None:
     return Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
 
 
-def member_role(user: AbstractBaseUser) -> Subquery:
-    """The user's role in the outer query's project, as an annotation (NULL for non-members)."""
-    return Subquery(Membership.objects.filter(project=OuterRef("pk"), user=user.pk).values("role")[:1])
+def role_in(user: AbstractBaseUser, project_ref: str = "pk") -> Subquery | Value:
+    """The user's role in the project of each row of the outer query (`project_ref`: its project id), as an
+    annotation: NULL for non-members, a lead for superusers (as `project_role` says)."""
+    if user.is_superuser:
+        return Value(Role.LEAD)
+    return Subquery(Membership.objects.filter(project=OuterRef(project_ref), user=user.pk).values("role")[:1])
 
 
 def _items_per_project(labels: QuerySet[Label]) -> Coalesce:
@@ -75,19 +78,12 @@ def _projects_where(user: AbstractBaseUser, role: str | None = None) -> QuerySet
     return Project.objects.filter(pk__in=memberships.values("project"))
 
 
-def _role_in_item_project(user: AbstractBaseUser):
-    """The user's role in the project of each item of the outer query (a lead, for superusers)."""
-    if user.is_superuser:
-        return Value(Role.LEAD)
-    return Subquery(Membership.objects.filter(project=OuterRef("project_id"), user=user.pk).values("role")[:1])
-
-
 def items_for(user: AbstractBaseUser) -> QuerySet[Item]:
     """The items a user may see, each with the user's role in its project as `viewer_role`."""
     return (
         Item.objects.filter(project__in=_projects_where(user))
         .select_related("project", "patient", "instance", "spect", "spect__rest", "spect__stress")
-        .annotate(viewer_role=_role_in_item_project(user))
+        .annotate(viewer_role=role_in(user, "project_id"))
         .order_by("pk")
     )
 
@@ -95,7 +91,7 @@ def items_for(user: AbstractBaseUser) -> QuerySet[Item]:
 def items_to_label(user: AbstractBaseUser) -> QuerySet[Item]:
     """The items a user may label, each with the user's role in its project as `viewer_role` (one query: what a
     submit reads before storing the label)."""
-    items = Item.objects.select_related("project", "instance").annotate(viewer_role=_role_in_item_project(user))
+    items = Item.objects.select_related("project", "instance").annotate(viewer_role=role_in(user, "project_id"))
     return items if user.is_superuser else items.filter(viewer_role__isnull=False)
 
 

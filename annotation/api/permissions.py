@@ -7,24 +7,24 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 
 from annotation.models import Project, Role
-from annotation.selectors import member_role, project_role
+from annotation.selectors import project_role, role_in
 
 NO_PROJECT = "No project here."
 NO_ITEM = "No such item."
 
 
 def project_for(request: Request, slug: str, *, lead: bool = False) -> Project:
-    """Return the project if the user is a member (a lead, with lead=True); hide it from non-members."""
+    """Return the project if the user is a member (a lead, with lead=True); hide it from non-members.
+
+    The project carries the caller's role as `viewer_role`, read in the same query, so a view need not look it up.
+    """
     # A missing project and one the user is not in read the same: nobody learns which slugs exist.
-    project = Project.objects.filter(slug=slug).annotate(member_role=member_role(request.user)).first()
-    role = None
-    if project is not None:
-        role = Role.LEAD if request.user.is_superuser else project.member_role
+    project = Project.objects.filter(slug=slug).annotate(viewer_role=role_in(request.user)).first()
+    role = project.viewer_role if project is not None else None
     if role is None:
         raise Http404(NO_PROJECT)
     if lead and role != Role.LEAD:
         raise PermissionDenied("Only the project's leads can do this.")
-    project.viewer_role = role  # the caller's role, so a view need not look it up again
     return project
 
 

@@ -385,12 +385,12 @@ def leases_expire(*, now: datetime | None = None, limit: int = 1000) -> int:
     Locks the expired leases with SKIP LOCKED, so two callers never return the same slot twice.
     """
     now = now or timezone.now()
+    expired = Assignment.objects.filter(state=AssignmentState.LEASED, expires_at__lte=now)
+    # Usually nothing has expired (every `next` asks): one index lookup, outside a transaction, says so.
+    if not expired.exists():
+        return 0
     with transaction.atomic():
-        stale = list(
-            Assignment.objects.select_for_update(skip_locked=True)
-            .filter(state=AssignmentState.LEASED, expires_at__lte=now)
-            .values_list("pk", "item_id", "kind")[:limit]
-        )
+        stale = list(expired.select_for_update(skip_locked=True).values_list("pk", "item_id", "kind")[:limit])
         if not stale:
             return 0
         Assignment.objects.filter(pk__in=[pk for pk, _, _ in stale], state=AssignmentState.LEASED).update(
@@ -543,9 +543,7 @@ def item_next(*, project: Project, annotator: AbstractBaseUser, after: int | Non
     now = timezone.now()
     settings = parse_settings(project.task_type, project.settings)
     expires_at = now + timedelta(minutes=settings.lease_minutes)
-    # Usually nothing has expired: an index lookup outside a transaction says so in one round trip.
-    if Assignment.objects.filter(state=AssignmentState.LEASED, expires_at__lte=now).exists():
-        leases_expire(now=now)
+    leases_expire(now=now)
     with transaction.atomic():
         mine = _lease_resume(project, annotator, expires_at, after)
         if mine is not None:

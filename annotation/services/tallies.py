@@ -72,16 +72,13 @@ def tally_label_added(*, item: Item, author_id: int, labellers: int, required: i
     people = (
         Assignment.objects.filter(item=item, state=AssignmentState.SKIPPED)
         .order_by()
-        .values_list("annotator_id", flat=True)
+        .annotate(skipped=Value(True))
+        .values_list("annotator_id", "skipped")
     )
     if was_open and not is_open:
-        authors = (
-            Label.objects.filter(item=item, superseded_at__isnull=True).order_by().values_list("author_id", flat=True)
-        )
-        people = people.annotate(skipped=Value(True)).union(authors.annotate(skipped=Value(False)), all=True)
-        rows = list(people.values_list("annotator_id", "skipped"))
-    else:
-        rows = [(person, True) for person in people]
+        authors = Label.objects.filter(item=item, superseded_at__isnull=True).order_by().annotate(skipped=Value(False))
+        people = people.union(authors.values_list("author_id", "skipped"), all=True)
+    rows = list(people)
     skippers = {person for person, skipped in rows if skipped}
     had_skip = author_id in skippers
     deltas: dict[int, dict[str, int]] = {author_id: {"done": 1, "skipped": -1 if had_skip else 0}}

@@ -95,6 +95,18 @@ def test_submit_closes_the_lease_deletes_the_draft_and_moves_on(runs, vessel_pro
     assert following["progress"] == {"to_do": 2, "done": 1, "skipped": 0, "to_review": 0}
 
 
+def test_a_draft_comes_back_with_the_item_when_it_is_handed_out_again(runs, vessel_project, client_for, annotator):
+    client = client_for(annotator)
+    first = client.post(next_url(vessel_project)).json()
+    assert first["workspace"]["draft"] is None
+    client.put(first["workspace"]["draft_url"], {"payload": {"vessel": "RCA"}, "time_spent_ms": 900}, format="json")
+    assert client.post(first["workspace"]["release_url"]).status_code == 200
+    # A fresh lease of the same item (it is still first in the queue): the draft is part of the answer.
+    again = client.post(next_url(vessel_project)).json()
+    assert again["item"] == first["item"]
+    assert again["workspace"]["draft"]["payload"] == {"vessel": "RCA"}
+
+
 def test_labelled_items_are_not_offered_again_and_the_queue_ends(runs, vessel_project, client_for, annotator):
     for item in runs:
         label_submit(item=item, author=annotator, payload={"vessel": "LCA"}, base_version=None)

@@ -298,7 +298,9 @@ def run_case(case: Case, device: torch.device, epochs: int, repeats: int) -> dic
     with torch.no_grad():
         forward()  # warm-up: allocator, kernels, cuDNN choices
         bare, _ = best_of(repeats, device, forward)
+    parity = cpu_parity(case, score_request, score(spec, score_request, device)) if device.type == "cuda" else None
     return {
+        "parity": parity,
         "items": n,
         "cold": n / cold,
         "warm": n / warm,
@@ -309,6 +311,33 @@ def run_case(case: Case, device: torch.device, epochs: int, repeats: int) -> dic
         "train_items": len(case.train),
         "batch_size": outcome.hparams["batch_size"],
     }
+
+
+def cpu_parity(case: Case, request: Any, on_device: Sequence[Any]) -> dict[str, float]:
+    """Score the same weights on the CPU: how far the device's confidences and uncertainties are from the CPU's,
+    and the share of items whose predicted label (class, mask, territory flags) is the same."""
+    from learning.tasks import get_task, score
+
+    on_cpu = {s.item_id: s for s in score(get_task(case.task, case.media_root), request, torch.device("cpu"))}
+    pairs = [(s, on_cpu[s.item_id]) for s in on_device]
+    if len(pairs) != len(on_cpu):
+        raise RuntimeError(f"{case.task}: the device scored {len(pairs)} items, the CPU {len(on_cpu)}")
+    return {
+        "confidence": max(abs(a.confidence - b.confidence) for a, b in pairs),
+        "uncertainty": max(abs(a.uncertainty - b.uncertainty) for a, b in pairs),
+        "same": sum(a.pseudo_target == b.pseudo_target for a, b in pairs) / len(pairs),
+        "dice": (
+            min(mask_dice(a.pseudo_target, b.pseudo_target) for a, b in pairs) if case.task == "oct_calcium" else None
+        ),
+    }
+
+
+def mask_dice(first: dict, second: dict) -> float:
+    """Dice of two RLE masks (1.0 when both are empty)."""
+    from learning.masks import mask_decode
+    from learning.metrics import dice
+
+    return float(dice(mask_decode(first), mask_decode(second)))
 
 
 # ---------------------------------------------------------------------------------------------------- report
@@ -358,6 +387,26 @@ def report(args, scale: Scale, device: torch.device, rows: list[tuple[Case, dict
             for case, r in rows
         ],
     )
+    if device.type == "cuda":
+        parity = table(
+            ["task", "model", "max |Δ confidence|", "max |Δ uncertainty|", "same predicted label", "lowest mask Dice"],
+            [
+                (
+                    c.task,
+                    c.family,
+                    f"{r['parity']['confidence']:.1e}",
+                    f"{r['parity']['uncertainty']:.1e}",
+                    f"{r['parity']['same']:.1%}",
+                    "-" if r["parity"]["dice"] is None else f"{r['parity']['dice']:.4f}",
+                )
+                for c, r in rows
+            ],
+        )
+        body += (
+            "\n\nThe weights trained on the device, scored again on the CPU (what a CPU worker loading them would "
+            "give); a mask is the same only when every pixel is, so its Dice with the CPU's mask is shown too "
+            f"(the GPU's convolutions may use TF32):\n{parity}"
+        )
     includes = "\n".join(f"  {case.task} / {case.family}: {case.includes}" for case, _ in rows)
     today = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     cohorts = (

@@ -15,6 +15,7 @@ from annotation.models import (
     AssignmentState,
     Draft,
     IcaReference,
+    Instance,
     Item,
     Job,
     Label,
@@ -85,6 +86,17 @@ def items_for(user: AbstractBaseUser) -> QuerySet[Item]:
         .select_related("project", "patient", "instance", "spect", "spect__rest", "spect__stress")
         .annotate(viewer_role=role_in(user, "project_id"))
         .order_by("pk")
+    )
+
+
+def frames_of(user: AbstractBaseUser, item_id: int) -> Instance | None:
+    """The DICOM instance whose rendered frames the item shows, if the user may see the item (one short query:
+    every frame request of the cine player and the OCT tool asks it); None for a hidden item or one without
+    frames."""
+    return (
+        Instance.objects.filter(items__pk=item_id, items__project__in=_projects_where(user))
+        .only("pk", "number_of_frames", "frames_dir", "frame_format")
+        .first()
     )
 
 

@@ -177,6 +177,7 @@ def training_set(project: Project) -> TrainingSet:
                 label_id=final.label.pk if final.label else None,
                 label_version=final.label.version if final.label else None,
                 ica_reference_id=final.ica_reference.pk if final.ica_reference else None,
+                group=item.patient_id,
             )
         )
     if settings.pseudo_label_threshold is not None:
@@ -202,7 +203,13 @@ def _pseudo_examples(project: Project, exclude: set[int]) -> Iterable[Example]:
         .order_by("item_id")
     )
     for row in pseudo:
-        yield Example(ref=item_ref(row.item), target=row.payload["target"], split=Split.TRAIN, pseudo_label_id=row.pk)
+        yield Example(
+            ref=item_ref(row.item),
+            target=row.payload["target"],
+            split=Split.TRAIN,
+            pseudo_label_id=row.pk,
+            group=row.item.patient_id,
+        )
 
 
 def media_root() -> str:

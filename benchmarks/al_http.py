@@ -22,7 +22,8 @@ After each round it reads the predictions over the API and reports, on the never
 the champion, of the latest (unselected) candidate, and of scikit-learn's L2 logistic regression on the two C-arm
 angles with quadratic terms trained by the script on the same labels (the angles come from the workspace);
 the champion's accuracy on the first cohort's still-unlabelled runs, its ECE, and whether the keep/replace
-decision is contradicted on the never-labelled cohort beyond its 90 % paired-bootstrap interval.
+decision is contradicted on the never-labelled cohort beyond its 90 % paired-bootstrap interval (the wider of
+resampling runs and resampling patients, as the platform decides).
 The runs are matched to their truth by their C-arm angles, which the workspace shows to annotators.
 """
 
@@ -171,6 +172,7 @@ class Cohort:
     folder: Path
     truth: dict[tuple[float, float], str]  # angle key -> vessel
     files: list[Path]
+    patient: dict[tuple[float, float], str]  # angle key -> the generator's patient (runs of one move together)
 
 
 def cohort_make(folder: Path, *, patients: int, runs: int, size: int, frames: tuple[int, int], seed: int,
@@ -180,13 +182,14 @@ def cohort_make(folder: Path, *, patients: int, runs: int, size: int, frames: tu
     truths = generate_xa_cohort(
         folder, n_patients=patients, runs_per_patient=runs, frames=frames, size=size, seed=seed, **knobs
     )
-    truth = {}
+    truth, patient = {}, {}
     for t in truths:
         key = angle_key(t.primary_angle, t.secondary_angle)
         if key in truth:
             raise RuntimeError(f"two runs share the C-arm angles {key}: pick another seed")
         truth[key] = t.vessel
-    return Cohort(folder, truth, [t.path for t in truths])
+        patient[key] = t.patient_id
+    return Cohort(folder, truth, [t.path for t in truths], patient)
 
 
 def upload(lead: Client, slug: str, files: list[Path], batch: int = 20) -> None:
@@ -278,8 +281,10 @@ def expected_calibration_error(outputs: dict[int, dict], truth: dict[int, str]) 
     return ece(np.array([CLASSES.index(truth[i]) for i in items]), probs)
 
 
-def contradicted(candidate: dict[int, dict], other: dict[int, dict], truth: dict[int, str], promoted: bool) -> bool:
-    """Whether the never-labelled runs say the opposite of the decision, beyond a 90 % paired interval."""
+def contradicted(candidate: dict[int, dict], other: dict[int, dict], truth: dict[int, str], promoted: bool,
+                 patient: dict[int, str]) -> bool:
+    """Whether the never-labelled runs say the opposite of the decision, beyond a 90 % paired interval (the
+    wider of resampling runs and resampling patients, as the platform's own decision)."""
     from learning.metrics import paired_bootstrap
 
     items = [i for i in truth if i in candidate and i in other]
@@ -287,7 +292,7 @@ def contradicted(candidate: dict[int, dict], other: dict[int, dict], truth: dict
     mine = np.array([candidate[i]["vessel"] for i in items])
     theirs = np.array([other[i]["vessel"] for i in items])
     _, low, high = paired_bootstrap(lambda t, p: float(np.mean(t == p)), (truth_rows, mine), (truth_rows, theirs),
-                                    alpha=0.1)
+                                    alpha=0.1, groups=np.array([patient[i] for i in items]))
     return bool(high < 0) if promoted else bool(low > 0)
 
 
@@ -359,11 +364,13 @@ def run_seed_on(args: argparse.Namespace, seed: int, root: Path, database_url: s
         # Match every item to its truth through what the workspace shows: the C-arm angles.
         angles: dict[int, tuple[float, float]] = {}
         truth: dict[int, str] = {}
+        patient: dict[int, str] = {}
         for row in lead.every(f"/api/items/?project={slug}"):
             geometry = lead.call("GET", f"/api/items/{row['id']}/workspace/")["item"]["media"]["geometry"]
             key = angle_key(geometry["positioner_primary_angle"], geometry["positioner_secondary_angle"])
             angles[row["id"]] = key
             truth[row["id"]] = (first.truth if row["id"] in first_ids else fresh.truth)[key]
+            patient[row["id"]] = (first.patient if row["id"] in first_ids else fresh.patient)[key]
         fresh_truth = {i: v for i, v in truth.items() if i not in first_ids}
         labelled: dict[int, str] = {}
         champion_number = None
@@ -406,7 +413,7 @@ def run_seed_on(args: argparse.Namespace, seed: int, root: Path, database_url: s
             other = next((v for v in versions if v["number"] == against), None)
             if other is not None and latest["status"] in ("champion", "rejected"):
                 result.contradicted = contradicted(candidate_out, predictions_of(lead, other["id"]), fresh_truth,
-                                                   promoted=latest["status"] == "champion")
+                                                   promoted=latest["status"] == "champion", patient=patient)
             result.baseline_fresh = accuracy(
                 angle_baseline([(angles[i], v) for i, v in labelled.items()], {i: angles[i] for i in fresh_truth}),
                 fresh_truth,

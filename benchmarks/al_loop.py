@@ -292,7 +292,8 @@ def fresh_examples(task: str, cohort: Cohort, folder: Path, seed: int) -> list:
         for i, t in enumerate(truths):
             geometry = (t.primary_angle, t.secondary_angle, t.source_to_detector_mm, t.source_to_patient_mm)
             ref = CineRef(item_id=-(i + 1), path=str(t.path.relative_to(folder)), geometry=geometry)
-            out.append(Example(ref=ref, target=spec.target_from_payload({"vessel": t.vessel}), split="fresh"))
+            out.append(Example(ref=ref, target=spec.target_from_payload({"vessel": t.vessel}), split="fresh",
+                               group=t.patient_id))
     elif task == "oct_calcium":
         truths = generate_oct_cohort(folder, n_pullbacks=cohort.n, frames=cohort.frames[0], size=cohort.size, seed=seed)
         for t in truths:
@@ -301,14 +302,14 @@ def fresh_examples(task: str, cohort: Cohort, folder: Path, seed: int) -> list:
                     continue
                 ref = OctFrameRef(item_id=-(len(out) + 1), path=str(t.path.relative_to(folder)), frame_index=frame,
                                   rows=t.masks[frame].shape[0], columns=t.masks[frame].shape[1])
-                out.append(Example(ref=ref, target=mask_encode(t.masks[frame]), split="fresh"))
+                out.append(Example(ref=ref, target=mask_encode(t.masks[frame]), split="fresh", group=t.patient_id))
     else:
         truths = generate_spect_cohort(folder, n_patients=cohort.n, size=cohort.size, seed=seed, fmt="png")
         for i, t in enumerate(truths):
             ref = SpectRef(item_id=-(i + 1), rest_path=t.rest_path.name, stress_path=t.stress_path.name, age=t.age,
                            sex=t.sex, weight_kg=t.weight_kg, height_cm=t.height_cm)
             payload = {"stress": list(t.stress_scores), "rest": list(t.rest_scores)}
-            out.append(Example(ref=ref, target=spec.target_from_payload(payload), split="fresh"))
+            out.append(Example(ref=ref, target=spec.target_from_payload(payload), split="fresh", group=t.patient_id))
     return [e for e in out if e.target is not None]
 
 

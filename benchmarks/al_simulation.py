@@ -289,6 +289,7 @@ def fresh_tables(results: dict[str, list[list[Round]]], labels: list[int], targe
         ])
     sections.append(
         "Keep/replace decisions the never-labelled cohort contradicts beyond its 90 % paired-bootstrap interval "
+        "(the wider of resampling items and resampling patients, as the platform decides) "
         "(a promotion it finds worse than what it replaced; a rejection it finds better), "
         f"and labels to {metric} {target:.2f} (mean over seeds, 90 % bootstrap interval over seeds).\n"
         + table(

@@ -5,9 +5,11 @@ import json
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views.decorators.cache import never_cache
 
 from annotation import selectors
 from annotation.api.permissions import project_for
+from annotation.api.views import first_images, next_answer
 from annotation.models import Role
 from annotation.project_settings import ProjectSettings, parse_settings
 from learning.strategies import STRATEGIES
@@ -58,9 +60,24 @@ def _learning_choices(task_type: str, settings: ProjectSettings) -> dict:
     }
 
 
+@never_cache  # the page carries the user's lease of the item it hands out
 @login_required
 def workspace(request: HttpRequest, slug: str) -> HttpResponse:
-    """The labeling workspace: one item after another, the task's tool mounted by workspace.js."""
+    """The labeling workspace: one item after another, the task's tool mounted by workspace.js.
+
+    Opened without `?item=`, the page leases the first item itself (as `POST …/next/` would: an open lease is
+    resumed, so reloading takes no other item) and embeds the answer, and its head preloads the item's first
+    image: the browser asks for nothing else before that image.
+    """
     project = project_for(request, slug)
-    is_lead = selectors.project_role(project, request.user) == Role.LEAD
-    return render(request, "frontend/workspace.html", {"project": project, "is_lead": is_lead})
+    first = None if "item" in request.GET else next_answer(request, project)
+    return render(
+        request,
+        "frontend/workspace.html",
+        {
+            "project": project,
+            "is_lead": project.viewer_role == Role.LEAD,
+            "first_next": first,
+            "first_images": first_images(first) if first else [],
+        },
+    )

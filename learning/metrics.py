@@ -229,20 +229,68 @@ def territory_metrics(y_true: ArrayLike, scores: ArrayLike, threshold: float = 0
 # --- bootstrap -------------------------------------------------------------------------------------------------
 
 
+def _draws(n_rows: int, groups: ArrayLike | None, n_boot: int, seed: int) -> list[list[np.ndarray]]:
+    """Return the resamples, one list of row-index arrays per scheme: rows drawn with replacement, and, when
+    `groups` names two groups or more, whole groups drawn with replacement (a cluster bootstrap: the frames of
+    one pullback, or the runs of one patient, move together because they are not independent evidence)."""
+    rng = np.random.default_rng(seed)
+    schemes = [[rng.integers(0, n_rows, size=n_rows) for _ in range(n_boot)]]
+    if groups is not None:
+        keys = np.asarray(groups)
+        if keys.shape != (n_rows,):
+            raise ValueError(f"groups: expected {n_rows} group keys, got shape {keys.shape}")
+        codes = np.unique(keys, return_inverse=True)[1].ravel()
+        members = [np.flatnonzero(codes == code) for code in range(int(codes.max()) + 1)]
+        if len(members) > 1:
+            schemes.append(
+                [
+                    np.concatenate([members[g] for g in rng.integers(0, len(members), size=len(members))])
+                    for _ in range(n_boot)
+                ]
+            )
+    return schemes
+
+
+def _interval(values: list[float], alpha: float) -> tuple[float, float]:
+    kept = [v for v in values if not math.isnan(v)]  # e.g. an AUC on a resample that drew one class only
+    if not kept:
+        return NAN, NAN
+    low, high = np.quantile(kept, [alpha / 2, 1 - alpha / 2])
+    return float(low), float(high)
+
+
+def _envelope(intervals: list[tuple[float, float]]) -> tuple[float, float]:
+    """The widest of the schemes' intervals: the cluster bootstrap is honest about correlated rows but too
+    narrow with very few groups (one group: no spread at all), the row bootstrap the other way round."""
+    known = [i for i in intervals if not math.isnan(i[0])]
+    if not known:
+        return NAN, NAN
+    return min(low for low, _ in known), max(high for _, high in known)
+
+
+def _check_alpha(n_boot: int, alpha: float) -> None:
+    if n_boot < 1:
+        raise ValueError("n_boot: must be at least 1")
+    if not 0 < alpha < 1:
+        raise ValueError("alpha: must lie strictly between 0 and 1")
+
+
 def bootstrap_ci(
     metric_fn: Callable[..., float],
     *arrays: ArrayLike,
     n_boot: int = 1000,
     alpha: float = 0.05,
     seed: int = 0,
+    groups: ArrayLike | None = None,
 ) -> tuple[float, float, float]:
-    """Return (point, low, high): percentile interval over row resamples, skipping nan ones (bounds nan if all are)."""
+    """Return (point, low, high): percentile interval over row resamples, skipping nan ones (bounds nan if all are).
+
+    With `groups` (one key per row, e.g. the patient), the interval is the wider of the row and the group
+    (cluster) bootstrap's.
+    """
     if not arrays:
         raise ValueError("bootstrap_ci: pass at least one array")
-    if n_boot < 1:
-        raise ValueError("n_boot: must be at least 1")
-    if not 0 < alpha < 1:
-        raise ValueError("alpha: must lie strictly between 0 and 1")
+    _check_alpha(n_boot, alpha)
     data = [np.asarray(array) for array in arrays]
     if any(array.ndim == 0 for array in data):
         raise ValueError("arrays: expected at least 1-D arrays")
@@ -252,17 +300,11 @@ def bootstrap_ci(
     if any(array.shape[0] != n_rows for array in data):
         raise ValueError(f"arrays: row counts differ: {[array.shape[0] for array in data]}")
     point = float(metric_fn(*data))
-    rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(n_boot):
-        rows = rng.integers(0, n_rows, size=n_rows)
-        value = float(metric_fn(*(array[rows] for array in data)))
-        if not math.isnan(value):  # e.g. an AUC on a resample that drew one class only
-            values.append(value)
-    if not values:
-        return point, NAN, NAN
-    low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2])
-    return point, float(low), float(high)
+    intervals = [
+        _interval([float(metric_fn(*(array[rows] for array in data))) for rows in draws], alpha)
+        for draws in _draws(n_rows, groups, n_boot, seed)
+    ]
+    return (point, *_envelope(intervals))
 
 
 def expected_calibration_error(y_true: ArrayLike, probs: ArrayLike, n_bins: int = 10) -> float:
@@ -293,13 +335,16 @@ def paired_bootstrap(
     n_boot: int = 1000,
     alpha: float = 0.05,
     seed: int = 0,
+    groups: ArrayLike | None = None,
 ) -> tuple[float, float, float]:
     """Return (difference, low, high) of metric(first) − metric(second) over the same resampled rows.
 
     `first` and `second` are the per-example arrays each metric is computed from (e.g. truth and one model's
     predictions), row i of every array being the same example; the interval is the two-sided
-    (1 − alpha) percentile interval, so `low > 0` at alpha = 0.1 is a one-sided test at 0.05.
+    (1 − alpha) percentile interval, so `low > 0` at alpha = 0.1 is a one-sided test at 0.05. With `groups`
+    (one key per row: the patient), it is the wider of the row and the group (cluster) bootstrap's.
     """
+    _check_alpha(n_boot, alpha)
     data_a = [np.asarray(array) for array in first]
     data_b = [np.asarray(array) for array in second]
     rows = {array.shape[0] for array in (*data_a, *data_b)}
@@ -309,14 +354,14 @@ def paired_bootstrap(
     if n_rows == 0:
         raise ValueError("arrays: empty input")
     point = float(metric_fn(*data_a)) - float(metric_fn(*data_b))
-    rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(n_boot):
-        take = rng.integers(0, n_rows, size=n_rows)
-        value = float(metric_fn(*(a[take] for a in data_a))) - float(metric_fn(*(b[take] for b in data_b)))
-        if not math.isnan(value):
-            values.append(value)
-    if not values:
-        return point, NAN, NAN
-    low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2])
-    return point, float(low), float(high)
+    intervals = [
+        _interval(
+            [
+                float(metric_fn(*(a[take] for a in data_a))) - float(metric_fn(*(b[take] for b in data_b)))
+                for take in draws
+            ],
+            alpha,
+        )
+        for draws in _draws(n_rows, groups, n_boot, seed)
+    ]
+    return (point, *_envelope(intervals))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import mimetypes
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Exists, OuterRef
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django_filters.rest_framework import DjangoFilterBackend
@@ -38,6 +40,7 @@ from annotation.models import (
     ModelVersion,
     PolarMap,
     Prediction,
+    Project,
     Role,
     TrainingExample,
 )
@@ -115,25 +118,7 @@ class ProjectViewSet(viewsets.GenericViewSet):
         `?after=<item id>`: the item you are labelling now; the answer is the one after it (leased ahead, so the
         browser can load it while you label), never that item again.
         """
-        project = project_for(request, slug)
-        after = after_param(request)
-        if project.archived:
-            lease = None
-        else:
-            lease = services.item_next(project=project, annotator=request.user, after=after)
-        body = {
-            "item": lease.item_id if lease else None,
-            "workspace_url": reverse("api:item-workspace", args=[lease.item_id]) if lease else None,
-            "lease_expires_at": lease.expires_at if lease else None,
-            "progress": selectors.work_progress(project, request.user),
-            # What the workspace needs to draw the item, so one round trip hands it out.
-            "workspace": workspace_body(_leased_item(lease, project), request, project.viewer_role, lease=lease)
-            if lease
-            else None,
-        }
-        if lease is None:
-            body["detail"] = "This project is archived." if project.archived else "Nothing left for you to label here."
-        return Response(s.NextItemSerializer(body).data)
+        return Response(next_answer(request, project_for(request, slug), after_param(request)))
 
     @extend_schema(request=s.TrainRequestSerializer, responses={202: s.JobSerializer})
     @action(detail=True, methods=["post"])
@@ -305,16 +290,12 @@ class ItemViewSet(viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(responses={(200, "image/*"): bytes})
     @action(detail=True, methods=["get"], url_path="frames/<int:n>", url_name="frame")
-    def frame(self, request: Request, pk: int, n: int) -> FileResponse:
+    def frame(self, request: Request, pk: int, n: int) -> HttpResponse:
         """One rendered frame of the item's run or pullback (8-bit web image, cached by the browser)."""
-        item = self.get_object()
-        if item.instance is None:
-            raise Http404("This item has no frames.")
-        index = n
-        if index >= item.instance.number_of_frames:
-            raise Http404(f"frame {index} is past the last frame ({item.instance.number_of_frames - 1})")
-        path = render.frame_path(media_path(item.instance.frames_dir), index, item.instance.frame_format)
-        return _image_response(path)
+        instance = _frames_of(request, pk)
+        if n >= instance.number_of_frames:
+            raise Http404(f"frame {n} is past the last frame ({instance.number_of_frames - 1})")
+        return _image_response(render.frame_path(media_path(instance.frames_dir), n, instance.frame_format))
 
     @extend_schema(
         parameters=[OpenApiParameter("start", int, description="first frame (default 0)")],
@@ -326,26 +307,24 @@ class ItemViewSet(viewsets.ReadOnlyModelViewSet):
 
         One request instead of one per frame: the cine player decodes each frame as soon as its bytes arrive.
         """
-        item = self.get_object()
-        if item.instance is None:
-            raise Http404("This item has no frames.")
-        count = item.instance.number_of_frames
+        instance = _frames_of(request, int(pk))
+        count = instance.number_of_frames
         start = query_int(request, "start", lowest=0, highest=count - 1, default=0)
-        directory = media_path(item.instance.frames_dir)
-        paths = [render.frame_path(directory, n, item.instance.frame_format) for n in range(start, count)]
+        directory = media_path(instance.frames_dir)
+        paths = [render.frame_path(directory, n, instance.frame_format) for n in range(start, count)]
         if not all(path.exists() for path in paths):
             raise Http404("Rendered frames are missing from the frame cache.")
         frames = [path.read_bytes() for path in paths]
         # Django's ASGI handler sends the body in 64 KiB chunks, so the browser still sees it arrive progressively.
         response = HttpResponse(b"".join(frames), content_type="application/octet-stream")
         response["X-Frame-Sizes"] = ",".join(str(len(frame)) for frame in frames)
-        response["X-Frame-Format"] = item.instance.frame_format
+        response["X-Frame-Format"] = instance.frame_format
         response["Cache-Control"] = "private, max-age=86400, immutable"
         return response
 
     @extend_schema(responses={(200, "image/png"): bytes})
     @action(detail=True, methods=["get"], url_path="polar/<str:phase>", url_name="polar-map")
-    def polar(self, request: Request, pk: str, phase: str) -> FileResponse:
+    def polar(self, request: Request, pk: str, phase: str) -> HttpResponse:
         """The item's rest or stress polar map, normalised to its maximum (PNG)."""
         if phase not in ("rest", "stress"):
             raise Http404("A polar map is 'rest' or 'stress'.")
@@ -427,7 +406,7 @@ class ItemViewSet(viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(responses={(200, "image/png"): bytes})
     @action(detail=True, methods=["get"])
-    def lmode(self, request: Request, pk: str) -> FileResponse:
+    def lmode(self, request: Request, pk: str) -> HttpResponse:
         """The pullback's longitudinal view: the centre row of every frame, one column per frame (PNG)."""
         item = self.get_object()
         if item.kind != ItemKind.OCT_FRAME:
@@ -446,10 +425,19 @@ class ItemViewSet(viewsets.ReadOnlyModelViewSet):
         return Response(s.IcaReferenceSerializer(ica).data, status=201)
 
 
-def _image_response(path) -> FileResponse:
-    if not path.exists():
-        raise Http404("The rendered image is missing from the frame cache.")
-    response = FileResponse(path.open("rb"))
+def _frames_of(request: Request, item_id: int):
+    instance = selectors.frames_of(request.user, item_id)
+    if instance is None:  # an item the user cannot see reads the same as one without frames
+        raise Http404("No item with frames here.")
+    return instance
+
+
+def _image_response(path) -> HttpResponse:
+    try:
+        body = path.read_bytes()  # one body: a FileResponse streams 4 KiB blocks, a thread hop each under ASGI
+    except FileNotFoundError:
+        raise Http404("The rendered image is missing from the frame cache.") from None
+    response = HttpResponse(body, content_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream")
     # Stored under a fresh token per import, the bytes never change: let the browser keep them.
     response["Cache-Control"] = "private, max-age=86400, immutable"
     return response
@@ -503,7 +491,7 @@ class PolarMapViewSet(mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(responses={(200, "image/png"): bytes})
     @action(detail=True, methods=["get"])
-    def image(self, request: Request, pk: str) -> FileResponse:
+    def image(self, request: Request, pk: str) -> HttpResponse:
         """The normalised map as stored (8-bit PNG)."""
         return _image_response(media_path(self.get_object().image_path))
 
@@ -590,7 +578,38 @@ def _leased_item(lease, project) -> Item:
     return item
 
 
-def workspace_body(item: Item, request: Request, role: str, lease=None) -> dict:
+def next_answer(request: HttpRequest | Request, project: Project, after: int | None = None) -> dict:
+    """Lease the user's next item of `project` (from `project_for`: it carries the caller's role) and return what
+    `POST …/next/` answers: the item, its lease, the user's progress and the workspace to draw it (one round trip).
+    The workspace page embeds the first answer in its HTML, so the browser asks for nothing before frame 0."""
+    lease = None if project.archived else services.item_next(project=project, annotator=request.user, after=after)
+    body = {
+        "item": lease.item_id if lease else None,
+        "workspace_url": reverse("api:item-workspace", args=[lease.item_id]) if lease else None,
+        "lease_expires_at": lease.expires_at if lease else None,
+        "progress": selectors.work_progress(project, request.user),
+        "workspace": workspace_body(_leased_item(lease, project), request, project.viewer_role, lease=lease)
+        if lease
+        else None,
+    }
+    if lease is None:
+        body["detail"] = "This project is archived." if project.archived else "Nothing left for you to label here."
+    return s.NextItemSerializer(body).data
+
+
+def first_images(answer: dict) -> list[tuple[str, str]]:
+    """The images the tool draws first for a `next` answer, as (URL, how the tool loads it: "image" for an <img>,
+    "fetch" for `fetch()`), which the page preloads the same way (frame URLs are immutable)."""
+    media = ((answer.get("workspace") or {}).get("item") or {}).get("media") or {}
+    if media.get("rest_url"):
+        return [(media["rest_url"], "image"), (media["stress_url"], "image")]
+    if media.get("frame_url_template"):
+        frame = answer["workspace"]["item"].get("frame_index") or 0
+        return [(media["frame_url_template"].replace("{n}", str(frame)), "fetch")]
+    return []
+
+
+def workspace_body(item: Item, request: HttpRequest | Request, role: str, lease=None) -> dict:
     """Everything the labelling tool needs to draw the item for this user: the workspace and `next` answer it.
 
     `lease`: the user's open lease of the item when the caller holds it (`next`), else it is looked up.

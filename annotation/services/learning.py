@@ -228,7 +228,9 @@ def _interval_text(result: dict[str, Any]) -> str:
     if low is None or high is None:
         return "interval undefined"
     confidence = round(100 * result.get("confidence", 0.9))
-    return f"difference {result['difference']:+.3f}, {confidence} % CI [{low:+.3f}, {high:+.3f}]"
+    patients = result.get("patients")
+    over = f", resampling items and {patients} patients" if patients else ""
+    return f"difference {result['difference']:+.3f}, {confidence} % CI [{low:+.3f}, {high:+.3f}]{over}"
 
 
 def _beyond_noise(result: dict[str, Any]) -> bool:
@@ -251,9 +253,11 @@ def promotion_decision(
 ) -> tuple[bool, str]:
     """Return whether a candidate replaces the champion, and the rule applied, in words a lead can read.
 
-    Decided on the locked test set only, by paired bootstrap on the same items (a one-sided test at 5 %):
-    the candidate must beat the task's trivial baseline beyond noise, and the champion too when there is
-    one: by its primary metric, or, where it is not worse than the champion's on that metric beyond noise, by
+    Decided on the locked test set only, by paired bootstrap on the same items (a one-sided test at 5 %; the
+    interval is the wider of resampling items and resampling patients, whose runs or frames move together):
+    the first model must beat the task's trivial baseline beyond noise; a later one, which the champion (itself
+    past that gate) stands between, must not be worse than the baseline beyond noise and must beat the champion:
+    by its primary metric, or, where it is not worse than the champion's on that metric beyond noise, by
     the task's proper scoring rule (log loss) on the same items. `refresh` (the champion's and the candidate's
     human training labels) is given when the candidate refits the champion's own model family on enough more
     labels: it then replaces the champion unless the test set finds it worse beyond noise, on the primary metric
@@ -270,9 +274,14 @@ def promotion_decision(
             f"not enough evidence: {n} labelled test item(s), {min_test_items} needed before a model is promoted "
             "(the test set is labelled through its own random hand-outs)"
         )
-    if not _beyond_noise(baseline):
+    if not has_champion and not _beyond_noise(baseline):
         return False, (
             f"not promoted: test {primary} {baseline.get('candidate') or 0:.3f} does not beat the {name} "
+            f"({baseline.get('other') or 0:.3f}) beyond noise on {n} test items ({_interval_text(baseline)})"
+        )
+    if not _not_worse(baseline):
+        return False, (
+            f"not promoted: test {primary} {baseline.get('candidate') or 0:.3f} is worse than the {name} "
             f"({baseline.get('other') or 0:.3f}) beyond noise on {n} test items ({_interval_text(baseline)})"
         )
     if not has_champion:

@@ -78,7 +78,9 @@ class Example:
     """A reference with its training target: a class index, a mask (RLE dict) or three territory flags.
 
     `label_id`/`label_version` identify the human label used; `pseudo_label_id` a pseudo-label instead;
-    `ica_reference_id` an angiography reference (SPECT trained on ICA).
+    `ica_reference_id` an angiography reference (SPECT trained on ICA). `group` is an opaque key shared by the
+    examples of one patient (the platform's patient row id, never an identifier): metric intervals resample
+    patients as well as items, because one patient's runs or frames are not independent evidence.
     """
 
     ref: ItemRef
@@ -88,10 +90,17 @@ class Example:
     label_version: int | None = None
     pseudo_label_id: int | None = None
     ica_reference_id: int | None = None
+    group: int | str | None = None
 
     @property
     def is_pseudo(self) -> bool:
         return self.pseudo_label_id is not None
+
+
+def example_groups(examples: Sequence[Example]) -> np.ndarray | None:
+    """Return the examples' group keys for a cluster bootstrap, or None unless every example has one."""
+    keys = [e.group for e in examples]
+    return None if not keys or any(k is None for k in keys) else np.array(keys)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from learning.tasks.base import (
     OctFrameRef,
     TaskSpec,
     TrainingError,
+    example_groups,
 )
 
 ROTATIONS = (0, 1, 2, 3)  # quarter turns, as in the OCT paper's 90/180/270° augmentation
@@ -289,15 +290,12 @@ class OctTask(TaskSpec):
 
     def evaluate(self, scores: Sequence[ItemScore], examples: Sequence[Example]) -> dict[str, Any]:
         by_item = {s.item_id: s for s in scores}
-        pairs = []
-        for example in examples:
-            if example.target is None or example.ref.item_id not in by_item:
-                continue
-            pairs.append((mask_decode(by_item[example.ref.item_id].output["mask"]), mask_decode(example.target)))
+        kept = [e for e in examples if e.target is not None and e.ref.item_id in by_item]
+        pairs = [(mask_decode(by_item[e.ref.item_id].output["mask"]), mask_decode(e.target)) for e in kept]
         if not pairs:
             raise TrainingError("no scored frames to evaluate")
         summary = metrics.segmentation_summary(pairs)
         dices = np.array([metrics.dice(p, t) for p, t in pairs])
-        low, high = metrics.bootstrap_ci(np.mean, dices, n_boot=200)[1:]
+        low, high = metrics.bootstrap_ci(np.mean, dices, n_boot=200, groups=example_groups(kept))[1:]
         summary["dice_mean_ci"] = [low, high]
         return summary

@@ -24,6 +24,7 @@ from learning.tasks.base import (
     TaskSpec,
     TrainingError,
     as_float_list,
+    example_groups,
 )
 
 # Clinical features scaled to about 0 … 1; missing values take the cohort-typical value.
@@ -183,14 +184,19 @@ class SpectTask(TaskSpec):
 
     def evaluate(self, scores: Sequence[ItemScore], examples: Sequence[Example]) -> dict[str, Any]:
         by_item = {s.item_id: s for s in scores}
-        pairs = [(e.target, by_item[e.ref.item_id]) for e in examples if e.ref.item_id in by_item]
+        kept = [e for e in examples if e.ref.item_id in by_item]
+        pairs = [(e.target, by_item[e.ref.item_id]) for e in kept]
         if not pairs:
             raise TrainingError("no scored patients to evaluate")
         truth = np.array([t for t, _ in pairs], dtype=bool)
         probs = np.array([[s.output["probabilities"][name] for name in TERRITORIES] for _, s in pairs])
         report = metrics.territory_metrics(truth, probs)
         point, low, high = metrics.bootstrap_ci(
-            lambda t, p: metrics.roc_auc(t.any(axis=1), p.max(axis=1)), truth, probs, n_boot=200
+            lambda t, p: metrics.roc_auc(t.any(axis=1), p.max(axis=1)),
+            truth,
+            probs,
+            n_boot=200,
+            groups=example_groups(kept),
         )
         vessel_auc = [report[name]["auc"] for name in TERRITORIES]
         defined = [v for v in vessel_auc if not np.isnan(v)]

@@ -32,6 +32,7 @@ from learning.tasks.base import (
     TrainOutcome,
     TrainRequest,
     _ignore,
+    example_groups,
     model_load,
     weights_dump,
     weights_load,
@@ -197,8 +198,15 @@ def paired_comparison(
     if not common:
         return {"n": 0}
     rows_a, rows_b = spec.metric_rows(mine, common), spec.metric_rows(theirs, common)
+    groups = example_groups(common)
     difference, low, high = paired_bootstrap(
-        spec.metric_value, rows_a, rows_b, n_boot=COMPARISON_RESAMPLES, alpha=COMPARISON_ALPHA, seed=seed
+        spec.metric_value,
+        rows_a,
+        rows_b,
+        n_boot=COMPARISON_RESAMPLES,
+        alpha=COMPARISON_ALPHA,
+        seed=seed,
+        groups=groups,
     )
     result = {
         "n": len(common),
@@ -210,6 +218,8 @@ def paired_comparison(
         "confidence": 1 - COMPARISON_ALPHA,
         "test": "paired bootstrap",
         "resamples": COMPARISON_RESAMPLES,
+        # The interval is the wider of an item and a patient resample (None: items only, no patient keys).
+        "patients": None if groups is None else len(set(groups.tolist())),
     }
     losses_a, losses_b = spec.item_losses(mine, common), spec.item_losses(theirs, common)
     if losses_a is not None and losses_b is not None:
@@ -221,6 +231,7 @@ def paired_comparison(
             n_boot=COMPARISON_RESAMPLES,
             alpha=COMPARISON_ALPHA,
             seed=seed,
+            groups=groups,
         )
         result["proper"] = {
             "metric": spec.proper_score,
@@ -228,6 +239,7 @@ def paired_comparison(
             "other": float(np.mean(losses_b)),
             "difference": improvement,
             "interval": [low, high],
+            "patients": result["patients"],
         }
     return result
 

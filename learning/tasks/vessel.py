@@ -34,6 +34,7 @@ from learning.tasks.base import (
     TaskSpec,
     TrainingError,
     as_float_list,
+    example_groups,
 )
 
 CLASSES = ("LCA", "RCA", "neither")
@@ -610,7 +611,8 @@ class VesselTask(TaskSpec):
 
     def evaluate(self, scores: Sequence[ItemScore], examples: Sequence[Example]) -> dict[str, Any]:
         by_item = {s.item_id: s for s in scores}
-        pairs = [(e.target, by_item[e.ref.item_id]) for e in examples if e.ref.item_id in by_item]
+        kept = [e for e in examples if e.ref.item_id in by_item]
+        pairs = [(e.target, by_item[e.ref.item_id]) for e in kept]
         if not pairs:
             raise TrainingError("no scored examples to evaluate")
         truth = np.array([CLASSES[t] for t, _ in pairs])
@@ -622,8 +624,11 @@ class VesselTask(TaskSpec):
             columns = [CLASSES.index(c) for c in present]
             auc = metrics.multiclass_auc_ovr(truth, probs[:, columns], present)
         per_class = metrics.f1_scores(truth, predicted, CLASSES)
-        low, high = metrics.bootstrap_ci(lambda t, p: metrics.macro_f1(t, p, CLASSES), truth, predicted, n_boot=200)[1:]
-        acc_low, acc_high = metrics.bootstrap_ci(metrics.accuracy, truth, predicted, n_boot=200)[1:]
+        groups = example_groups(kept)
+        low, high = metrics.bootstrap_ci(
+            lambda t, p: metrics.macro_f1(t, p, CLASSES), truth, predicted, n_boot=200, groups=groups
+        )[1:]
+        acc_low, acc_high = metrics.bootstrap_ci(metrics.accuracy, truth, predicted, n_boot=200, groups=groups)[1:]
         indices = np.array([CLASSES.index(t) for t in truth])
         return {
             "macro_f1": metrics.macro_f1(truth, predicted, CLASSES),

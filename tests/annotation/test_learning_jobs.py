@@ -121,6 +121,18 @@ def test_excluded_oct_frames_never_reach_a_training_set(oct_project, annotator, 
     assert len(used) == len(cohort) - len(excluded)
 
 
+def test_every_example_names_its_patient_for_the_paired_comparison(vessel_project, annotator, tmp_path):
+    cohort = vessel_cohort(vessel_project, tmp_path / "xa", patients=6, runs=3)
+    label_all(cohort, annotator)
+    splits_fill(project=vessel_project)
+    data = training_set(vessel_project)
+    examples = (*data.train, *data.validation, *data.test)
+    patient_of = dict(Item.objects.filter(project=vessel_project).values_list("pk", "patient_id"))
+    assert len(examples) == len(cohort)
+    assert {e.ref.item_id: e.group for e in examples} == patient_of
+    assert len({e.group for e in examples}) == 6
+
+
 def test_spect_on_the_ica_reference_trains_on_angiography_rows(spect_project, annotator, lead, tmp_path):
     cohort = spect_cohort(spect_project, tmp_path / "spect", patients=6)
     items = sorted(cohort, key=lambda item: item.pk)
@@ -249,6 +261,8 @@ def test_a_challenger_is_compared_with_the_champion_on_the_same_test_items(
     assert versus["other"] == pytest.approx(second.metrics["champion_test"]["macro_f1"])
     low, high = versus["interval"]
     assert low <= versus["difference"] <= high and versus["test"] == "paired bootstrap"
+    test_patients = Item.objects.filter(project=vessel_project, split=Split.TEST).values("patient").distinct()
+    assert versus["patients"] == test_patients.count()  # the interval resamples the test patients too
     wins = low > 0 and second.metrics["comparison"]["baseline"]["interval"][0] > 0
     assert job.result["wins"] is wins and second.metrics["promotion"]["against"] == 1
     assert second.status == (ModelStatus.CANDIDATE if wins else ModelStatus.REJECTED)

@@ -51,6 +51,9 @@ def test_the_promotion_rule_asks_for_evidence_beyond_noise():
     assert not wins and rule.startswith("kept the champion") and "within noise" in rule
     wins, rule = promotion_decision({"comparison": {"baseline": beats, "champion": beats}}, "macro_f1", True)
     assert wins and "beats the champion's 0.400" in rule
+    by_patient = {**beats, "patients": 7}
+    wins, rule = promotion_decision({"comparison": {"baseline": beats, "champion": by_patient}}, "macro_f1", True)
+    assert wins and "CI [+0.200, +0.600], resampling items and 7 patients" in rule
 
 
 def test_a_level_primary_metric_is_decided_by_probabilities_better_beyond_noise():
@@ -95,6 +98,22 @@ def test_a_refit_on_more_labels_replaces_the_champion_unless_shown_worse():
         refresh=(40, 60),
     )
     assert not wins  # level on the primary metric, but its probabilities are worse beyond noise
+
+
+def test_only_the_first_model_must_beat_the_trivial_baseline_beyond_noise():
+    near_baseline = comparison(30, 0.62, 0.55, -0.02, 0.16)  # better, but within noise
+    below_baseline = comparison(30, 0.40, 0.55, -0.25, -0.05)  # worse beyond noise
+    tie = comparison(30, 0.66, 0.64, -0.03, 0.07)
+    wins, rule = promotion_decision({"comparison": {"baseline": near_baseline}}, "dice_mean", False)
+    assert not wins and "does not beat the trivial baseline" in rule
+    # With a champion between them, a refit within noise of the baseline replaces the champion ...
+    metrics = {"comparison": {"baseline": near_baseline, "champion": tie}}
+    wins, rule = promotion_decision(metrics, "dice_mean", True, refresh=(25, 50))
+    assert wins and rule.startswith("refit of the champion's model on 50 human labels")
+    # ... but never one the test set finds worse than the baseline.
+    metrics = {"comparison": {"baseline": below_baseline, "champion": tie}}
+    wins, rule = promotion_decision(metrics, "dice_mean", True, refresh=(25, 50))
+    assert not wins and "is worse than the trivial baseline (0.550) beyond noise" in rule
 
 
 def test_test_items_take_the_set_share_of_hand_outs_in_their_own_order():

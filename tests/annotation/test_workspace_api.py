@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+import re
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -199,7 +201,7 @@ def test_oct_workspace_has_the_pullback_lmode_and_the_starting_mask(oct_project,
     assert body["prediction"]["output"]["mask"] == mask_encode(mask)
     png = client.get(pullback["lmode_url"])
     assert png.status_code == 200
-    with Image.open(io.BytesIO(b"".join(png.streaming_content))) as strip:
+    with Image.open(io.BytesIO(png.content)) as strip:
         assert strip.size == (3, 32)
 
 
@@ -254,7 +256,7 @@ def test_frame_pack_holds_the_same_bytes_as_the_single_frames(runs, client_for, 
     body, offset = response.content, 0
     for n, size in enumerate(sizes, start=1):
         single = client.get(reverse("api:item-frame", args=[item.pk, n]))
-        assert body[offset : offset + size] == b"".join(single.streaming_content)
+        assert body[offset : offset + size] == single.content
         offset += size
     assert offset == len(body)
     bad = client.get(pack_url, {"start": item.instance.number_of_frames})
@@ -279,3 +281,41 @@ def test_the_next_item_is_leased_ahead_and_handed_out_after_the_current_one(
     # After the submit, a plain next resumes the item fetched ahead.
     assert client.post(next_url(vessel_project)).json()["item"] == ahead["item"]
     assert client.post(next_url(vessel_project) + "?after=x").status_code == 400
+
+
+def test_a_frame_is_served_whole_and_cacheable_to_its_viewers_only(runs, client_for, annotator, stranger):
+    item = runs[0]
+    url = reverse("api:item-frame", args=[item.pk, 0])
+    response = client_for(annotator).get(url)
+    assert response.status_code == 200 and response["Content-Type"] == f"image/{item.instance.frame_format}"
+    assert response["Cache-Control"] == "private, max-age=86400, immutable"
+    assert len(response.content) == int(response["Content-Length"]) > 0
+    past = client_for(annotator).get(reverse("api:item-frame", args=[item.pk, item.instance.number_of_frames]))
+    assert past.status_code == 404 and "past the last frame" in past.json()["detail"]
+    assert client_for(stranger).get(url).status_code == 404
+
+
+def test_the_label_page_hands_out_the_first_item_and_preloads_its_first_frame(
+    runs, vessel_project, client, annotator
+):
+    client.force_login(annotator)
+    page_url = reverse("workspace", args=[vessel_project.slug])
+    response = client.get(page_url)
+    assert response.status_code == 200 and "no-store" in response["Cache-Control"]  # it carries a lease
+    html = response.content.decode()
+    embedded = re.search(r'<script id="lumen-first-next" type="application/json">(.*?)</script>', html, re.S)
+    first = json.loads(embedded.group(1))
+    # The same answer as POST …/next/: the queue's first item, its lease and the workspace to draw it.
+    assert first["item"] == runs[1].pk and first["workspace"]["item"]["id"] == runs[1].pk
+    lease = Assignment.objects.get(annotator=annotator, state=AssignmentState.LEASED)
+    assert lease.item_id == runs[1].pk
+    frame = first["workspace"]["item"]["media"]["frame_url_template"].replace("{n}", "0")
+    preload = f'<link rel="preload" href="{frame}" as="fetch" crossorigin="use-credentials">'
+    assert preload in html and html.index(preload) < html.index("first-item.js")
+    # A reload resumes the same lease; the API then answers the same item.
+    again = json.loads(re.search(r'id="lumen-first-next" type="application/json">(.*?)</script>', client.get(
+        page_url).content.decode(), re.S).group(1))
+    assert again["item"] == runs[1].pk and Assignment.objects.filter(annotator=annotator).count() == 1
+    # Opened on one item, the page leases nothing.
+    other = client.get(page_url, {"item": runs[2].pk}).content.decode()
+    assert "lumen-first-next" not in other and Assignment.objects.filter(annotator=annotator).count() == 1

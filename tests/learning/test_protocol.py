@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -70,6 +72,34 @@ def test_paired_bootstrap_separates_a_clearly_better_model_from_noise():
 def test_paired_bootstrap_refuses_unpaired_rows():
     with pytest.raises(ValueError, match="row counts differ"):
         metrics.paired_bootstrap(np.mean, (np.ones(3),), (np.ones(4),))
+
+
+def test_frames_of_one_patient_are_resampled_together():
+    # 8 patients of 12 frames each; the candidate wins every frame of 5 patients and loses every frame of 3.
+    # Counted as 96 independent frames, +0.25 looks far beyond noise; as 8 patients it is not.
+    wins = np.repeat([1.0, 1.0, 1.0, 1.0, 1.0, -1.0, -1.0, -1.0], 12)
+    patients = np.repeat(np.arange(8), 12)
+    zero = np.zeros_like(wins)
+    _, low_items, _ = metrics.paired_bootstrap(np.mean, (wins,), (zero,), alpha=0.1)
+    diff, low, high = metrics.paired_bootstrap(np.mean, (wins,), (zero,), alpha=0.1, groups=patients)
+    assert diff == pytest.approx(0.25)
+    assert low_items > 0  # the items alone would promote
+    assert low < 0 < high  # the patients say: within noise
+    # The shown interval gets the same treatment.
+    point, ci_low, ci_high = metrics.bootstrap_ci(np.mean, wins, groups=patients)
+    assert point == pytest.approx(0.25) and ci_low < 0 < ci_high
+    assert metrics.bootstrap_ci(np.mean, wins)[1] > 0
+
+
+def test_one_patient_keeps_the_item_interval():
+    # A single patient gives a cluster bootstrap no spread: the wider item interval stands.
+    rng = np.random.default_rng(1)
+    wins = rng.normal(0.1, 1.0, 40)
+    zero = np.zeros(40)
+    alone = metrics.paired_bootstrap(np.mean, (wins,), (zero,), alpha=0.1)
+    assert metrics.paired_bootstrap(np.mean, (wins,), (zero,), alpha=0.1, groups=np.zeros(40)) == alone
+    with pytest.raises(ValueError, match="groups: expected 40 group keys"):
+        metrics.paired_bootstrap(np.mean, (wins,), (zero,), groups=np.zeros(39))
 
 
 def test_expected_calibration_error_by_hand():
@@ -349,6 +379,28 @@ def test_the_paired_comparison_scores_probabilities_by_log_loss_on_the_same_item
     assert proper["metric"] == "log loss"
     assert proper["candidate"] == pytest.approx(-np.log(0.95)) and proper["other"] == pytest.approx(-np.log(0.6))
     assert proper["difference"] == pytest.approx(np.log(0.95) - np.log(0.6)) and proper["interval"][0] > 0
+    assert versus["patients"] is None  # these examples name no patients: items alone
+
+
+def test_the_paired_comparison_resamples_the_patients_it_is_told():
+    task = VesselTask("/nonexistent")
+    # 6 patients of 8 runs; the candidate is right on every run of 4 patients, the other on every run of 2.
+    examples = [dataclasses.replace(e, group=i // 8) for i, e in enumerate(angle_examples(48, seed=5))]
+
+    def scores(right_patients: set[int]) -> list[ItemScore]:
+        out = []
+        for e in examples:
+            vessel = CLASSES[e.target] if e.group in right_patients else CLASSES[1 - e.target]
+            out.append(ItemScore(e.ref.item_id, {"probabilities": {c: float(c == vessel) for c in CLASSES},
+                                                 "vessel": vessel}, 0.0, {}, 1.0))
+        return out
+
+    candidate, champion = scores({0, 1, 2, 3}), scores({4, 5})
+    versus = paired_comparison(task, candidate, champion, examples, seed=0)
+    assert versus["patients"] == 6 and versus["proper"]["patients"] == 6
+    assert versus["difference"] > 0 and versus["interval"][0] <= 0  # 4 patients against 2: within noise
+    ungrouped = [dataclasses.replace(e, group=None) for e in examples]
+    assert paired_comparison(task, candidate, champion, ungrouped, seed=0)["interval"][0] > 0
 
 
 def test_the_angle_model_answers_a_run_without_angles_as_the_mean_angles():

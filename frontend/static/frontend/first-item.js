@@ -1,7 +1,8 @@
-// Loaded as a classic script in the workspace's <head>: starts asking for the first item while the modules
-// load, and warms the browser's cache with the first image the tool will draw (frame URLs are immutable and
-// cacheable). workspace.js takes the answer from window.lumenFirstNext and uses lumenWarm for items it fetches
-// ahead.
+// Loaded as a classic script in the workspace's <head>. The page embeds the first item's `next` answer
+// (#lumen-first-next) and preloads its first image; should that answer be unreadable, this script asks `next`
+// itself while the modules load (a page opened on ?item= asks nothing here). workspace.js takes the answer from window.lumenFirstNext and uses lumenWarm
+// for items it fetches ahead, to warm the browser's cache with the first image the tool will draw (frame URLs
+// are immutable and cacheable).
 (function () {
   "use strict";
 
@@ -18,12 +19,21 @@
 
   window.lumenWarm = function (workspace) {
     for (const url of firstImages(workspace)) {
-      fetch(url, { credentials: "same-origin" }).catch(() => {}); // a miss is fetched again by the tool
+      fetch(url, { credentials: "include" }).catch(() => {}); // a miss is fetched again by the tool
     }
   };
 
   const script = document.currentScript;
   if (!script || new URL(window.location.href).searchParams.get("item")) return;
+  const embedded = document.getElementById("lumen-first-next");
+  if (embedded) {
+    try {
+      window.lumenFirstNext = Promise.resolve(JSON.parse(embedded.textContent));
+      return; // its first image is preloaded by the page's <link rel="preload">
+    } catch {
+      // fall through: ask the API
+    }
+  }
   window.lumenFirstNext = fetch(script.dataset.nextUrl, {
     method: "POST",
     credentials: "same-origin",

@@ -124,7 +124,8 @@ export class FrameCache {
     if (this.bitmaps.has(n)) return Promise.resolve(this.bitmaps.get(n));
     if (!this.pending.has(n)) {
       const url = this.template.replace("{n}", String(n));
-      const promise = fetch(url, { credentials: "same-origin", signal: this.abort.signal })
+      // "include" (same cookies as "same-origin" here) so the first frame takes the page's <link rel="preload">.
+      const promise = fetch(url, { credentials: "include", signal: this.abort.signal })
         .then((response) => {
           if (!response.ok) throw new Error(`frame ${n + 1}: HTTP ${response.status}`);
           return response.blob();

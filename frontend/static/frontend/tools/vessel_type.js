@@ -65,7 +65,8 @@ class FrameStore {
   async load(n, attempts = 2) {
     for (let attempt = 1; ; attempt += 1) {
       try {
-        const response = await fetch(this.url(n), { credentials: "same-origin", signal: this.abort.signal });
+        // "include" (same cookies as "same-origin" here) so frame 0 takes the page's <link rel="preload">.
+        const response = await fetch(this.url(n), { credentials: "include", signal: this.abort.signal });
         if (!response.ok) throw new Error(`HTTP ${response.status}`);
         await this.keep(n, await response.blob());
         return;

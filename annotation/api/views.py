@@ -434,7 +434,8 @@ def _frames_of(request: Request, item_id: int):
 
 def _image_response(path) -> HttpResponse:
     try:
-        body = path.read_bytes()  # one body: a FileResponse streams 4 KiB blocks, a thread hop each under ASGI
+        # One body: under ASGI a FileResponse (a sync iterator) is read whole anyway, in one more thread hop.
+        body = path.read_bytes()
     except FileNotFoundError:
         raise Http404("The rendered image is missing from the frame cache.") from None
     response = HttpResponse(body, content_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream")

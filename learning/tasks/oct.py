@@ -44,6 +44,11 @@ class OctParams(Hyperparameters):
     agreement_dice: float = 0.5  # two annotators' masks with Dice at least this need no adjudication to train
     min_steps: int = 400
     min_validation: int = 4  # validation frames (one with calcium) needed to fit the threshold and region size
+    # Resolution jitter while training: each frame is resampled through a random size between size / (1 + j) and
+    # size, as if acquired at another resolution and resized (speckle and texture then cover other pixel scales).
+    # Trained at 48² without it, models scored 0.05-0.20 lower Dice on pullbacks made at 64² or 96² (9 of 9 seeds;
+    # the same on 48²).
+    resolution_jitter: float = 1.0
 
     def check(self) -> None:
         super().check()
@@ -57,6 +62,8 @@ class OctParams(Hyperparameters):
             raise HyperparameterError("pos_weight", "must be positive")
         if self.dice_weight < 0:
             raise HyperparameterError("dice_weight", "must not be negative")
+        if not 0 <= self.resolution_jitter <= 1:
+            raise HyperparameterError("resolution_jitter", "must lie between 0 and 1")
 
 
 # What `calibrate` tries on the validation frames: thresholds, and the smallest region kept as a fraction of the
@@ -76,6 +83,16 @@ def probabilities_to_mask(probabilities: np.ndarray, threshold: float, min_area:
     keep = sizes >= min_area * mask.size
     keep[0] = False
     return keep[regions]
+
+
+def resolution_jittered(image: torch.Tensor, factor: float) -> torch.Tensor:
+    """Return the (channels, size, size) image resampled down by `factor` (area) and back up (bilinear)."""
+    size = image.shape[-1]
+    coarse = max(2, round(size / factor))
+    if coarse == size:
+        return image
+    small = F.interpolate(image[None], size=(coarse, coarse), mode="area")
+    return F.interpolate(small, size=(size, size), mode="bilinear", align_corners=False)[0]
 
 
 def read_pullback(path: str) -> np.ndarray:
@@ -158,6 +175,8 @@ class OctTask(TaskSpec):
             if train:
                 turns = int(rng.choice(ROTATIONS))
                 image, mask = torch.rot90(image, turns, dims=(1, 2)), torch.rot90(mask, turns, dims=(1, 2))
+                if params.resolution_jitter:
+                    image = resolution_jittered(image, rng.uniform(1, 1 + params.resolution_jitter))
             images.append(image)
             masks.append(mask)
         return (torch.stack(images),), torch.stack(masks)

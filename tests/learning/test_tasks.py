@@ -30,7 +30,13 @@ from learning.tasks import (
     score,
     weights_load,
 )
-from learning.tasks.oct import CALIBRATION_MIN_AREAS, CALIBRATION_THRESHOLDS, OctParams, probabilities_to_mask
+from learning.tasks.oct import (
+    CALIBRATION_MIN_AREAS,
+    CALIBRATION_THRESHOLDS,
+    OctParams,
+    probabilities_to_mask,
+    resolution_jittered,
+)
 from learning.tasks.spect import SpectParams
 from learning.tasks.training import train_epoch
 from learning.tasks.vessel import VesselParams
@@ -190,6 +196,21 @@ def test_the_oct_loss_weights_calcium_pixels():
     assert OctTask("/nonexistent").loss(logits, target, params).item() == pytest.approx(per_pixel.mean().item())
     unweighted = OctTask("/nonexistent").loss(logits, target, OctParams(pos_weight=1.0))
     assert unweighted.item() < per_pixel.mean().item()
+
+
+def test_resolution_jitter_resamples_a_frame_as_if_acquired_coarser():
+    rng = np.random.default_rng(0)
+    speckle = torch.from_numpy(rng.exponential(0.3, (3, 48, 48)).astype(np.float32))
+    assert resolution_jittered(speckle, 1.0) is speckle  # factor 1: the frame as it is
+    coarse = resolution_jittered(speckle, 2.0)
+    assert coarse.shape == speckle.shape
+    assert float(coarse.mean()) == pytest.approx(float(speckle.mean()), rel=0.02)  # same brightness
+    assert float(coarse.std()) < 0.7 * float(speckle.std())  # pixel-scale speckle averaged away
+    flat = torch.full((3, 48, 48), 0.25)
+    assert torch.allclose(resolution_jittered(flat, 1.7), flat)
+    assert OctParams().resolution_jitter == 1.0  # on by default: down to half the resolution
+    with pytest.raises(HyperparameterError, match="resolution_jitter"):
+        OctParams.parse({"resolution_jitter": 1.5})
 
 
 def test_an_epoch_over_few_examples_passes_over_them_until_the_training_reaches_min_steps(spect_data):

@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import requests
 
-from benchmarks.common import angle_regression_probabilities, machine_line, save, table
+from benchmarks.common import SYNTHETIC_PSEUDONYM_KEY, angle_regression_probabilities, machine_line, save, table
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ("LCA", "RCA", "neither")
@@ -72,6 +72,7 @@ class Server:
             "DATABASE_URL": database_url,
             "LUMEN_MEDIA_ROOT": str(root / "media"),
             "LUMEN_LOG_LEVEL": "WARNING",
+            "LUMEN_PSEUDONYM_KEY": SYNTHETIC_PSEUDONYM_KEY,  # the same splits on every machine
             "RAY_AUTH_MODE": "disabled",
         }
         self.env.pop("REDIS_URL", None)  # the embedded defaults, as `make demo`

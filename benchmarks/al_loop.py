@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.common import SYNTHETIC_PSEUDONYM_KEY
+
 DATABASE = "lumen.sqlite3"
 MEDIA = "media"
 
@@ -105,6 +107,7 @@ def django_setup(root: Path) -> None:
     os.environ["LUMEN_MEDIA_ROOT"] = str(root / MEDIA)
     os.environ["DJANGO_SETTINGS_MODULE"] = "webapp.settings.base"
     os.environ["LUMEN_LOG_LEVEL"] = "WARNING"
+    os.environ["LUMEN_PSEUDONYM_KEY"] = SYNTHETIC_PSEUDONYM_KEY  # the same splits on every machine
     os.environ.pop("REDIS_URL", None)  # live events go to the in-memory channel layer, not a shared Redis
     import django
 

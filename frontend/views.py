@@ -9,7 +9,7 @@ from django.views.decorators.cache import never_cache
 
 from annotation import selectors
 from annotation.api.permissions import project_for
-from annotation.api.views import first_images, next_answer
+from annotation.api.views import first_frame, first_images, next_answer
 from annotation.models import Role
 from annotation.project_settings import ProjectSettings, parse_settings
 from learning.strategies import STRATEGIES
@@ -67,7 +67,8 @@ def workspace(request: HttpRequest, slug: str) -> HttpResponse:
 
     Opened without `?item=`, the page leases the first item itself (as `POST …/next/` would: an open lease is
     resumed, so reloading takes no other item) and embeds the answer, and its head preloads the item's first
-    image: the browser asks for nothing else before that image.
+    image: the browser asks for nothing else before that image. A cine run's frame 0 is in the page as an
+    <img>, on screen as soon as its bytes arrive; the player takes that image over when its module has loaded.
     """
     project = project_for(request, slug)
     first = None if "item" in request.GET else next_answer(request, project)
@@ -79,5 +80,6 @@ def workspace(request: HttpRequest, slug: str) -> HttpResponse:
             "is_lead": project.viewer_role == Role.LEAD,
             "first_next": first,
             "first_images": first_images(first) if first else [],
+            "first_frame": first_frame(first) if first else None,
         },
     )

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 from PIL import Image
 
+from annotation.api.views import first_frame, first_images
 from annotation.models import (
     Assignment,
     AssignmentState,
@@ -310,8 +311,13 @@ def test_the_label_page_hands_out_the_first_item_and_preloads_its_first_frame(
     lease = Assignment.objects.get(annotator=annotator, state=AssignmentState.LEASED)
     assert lease.item_id == runs[1].pk
     frame = first["workspace"]["item"]["media"]["frame_url_template"].replace("{n}", "0")
-    preload = f'<link rel="preload" href="{frame}" as="fetch" crossorigin="use-credentials">'
+    # Its frame 0 is asked for first, as the image the page shows in the tool's place before any script runs.
+    preload = f'<link rel="preload" href="{frame}" as="image">'
     assert preload in html and html.index(preload) < html.index("first-item.js")
+    shown = re.search(r'<img id="first-frame" class="first-frame" src="([^"]+)" width="(\d+)" height="(\d+)"', html)
+    media = first["workspace"]["item"]["media"]
+    assert shown.groups() == (frame, str(media["columns"]), str(media["rows"]))
+    assert "{#" not in html and "#}" not in html  # no template comment leaks into the page
     # A reload resumes the same lease; the API then answers the same item.
     again = json.loads(re.search(r'id="lumen-first-next" type="application/json">(.*?)</script>', client.get(
         page_url).content.decode(), re.S).group(1))
@@ -319,3 +325,18 @@ def test_the_label_page_hands_out_the_first_item_and_preloads_its_first_frame(
     # Opened on one item, the page leases nothing.
     other = client.get(page_url, {"item": runs[2].pk}).content.decode()
     assert "lumen-first-next" not in other and Assignment.objects.filter(annotator=annotator).count() == 1
+
+
+def test_only_a_whole_cine_run_gets_its_first_frame_drawn_by_the_page():
+    template = "/api/items/7/frames/{n}/"
+    cine = {"workspace": {"item": {"frame_index": None, "media": {"frame_url_template": template, "rows": 64,
+                                                                   "columns": 96}}}}
+    oct_frame = {"workspace": {"item": {"frame_index": 5, "media": {"frame_url_template": template, "rows": 64,
+                                                                     "columns": 64}}}}
+    spect = {"workspace": {"item": {"frame_index": None, "media": {"rest_url": "/r.png", "stress_url": "/s.png"}}}}
+    # The cine run's frame 0 is the page's <img>, preloaded as an image; an OCT frame is fetched by its tool.
+    assert first_images(cine) == [("/api/items/7/frames/0/", "image")]
+    assert first_frame(cine) == {"url": "/api/items/7/frames/0/", "rows": 64, "columns": 96}
+    assert first_images(oct_frame) == [("/api/items/7/frames/5/", "fetch")] and first_frame(oct_frame) is None
+    assert first_images(spect) == [("/r.png", "image"), ("/s.png", "image")] and first_frame(spect) is None
+    assert first_images({"workspace": None}) == [] and first_frame({"workspace": None}) is None

@@ -172,3 +172,40 @@ def test_model_suggestion_shows_only_where_the_project_allows_it(
     assert "Model suggestion" in suggestion and "LCA 80%" in suggestion and "RCA 20%" in suggestion
     # A suggestion is not a label: nothing is chosen until the annotator chooses.
     assert page.locator("#vessel-choice [aria-pressed=true]").count() == 0
+
+
+def test_the_label_page_shows_the_first_frame_before_the_player_loads_and_the_player_takes_it_over(
+    page, live_server, annotator, vessel_project, tmp_path
+):
+    import_runs(vessel_project, tmp_path)
+    log_in(page, live_server, annotator.username)
+    frame_requests: list[str] = []
+    page.on("request", lambda request: frame_requests.append(request.url) if "/frames/0/" in request.url else None)
+    held = []  # the player's module is held back until the page has been looked at
+    page.route("**/tools/vessel_type.js", lambda route: held.append(route))
+    page.goto(f"{live_server.url}/projects/{vessel_project.slug}/label/")
+    # No script of the tool has run, yet frame 0 of the handed-out run is on screen at full size.
+    page.wait_for_function("() => { const i = document.getElementById('first-frame'); return i && i.complete; }")
+    assert page.evaluate("document.getElementById('first-frame').naturalWidth") == SIZE
+    assert page.locator("#first-frame").is_visible() and page.locator("#cine-canvas").count() == 0
+    assert page.get_attribute("#workspace", "data-state") == "loading"
+    page.wait_for_timeout(200)
+    assert held, "the page never asked for the player's module"
+    for route in held:
+        route.continue_()
+    page.wait_for_selector(READY)
+    item_id = int(page.get_attribute("#workspace", "data-item-id"))
+    page.wait_for_function("id => window.lumenCine && window.lumenCine.itemId === id", arg=item_id)
+    # The player drew the same image on its canvas and asked the server for frame 0 no second time.
+    assert page.locator("#first-frame").count() == 0 and page.locator("#cine-canvas").is_visible()
+    assert page.evaluate("window.lumenCine.firstFrameMs") is not None
+    assert page.inner_text("#cine-frame") == f"Frame 1 / {FRAMES}"
+    # (the next item's frame 0 is warmed ahead while this one is labelled)
+    assert [u for u in frame_requests if f"/items/{item_id}/frames/0/" in u] == [frame_requests[0]], frame_requests
+    drawn = page.evaluate(
+        """() => { const c = document.getElementById('cine-canvas');
+                   const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                   let sum = 0; for (let i = 0; i < px.length; i += 4) sum += px[i]; return sum; }"""
+    )
+    assert drawn > 0  # not a blank canvas
+    wait_all_frames(page)

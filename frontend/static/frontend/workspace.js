@@ -101,9 +101,11 @@ function saveDraft() {
 }
 
 function unmount() {
-  if (current.tool) current.tool.destroy();
+  const mounted = current.tool !== null;
+  if (mounted) current.tool.destroy();
   current.tool = null;
-  $("tool").replaceChildren();
+  // The label page's own image of the first run's frame 0 stays on screen until the tool replaces it.
+  if (mounted || !$("first-frame")) $("tool").replaceChildren();
 }
 
 async function mount(data) {

@@ -1,8 +1,8 @@
 // Vessel-type tool: a cine player for one XA run and the four labels (LCA, RCA, neither, unusable).
 //
-// Loading: frame 0 is fetched and drawn first and mountTool resolves then; the other frames follow in one
-// packed response (frames/pack/), each decoded into an ImageBitmap as its bytes arrive, so playback never
-// waits on decoding; frames the pack did not deliver are fetched one by one.
+// Loading: frame 0 is fetched (or taken over from the label page's <img> of it) and drawn first, and mountTool
+// resolves then; the other frames follow in one packed response (frames/pack/), each decoded into an ImageBitmap
+// as its bytes arrive, so playback never waits on decoding; frames the pack did not deliver are fetched one by one.
 // Timings for the cine_open benchmark land in performance marks ("cine-first-frame", "cine-all-frames")
 // and in window.lumenCine.
 
@@ -49,17 +49,31 @@ class FrameStore {
     return this.bitmaps[n] !== null || this.failed[n];
   }
 
-  // Decode a frame's bytes and keep the bitmap (unless the store was closed meanwhile); throws if undecodable.
-  async keep(n, blob) {
-    const bitmap = await createImageBitmap(blob);
+  // Decode a frame (its bytes, or an <img> showing it) and keep the bitmap (unless the store was closed
+  // meanwhile); throws if undecodable.
+  async keep(n, source, size) {
+    const bitmap = await createImageBitmap(source);
     if (this.closed) {
       bitmap.close();
       return;
     }
     this.bitmaps[n] = bitmap;
-    this.bytes += blob.size;
+    this.bytes += size;
     this.ready += 1;
     this.onready(n, null);
+  }
+
+  // Frame n as the page already shows it in `img` (the first item's frame 0, in the page before any script):
+  // decoded from that element, not asked for again. Returns whether it could be.
+  async adopt(n, img) {
+    try {
+      await img.decode();
+      const entry = performance.getEntriesByName(img.currentSrc)[0];
+      await this.keep(n, img, entry ? entry.encodedBodySize : 0);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   async load(n, attempts = 2) {
@@ -68,7 +82,8 @@ class FrameStore {
         // "include" (same cookies as "same-origin" here) so frame 0 takes the page's <link rel="preload">.
         const response = await fetch(this.url(n), { credentials: "include", signal: this.abort.signal });
         if (!response.ok) throw new Error(`HTTP ${response.status}`);
-        await this.keep(n, await response.blob());
+        const blob = await response.blob();
+        await this.keep(n, blob, blob.size);
         return;
       } catch (error) {
         if (this.closed) return;
@@ -124,7 +139,7 @@ class FrameStore {
           const blob = take(sizes[n - start]);
           n += 1;
           // A frame that does not decode stays unavailable; the caller fetches it on its own.
-          pending.push(this.keep(index, blob).catch(() => {}));
+          pending.push(this.keep(index, blob, blob.size).catch(() => {}));
         }
         if (done) break;
       }
@@ -381,9 +396,11 @@ export async function mountTool(root, ctx) {
     choice,
     reasonBox,
   );
-  root.replaceChildren(wrapper);
-
   const store = new FrameStore(media.frame_url_template, count);
+  // The label page shows the first item's frame 0 as an <img> before any script runs: take that image over.
+  const shown = root.querySelector("img#first-frame");
+  const fromPage = shown && shown.src === new URL(store.url(0), window.location.href).href ? store.adopt(0, shown) : null;
+  root.replaceChildren(wrapper);
   const player = new CinePlayer(canvas, store, fps, renderFrame);
 
   function renderFrame(n) {
@@ -534,7 +551,7 @@ export async function mountTool(root, ctx) {
   renderLoading();
 
   // First frame first: the tool is usable as soon as it is on screen.
-  await store.load(0);
+  if (!(fromPage && (await fromPage))) await store.load(0);
   if (!store.bitmaps[0]) throw new Error("The first frame of this run could not be loaded.");
   player.show(0);
   stats.firstFrameMs = markTime("cine-first-frame");

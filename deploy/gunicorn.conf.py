@@ -23,3 +23,10 @@ accesslog = os.environ.get("LUMEN_ACCESS_LOG") or None
 # Never log request bodies or query strings with identifiers: the access log format names path and status only.
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
 proc_name = "lumen-web"
+
+
+def post_worker_init(worker) -> None:
+    """Open the worker's database pool before it takes requests (webapp.warmup)."""
+    from webapp.warmup import database_pool_open
+
+    database_pool_open()

@@ -50,3 +50,22 @@ def test_an_asgi_request_enters_the_sync_thread_once_not_per_middleware(monkeypa
     assert hops.count("convert_exception_to_response.<locals>.inner") == 1, hops
     per_middleware = [hop for hop in hops if hop.endswith((".process_request", ".process_response"))]
     assert per_middleware == [], hops
+
+
+def test_loading_the_asgi_application_builds_every_url_table_a_request_would():
+    probe = (
+        "import webapp.asgi\n"
+        "from django.urls import resolvers, reverse\n"
+        "built = []\n"
+        "populate = resolvers.URLResolver._populate\n"
+        "resolvers.URLResolver._populate = lambda self: (built.append(self), populate(self))[1]\n"
+        "reverse('api:item-workspace', args=[1]); reverse('api:label-list'); reverse('workspace', args=['p'])\n"
+        "print(len(built))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "webapp.settings.test"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    # The first `next` of a worker reverses into the api namespace: nothing is left to build by then.
+    assert done.stdout.split() == ["0"], done.stdout

@@ -22,6 +22,10 @@ import_module(settings.ROOT_URLCONF)
 
 from annotation.routing import websocket_urlpatterns  # noqa: E402
 from webapp.limits import BodyLimitMiddleware  # noqa: E402
+from webapp.warmup import urls_warm  # noqa: E402
+
+# Build the URL reverse tables too (every namespace's), which the first `next` of each worker built otherwise.
+urls_warm()
 
 # What the worker imported lives as long as the process: leave it out of the garbage collector's full passes.
 # A full pass over it takes ~150 ms (torch, Django, the models), which every request waiting on this worker

@@ -630,13 +630,17 @@ class VesselTask(TaskSpec):
         )[1:]
         acc_low, acc_high = metrics.bootstrap_ci(metrics.accuracy, truth, predicted, n_boot=200, groups=groups)[1:]
         indices = np.array([CLASSES.index(t) for t in truth])
+        ece, ece_low, ece_high = metrics.bootstrap_ci(
+            metrics.expected_calibration_error, indices, probs, n_boot=200, groups=groups
+        )
         return {
             "macro_f1": metrics.macro_f1(truth, predicted, CLASSES),
             "macro_f1_ci": [low, high],
             "accuracy": metrics.accuracy(truth, predicted),
             "accuracy_ci": [acc_low, acc_high],
             "auc": auc,
-            "ece": metrics.expected_calibration_error(indices, probs),
+            "ece": ece,
+            "ece_ci": [ece_low, ece_high],
             "f1": {name: value for name, value in per_class.items()},
         }
 

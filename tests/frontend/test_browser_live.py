@@ -267,7 +267,9 @@ def test_lead_retrains_and_follows_the_job_and_the_new_model_live(page, live_asg
         family="metadata_mlp",
         status=ModelStatus.CANDIDATE,
         metrics={
-            "test": {"macro_f1": 0.712, "macro_f1_ci": [0.551, 0.853], "n": 12},
+            "test": {"macro_f1": 0.712, "macro_f1_ci": [0.551, 0.853], "n": 12, "ece": 0.0814,
+                     "ece_ci": [0.031, 0.2]},
+            "calibration": {"fitted": True, "n": 9, "temperature": 1.3456},
             "baseline_test": {"macro_f1": 0.4, "n": 12, "name": "majority class"},
             "comparison": {
                 "baseline": {"n": 12, "candidate": 0.712, "other": 0.4, "difference": 0.312,
@@ -282,7 +284,8 @@ def test_lead_retrains_and_follows_the_job_and_the_new_model_live(page, live_asg
         "first model: test macro_f1 0.712 beats the majority class (0.400) on the same 12 test items "
         "(difference +0.312, 90 % CI [+0.100, +0.500], paired bootstrap)"
     )
-    assert cells == ["v1", "metadata_mlp", "candidate", "0.712 [0.551–0.853] (n=12)", rule]
+    calibration = "test ECE 0.081 [0.031–0.200]; temperature 1.35 fitted on 9 validation items"
+    assert cells == ["v1", "metadata_mlp", "candidate", "0.712 [0.551–0.853] (n=12)", calibration, rule]
     job_finish(job=job, result={"model_version": 1}, model_version=version)
     page.wait_for_selector(f"{row}[data-status=succeeded] [role=progressbar][aria-valuenow='100']")
     assert "model v1" in page.locator(f"{row} .job-head").inner_text()

@@ -176,7 +176,9 @@ def test_training_reports_the_comparison_with_the_majority_class_and_calibration
     assert outcome.metrics["baseline_test"]["name"] == "majority class" and versus["n"] == 40
     assert versus["candidate"] == pytest.approx(outcome.metrics["test"]["macro_f1"])
     assert versus["interval"][0] > 0  # the angles carry the class: far beyond the majority class
-    assert 0 <= outcome.metrics["test"]["ece"] <= 1 and len(outcome.metrics["test"]["accuracy_ci"]) == 2
+    scored = outcome.metrics["test"]
+    assert 0 <= scored["ece"] <= 1 and len(scored["accuracy_ci"]) == 2
+    assert 0 <= scored["ece_ci"][0] < scored["ece_ci"][1] <= 1  # ECE carries its interval like every metric
     # The angle model chooses its strength by cross-validated log-loss over train + validation: no temperature.
     assert outcome.metrics["calibration"]["fitted"] is False
     assert outcome.metrics["train_examples"] == 60

@@ -61,8 +61,33 @@ export function jobRow(job, versionNumbers) {
   return row;
 }
 
+/** Return how well the version's probabilities are calibrated, in words: its test ECE with interval, and what
+ * was fitted on validation (a temperature; an ensemble's members, whose spread averaging smooths out). */
+export function calibrationText(metrics) {
+  const test = metrics.test || {};
+  const fitted = metrics.calibration || {};
+  const parts = [];
+  const ece = fixed(test.ece, 3);
+  if (ece !== null) {
+    const ci = test.ece_ci;
+    const interval = ci && ci[0] !== null && ci[1] !== null ? ` [${fixed(ci[0], 3)}–${fixed(ci[1], 3)}]` : "";
+    parts.push(`test ECE ${ece}${interval}`);
+  }
+  const temperature = fixed(fitted.temperature, 2);
+  if (temperature !== null) parts.push(`temperature ${temperature} fitted on ${fitted.n} validation items`);
+  const members = (fitted.member_log_loss || []).filter((v) => typeof v === "number");
+  if (members.length > 1) {
+    const low = fixed(Math.min(...members), 3);
+    const high = fixed(Math.max(...members), 3);
+    parts.push(`${members.length} ensemble members, validation log loss ${low}–${high} (averaged)`);
+  }
+  if (fitted.fitted === false && fitted.reason) parts.push(fitted.reason);
+  return parts.join("; ");
+}
+
 /** Return the table row of one model version: number, family, status, test metric with its interval and n,
- * and the promotion rule applied (which says "not enough evidence" below the project's minimum test size). */
+ * its calibration, and the promotion rule applied (which says "not enough evidence" below the project's minimum
+ * test size). */
 export function versionRow(version, primaryMetric) {
   const metrics = version.metrics || {};
   const test = metrics.test || {};
@@ -77,6 +102,7 @@ export function versionRow(version, primaryMetric) {
     el("td", { text: version.family }),
     el("td", { class: "version-status", text: version.status }),
     el("td", { class: "num", text: score === null ? "—" : `${score}${interval}${test.n ? ` (n=${test.n})` : ""}` }),
+    el("td", { class: "calibration", text: calibrationText(metrics) || "—" }),
     el("td", { class: "rule", text: promotion.rule || "" }),
   );
 }

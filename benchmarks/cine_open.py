@@ -93,6 +93,9 @@ async () => {
     drawn: at("cine-first-frame"),
     all: at("cine-all-frames"),
     html: performance.getEntriesByType("navigation")[0].responseEnd,
+    styles: Math.max(...resources.filter((e) => /\.css$/.test(e.name)).map((e) => e.responseEnd)),
+    scripts: Math.max(...resources.filter((e) => /\.js$/.test(e.name)).map((e) => e.responseEnd)),
+    first_paint: (performance.getEntriesByName("first-contentful-paint")[0] || {startTime: null}).startTime,
     api: done(/\\/next\\/$/),
     tool: done(/tools\\/vessel_type\\.js/),
     frame0: resources.find((e) => /\\/frames\\/0\\/$/.test(e.name)).startTime,
@@ -409,6 +412,9 @@ def report(
             f"{what} {median(name, key):.0f}" if median(name, key) is not None else f"{what}: none"
             for what, key in (
                 ("HTML received", "html"),
+                ("styles loaded", "styles"),
+                ("scripts loaded", "scripts"),
+                ("first contentful paint", "first_paint"),
                 ("tool module loaded", "tool"),
                 ("next (with the workspace) answered", "api"),  # none: embedded in the page
                 ("frame 0 requested", "frame0"),

@@ -458,6 +458,23 @@ def report(args, phases: list[Phase], setups: dict[tuple[str, int], Setup], plan
         lines += ["", "Label Studio / Lumen in the same run (next latency: how many times slower Label Studio is; "
                   "cycles/s: how many times more items Lumen moves):", "",
                   table(["items", "phase", "next p50", "next p99", "cycles/s Lumen / LS", "cycles/s ratio"], ratios)]
+    herd_rows = []
+    for p in phases:
+        if p.clients == 1:
+            continue
+        firsts = [r.next_ms[0] for r in p.results if r.next_ms]
+        rest = [ms for r in p.results for ms in r.next_ms[1:]]
+        if firsts and rest:
+            herd_rows.append([
+                f"{p.size:,}", p.name, p.system, f"{percentile(firsts, 50):.0f} / {max(firsts):.0f}",
+                f"{percentile(rest, 50):.0f} / {percentile(rest, 99):.0f} / {max(rest):.0f}",
+            ])
+    if herd_rows:
+        lines += ["", "Where next's tail comes from with many clients: every client sends its first next at the same "
+                  "instant (all start together), a burst each server process works through in turn; the rest are "
+                  "the steady state.", "",
+                  table(["items", "phase", "system", "first next of each client p50/max ms",
+                         "every later next p50/p99/max ms"], herd_rows)]
     floor_rows = []
     for p in lumen:
         if p.clients == 1 and p.size in floors:

@@ -12,6 +12,16 @@ from asgiref.sync import async_to_sync
 REPO = Path(__file__).resolve().parent.parent
 
 
+def probe_run(probe: str) -> list[str]:
+    """Run `probe` in a fresh interpreter with the test settings; return what it printed, split in words."""
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "webapp.settings.test"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.split()
+
+
 def test_loading_the_asgi_application_imports_the_views():
     probe = (
         "import sys, webapp.asgi\n"
@@ -19,15 +29,10 @@ def test_loading_the_asgi_application_imports_the_views():
         "print(all(m in sys.modules for m in views))\n"
         "import gc; print(gc.get_freeze_count())"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "webapp.settings.test"},
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    imported, frozen = done.stdout.split()
-    assert imported == "True", done.stdout
+    imported, frozen = probe_run(probe)
+    assert imported == "True"
     # Everything the start-up created (hundreds of thousands of objects) is frozen, not walked by every full pass.
-    assert int(frozen) > 100_000, done.stdout
+    assert int(frozen) > 100_000, frozen
 
 
 @pytest.mark.django_db
@@ -62,10 +67,5 @@ def test_loading_the_asgi_application_builds_every_url_table_a_request_would():
         "reverse('api:item-workspace', args=[1]); reverse('api:label-list'); reverse('workspace', args=['p'])\n"
         "print(len(built))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "webapp.settings.test"},
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
     # The first `next` of a worker reverses into the api namespace: nothing is left to build by then.
-    assert done.stdout.split() == ["0"], done.stdout
+    assert probe_run(probe) == ["0"]

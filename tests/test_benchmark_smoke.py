@@ -32,13 +32,20 @@ def test_http_load_drives_lumen_and_label_studio_from_client_processes():
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
     assert re.search(r"\((\d+) uvicorn worker processes\)", out) and "(0 uvicorn" not in out
-    rows = [line for line in out.splitlines() if re.match(r"^(300|600)\s{2,}.*client.*\s(Lumen|Label Studio)\s", line)]
+    phases_table = out.split("Label Studio / Lumen in the same run", 1)[0]
+    rows = [
+        line for line in phases_table.splitlines()
+        if re.match(r"^(300|600)\s{2,}.*client.*\s(Lumen|Label Studio)\s", line)
+    ]
     systems = [re.split(r"\s{2,}", row.strip())[2] for row in rows]
     assert systems.count("Lumen") == 6 and systems.count("Label Studio") == 6, out  # three phases per size each
     for row in rows:
         cells = re.split(r"\s{2,}", row.strip())
         cycles, errors, double_leases = int(cells[6]), int(cells[8]), int(cells[9])
         assert cycles > 0 and errors == 0 and double_leases == 0, row
+    # The many-client phases' first next of each client (sent at once) apart from the rest, for both systems.
+    herd = out.split("Where next's tail comes from", 1)[1].split("\n\n", 2)[1]
+    assert len([line for line in herd.splitlines() if re.match(r"^(300|600)\s{2,}", line)]) == 8, herd
     # One ratio row per size and phase, from the same run.
     ratios = out.split("in the same run (next latency", 1)[1].split("\n\n", 2)[1]
     assert len([line for line in ratios.splitlines() if re.match(r"^(300|600)\s{2,}", line)]) == 6, ratios

@@ -598,6 +598,11 @@ def next_answer(request: HttpRequest | Request, project: Project, after: int | N
     return s.NextItemSerializer(body).data
 
 
+def _answer_item(answer: dict) -> dict:
+    """The item of a `next` answer's workspace ({} when nothing was handed out)."""
+    return (answer.get("workspace") or {}).get("item") or {}
+
+
 def first_images(answer: dict) -> list[tuple[str, str]]:
     """The images the tool draws first for a `next` answer, as (URL, how they are loaded: "image" for an <img>,
     "fetch" for `fetch()`), which the page preloads the same way (frame URLs are immutable).
@@ -605,20 +610,22 @@ def first_images(answer: dict) -> list[tuple[str, str]]:
     A whole cine run's frame 0 is shown by the page itself as an <img> (`first_frame`) that the player then takes
     over; one frame of a pullback is fetched by its tool.
     """
-    media = ((answer.get("workspace") or {}).get("item") or {}).get("media") or {}
+    item = _answer_item(answer)
+    media = item.get("media") or {}
     if media.get("rest_url"):
         return [(media["rest_url"], "image"), (media["stress_url"], "image")]
+    shown = first_frame(answer)
+    if shown is not None:
+        return [(shown["url"], "image")]
     if media.get("frame_url_template"):
-        frame = answer["workspace"]["item"].get("frame_index")
-        url = media["frame_url_template"].replace("{n}", str(frame or 0))
-        return [(url, "image" if frame is None else "fetch")]
+        return [(media["frame_url_template"].replace("{n}", str(item["frame_index"])), "fetch")]
     return []
 
 
 def first_frame(answer: dict) -> dict | None:
     """Frame 0 of a `next` answer's cine run as the page shows it before any script runs: its URL and size, or
     None when the item is not a whole run (an OCT frame, SPECT maps)."""
-    item = (answer.get("workspace") or {}).get("item") or {}
+    item = _answer_item(answer)
     media = item.get("media") or {}
     if not media.get("frame_url_template") or item.get("frame_index") is not None:
         return None

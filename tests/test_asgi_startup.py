@@ -69,3 +69,21 @@ def test_loading_the_asgi_application_builds_every_url_table_a_request_would():
     )
     # The first `next` of a worker reverses into the api namespace: nothing is left to build by then.
     assert probe_run(probe) == ["0"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_gunicorn_opens_each_workers_database_connection_before_its_first_request(monkeypatch):
+    import runpy
+
+    from django.db import connection
+    from django.db.backends.base.base import BaseDatabaseWrapper
+
+    opened = []
+    ensure = BaseDatabaseWrapper.ensure_connection
+    monkeypatch.setattr(
+        BaseDatabaseWrapper, "ensure_connection", lambda self: (opened.append(self.alias), ensure(self))
+    )
+    hooks = runpy.run_path(str(REPO / "deploy" / "gunicorn.conf.py"))
+    hooks["post_worker_init"](None)  # gunicorn calls it in each worker once the application is loaded
+    assert opened == ["default"]
+    assert connection.connection is None  # handed back at once (with the production pool: back to the pool, open)

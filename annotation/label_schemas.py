@@ -8,12 +8,10 @@ from typing import Any
 import numpy as np
 
 from annotation.models import Item, TaskType
+from learning.domain import MAX_SEGMENT_SCORE, SEGMENT_COUNT, TERRITORIES, UNUSABLE, VESSEL_CHOICES
 from learning.masks import MaskFormatError, mask_decode
 
-VESSEL_CHOICES = ("LCA", "RCA", "neither", "unusable")
 EXCLUSION_REASONS = ("poor_blood_clearance", "in_guide_catheter", "artifact")
-TERRITORIES = ("LAD", "RCA", "LCX")
-SEGMENT_COUNT = 17
 
 
 class LabelPayloadError(ValueError):
@@ -71,8 +69,8 @@ def parse_vessel(payload: Any, item: Item) -> VesselLabel:
     if vessel not in VESSEL_CHOICES:
         raise LabelPayloadError("vessel", f"must be one of {', '.join(VESSEL_CHOICES)}")
     reason = _reason(payload, "unusable_reason")
-    if vessel == "unusable" and not reason:
-        raise LabelPayloadError("unusable_reason", "is required when vessel is 'unusable'")
+    if vessel == UNUSABLE and not reason:
+        raise LabelPayloadError("unusable_reason", f"is required when vessel is '{UNUSABLE}'")
     return VesselLabel(vessel=vessel, unusable_reason=reason)
 
 
@@ -105,8 +103,8 @@ def _scores(payload: dict[str, Any], name: str) -> tuple[int, ...]:
     if not isinstance(values, list) or len(values) != SEGMENT_COUNT:
         raise LabelPayloadError(name, f"must be a list of {SEGMENT_COUNT} segment scores")
     for index, value in enumerate(values):
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 4:
-            raise LabelPayloadError(f"{name}[{index}]", "segment score must be an integer 0–4")
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEGMENT_SCORE:
+            raise LabelPayloadError(f"{name}[{index}]", f"segment score must be an integer 0–{MAX_SEGMENT_SCORE}")
     return tuple(values)
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Value
@@ -142,7 +140,11 @@ def predictions_for(user: AbstractBaseUser) -> QuerySet[Prediction]:
 
 def model_versions_for(user: AbstractBaseUser) -> QuerySet[ModelVersion]:
     # Explicit: Meta.ordering is dropped once the list view annotates a count (a GROUP BY query).
-    return ModelVersion.objects.filter(project__in=_projects_where(user, Role.LEAD)).order_by("project_id", "-number")
+    return (
+        ModelVersion.objects.filter(project__in=_projects_where(user, Role.LEAD))
+        .select_related("parent", "compared_with")
+        .order_by("project_id", "-number")
+    )
 
 
 def polar_maps_for(user: AbstractBaseUser) -> QuerySet[PolarMap]:
@@ -183,18 +185,6 @@ def items_open_for(project: Project, annotator: AbstractBaseUser) -> QuerySet[It
         .exclude(Exists(skipped))
         .annotate(n_labels=_count_per_item(labels))
         .filter(n_labels__lt=F("required_labels"))
-    )
-
-
-def items_to_lease(project: Project, annotator: AbstractBaseUser, now: datetime) -> QuerySet[Item]:
-    """Return the open items that other annotators' live leases do not already fill."""
-    others = Assignment.objects.filter(item=OuterRef("pk"), state=AssignmentState.LEASED, expires_at__gt=now).exclude(
-        annotator=annotator
-    )
-    return (
-        items_open_for(project, annotator)
-        .annotate(n_leases=_count_per_item(others))
-        .filter(n_labels__lt=F("required_labels") - F("n_leases"))
     )
 
 

@@ -400,7 +400,7 @@ def run_seed_on(args: argparse.Namespace, seed: int, root: Path, database_url: s
                 lead.call("POST", f"/api/model-versions/{latest['id']}/score/", json={})
                 wait_for_jobs(lead, slug)
             champion = next((v for v in versions if v["status"] == "champion"), None)
-            result = Round(labels=len(labelled), rule=(latest["metrics"].get("promotion") or {}).get("rule", ""))
+            result = Round(labels=len(labelled), rule=latest["decision_rule"])
             result.decision = f"v{latest['number']} {latest['family']} {latest['status']}"
             result.promoted = latest["status"] == "champion"
             candidate_out = predictions_of(lead, latest["id"])
@@ -412,7 +412,7 @@ def run_seed_on(args: argparse.Namespace, seed: int, root: Path, database_url: s
                 result.champion_ece = expected_calibration_error(champion_out, fresh_truth)
                 unlabelled = {i: v for i, v in truth.items() if i in first_ids and i not in labelled}
                 result.champion_unlabelled = accuracy(champion_out, unlabelled)
-            against = (latest["metrics"].get("promotion") or {}).get("against")
+            against = latest["compared_with"]
             other = next((v for v in versions if v["number"] == against), None)
             if other is not None and latest["status"] in ("champion", "rejected"):
                 result.contradicted = contradicted(candidate_out, predictions_of(lead, other["id"]), fresh_truth,

@@ -469,7 +469,7 @@ def round_measure(project, labels: int, seconds: dict[str, float], judge: FreshJ
         value = ((version.metrics or {}).get("test") or {}).get(primary) if version else None
         return None if value is None else float(value)
 
-    extra: dict[str, Any] = {"rule": ((latest.metrics or {}).get("promotion") or {}).get("rule", "")}
+    extra: dict[str, Any] = {"rule": latest.decision_rule}
     if judge is not None and judge.examples:
         train = human_examples(project, ("train", "validation"))
         test = human_examples(project, ("test",))
@@ -483,8 +483,7 @@ def round_measure(project, labels: int, seconds: dict[str, float], judge: FreshJ
             champion_scores = judge.scores(champion)
             extra["champion_fresh"] = judge.metric(champion_scores)
             extra["champion_ece"] = judge.ece(champion_scores)
-        against_number = ((latest.metrics or {}).get("promotion") or {}).get("against")
-        against = ModelVersion.objects.filter(project=project, number=against_number).first()
+        against = latest.compared_with
         other = (
             judge.scores(against)
             if against is not None

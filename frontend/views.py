@@ -10,8 +10,9 @@ from django.views.decorators.cache import never_cache
 from annotation import selectors
 from annotation.api.permissions import project_for
 from annotation.api.views import first_frame, first_images, next_answer
-from annotation.models import Role
+from annotation.models import ModelStatus, Role
 from annotation.project_settings import ProjectSettings, parse_settings
+from annotation.services.lifecycle import TRANSITIONS
 from learning.strategies import STRATEGIES
 from learning.tasks import task_class
 
@@ -57,6 +58,9 @@ def _learning_choices(task_type: str, settings: ProjectSettings) -> dict:
         "primary_metric": spec.primary_metric,
         "classes": [(name, name in chosen) for name in spec.classes],
         "training_hparams_json": json.dumps(settings.training_hparams),
+        "model_states": [
+            (state.value, state.label, sorted(TRANSITIONS[state])) for state in ModelStatus
+        ],
     }
 
 

@@ -1,8 +1,9 @@
 """Data-parallel training of a task's model over several Ray Train workers (PyTorch DDP).
 
 `fit_data_parallel` returns what `learning.tasks.fit` returns, so callers can swap one for the other. Each worker
-trains on its shard of every epoch's shuffled order; rank 0 alone validates, keeps the best epoch, evaluates and
-writes the checkpoint the driver reads back. Nothing here touches Django or the database.
+runs the same loop as `fit` (`learning.tasks.training.train_epochs`), told by `RayTrainRanks` how to wrap the model,
+which shard of every epoch's shuffled order is its own and how ranks agree; rank 0 alone validates, keeps the best
+epoch, evaluates and writes the checkpoint the driver reads back. Nothing here touches Django or the database.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch import nn
 
 from learning.tasks import (
     HyperparameterError,
@@ -29,100 +31,79 @@ from learning.tasks import (
     TrainRequest,
     get_task,
 )
-from learning.tasks.base import weights_dump
-from learning.tasks.training import (
-    BestEpoch,
-    final_metrics,
-    set_seed,
-    train_epoch,
-    trainable_examples,
-    training_splits,
-    validation_value,
-)
+from learning.tasks.training import Replicas, kept_outcome, train_model, trainable_examples
 
 WEIGHTS_FILE = "weights.pt"
 SUMMARY_FILE = "summary.json"
 
 
-def _all_mean(value: float) -> float:
-    """Return the mean of `value` over all ranks (the value itself when training alone)."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return value
-    tensor = torch.tensor([value], dtype=torch.float64)
-    dist.all_reduce(tensor)
-    return float(tensor.item()) / dist.get_world_size()
+class RayTrainRanks(Replicas):
+    """This worker's place in a Ray Train group: DDP around the model, its shard, rank 0's decisions."""
 
+    def __init__(self, rank: int, world_size: int, seed: int, device: torch.device) -> None:
+        self.rank, self.world_size, self.seed, self.device = rank, world_size, seed, device
 
-def _rank0_says(flag: bool) -> bool:
-    """Return rank 0's `flag` on every rank, so all ranks stop after the same epoch."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return flag
-    tensor = torch.tensor([int(flag)])
-    dist.broadcast(tensor, src=0)
-    return bool(tensor.item())
+    @property
+    def shard(self) -> tuple[int, int]:
+        return (self.rank, self.world_size)
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        import ray.train.torch
+
+        wrapped = ray.train.torch.prepare_model(model)  # a single worker is not wrapped in DDP
+        torch.manual_seed(self.seed + self.rank)  # same initial weights above, different dropout masks from here on
+        return wrapped
+
+    def epoch_rng(self, rng: np.random.Generator, epoch: int) -> np.random.Generator:
+        # Seeded per epoch and identical on every rank, so the shards split one shared order.
+        return np.random.default_rng([self.seed, epoch])
+
+    def mean(self, value: float) -> float:
+        if not self._grouped():
+            return value
+        # On the training device: a GPU group's collectives (NCCL) take CUDA tensors only.
+        tensor = torch.tensor([value], dtype=torch.float64, device=self.device)
+        dist.all_reduce(tensor)
+        return float(tensor.item()) / dist.get_world_size()
+
+    def agree(self, flag: bool) -> bool:
+        if not self._grouped():
+            return flag
+        tensor = torch.tensor([int(flag)], device=self.device)
+        dist.broadcast(tensor, src=0)
+        return bool(tensor.item())
+
+    def epoch_done(self, row: dict[str, float]) -> None:
+        import ray.train
+
+        ray.train.report(row)  # every rank reports every epoch: Ray Train waits for all of them
+
+    @staticmethod
+    def _grouped() -> bool:
+        return dist.is_available() and dist.is_initialized()
 
 
 def _train_worker(config: dict[str, Any]) -> None:
-    """Train one rank; rank 0 also validates, evaluates and writes the final checkpoint."""
+    """Train one rank through the shared loop; rank 0 also evaluates and writes the final checkpoint."""
     import ray.train
     import ray.train.torch
 
     request: TrainRequest = config["request"]
     started = time.monotonic()
     context = ray.train.get_context()
-    rank, world_size = context.get_world_rank(), context.get_world_size()
+    device = ray.train.torch.get_device()
+    ranks = RayTrainRanks(context.get_world_rank(), context.get_world_size(), request.seed, device)
     spec = get_task(request.task, request.media_root)
-    set_seed(request.seed)
-    params, train, validation, test = training_splits(spec, request)  # as in the single-process loop
-    model = spec.build(request.family, params)
-    # On the whole training set, not the shard: every rank must normalise identically.
-    spec.prepare(model, request.family, train, params)
-    model = ray.train.torch.prepare_model(model)
-    torch.manual_seed(request.seed + rank)  # same initial weights above, different dropout masks from here on
-    unwrapped = getattr(model, "module", model)  # a single worker is not wrapped in DDP
-    device = next(unwrapped.parameters()).device
-    optimiser = torch.optim.AdamW(model.parameters(), lr=params.learning_rate, weight_decay=params.weight_decay)
-
-    history: list[dict[str, float]] = []
-    best = BestEpoch(patience=params.patience)
-    for epoch in range(1, params.epochs + 1):
-        epoch_started = time.monotonic()
-        # Seeded per epoch and identical on every rank, so the shards split one shared order.
-        order_rng = np.random.default_rng([request.seed, epoch])
-        loss = train_epoch(
-            spec, model, request.family, optimiser, train, params, order_rng, device, shard=(rank, world_size)
-        )
-        loss = _all_mean(loss)  # padded shards are equal-sized, so this is the mean over all examples
-        if not math.isfinite(loss):
-            raise TrainingError(f"training diverged at epoch {epoch} (loss {loss}); lower the learning rate")
-        value = (
-            validation_value(spec, unwrapped, request.family, validation, params, request.seed)
-            if rank == 0
-            else math.nan
-        )
-        row = {"epoch": epoch, "loss": loss, "validation": value, "seconds": time.monotonic() - epoch_started}
-        stop = False
-        if rank == 0:
-            history.append(row)
-            stop = best.update(unwrapped, epoch, value)
-            stop = stop or bool(params.max_seconds and time.monotonic() - started > params.max_seconds)
-        ray.train.report(row)
-        if _rank0_says(stop):
-            break
-
-    if rank != 0:
+    # Every rank prepares on the whole training set, not its shard, so all normalise identically.
+    trained = train_model(spec, request, device, started=started, replicas=ranks)
+    if ranks.rank != 0:
         ray.train.report({"final": 1.0})  # every rank must report as often as rank 0
         return
-    unwrapped.load_state_dict(best.state)
-    calibration = spec.calibrate(unwrapped, request.family, validation, params, request.seed)
-    splits = (train, validation, test)
-    metrics = final_metrics(spec, unwrapped, request, params, splits, device, best.epoch) | {"workers": world_size}
-    if calibration:
-        metrics["calibration"] = calibration
-    weights = weights_dump(task=spec.name, family=request.family, params=params, model=unwrapped)
-    summary = {"metrics": metrics, "history": history, "hparams": params.as_json(), "device": str(device)}
+    outcome = kept_outcome(spec, request, trained, device, started=started)
+    metrics = outcome.metrics | {"workers": ranks.world_size}
+    summary = {"metrics": metrics, "history": outcome.history, "hparams": outcome.hparams, "device": outcome.device}
     with tempfile.TemporaryDirectory() as folder:
-        Path(folder, WEIGHTS_FILE).write_bytes(weights)
+        Path(folder, WEIGHTS_FILE).write_bytes(outcome.weights)
         # NaN metrics travel as Python's bare NaN token; numpy scalars that are not floats become floats.
         Path(folder, SUMMARY_FILE).write_text(json.dumps(summary, default=float))
         ray.train.report({"final": 1.0}, checkpoint=ray.train.Checkpoint.from_directory(folder))
@@ -229,4 +210,4 @@ def fit_data_parallel(
     )
 
 
-__all__ = ["fit_data_parallel"]
+__all__ = ["RayTrainRanks", "fit_data_parallel"]

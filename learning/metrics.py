@@ -13,7 +13,7 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from learning.cohorts.territories import TERRITORIES
+from learning.domain import TERRITORIES
 
 NAN = float("nan")
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from learning.cohorts.spect import ica_obstructive
-from learning.cohorts.territories import ABNORMAL_SUMMED_SCORE, TERRITORY_SEGMENTS
+from learning.domain import (
+    ABNORMAL_SUMMED_SCORE,
+    MAX_SEGMENT_SCORE,
+    SEGMENT_COUNT,
+    TERRITORY_SEGMENTS,
+    ica_obstructive,
+)
 
 __all__ = ["TerritoryScore", "ica_obstructive", "patient_abnormal", "territory_flags", "territory_rollup"]
-
-SEGMENT_COUNT = 17
-MAX_SEGMENT_SCORE = 4
 
 
 @dataclass(frozen=True)

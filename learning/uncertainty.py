@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
+from learning.metrics import dice
+
 # Probabilities are clipped to [EPS, 1 - EPS] before any log so a confident 0 or 1 costs nothing instead of nan.
 EPS = 1e-12
 # Inputs may carry float rounding just outside [0, 1]; anything further out is a caller bug.
@@ -80,14 +82,6 @@ def mean_pixel_entropy(prob_map: ArrayLike) -> float:
     return float(np.mean(_binary_entropy(_probabilities(prob_map, "prob_map", ndims=(2,)))))
 
 
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    """Return the Dice overlap of two boolean masks, 1 when both are empty."""
-    total = int(a.sum()) + int(b.sum())
-    if total == 0:
-        return 1.0
-    return 2.0 * int(np.logical_and(a, b).sum()) / total
-
-
 def tta_disagreement(prob_maps: ArrayLike, threshold: float = 0.5) -> float:
     """Return 1 - mean pairwise Dice of (k, H, W) maps already rotated back to the original frame."""
     array = _probabilities(prob_maps, "prob_maps", ndims=(3,))
@@ -97,7 +91,7 @@ def tta_disagreement(prob_maps: ArrayLike, threshold: float = 0.5) -> float:
         raise ValueError(f"threshold must lie strictly between 0 and 1, got {threshold}")
     masks = array >= threshold
     count = masks.shape[0]
-    dices = [_dice(masks[i], masks[j]) for i in range(count) for j in range(i + 1, count)]
+    dices = [dice(masks[i], masks[j]) for i in range(count) for j in range(i + 1, count)]
     return float(1.0 - np.mean(dices))
 
 

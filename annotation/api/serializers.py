@@ -288,6 +288,7 @@ class PredictionSerializer(serializers.ModelSerializer):
 class ModelVersionSerializer(serializers.ModelSerializer):
     project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     parent = serializers.IntegerField(source="parent.number", read_only=True, default=None)
+    compared_with = serializers.IntegerField(source="compared_with.number", read_only=True, default=None)
     training_set_size = serializers.IntegerField(read_only=True, default=None)
 
     class Meta:
@@ -305,6 +306,9 @@ class ModelVersionSerializer(serializers.ModelSerializer):
             "created_at",
             "trained_at",
             "promoted_at",
+            "decided_at",
+            "decision_rule",
+            "compared_with",
             "training_set_size",
         ]
         read_only_fields = fields

@@ -48,7 +48,7 @@ from annotation.services import learning
 from annotation.services.burned_in import burned_in_decide
 from annotation.services.queue import queue_open_count
 from annotation.services.spect import polar_map_discard, polar_map_set_phase
-from annotation.services.splits import splits_configure, splits_fill
+from annotation.services.splits import splits_configure
 
 
 def _for_user(view, select, model):
@@ -133,15 +133,17 @@ class ProjectViewSet(viewsets.GenericViewSet):
     @extend_schema(request=s.SplitsSerializer, responses=dict)
     @action(detail=True, methods=["get", "post"])
     def splits(self, request: Request, slug: str) -> Response:
-        """The train / validation / held-out test split by patient; leads set fractions and lock the test set."""
+        """The train / validation / held-out test split by patient; leads set fractions and lock the test set.
+
+        Reading it changes nothing: items imported since the last ranking or training count as unassigned until
+        the next one gives them their patient's split.
+        """
         project = project_for(request, slug, lead=True)
         if request.method == "POST":
             data = s.SplitsSerializer(data=request.data)
             data.is_valid(raise_exception=True)
             splits_configure(project=project, **data.validated_data)
             project.refresh_from_db()
-        else:
-            splits_fill(project=project)
         return Response(selectors.split_summary(project))
 
     @extend_schema(responses=s.QueueSerializer)

@@ -360,9 +360,12 @@ def _make_items(
     paths: StoragePaths,
     sha256: str,
 ) -> int:
+    # Imported here: annotation.services imports this module for its import service.
+    from annotation.services.slots import HELD
+
     # Burned-in text waits for a lead's decision (annotation.services.burned_in): its items want no labels yet.
     held = instance.burned_in_review == BurnedInReview.PENDING
-    wanted = {"required_labels": 0, "open_slots": 0} if held else {}
+    wanted = HELD if held else {}
     if project.task_type == TaskType.VESSEL_TYPE:
         item = Item.objects.create(
             project=project,

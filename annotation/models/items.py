@@ -43,6 +43,13 @@ class Item(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [
+            # The row's part of the slot invariant (annotation.services.slots): no more open slots than places
+            # not yet labelled.
+            models.CheckConstraint(
+                condition=models.Q(open_slots=0)
+                | models.Q(open_slots__lte=models.F("required_labels") - models.F("labellers")),
+                name="item_open_slots_within_wanted",
+            ),
             models.UniqueConstraint(
                 fields=["instance"], condition=models.Q(kind="cine_run"), name="item_one_per_cine_run"
             ),

@@ -10,7 +10,6 @@ class JobKind(models.TextChoices):
     IMPORT = "import", "Import"
     TRAIN = "train", "Train"
     SCORE = "score", "Score"
-    EXPORT = "export", "Export"
 
 
 class JobStatus(models.TextChoices):
@@ -18,7 +17,6 @@ class JobStatus(models.TextChoices):
     RUNNING = "running", "Running"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
 
 
 class Job(models.Model):

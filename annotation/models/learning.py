@@ -8,19 +8,20 @@ from annotation.models.projects import Project
 
 
 class ModelStatus(models.TextChoices):
-    TRAINING = "training", "Training"
-    CANDIDATE = "candidate", "Candidate"
+    """Where a model version is in its life; `annotation.services.lifecycle` holds the transitions allowed."""
+
+    TRAINED = "trained", "Trained, not yet judged"
+    CANDIDATE = "candidate", "Beat the champion: promoted once it has scored the unlabelled items"
     CHAMPION = "champion", "Champion"
-    REJECTED = "rejected", "Rejected (did not beat the champion)"
+    REJECTED = "rejected", "Rejected"
     RETIRED = "retired", "Retired"
-    FAILED = "failed", "Failed"
 
 
 class ModelVersion(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="model_versions")
     number = models.PositiveIntegerField(help_text="1, 2, 3 … within the project.")
     family = models.CharField(max_length=64, help_text="Model family from learning's registry, e.g. r2plus1d.")
-    status = models.CharField(max_length=16, choices=ModelStatus.choices, default=ModelStatus.TRAINING)
+    status = models.CharField(max_length=16, choices=ModelStatus.choices, default=ModelStatus.TRAINED)
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
     hyperparameters = models.JSONField(default=dict, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
@@ -29,6 +30,12 @@ class ModelVersion(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     trained_at = models.DateTimeField(null=True, blank=True)
     promoted_at = models.DateTimeField(null=True, blank=True)
+    # The last decision on the version (judged against a champion, promoted, or refused) and the rule it applied.
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_rule = models.TextField(blank=True)
+    compared_with = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", help_text="The champion it faced."
+    )
 
     class Meta:
         ordering = ["project_id", "-number"]

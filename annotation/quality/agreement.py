@@ -19,17 +19,14 @@ from typing import Any
 import numpy as np
 from django.contrib.auth import get_user_model
 
-from annotation.label_schemas import VESSEL_CHOICES
 from annotation.models import Assignment, AssignmentState, Item, Label, LabelSource, Project, TaskType
 from annotation.training_data import final_targets
 from learning import metrics
 from learning.agreement import cohen_kappa, confusion_matrix, fleiss_kappa, icc, percent_agreement
-from learning.cohorts.territories import TERRITORIES
+from learning.domain import SEGMENT_COUNT, SEGMENT_SCORES, TERRITORIES, VESSEL_CHOICES
 from learning.masks import MaskFormatError, mask_decode
 from learning.spect_scoring import territory_flags, territory_rollup
 from learning.tasks import task_class
-
-SEGMENT_SCORES = list(range(5))
 
 
 @dataclass(frozen=True)
@@ -172,7 +169,7 @@ def _spect_flags(payload: dict) -> dict[str, bool]:
 
 def _spect_stats(rows: list[tuple[Rating, Rating]]) -> dict:
     segment_kappa = []
-    for segment in range(17):
+    for segment in range(SEGMENT_COUNT):
         a = [r.payload["stress"][segment] for r, _ in rows]
         b = [r.payload["stress"][segment] for _, r in rows]
         segment_kappa.append(_safe(cohen_kappa(a, b, labels=SEGMENT_SCORES, weights="quadratic")))

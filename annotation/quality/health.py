@@ -43,7 +43,7 @@ def version_history(project: Project) -> list[dict[str, Any]]:
                 "test_ci": ci if isinstance(ci, list) else None,
                 "test_items": (metrics.get("test") or {}).get("n"),
                 "validation": _metric(metrics, "validation", primary),
-                "rule": (metrics.get("promotion") or {}).get("rule"),
+                "rule": version.decision_rule or None,
             }
         )
     return rows

@@ -23,8 +23,8 @@ from django.utils import timezone
 
 from annotation.models import Job, JobKind, ModelStatus, ModelVersion, Project, Split, TrainingExample
 from annotation.project_settings import parse_settings
-from annotation.services.events import leads_event_send
 from annotation.services.jobs import job_enqueue, job_fail, job_finish, job_report
+from annotation.services.lifecycle import model_version_move
 from annotation.services.splits import splits_fill
 from annotation.training_data import media_root, training_set
 from learning.tasks import Example, HyperparameterError, TrainOutcome, TrainRequest, task_class
@@ -64,7 +64,7 @@ def training_request(
         kind=JobKind.TRAIN,
         params={"family": family, "hparams": merged, "reason": reason or ("retrain now" if by else "")},
         by=by,
-        conflicts=Q(kind=JobKind.TRAIN) | Q(kind=JobKind.SCORE, params__promote=True),
+        conflicts=Q(kind=JobKind.TRAIN) | Q(kind=JobKind.SCORE, model_version__status=ModelStatus.CANDIDATE),
     )
 
 
@@ -146,7 +146,7 @@ def training_run(
         },
     )
     if wins:  # promoted once it has scored every unlabelled item, together with the new queue order
-        scoring_request(version=version, promote=True)
+        scoring_request(version=version)
     return version
 
 
@@ -180,7 +180,7 @@ def model_version_register(
                 project=project,
                 number=number,
                 family=outcome.family,
-                status=ModelStatus.CANDIDATE,
+                status=ModelStatus.TRAINED,
                 parent=parent,
                 hyperparameters=outcome.hparams,
                 metrics=json_safe(metrics),
@@ -351,31 +351,23 @@ def candidate_judge(*, version: ModelVersion, primary: str, champion: ModelVersi
         min_test_items=settings.promotion_min_test_items,
         refresh=refit_growth(version, champion, settings.promotion_refresh_growth),
     )
-    version.metrics = {
-        **version.metrics,
-        "promotion": {"wins": wins, "rule": rule, "against": champion.number if champion else None},
-    }
-    version.status = ModelStatus.CANDIDATE if wins else ModelStatus.REJECTED
-    version.save(update_fields=["metrics", "status"])
-    leads_event_send(
-        version.project_id,
-        {"event": "model", "model_version": version.number, "status": version.status, "rule": rule},
-    )
+    to = ModelStatus.CANDIDATE if wins else ModelStatus.REJECTED
+    model_version_move(version=version, to=to, rule=rule, compared_with=champion)
     return wins, rule
 
 
-def scoring_request(*, version: ModelVersion, promote: bool = False, by=None) -> Job:
+def scoring_request(*, version: ModelVersion, by=None) -> Job:
     """Queue a scoring job of the project's unlabelled items with this model version.
 
-    With `promote`, the version becomes champion when scoring ends (if the champion it beat is still
-    champion), and the queue is re-ranked on its scores in the same transaction.
+    A candidate (a version that beat the champion) becomes champion when its scoring ends, if the champion it
+    beat still reigns, and the queue is re-ranked on its scores in the same transaction.
     """
     if not version.weights_path:
         raise LearningInputError("model_version", "this model version has no weights file")
     job = job_enqueue(
         project=version.project,
         kind=JobKind.SCORE,
-        params={"model_version": version.pk, "promote": promote},
+        params={"model_version": version.pk},
         by=by,
         exclusive=False,
     )

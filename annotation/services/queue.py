@@ -1,10 +1,11 @@
 """The labelling queue: rank the items, lease the next one safely, skip, release, expire; overlap and gold.
 
 Two mechanisms keep it safe under concurrency:
-- `Item.open_slots` counts how many more annotators may take an item. A lease takes a slot with a conditional
-  `UPDATE … SET open_slots = open_slots - 1 WHERE open_slots > 0` on a row picked with
-  `SELECT … FOR UPDATE SKIP LOCKED`; a release, skip or expiry gives the slot back with `F() + 1`, only for the
-  lease whose state change this caller won. No check-then-act anywhere, so no item is leased twice or lost.
+- `Item.open_slots` counts how many more annotators may take an item (`annotation.services.slots` owns it). A
+  lease takes a slot with a conditional `UPDATE … SET open_slots = open_slots - 1 WHERE open_slots > 0` on a row
+  picked with `SELECT … FOR UPDATE SKIP LOCKED`; a release, skip or expiry gives the slot back with `F() + 1`,
+  only for the lease whose state change this caller won. No check-then-act anywhere, so no item is leased twice
+  or lost.
 - The order lives in generations of `QueueEntry` rows (see `annotation.models.queue`): a re-rank inserts a new
   generation and switches to it in one transaction, so it never locks an item row that leasing needs.
 """
@@ -15,7 +16,6 @@ import hashlib
 import logging
 import math
 import time
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
@@ -33,6 +33,7 @@ from annotation.models import (
     AssignmentState,
     Item,
     Label,
+    LabelSource,
     Membership,
     ModelVersion,
     Prediction,
@@ -47,6 +48,17 @@ from annotation.project_settings import parse_settings
 from annotation.selectors import tally_of
 from annotation.services.errors import WorkspaceInputError
 from annotation.services.events import members_event_send
+from annotation.services.slots import (
+    slots_add_place,
+    slots_give_back,
+    slots_hold,
+    slots_recount,
+    slots_require,
+    slots_take,
+    slots_take_next,
+    slots_unhold,
+    slots_widen,
+)
 from annotation.services.splits import splits_fill
 from annotation.services.tallies import tally_handout, tally_label_added, tally_skipped, wanting_bump, wanting_init
 from learning.strategies import Candidate, cold_start_order, get_strategy
@@ -92,9 +104,7 @@ def queue_add_items(*, project: Project, item_ids: Sequence[int]) -> None:
             wanting_bump(project.pk, len(item_ids))
         overlap = [i for i in item_ids if wants_overlap(project.pk, i, settings.overlap_rate)]
         if overlap:
-            Item.objects.filter(pk__in=overlap, required_labels=1).update(
-                required_labels=OVERLAP_LABELS, open_slots=F("open_slots") + OVERLAP_LABELS - 1
-            )
+            slots_widen(item_ids=overlap, labels=OVERLAP_LABELS)
         lowest = (
             QueueEntry.objects.filter(project=project, generation=queue.generation)
             .order_by("priority")
@@ -123,7 +133,7 @@ def queue_hold_items(*, project: Project, item_ids: Sequence[int]) -> int:
         Assignment.objects.filter(item_id__in=ids, state=AssignmentState.LEASED).update(
             state=AssignmentState.RELEASED, finished_at=timezone.now()
         )
-        Item.objects.filter(pk__in=ids).update(required_labels=0, open_slots=0)
+        slots_hold(item_ids=ids)
         QueueEntry.objects.filter(item_id__in=ids).delete()
         if wanting:
             wanting_bump(project.pk, -wanting)
@@ -142,10 +152,7 @@ def queue_release_items(*, project: Project, item_ids: Sequence[int]) -> int:
             .values_list("pk", "labellers")
         )
         fresh = [pk for pk, labellers in held if labellers == 0]
-        Item.objects.filter(pk__in=[pk for pk, labellers in held if labellers]).update(
-            required_labels=F("labellers"), open_slots=0
-        )
-        Item.objects.filter(pk__in=fresh).update(required_labels=1, open_slots=1)
+        slots_unhold(labelled=[pk for pk, labellers in held if labellers], fresh=fresh)
         queue_add_items(project=project, item_ids=fresh)
     return len(fresh)
 
@@ -372,13 +379,6 @@ def queue_open_count(project: Project) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------- leasing
-def _return_slots(assignments: Iterable[tuple[int, str]]) -> None:
-    """Give back one slot per finished queue lease; `assignments` are (item id, kind) of leases just closed."""
-    per_item = Counter(item_id for item_id, kind in assignments if kind == AssignmentKind.QUEUE)
-    for item_id, count in per_item.items():
-        Item.objects.filter(pk=item_id).update(open_slots=F("open_slots") + count)
-
-
 def leases_expire(*, now: datetime | None = None, limit: int = 1000) -> int:
     """Close leases past their expiry and return their items to the queue; return how many expired.
 
@@ -396,7 +396,7 @@ def leases_expire(*, now: datetime | None = None, limit: int = 1000) -> int:
         Assignment.objects.filter(pk__in=[pk for pk, _, _ in stale], state=AssignmentState.LEASED).update(
             state=AssignmentState.EXPIRED, finished_at=now
         )
-        _return_slots((item_id, kind) for _, item_id, kind in stale)
+        slots_give_back((item_id, kind) for _, item_id, kind in stale)
     return len(stale)
 
 
@@ -487,43 +487,11 @@ def _lease_resume(
     return next(iter(Assignment.objects.raw(sql, params)), None)
 
 
-# The queue pick and the slot it takes, in one statement (the hot path of `next`: no ORM compile, one round trip).
-# The subquery's row lock (PostgreSQL: FOR UPDATE OF the item, SKIP LOCKED) keeps concurrent callers on
-# different items, and the locked row is re-checked before the update, so the slot it counted is still there;
-# SQLite serialises writers instead and has no row locks.
-_LEASE_QUEUED_SQL = """
-UPDATE annotation_item SET open_slots = open_slots - 1
-WHERE open_slots > 0 AND id = (
-    SELECT q.item_id FROM annotation_queueentry q JOIN annotation_item i ON i.id = q.item_id
-    WHERE q.project_id = %(project)s
-      AND q.generation = (SELECT generation FROM annotation_projectqueue WHERE project_id = %(project)s)
-      AND i.open_slots > 0 AND NOT i.is_gold
-      AND NOT EXISTS (SELECT 1 FROM annotation_label l WHERE l.item_id = q.item_id AND l.author_id = %(annotator)s)
-      AND NOT EXISTS (
-          SELECT 1 FROM annotation_assignment a
-          WHERE a.item_id = q.item_id AND a.annotator_id = %(annotator)s AND a.state IN (%(skipped)s, %(leased)s)
-      )
-    ORDER BY q.priority DESC, q.item_id
-    LIMIT 1{lock}
-)
-RETURNING id
-"""
-
-
 def _lease_queued(project: Project, annotator: AbstractBaseUser, expires_at: datetime) -> Assignment | None:
-    lock = " FOR UPDATE OF i SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
-    params = {
-        "project": project.pk,
-        "annotator": annotator.pk,
-        "skipped": AssignmentState.SKIPPED.value,
-        "leased": AssignmentState.LEASED.value,
-    }
-    with connection.cursor() as cursor:
-        cursor.execute(_LEASE_QUEUED_SQL.format(lock=lock), params)
-        taken = cursor.fetchone()
-    if taken is None:  # nothing open for them (or, on PostgreSQL, every open item is being leased right now)
+    item_id = slots_take_next(project_id=project.pk, annotator_id=annotator.pk)
+    if item_id is None:
         return None
-    lease = Assignment.objects.create(item_id=taken[0], annotator=annotator, expires_at=expires_at)
+    lease = Assignment.objects.create(item_id=item_id, annotator=annotator, expires_at=expires_at)
     tally_handout(project_id=project.pk, annotator_id=annotator.pk, gold=False)
     lease.fresh = True  # an item they never labelled: no label or review of theirs to look up
     return lease
@@ -572,7 +540,7 @@ def _close_lease(item: Item, annotator: AbstractBaseUser, state: str, **fields) 
         state=state, finished_at=now, **fields
     ):
         return None
-    _return_slots([(item.pk, lease.kind)])
+    slots_give_back([(item.pk, lease.kind)])
     lease.refresh_from_db()
     return lease
 
@@ -628,18 +596,24 @@ def queue_label_added(
     A new version by an annotator whose label a lead sent back answers that review.
 
     A label submitted under the author's lease keeps the slot the lease took. A first label without a lease
-    (a lead labelling directly, a late submit after expiry) takes a slot if one is open. An item with every
-    label it needs leaves the current order.
+    (a lead labelling directly, a late submit after expiry) takes a slot if one is open, except an adjudicating
+    lead's: on an item that still wants labels it gets a place of its own (`slots_add_place`), so the blind
+    annotators it is still due keep theirs. An item with every label it needs leaves the current order.
+
+    The item row is locked: label_submit locks it first and passes the (labellers, required_labels) it read under
+    the lock as `counts`, so two last labels submitted at once see each other.
     """
-    if not leased and first and not item.is_gold:
-        Item.objects.filter(pk=item.pk, open_slots__gt=0).update(open_slots=F("open_slots") - 1)
-    ReviewItem.objects.filter(item=item, request__annotator=author, resolved_at__isnull=True).update(
-        resolved_label=label, resolved_at=timezone.now()
-    )
-    # The item row is locked (label_submit locks it first and passes the (labellers, required_labels) it read
-    # under the lock as `counts`): two last labels submitted at once see each other.
     labellers, required = counts or (
         Item.objects.select_for_update().filter(pk=item.pk).values_list("labellers", "required_labels").get()
+    )
+    if first and not leased and not item.is_gold:
+        if label.source == LabelSource.ADJUDICATION and labellers < required:
+            slots_add_place(item_id=item.pk)
+            required += 1
+        else:
+            slots_take(item_id=item.pk)
+    ReviewItem.objects.filter(item=item, request__annotator=author, resolved_at__isnull=True).update(
+        resolved_label=label, resolved_at=timezone.now()
     )
     if labellers + (1 if first else 0) >= required:
         QueueEntry.objects.filter(item=item).delete()
@@ -648,29 +622,6 @@ def queue_label_added(
 
 
 # ---------------------------------------------------------------------------------------------------- overlap, gold
-def queue_recount(*, item_ids: Sequence[int]) -> None:
-    """Recompute open slots of these items from the labels and leases stored (locks the item rows first)."""
-    with transaction.atomic():
-        locked = list(
-            Item.objects.select_for_update().filter(pk__in=item_ids).order_by("pk").values_list("pk", flat=True)
-        )
-        labellers = dict(
-            Label.objects.filter(item_id__in=locked, superseded_at__isnull=True)
-            .values("item")
-            .annotate(n=Count("author", distinct=True))
-            .values_list("item", "n")
-        )
-        leases = dict(
-            Assignment.objects.filter(item_id__in=locked, state=AssignmentState.LEASED, kind=AssignmentKind.QUEUE)
-            .values("item")
-            .annotate(n=Count("pk"))
-            .values_list("item", "n")
-        )
-        for pk, required in Item.objects.filter(pk__in=locked).values_list("pk", "required_labels"):
-            slots = max(required - labellers.get(pk, 0) - leases.get(pk, 0), 0)
-            Item.objects.filter(pk=pk).exclude(open_slots=slots).update(open_slots=slots)
-
-
 def queue_apply_overlap(*, project: Project) -> int:
     """Re-draw the overlap share of unlabelled items after the lead changed the overlap rate; return changes."""
     settings = parse_settings(project.task_type, project.settings)
@@ -690,8 +641,8 @@ def queue_apply_overlap(*, project: Project) -> int:
         with transaction.atomic():
             for pk in Item.objects.select_for_update().filter(pk__in=chunk).values_list("pk", flat=True):
                 want = OVERLAP_LABELS if wants_overlap(project.pk, pk, settings.overlap_rate) else 1
-                Item.objects.filter(pk=pk).update(required_labels=want)
-            queue_recount(item_ids=chunk)
+                slots_require(item_id=pk, labels=want)
+            slots_recount(item_ids=chunk)
     return len(changed)
 
 

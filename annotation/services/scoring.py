@@ -15,13 +15,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.db import transaction
-from django.utils import timezone
 
 from annotation.models import Job, Label, ModelStatus, ModelVersion, Prediction, Project, PseudoLabel, Split
 from annotation.project_settings import parse_settings
 from annotation.services.events import leads_event_send
 from annotation.services.jobs import job_fail, job_finish
 from annotation.services.learning import ExecutorLike, json_safe, read_weights, run_on_executor
+from annotation.services.lifecycle import model_version_move
 from annotation.services.queue import items_wanting_labels, queue_rerank
 from annotation.training_data import item_ref, items_with_inputs, media_root
 from learning.tasks import ItemScore, ScoreRequest, task_class
@@ -132,7 +132,7 @@ def scoring_finish(*, job: Job, version: ModelVersion, scored: int) -> int:
         version.refresh_from_db()
         champion = ModelVersion.objects.filter(project=project, status=ModelStatus.CHAMPION).first()
         promotion = None
-        if job.params.get("promote") and version.status == ModelStatus.CANDIDATE:
+        if version.status == ModelStatus.CANDIDATE:
             promotion = _promote(version, champion)
         reranked = version.status == ModelStatus.CHAMPION
         if reranked:
@@ -159,22 +159,14 @@ def scoring_finish(*, job: Job, version: ModelVersion, scored: int) -> int:
 
 def _promote(version: ModelVersion, champion: ModelVersion | None) -> tuple[bool, str]:
     """Make the candidate champion if the champion it beat still reigns; otherwise reject it, saying why."""
-    promotion = dict(version.metrics.get("promotion") or {})
-    against = promotion.get("against")
-    if (champion.number if champion else None) != against:
+    if (champion.pk if champion else None) != version.compared_with_id:
         now = f"v{champion.number}" if champion else "no champion"
-        before = f"v{against}" if against else "no champion"
-        won, rule = False, f"not promoted: it beat {before}, but {now} reigns now; the next round compares again"
-        version.status = ModelStatus.REJECTED
-    else:
-        won, rule = True, promotion.get("rule") or "promoted"
-        if champion is not None:
-            ModelVersion.objects.filter(pk=champion.pk).update(status=ModelStatus.RETIRED)
-        version.status = ModelStatus.CHAMPION
-        version.promoted_at = timezone.now()
-    version.metrics = {**version.metrics, "promotion": {**promotion, "promoted": won, "rule": rule}}
-    version.save(update_fields=["status", "promoted_at", "metrics"])
-    leads_event_send(
-        version.project_id, {"event": "model", "model_version": version.number, "status": version.status, "rule": rule}
-    )
-    return won, rule
+        before = f"v{version.compared_with.number}" if version.compared_with else "no champion"
+        rule = f"not promoted: it beat {before}, but {now} reigns now; the next round compares again"
+        model_version_move(version=version, to=ModelStatus.REJECTED, rule=rule)
+        return False, rule
+    rule = version.decision_rule or "promoted"
+    if champion is not None:
+        model_version_move(version=champion, to=ModelStatus.RETIRED, rule=f"retired: v{version.number} promoted")
+    model_version_move(version=version, to=ModelStatus.CHAMPION, rule=rule)
+    return True, rule

@@ -5,6 +5,8 @@ data, tests, benchmarks and training can share it. ``python -m learning.cohorts 
 writes a cohort and its truth JSON from the command line.
 """
 
+from learning.domain import SEGMENT_TERRITORY, TERRITORY_SEGMENTS
+
 from .dicom_common import FakePatient, FakeStudy, fake_patient, fake_study
 from .ivoct import (
     IVOCT_SOP_CLASS,
@@ -25,12 +27,7 @@ from .spect import (
     ica_obstructive,
     spect_difficulty,
 )
-from .territories import (
-    SEGMENT_TERRITORY,
-    TERRITORY_SEGMENTS,
-    segment_map,
-    territory_abnormal,
-)
+from .territories import segment_map, territory_abnormal
 from .truth import read_truth_json, write_truth_json
 from .xa import (
     NEITHER,

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from learning.domain import ICA_VESSELS, SEGMENT_TERRITORY, TERRITORIES, TERRITORY_SEGMENTS, ica_obstructive
+
 from .dicom_common import (
     FakePatient,
     FakeStudy,
@@ -31,7 +33,7 @@ from .dicom_common import (
     save_dataset,
 )
 from .raster import bilinear_sample, blur3, smooth_noise
-from .territories import SEGMENT_TERRITORY, TERRITORIES, TERRITORY_SEGMENTS, segment_of, territory_abnormal
+from .territories import segment_of, territory_abnormal
 
 SC_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.7"
 MANIFEST_HEADER = ("patient", "rest_file", "stress_file", "age", "sex", "weight", "height")
@@ -145,7 +147,7 @@ def _sample_disease(rng: np.random.Generator, patient: FakePatient) -> _Disease:
     bmi = patient.weight_kg / (patient.height_cm / 100.0) ** 2
     logit = -0.5 + 0.05 * (patient.age - 63) + 0.7 * (patient.sex == "M") + 0.04 * (bmi - 28)
     has_cad = rng.random() < 1.0 / (1.0 + np.exp(-logit))
-    stenosis = {v: float(rng.beta(1.2, 4.0) * 60) for v in ("LM", "LAD", "LCX", "RCA")}
+    stenosis = {v: float(rng.beta(1.2, 4.0) * 60) for v in ICA_VESSELS}
     stenosis["LM"] *= 0.6
     if has_cad:
         n = int(rng.choice([1, 2, 3], p=[0.55, 0.3, 0.15]))
@@ -558,16 +560,6 @@ def generate_spect_cohort(
             writer.writerow(MANIFEST_HEADER)
             writer.writerows(rows)
     return truths
-
-
-def ica_obstructive(ica: dict[str, float | None]) -> dict[str, bool]:
-    """Return per-territory obstructive CAD by ICA: LM >= 50% (LAD, LCX) or vessel >= 70%; missing counts as 0."""
-    lm = (ica.get("LM") or 0.0) >= 50
-    return {
-        "LAD": (ica.get("LAD") or 0.0) >= 70 or lm,
-        "LCX": (ica.get("LCX") or 0.0) >= 70 or lm,
-        "RCA": (ica.get("RCA") or 0.0) >= 70,
-    }
 
 
 __all__ = [

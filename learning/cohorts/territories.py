@@ -1,17 +1,13 @@
-"""AHA 17-segment model: coronary territories and the bull's-eye (polar map) layout."""
+"""AHA 17-segment model as the generator draws it: the bull's-eye (polar map) layout and the territory truth.
+
+The segment and territory tables themselves live in `learning.domain`.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-TERRITORY_SEGMENTS: dict[str, tuple[int, ...]] = {
-    "LAD": (1, 2, 7, 8, 13, 14, 17),
-    "RCA": (3, 4, 9, 10, 15),
-    "LCX": (5, 6, 11, 12, 16),
-}
-SEGMENT_TERRITORY: dict[int, str] = {seg: territory for territory, segs in TERRITORY_SEGMENTS.items() for seg in segs}
-TERRITORIES = tuple(TERRITORY_SEGMENTS)
-ABNORMAL_SUMMED_SCORE = 4
+from learning.domain import ABNORMAL_SUMMED_SCORE, SEGMENT_COUNT, TERRITORY_SEGMENTS
 
 # Bull's-eye ring boundaries as fractions of the map radius: apex, apical, mid, basal.
 RING_EDGES = (0.0, 0.22, 0.48, 0.74, 1.0)
@@ -19,8 +15,8 @@ RING_EDGES = (0.0, 0.22, 0.48, 0.74, 1.0)
 
 def territory_abnormal(stress_scores: tuple[int, ...]) -> dict[str, bool]:
     """Return per-territory abnormality: summed stress score over its segments >= 4."""
-    if len(stress_scores) != 17:
-        raise ValueError("expected 17 segment scores")
+    if len(stress_scores) != SEGMENT_COUNT:
+        raise ValueError(f"expected {SEGMENT_COUNT} segment scores")
     return {
         name: sum(stress_scores[s - 1] for s in segs) >= ABNORMAL_SUMMED_SCORE
         for name, segs in TERRITORY_SEGMENTS.items()

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-VESSELS = ("LCA", "RCA")
-NEITHER = "neither"
-RUN_VESSELS = (*VESSELS, NEITHER)
+from learning.domain import CORONARY_ARTERIES, NEITHER, VESSEL_CLASSES
+
+VESSELS = CORONARY_ARTERIES  # runs with a coronary tree to draw
+RUN_VESSELS = VESSEL_CLASSES
 # What a "neither" run shows: a non-selective aortic root injection (pigtail above the valve,
 # the coronaries only faintly refluxing), a left ventriculogram (pigtail in the LV cavity), or a
 # catheter at an ostium with no coronary filling (a test puff that refluxes into the root).

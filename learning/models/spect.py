@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-TERRITORIES = ("LAD", "RCA", "LCX")
+from learning.domain import TERRITORIES
+
 FUSIONS = ("early", "late")
 HEAD_WIDTH = 128
 HEAD_DROPOUT = 0.3

@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from learning import metrics, uncertainty
-from learning.models.spect import FUSIONS, TERRITORIES
+from learning.domain import TERRITORIES
+from learning.models.spect import FUSIONS
 from learning.spect_scoring import ica_obstructive, territory_flags, territory_rollup
 from learning.tasks.base import (
     Example,

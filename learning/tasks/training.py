@@ -1,9 +1,11 @@
 """The one training loop and scorer every task shares, and the evaluation that promotion decides on.
 
-`fit` trains a family on a request's training examples (keeping the epoch best on validation, then fitting
-post-hoc calibration on validation only), evaluates the kept model, and compares it with the champion and the
-task's trivial baseline on the same locked test examples (paired bootstrap). `score` loads stored weights and
-scores references. Nothing here touches Django or Ray.
+`train_epochs` is the loop for single-device and data-parallel training alike: what differs between them (DDP
+wrapping, shards, all-reduced losses, rank 0's decisions) is asked of a `Replicas` object. `fit` trains a family
+on a request's training examples (keeping the epoch best on validation, then fitting post-hoc calibration on
+validation only), evaluates the kept model, and compares it with the champion and the task's trivial baseline on
+the same locked test examples (paired bootstrap). `score` loads stored weights and scores references. Nothing here
+touches Django or Ray.
 """
 
 from __future__ import annotations
@@ -307,6 +309,185 @@ def final_metrics(
     return metrics
 
 
+class Replicas:
+    """The processes that train one model together: this process alone unless a subclass says otherwise.
+
+    `gpu_workers.distributed` subclasses it for Ray Train's DDP ranks. `train_epochs` asks it at each point where
+    ranks must act alike, so single-device and data-parallel training run the same loop.
+    """
+
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def shard(self) -> tuple[int, int] | None:
+        """Return (rank, world_size) when each process trains on its own share of an epoch, else None."""
+        return None
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        """Return the module the optimiser steps (e.g. DDP around `model`); `model` itself is validated and kept."""
+        return model
+
+    def epoch_rng(self, rng: np.random.Generator, epoch: int) -> np.random.Generator:
+        """Return the generator that orders and augments `epoch` (alone, `rng` carries on from epoch to epoch)."""
+        return rng
+
+    def mean(self, value: float) -> float:
+        """Return the mean of `value` over all processes."""
+        return value
+
+    def agree(self, flag: bool) -> bool:
+        """Return rank 0's `flag` on every process, so all stop after the same epoch."""
+        return flag
+
+    def epoch_done(self, row: dict[str, float]) -> None:
+        """Hear every epoch's history row, on every process (rank 0's alone holds the validation value)."""
+        return None
+
+
+def train_epochs(
+    spec: TaskSpec,
+    model: nn.Module,
+    family: str,
+    train: Sequence[Example],
+    validation: Sequence[Example],
+    params: Hyperparameters,
+    *,
+    rng: np.random.Generator,
+    seed: int,
+    device: torch.device,
+    started: float,
+    report: Reporter = _ignore,
+    replicas: Replicas | None = None,
+) -> tuple[BestEpoch, list[dict[str, float]]]:
+    """Train `model` for up to `params.epochs` epochs; return the epoch best on validation and the history.
+
+    Rank 0 validates, keeps the best epoch, reports progress and decides when to stop (patience, or
+    `params.max_seconds` after `started`); other ranks follow its decision and return an empty history.
+    """
+    replicas = replicas or Replicas()
+    trained = replicas.wrap(model)
+    trainable = [p for p in trained.parameters() if p.requires_grad]
+    optimiser = torch.optim.AdamW(trainable, lr=params.learning_rate, weight_decay=params.weight_decay)
+    best = BestEpoch(patience=params.patience)
+    history: list[dict[str, float]] = []
+    report(Progress(phase="training", done=0, total=params.epochs, epoch=0))
+    for epoch in range(1, params.epochs + 1):
+        epoch_started = time.monotonic()
+        epoch_rng = replicas.epoch_rng(rng, epoch)
+        loss = train_epoch(spec, trained, family, optimiser, train, params, epoch_rng, device, shard=replicas.shard)
+        loss = replicas.mean(loss)  # padded shards are equal-sized, so this is the mean over all examples
+        if not math.isfinite(loss):
+            raise TrainingError(f"training diverged at epoch {epoch} (loss {loss}); lower the learning rate")
+        lead = replicas.rank == 0
+        value = validation_value(spec, model, family, validation, params, seed) if lead else math.nan
+        row = {"epoch": epoch, "loss": loss, "validation": value, "seconds": time.monotonic() - epoch_started}
+        stop = False
+        if lead:
+            history.append(row)
+            report(
+                Progress(
+                    phase="training",
+                    done=epoch,
+                    total=params.epochs,
+                    epoch=epoch,
+                    loss=loss,
+                    validation=None if math.isnan(value) else value,
+                )
+            )
+            stop = best.update(model, epoch, value)
+            stop = stop or bool(params.max_seconds and time.monotonic() - started > params.max_seconds)
+        replicas.epoch_done(row)
+        if replicas.agree(stop):
+            break
+    return best, history
+
+
+@dataclass
+class Trained:
+    """A finished training loop: its parameters, splits, model, best epoch and history."""
+
+    params: Hyperparameters
+    splits: tuple[list[Example], list[Example], list[Example]]
+    model: nn.Module
+    best: BestEpoch
+    history: list[dict[str, float]]
+    direct: bool
+
+
+def train_model(
+    spec: TaskSpec,
+    request: TrainRequest,
+    device: torch.device,
+    *,
+    started: float,
+    report: Reporter = _ignore,
+    replicas: Replicas | None = None,
+) -> Trained:
+    """Seed, build and prepare `request.family` on `device`, then train it through `train_epochs`."""
+    rng = set_seed(request.seed)
+    params, train, validation, test = training_splits(spec, request)
+    if not train:
+        raise TrainingError("no labelled training examples: label some items in the training split first")
+    model = spec.build(request.family, params).to(device)
+    # A family fitted directly (no epochs to pick) selects itself by cross-validation: it learns from the
+    # validation labels too, and nothing is fitted on validation afterwards.
+    direct = spec.fits_directly(request.family)
+    spec.prepare(model, request.family, [*train, *validation] if direct else train, params)
+    model.to(device)
+    if direct:
+        best, history = BestEpoch(patience=params.patience), []
+        best.update(model, 0, math.nan)
+    else:
+        best, history = train_epochs(
+            spec,
+            model,
+            request.family,
+            train,
+            validation,
+            params,
+            rng=rng,
+            seed=request.seed,
+            device=device,
+            started=started,
+            report=report,
+            replicas=replicas,
+        )
+    return Trained(params, (train, validation, test), model, best, history, direct)
+
+
+def kept_outcome(
+    spec: TaskSpec,
+    request: TrainRequest,
+    trained: Trained,
+    device: torch.device,
+    *,
+    started: float,
+    report: Reporter = _ignore,
+) -> TrainOutcome:
+    """Load the best epoch, calibrate it on validation, evaluate it and return the outcome (rank 0 only)."""
+    model, params, validation = trained.model, trained.params, trained.splits[1]
+    model.load_state_dict(trained.best.state)
+    calibration = (
+        {"fitted": False, "reason": "fitted on train + validation, its strength chosen by cross-validation"}
+        if trained.direct
+        else spec.calibrate(model, request.family, validation, params, request.seed)
+    )
+    metrics = final_metrics(spec, model, request, params, trained.splits, device, trained.best.epoch, report)
+    if calibration:
+        metrics["calibration"] = calibration
+    weights = weights_dump(task=spec.name, family=request.family, params=params, model=model)
+    return TrainOutcome(
+        weights=weights,
+        family=request.family,
+        hparams=params.as_json(),
+        metrics=metrics,
+        history=trained.history,
+        device=str(device),
+        seconds=time.monotonic() - started,
+    )
+
+
 def fit(
     spec: TaskSpec,
     request: TrainRequest,
@@ -318,65 +499,8 @@ def fit(
     Pseudo-labelled examples train but never evaluate; excluded or unusable examples never reach here.
     """
     started = time.monotonic()
-    rng = set_seed(request.seed)
-    params, train, validation, test = training_splits(spec, request)
-    if not train:
-        raise TrainingError("no labelled training examples: label some items in the training split first")
-    model = spec.build(request.family, params).to(device)
-    # A family fitted directly (no epochs to pick) selects itself by cross-validation: it learns from the
-    # validation labels too, and nothing is fitted on validation afterwards.
-    direct = spec.fits_directly(request.family)
-    spec.prepare(model, request.family, [*train, *validation] if direct else train, params)
-    model.to(device)
-    history: list[dict[str, float]] = []
-    best = BestEpoch(patience=params.patience)
-    epochs = 0 if direct else params.epochs
-    if epochs:
-        trainable = [p for p in model.parameters() if p.requires_grad]
-        optimiser = torch.optim.AdamW(trainable, lr=params.learning_rate, weight_decay=params.weight_decay)
-        report(Progress(phase="training", done=0, total=params.epochs, epoch=0))
-    else:
-        best.update(model, 0, math.nan)
-    for epoch in range(1, epochs + 1):
-        epoch_started = time.monotonic()
-        loss = train_epoch(spec, model, request.family, optimiser, train, params, rng, device)
-        if not math.isfinite(loss):
-            raise TrainingError(f"training diverged at epoch {epoch} (loss {loss}); lower the learning rate")
-        value = validation_value(spec, model, request.family, validation, params, request.seed)
-        history.append({"epoch": epoch, "loss": loss, "validation": value, "seconds": time.monotonic() - epoch_started})
-        report(
-            Progress(
-                phase="training",
-                done=epoch,
-                total=params.epochs,
-                epoch=epoch,
-                loss=loss,
-                validation=None if math.isnan(value) else value,
-            )
-        )
-        if best.update(model, epoch, value):
-            break
-        if params.max_seconds and time.monotonic() - started > params.max_seconds:
-            break
-    model.load_state_dict(best.state)
-    calibration = (
-        {"fitted": False, "reason": "fitted on train + validation, its strength chosen by cross-validation"}
-        if direct
-        else spec.calibrate(model, request.family, validation, params, request.seed)
-    )
-    metrics = final_metrics(spec, model, request, params, (train, validation, test), device, best.epoch, report)
-    if calibration:
-        metrics["calibration"] = calibration
-    weights = weights_dump(task=spec.name, family=request.family, params=params, model=model)
-    return TrainOutcome(
-        weights=weights,
-        family=request.family,
-        hparams=params.as_json(),
-        metrics=metrics,
-        history=history,
-        device=str(device),
-        seconds=time.monotonic() - started,
-    )
+    trained = train_model(spec, request, device, started=started, report=report)
+    return kept_outcome(spec, request, trained, device, started=started, report=report)
 
 
 def score(
@@ -409,13 +533,18 @@ def score(
 __all__ = [
     "BestEpoch",
     "COMPARISON_ALPHA",
+    "Replicas",
+    "Trained",
     "final_metrics",
     "fit",
+    "kept_outcome",
     "paired_comparison",
     "score",
     "score_refs",
     "set_seed",
     "train_epoch",
+    "train_epochs",
+    "train_model",
     "trainable_examples",
     "training_splits",
     "validation_value",

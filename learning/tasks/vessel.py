@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from learning import metrics, uncertainty
+from learning.domain import VESSEL_CLASSES
 from learning.models.vessel import CONTRAST_CELLS, CONTRAST_ORIENTATIONS, CONTRAST_SIZE
 from learning.tasks.base import (
     CineRef,
@@ -37,7 +38,7 @@ from learning.tasks.base import (
     example_groups,
 )
 
-CLASSES = ("LCA", "RCA", "neither")
+CLASSES = VESSEL_CLASSES
 PIXEL_FAMILIES = frozenset({"r2plus1d", "fused_vessel"})
 GEOMETRY_FAMILIES = frozenset({"metadata_mlp", "metadata_logreg"})
 LINEAR_FAMILIES = frozenset({"metadata_logreg", "contrast_logreg"})  # fitted by scikit-learn, no epochs

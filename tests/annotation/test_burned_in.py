@@ -40,6 +40,9 @@ def _run_bytes(*, text: str | None, burned_in: str | None = None, seed: int = 0,
 
 
 def _import(project, *runs: bytes) -> list[Instance]:
+    # No overlap share: whether a run wants a second annotator depends on its id, which other tests move.
+    project_update(project=project, settings={"overlap_rate": 0.0})
+    project.refresh_from_db()
     sources = [SourceFile(name=f"run{i}.dcm", size=len(d), reader=lambda d=d: d) for i, d in enumerate(runs)]
     report = import_run(project=project, sources=sources)
     assert [f.outcome for f in report.files] == [Outcome.STORED] * len(runs), report.as_json()

@@ -85,6 +85,17 @@ def test_a_locked_test_set_takes_no_new_patients_and_cannot_be_changed(vessel_pr
         splits_configure(project=vessel_project, split_seed=5)
 
 
+def test_reading_the_splits_writes_nothing(vessel_project, tmp_path, client_for, lead):
+    vessel_cohort(vessel_project, tmp_path / "xa", patients=3, runs=1)
+    Item.objects.filter(project=vessel_project).update(split=Split.UNASSIGNED)
+    body = client_for(lead).get(reverse("api:project-splits", args=[vessel_project.slug])).json()
+    assert body["splits"]["unassigned"]["items"] == 3
+    assert Item.objects.filter(project=vessel_project, split=Split.UNASSIGNED).count() == 3
+    splits_fill(project=vessel_project)  # ranking or training assigns them
+    body = client_for(lead).get(reverse("api:project-splits", args=[vessel_project.slug])).json()
+    assert body["splits"]["unassigned"]["items"] == 0
+
+
 def test_splits_are_for_leads_only(vessel_project, client_for, annotator):
     url = reverse("api:project-splits", args=[vessel_project.slug])
     assert client_for(annotator).get(url).status_code == 403
@@ -264,7 +275,7 @@ def test_a_challenger_is_compared_with_the_champion_on_the_same_test_items(
     test_patients = Item.objects.filter(project=vessel_project, split=Split.TEST).values("patient").distinct()
     assert versus["patients"] == test_patients.count()  # the interval resamples the test patients too
     wins = low > 0 and second.metrics["comparison"]["baseline"]["interval"][0] > 0
-    assert job.result["wins"] is wins and second.metrics["promotion"]["against"] == 1
+    assert job.result["wins"] is wins and second.compared_with.number == 1
     assert second.status == (ModelStatus.CANDIDATE if wins else ModelStatus.REJECTED)
     if wins:
         run_next_job(executor)

@@ -52,3 +52,47 @@ def test_the_work_tallies_migration_counts_labellers_and_wanting_items(tmp_path)
     # Item 0 needs two labels and has one; item 1 has two versions of one author's label; item 2 two authors.
     assert result["labellers"] == {"0": 1, "1": 1, "2": 2, "3": 0}
     assert result["wanting"] == 2  # items 0 and 3
+
+
+LIFECYCLE_SCRIPT = """
+import json
+import django
+django.setup()
+from django.core.management import call_command
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+call_command("migrate", "annotation", "0010", verbosity=0)
+apps = MigrationExecutor(connection).loader.project_state(("annotation", "0010_deid_burned_in_two_frame_spect")).apps
+User, Project = apps.get_model("auth", "User"), apps.get_model("annotation", "Project")
+Patient, Item = apps.get_model("annotation", "Patient"), apps.get_model("annotation", "Item")
+Version = apps.get_model("annotation", "ModelVersion")
+project = Project.objects.create(slug="p", name="p", task_type="vessel_type", settings={})
+patient = Patient.objects.create(pseudonym="X", identity_hash="h")
+Item.objects.create(project=project, kind="cine_run", patient=patient, title="drifted", labellers=1, open_slots=1)
+Item.objects.create(project=project, kind="cine_run", patient=patient, title="open", required_labels=2, labellers=1)
+Version.objects.create(project=project, number=1, family="f", status="retired")
+Version.objects.create(project=project, number=2, family="f", status="champion",
+                       metrics={"test": {"n": 3}, "promotion": {"wins": True, "rule": "beat v1", "against": 1}})
+Version.objects.create(project=project, number=3, family="f", status="failed")
+call_command("migrate", "annotation", verbosity=0)
+from annotation.models import Item as NowItem, ModelVersion as NowVersion
+versions = {v.number: [v.status, v.decision_rule, v.compared_with.number if v.compared_with else None, v.metrics]
+            for v in NowVersion.objects.all()}
+print(json.dumps({"slots": dict(NowItem.objects.values_list("title", "open_slots")), "versions": versions}))
+"""
+
+
+def test_the_slot_constraint_and_lifecycle_columns_migrate_existing_rows(tmp_path):
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'old.sqlite3'}",
+           "DJANGO_SETTINGS_MODULE": "webapp.settings.base", "LUMEN_MEDIA_ROOT": str(tmp_path / "media")}
+    done = subprocess.run([sys.executable, "-c", LIFECYCLE_SCRIPT], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["slots"] == {"drifted": 0, "open": 1}  # the labelled single-label item had a slot it cannot have
+    assert result["versions"] == {
+        "1": ["retired", "", None, {}],
+        "2": ["champion", "beat v1", 1, {"test": {"n": 3}}],
+        "3": ["rejected", "", None, {}],
+    }

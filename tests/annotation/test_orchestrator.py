@@ -190,11 +190,12 @@ def test_a_scoring_killed_midway_keeps_champion_and_queue_then_resumes_and_promo
     run_next_job(executor)
     candidate = ModelVersion.objects.get(project=vessel_project, number=2)
     if candidate.status == ModelStatus.REJECTED:  # make the round a winner whatever the tiny model learnt
-        metrics = {**candidate.metrics, "promotion": {"wins": True, "rule": "test", "against": 1}}
-        ModelVersion.objects.filter(pk=candidate.pk).update(status=ModelStatus.CANDIDATE, metrics=metrics)
-        scoring_request(version=candidate, promote=True)
+        ModelVersion.objects.filter(pk=candidate.pk).update(
+            status=ModelStatus.CANDIDATE, decision_rule="test", compared_with=champion
+        )
+        scoring_request(version=candidate)
     job = job_claim()
-    assert job.kind == JobKind.SCORE and job.params["promote"] is True
+    assert job.kind == JobKind.SCORE and job.model_version_id == candidate.pk
     dying = DyingExecutor(die_on=2)
     with pytest.raises(DyingExecutor.Killed):
         job_run(job=job, executor=dying, poll_seconds=0.05)
@@ -231,8 +232,9 @@ def test_a_candidate_beaten_to_the_throne_is_not_promoted(labelled, vessel_proje
     training_request(project=vessel_project, by=lead, family="metadata_mlp", hparams=FAST)
     run_next_job(executor)
     candidate = ModelVersion.objects.get(project=vessel_project, number=2)
-    metrics = {**candidate.metrics, "promotion": {"wins": True, "rule": "test", "against": 1}}
-    ModelVersion.objects.filter(pk=candidate.pk).update(status=ModelStatus.CANDIDATE, metrics=metrics)
+    ModelVersion.objects.filter(pk=candidate.pk).update(
+        status=ModelStatus.CANDIDATE, decision_rule="test", compared_with=first
+    )
     Job.objects.filter(kind=JobKind.SCORE, status=JobStatus.QUEUED).delete()
     # Meanwhile another version took over.
     ModelVersion.objects.filter(pk=first.pk).update(status=ModelStatus.RETIRED)
@@ -243,7 +245,7 @@ def test_a_candidate_beaten_to_the_throne_is_not_promoted(labelled, vessel_proje
         status=ModelStatus.CHAMPION,
         weights_path=first.weights_path,
     )
-    scoring_request(version=candidate, promote=True)
+    scoring_request(version=candidate)
     job = run_next_job(executor)
     candidate.refresh_from_db()
     assert candidate.status == ModelStatus.REJECTED and "v3 reigns now" in job.result["promotion_rule"]

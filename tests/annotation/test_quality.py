@@ -262,8 +262,8 @@ def test_model_health_curve_agreement_over_time_and_queue_uncertainty(
                 "train_examples": labels,
                 "pseudo_examples": 0,
                 "test": {"macro_f1": test, "n": 12},
-                "promotion": {"rule": f"rule {number}"},
             },
+            decision_rule=f"rule {number}",
         )
     champion = ModelVersion.objects.get(number=2, project=vessel_project)
     for i, item in enumerate(runs):

@@ -26,7 +26,8 @@ from annotation.models import (
     Prediction,
 )
 from annotation.services import label_submit, project_update
-from annotation.services.queue import queue_recount, queue_set_order
+from annotation.services.queue import queue_set_order
+from annotation.services.slots import slots_recount
 from learning.masks import mask_encode
 from tests import dicom_samples as samples
 from tests.annotation.test_ingest import run, spect_dicom
@@ -121,7 +122,7 @@ def test_labelled_items_are_not_offered_again_and_the_queue_ends(runs, vessel_pr
 def test_overlap_items_go_to_a_second_annotator(runs, vessel_project, client_for, annotator, second_annotator):
     overlap = runs[1]
     Item.objects.filter(pk=overlap.pk).update(required_labels=2)
-    queue_recount(item_ids=[overlap.pk])
+    slots_recount(item_ids=[overlap.pk])
     assert client_for(annotator).post(next_url(vessel_project)).json()["item"] == overlap.pk
     assert client_for(second_annotator).post(next_url(vessel_project)).json()["item"] == overlap.pk
 

@@ -57,8 +57,8 @@ def model_version(project, number: int, status: str, *, labels: int, test: float
             "pseudo_examples": 0,
             "test": {metric: test, f"{metric}_ci": [round(test - 0.1, 3), round(test + 0.05, 3)], "n": 12},
             "validation": {metric: test - 0.02},
-            "promotion": {"rule": f"v{number}: test {metric} {test} vs the champion"},
         },
+        decision_rule=f"v{number}: test {metric} {test} vs the champion",
     )
 
 

@@ -11,8 +11,9 @@ import pytest
 from annotation.ingest.sources import ArchiveLimits, sources_from_path
 from annotation.models import IcaReference, Item, Label, ModelStatus, ModelVersion, Prediction
 from annotation.services import import_run
-from learning.cohorts import generate_spect_cohort, ica_obstructive
-from learning.cohorts.territories import SEGMENT_TERRITORY, segment_of
+from learning.cohorts import generate_spect_cohort
+from learning.cohorts.territories import segment_of
+from learning.domain import SEGMENT_TERRITORY, ica_obstructive
 from learning.spect_scoring import patient_abnormal, territory_flags, territory_rollup
 from tests.frontend.test_browser_import import log_in
 

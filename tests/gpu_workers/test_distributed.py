@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from learning.cohorts import generate_spect_cohort
-from learning.models.spect import TERRITORIES
+from learning.domain import TERRITORIES
 from learning.tasks import (
     Example,
     Progress,
@@ -18,6 +20,7 @@ from learning.tasks import (
     SpectRef,
     TrainingError,
     TrainRequest,
+    fit,
     get_task,
     score,
     weights_load,
@@ -128,9 +131,66 @@ def test_a_model_fitted_in_one_step_is_refused_before_ray_starts(tmp_path):
     from gpu_workers.distributed import fit_data_parallel
     from learning.tasks import CineRef, TrainRequest
 
-    example = Example(ref=CineRef(item_id=1, path="run.dcm", geometry=(0.0, 0.0, 1000.0, 750.0)), target=0,
-                      split="train")
-    request = TrainRequest(task="vessel_type", family="metadata_logreg", hparams={}, train=(example,),
-                           validation=(), test=(), media_root=str(tmp_path))
+    example = Example(
+        ref=CineRef(item_id=1, path="run.dcm", geometry=(0.0, 0.0, 1000.0, 750.0)), target=0, split="train"
+    )
+    request = TrainRequest(
+        task="vessel_type",
+        family="metadata_logreg",
+        hparams={},
+        train=(example,),
+        validation=(),
+        test=(),
+        media_root=str(tmp_path),
+    )
     with pytest.raises(TrainingError, match="fitted in one step"):
         fit_data_parallel(request)
+
+
+def test_the_data_parallel_worker_trains_through_the_same_loop_as_fit(cohort, monkeypatch):
+    """One rank in this process, Ray Train's calls stubbed: both paths must go through `train_epochs`."""
+    import ray.train
+    import ray.train.torch
+
+    from gpu_workers import distributed
+    from learning.tasks import training
+
+    root, examples = cohort
+    request = _request(root, examples)
+    loops: list[tuple[object, list[dict[str, float]]]] = []
+    shared_loop = training.train_epochs
+
+    def spy(*args, **kwargs):
+        best, history = shared_loop(*args, **kwargs)
+        loops.append((kwargs.get("replicas"), history))
+        return best, history
+
+    reports: list[tuple[dict, dict | None]] = []
+
+    def report(metrics, checkpoint=None):
+        summary = None
+        if checkpoint is not None:
+            with checkpoint.as_directory() as folder:
+                summary = json.loads(Path(folder, distributed.SUMMARY_FILE).read_text())
+        reports.append((metrics, summary))
+
+    monkeypatch.setattr(training, "train_epochs", spy)
+    one_rank = SimpleNamespace(get_world_rank=lambda: 0, get_world_size=lambda: 1)
+    monkeypatch.setattr(ray.train, "get_context", lambda: one_rank)
+    monkeypatch.setattr(ray.train, "report", report)
+    monkeypatch.setattr(ray.train.torch, "prepare_model", lambda model, **_: model)
+    monkeypatch.setattr(ray.train.torch, "get_device", lambda: torch.device("cpu"))
+
+    distributed._train_worker({"request": request})
+    outcome = fit(get_task(request.task, root), request, torch.device("cpu"))
+
+    assert len(loops) == 2, "the worker and fit must each run the shared loop once"
+    (ranks, worker_history), (alone, fit_history) = loops
+    assert isinstance(ranks, distributed.RayTrainRanks) and ranks.shard == (0, 1)
+    assert alone is None and fit_history == outcome.history
+    assert [row for row, _ in reports[:-1]] == worker_history  # each epoch's row, as Ray Train heard it
+    final, summary = reports[-1]
+    assert final == {"final": 1.0} and summary["metrics"]["workers"] == 1
+    assert [(row["epoch"], row["loss"]) for row in summary["history"]] == [
+        (row["epoch"], row["loss"]) for row in worker_history
+    ]

@@ -38,7 +38,7 @@ from learning.tasks.oct import (
     resolution_jittered,
 )
 from learning.tasks.spect import SpectParams
-from learning.tasks.training import train_epoch
+from learning.tasks.training import Replicas, train_epoch, train_epochs
 from learning.tasks.vessel import VesselParams
 
 CPU = torch.device("cpu")
@@ -246,6 +246,72 @@ def test_an_epoch_over_few_examples_passes_over_them_until_the_training_reaches_
     with pytest.raises(HyperparameterError) as error:
         SpectParams.parse({"min_steps": -1})
     assert error.value.field == "min_steps"
+
+
+def test_the_loop_follows_rank_0_on_other_ranks_and_trains_on_their_shard_only(spect_data):
+    _, examples = spect_data
+    spec = SpectTask("/nonexistent")
+    seen: list[int] = []
+
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bias = torch.nn.Parameter(torch.zeros(3))
+
+        def forward(self, rest, stress, clinical):
+            return self.bias.expand(rest.shape[0], 3)
+
+    def batch(family, chunk, params, rng, train):
+        seen.extend(e.ref.item_id for e in chunk)
+        zeros = torch.zeros(len(chunk), 1)
+        return (zeros, zeros, zeros), torch.tensor([e.target for e in chunk], dtype=torch.float32)
+
+    class SecondOfTwo(Replicas):
+        rank, world_size = 1, 2
+
+        def __init__(self):
+            self.wrapped: list[torch.nn.Module] = []
+            self.rows: list[dict[str, float]] = []
+
+        @property
+        def shard(self):
+            return (1, 2)
+
+        def wrap(self, model):
+            self.wrapped.append(model)
+            return model
+
+        def mean(self, value):
+            return value + 100.0  # stands for the all-reduce: the loop must use what comes back
+
+        def agree(self, flag):
+            return len(self.rows) == 2  # rank 0 says stop after the second epoch
+
+        def epoch_done(self, row):
+            self.rows.append(row)
+
+    spec.batch = batch
+    model, replicas = Tiny(), SecondOfTwo()
+    params = SpectParams(epochs=5, batch_size=4, patience=0)
+    best, history = train_epochs(
+        spec,
+        model,
+        "polar_cnn",
+        examples[:10],
+        examples[10:13],
+        params,
+        rng=np.random.default_rng(0),
+        seed=0,
+        device=CPU,
+        started=0.0,
+        replicas=replicas,
+    )
+    assert replicas.wrapped == [model]
+    assert history == [] and best.state is None  # rank 0 alone keeps the history and the best epoch
+    assert [row["epoch"] for row in replicas.rows] == [1, 2]  # patience 0 never stops; rank 0's word does
+    assert all(row["loss"] > 100 and math.isnan(row["validation"]) for row in replicas.rows)
+    assert len(seen) == 2 * 5  # half of 10 training examples an epoch, never a validation example
+    assert set(seen) <= {e.ref.item_id for e in examples[:10]}
 
 
 def _oct_fit(root, examples, validation, **hparams):

@@ -135,7 +135,7 @@ async function follow(job) {
     if (files.files.length) after = files.files[files.files.length - 1].position;
     jobBar.value = state.progress;
     jobText.textContent = state.status === "queued" ? "waiting for the import worker…" : describeJob(state);
-    if (["succeeded", "failed", "cancelled"].includes(state.status) && files.files.length < 1000) {
+    if (["succeeded", "failed"].includes(state.status) && files.files.length < 1000) {
       const s = (state.result && state.result.summary) || {};
       summary.textContent =
         `${s.stored ?? 0} stored, ${s.duplicates ?? 0} duplicate, ${s.rejected ?? 0} rejected, ` +

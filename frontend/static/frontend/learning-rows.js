@@ -86,12 +86,11 @@ export function calibrationText(metrics) {
 }
 
 /** Return the table row of one model version: number, family, status, test metric with its interval and n,
- * its calibration, and the promotion rule applied (which says "not enough evidence" below the project's minimum
- * test size). */
+ * its calibration, and the rule of the last decision on it (which says "not enough evidence" below the project's
+ * minimum test size). */
 export function versionRow(version, primaryMetric) {
   const metrics = version.metrics || {};
   const test = metrics.test || {};
-  const promotion = metrics.promotion || {};
   const score = fixed(test[primaryMetric], 3);
   const ci = test[`${primaryMetric}_ci`];
   const interval = ci && ci[0] !== null && ci[1] !== null ? ` [${fixed(ci[0], 3)}–${fixed(ci[1], 3)}]` : "";
@@ -103,6 +102,10 @@ export function versionRow(version, primaryMetric) {
     el("td", { class: "version-status", text: version.status }),
     el("td", { class: "num", text: score === null ? "—" : `${score}${interval}${test.n ? ` (n=${test.n})` : ""}` }),
     el("td", { class: "calibration", text: calibrationText(metrics) || "—" }),
-    el("td", { class: "rule", text: promotion.rule || "" }),
+    el("td", {
+      class: "rule",
+      text: version.decision_rule || "",
+      title: version.decided_at ? `decided ${version.decided_at}` : "",
+    }),
   );
 }

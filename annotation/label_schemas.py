@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from annotation.models import Item, TaskType
+from annotation.models import Item
 from learning.domain import MAX_SEGMENT_SCORE, SEGMENT_COUNT, TERRITORIES, UNUSABLE, VESSEL_CHOICES
 from learning.masks import MaskFormatError, mask_decode
 
@@ -127,13 +127,8 @@ def parse_spect(payload: Any, item: Item) -> SpectLabel:
     return SpectLabel(stress=stress, rest=rest, flag_overrides=overrides)
 
 
-PARSERS = {
-    TaskType.VESSEL_TYPE: parse_vessel,
-    TaskType.OCT_CALCIUM: parse_oct,
-    TaskType.SPECT_TERRITORY: parse_spect,
-}
-
-
-def label_payload_validate(*, item: Item, payload: Any) -> VesselLabel | OctLabel | SpectLabel:
+def label_payload_validate(*, item: Item, payload: Any) -> Any:
     """Validate a payload against the item's task schema and return its typed form."""
-    return PARSERS[item.project.task_type](payload, item)
+    from annotation.tasks import label_task  # the tasks import these parsers
+
+    return label_task(item.project.task_type).parse_label(payload, item)

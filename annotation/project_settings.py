@@ -5,14 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from annotation.models import TaskType
+from annotation.tasks import label_task
 
-# Which DICOM modalities each task accepts unless the lead widens or narrows the list.
-DEFAULT_MODALITIES: dict[str, tuple[str, ...]] = {
-    TaskType.VESSEL_TYPE: ("XA",),
-    TaskType.OCT_CALCIUM: ("IVOCT",),
-    TaskType.SPECT_TERRITORY: ("NM", "OT"),
-}
 KNOWN_MODALITIES = frozenset({"XA", "XRF", "IVOCT", "NM", "OT", "US", "MR", "CT", "PT", "SC"})
 
 
@@ -71,10 +65,10 @@ class ProjectSettings:
 
 
 def default_settings(task_type: str) -> ProjectSettings:
-    """Return the defaults for a task type (OCT shows the model's mask as a starting point)."""
+    """Return the defaults for a task type: its modalities, and whether annotators see the model's prediction."""
+    task = label_task(task_type)
     return ProjectSettings(
-        show_predictions_to_annotators=task_type == TaskType.OCT_CALCIUM,
-        accepted_modalities=DEFAULT_MODALITIES[task_type],
+        show_predictions_to_annotators=task.shows_predictions, accepted_modalities=task.default_modalities
     )
 
 
@@ -138,7 +132,8 @@ def parse_settings(task_type: str, raw: dict[str, Any] | None) -> ProjectSetting
     if base["spect_reference"] not in ("expert", "ica"):
         raise SettingsError("spect_reference", "must be 'expert' or 'ica'")
     modalities = base["accepted_modalities"]
-    if not isinstance(modalities, (list, tuple)) or not modalities:
+    takes_dicom = bool(label_task(task_type).default_modalities)  # a task of other files may accept none
+    if not isinstance(modalities, (list, tuple)) or (takes_dicom and not modalities):
         raise SettingsError("accepted_modalities", "must be a non-empty list of modality codes")
     for code in modalities:
         if code not in KNOWN_MODALITIES:
@@ -151,10 +146,10 @@ def _check_hparams(task_type: str, hparams: dict[str, Any]) -> None:
     """Refuse hyper-parameters the task's trainer does not know or would reject (imported lazily: torch)."""
     if not hparams:
         return
-    from learning.tasks import HyperparameterError, task_class
+    from learning.tasks import HyperparameterError
 
     try:
-        task_class(task_type).params_class.parse(hparams)
+        label_task(task_type).learning().params_class.parse(hparams)
     except HyperparameterError as error:
         raise SettingsError(f"training_hparams.{error.field}", str(error).split(": ", 1)[-1]) from None
 
@@ -168,9 +163,8 @@ def _check_strategy(task_type: str, name: str, hparams: dict[str, Any]) -> None:
         raise SettingsError("acquisition_strategy", f"unknown strategy {name!r}; use one of {', '.join(STRATEGIES)}")
     if known.required_key in (None, "entropy"):  # every task scores entropy
         return
-    from learning.tasks import task_class
 
-    spec = task_class(task_type)
+    spec = label_task(task_type).learning()
     problem = spec.strategy_problem(name, spec.params_class.parse(hparams))
     if problem:
         raise SettingsError("acquisition_strategy", problem)

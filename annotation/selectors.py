@@ -28,10 +28,10 @@ from annotation.models import (
     ReviewItem,
     Role,
     Split,
-    TaskType,
     WorkTally,
 )
 from annotation.project_settings import default_settings, parse_settings
+from annotation.tasks import label_tasks
 
 
 def project_role(project: Project, user: AbstractBaseUser) -> str | None:
@@ -119,8 +119,9 @@ def labels_for(user: AbstractBaseUser) -> QuerySet[Label]:
 
 def _shows_predictions() -> Q:
     # Projects store their full settings, but fall back to the task default (shown for OCT) when the key is absent.
+    shown_by_default = [name for name, task in label_tasks().items() if task.shows_predictions]
     return Q(settings__show_predictions_to_annotators=True) | (
-        Q(task_type=TaskType.OCT_CALCIUM) & ~Q(settings__has_key="show_predictions_to_annotators")
+        Q(task_type__in=shown_by_default) & ~Q(settings__has_key="show_predictions_to_annotators")
     )
 
 

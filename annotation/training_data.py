@@ -17,7 +17,6 @@ from django.db.models import QuerySet
 from annotation.models import (
     IcaReference,
     Item,
-    ItemKind,
     Label,
     LabelSource,
     ModelStatus,
@@ -25,10 +24,10 @@ from annotation.models import (
     PseudoLabel,
     Role,
     Split,
-    TaskType,
 )
 from annotation.project_settings import ProjectSettings, parse_settings
-from learning.tasks import CineRef, Example, ItemRef, OctFrameRef, SpectRef, TaskSpec, task_class
+from annotation.tasks import LabelTask, label_task
+from learning.tasks import Example, TaskSpec
 
 
 @dataclass(frozen=True)
@@ -53,54 +52,8 @@ class TrainingSet:
 
 
 def items_with_inputs(project: Project) -> QuerySet[Item]:
-    """Return the project's items with the rows `item_ref` reads already joined."""
-    return Item.objects.filter(project=project).select_related("instance", "spect__rest", "spect__stress")
-
-
-def item_ref(item: Item) -> ItemRef:
-    """Return the worker-side reference of an item (what to read, and the metadata the models need)."""
-    if item.kind == ItemKind.CINE_RUN:
-        instance = item.instance
-        geometry = (
-            instance.positioner_primary_angle,
-            instance.positioner_secondary_angle,
-            instance.distance_source_to_detector,
-            instance.distance_source_to_patient,
-        )
-        return CineRef(
-            item_id=item.pk,
-            path=instance.file_path,
-            geometry=None if any(v is None for v in geometry) else tuple(float(v) for v in geometry),
-        )
-    if item.kind == ItemKind.OCT_FRAME:
-        return OctFrameRef(
-            item_id=item.pk,
-            path=item.instance.file_path,
-            frame_index=item.frame_index or 0,
-            rows=item.instance.rows,
-            columns=item.instance.columns,
-        )
-    exam = item.spect
-    return SpectRef(
-        item_id=item.pk,
-        rest_path=exam.rest.image_path,
-        stress_path=exam.stress.image_path,
-        age=exam.age,
-        sex=exam.sex,
-        weight_kg=exam.weight_kg,
-        height_cm=exam.height_cm,
-    )
-
-
-def _latest_ica(project: Project) -> dict[int, IcaReference]:
-    latest: dict[int, IcaReference] = {}
-    for ica in IcaReference.objects.filter(item__project=project).order_by("item_id", "-created_at", "-id"):
-        latest.setdefault(ica.item_id, ica)
-    return latest
-
-
-def _ica_values(ica: IcaReference) -> dict[str, float | None]:
-    return {"LM": ica.stenosis_lm, "LAD": ica.stenosis_lad, "LCX": ica.stenosis_lcx, "RCA": ica.stenosis_rca}
+    """Return the project's items with the rows their task's `item_ref` reads already joined."""
+    return Item.objects.filter(project=project).select_related(*label_task(project.task_type).input_relations)
 
 
 def final_targets(project: Project, settings: ProjectSettings | None = None) -> tuple[dict[int, FinalTarget], int]:
@@ -112,15 +65,12 @@ def final_targets(project: Project, settings: ProjectSettings | None = None) -> 
     excluded frame) give no target. SPECT projects on the ICA reference take the newest ICA row instead.
     """
     settings = settings or parse_settings(project.task_type, project.settings)
-    spec = task_class(project.task_type)
+    task = label_task(project.task_type)
+    spec = task.learning()
     leads = set(project.memberships.filter(role=Role.LEAD).values_list("user_id", flat=True))
-    if project.task_type == TaskType.SPECT_TERRITORY and settings.spect_reference == "ica":
-        out = {}
-        for item_id, ica in _latest_ica(project).items():
-            target = spec.target_from_payload({}, {"reference": "ica", "ica": _ica_values(ica)})
-            if target is not None:
-                out[item_id] = FinalTarget(target=target, ica_reference=ica)
-        return out, 0
+    reference = task.reference_targets(project, settings)
+    if reference is not None:
+        return reference, 0
     current: dict[int, list[Label]] = defaultdict(list)
     for label in Label.objects.filter(item__project=project, superseded_at__isnull=True).order_by("created_at"):
         current[label.item_id].append(label)
@@ -164,6 +114,7 @@ def training_set(project: Project) -> TrainingSet:
     Pseudo-labels only stand in for training items nobody has labelled; they never validate or test.
     """
     settings = parse_settings(project.task_type, project.settings)
+    task = label_task(project.task_type)
     targets, disputed = final_targets(project, settings)
     items = {item.pk: item for item in items_with_inputs(project).filter(pk__in=targets)}
     by_split: dict[str, list[Example]] = defaultdict(list)
@@ -171,7 +122,7 @@ def training_set(project: Project) -> TrainingSet:
         item = items[item_id]
         by_split[item.split or Split.TRAIN].append(
             Example(
-                ref=item_ref(item),
+                ref=task.item_ref(item),
                 target=final.target,
                 split=item.split or Split.TRAIN,
                 label_id=final.label.pk if final.label else None,
@@ -181,7 +132,7 @@ def training_set(project: Project) -> TrainingSet:
             )
         )
     if settings.pseudo_label_threshold is not None:
-        by_split[Split.TRAIN].extend(_pseudo_examples(project, exclude=set(targets)))
+        by_split[Split.TRAIN].extend(_pseudo_examples(project, task, exclude=set(targets)))
     return TrainingSet(
         train=tuple(by_split[Split.TRAIN]),
         validation=tuple(by_split[Split.VALIDATION]),
@@ -190,7 +141,7 @@ def training_set(project: Project) -> TrainingSet:
     )
 
 
-def _pseudo_examples(project: Project, exclude: set[int]) -> Iterable[Example]:
+def _pseudo_examples(project: Project, task: LabelTask, exclude: set[int]) -> Iterable[Example]:
     pseudo = (
         PseudoLabel.objects.filter(
             item__project=project,
@@ -199,12 +150,12 @@ def _pseudo_examples(project: Project, exclude: set[int]) -> Iterable[Example]:
         )
         .exclude(item_id__in=exclude)
         .exclude(item__labels__isnull=False)
-        .select_related("item__instance", "item__spect__rest", "item__spect__stress")
+        .select_related(*(f"item__{relation}" for relation in task.input_relations))
         .order_by("item_id")
     )
     for row in pseudo:
         yield Example(
-            ref=item_ref(row.item),
+            ref=task.item_ref(row.item),
             target=row.payload["target"],
             split=Split.TRAIN,
             pseudo_label_id=row.pk,

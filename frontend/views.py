@@ -13,8 +13,8 @@ from annotation.api.views import first_frame, first_images, next_answer
 from annotation.models import ModelStatus, Role
 from annotation.project_settings import ProjectSettings, parse_settings
 from annotation.services.lifecycle import TRANSITIONS
+from annotation.tasks import label_task
 from learning.strategies import STRATEGIES
-from learning.tasks import task_class
 
 
 @login_required
@@ -48,7 +48,7 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
 def _learning_choices(task_type: str, settings: ProjectSettings) -> dict:
     """Return what the lead's active-learning card offers: the strategies, the task's primary test metric,
     and for a classification task the classes the model learns."""
-    spec = task_class(task_type)
+    spec = label_task(task_type).learning()
     chosen = getattr(spec.params_class.parse(settings.training_hparams), "class_names", ())
     return {
         "strategies": [

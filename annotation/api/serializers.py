@@ -7,14 +7,12 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from annotation.ingest.pipeline import view_name
 from annotation.models import (
     Draft,
     IcaReference,
     ImportFile,
     Instance,
     Item,
-    ItemKind,
     Job,
     Label,
     Membership,
@@ -25,9 +23,9 @@ from annotation.models import (
     Project,
     ProjectQueue,
     Role,
-    TaskType,
     TrainingExample,
 )
+from annotation.tasks import label_task, task_choices
 from learning.spect_scoring import ica_obstructive
 
 
@@ -62,9 +60,13 @@ class ProjectSerializer(serializers.ModelSerializer):
 class ProjectCreateSerializer(serializers.Serializer):
     slug = serializers.SlugField(max_length=64)
     name = serializers.CharField(max_length=200)
-    task_type = serializers.ChoiceField(choices=TaskType.choices)
+    task_type = serializers.ChoiceField(choices=[])
     description = serializers.CharField(required=False, allow_blank=True, default="")
     settings = serializers.DictField(required=False, default=dict)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["task_type"].choices = task_choices()  # the tasks this server offers (LUMEN_TASKS)
 
     def validate_slug(self, value: str) -> str:
         if Project.objects.filter(slug=value).exists():
@@ -192,43 +194,8 @@ class ItemSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.DictField())
     def get_media(self, item: Item) -> dict:
-        if item.kind == ItemKind.SPECT_PAIR:
-            exam = item.spect
-            return {
-                "rest_url": reverse("api:item-polar-map", args=[item.pk, "rest"]),
-                "stress_url": reverse("api:item-polar-map", args=[item.pk, "stress"]),
-                "rows": exam.rest.rows,
-                "columns": exam.rest.columns,
-                "clinical": {
-                    "age": exam.age,
-                    "sex": exam.sex,
-                    "weight_kg": exam.weight_kg,
-                    "height_cm": exam.height_cm,
-                },
-            }
-        instance = item.instance
-        frame_url = reverse("api:item-frame", args=[item.pk, 0])
-        media = {
-            "frame_url_template": frame_url[: -len("0/")] + "{n}/",
-            "frames_pack_url": reverse("api:item-frame-pack", args=[item.pk]),
-            "frames": instance.number_of_frames,
-            "rows": instance.rows,
-            "columns": instance.columns,
-            "frame_format": instance.frame_format,
-            "frame_rate": instance.frame_rate,
-            "frame_time_ms": instance.frame_time_ms,
-        }
-        if item.kind == ItemKind.CINE_RUN:
-            media["geometry"] = {
-                "positioner_primary_angle": instance.positioner_primary_angle,
-                "positioner_secondary_angle": instance.positioner_secondary_angle,
-                "distance_source_to_detector": instance.distance_source_to_detector,
-                "distance_source_to_patient": instance.distance_source_to_patient,
-                "view": view_name(instance),
-            }
-        else:
-            media["pullback"] = instance.pk
-        return media
+        """What the workspace's tool loads for the item (the task's `item_media`): frame URLs, polar maps…"""
+        return label_task(item.project.task_type).item_media(item)
 
 
 class LabelSerializer(serializers.ModelSerializer):

@@ -19,7 +19,6 @@ from pydicom.pixels import get_decoder, iter_pixels
 from pydicom.uid import UID
 
 from annotation.ingest.results import Reason, Rejection
-from annotation.models import TaskType
 
 UNDEFINED_LENGTH = 0xFFFFFFFF
 _STRESS = re.compile(r"\bSTRESS\b", re.IGNORECASE)
@@ -179,22 +178,9 @@ def check_dataset(
     decoded = frames * int(ds.Rows) * int(ds.Columns) * samples * max(1, int(ds.get("BitsAllocated", 8)) // 8)
     if decoded > max_decoded_bytes:
         raise Rejection(Reason.TOO_LARGE, f"too large: {decoded} bytes once decoded, the limit is {max_decoded_bytes}")
-    phases: tuple[str, ...] = ()
-    if task_type in (TaskType.VESSEL_TYPE, TaskType.OCT_CALCIUM) and frames < 2:
-        what = "cine run" if task_type == TaskType.VESSEL_TYPE else "pullback"
-        stated = ds.get("NumberOfFrames")
-        said = "absent" if stated in (None, "") else f"{stated}"
-        raise Rejection(
-            Reason.NOT_MULTIFRAME, f"not a {what}: NumberOfFrames is {said}; a {what} has at least 2 frames"
-        )
-    if task_type == TaskType.SPECT_TERRITORY:
-        if frames > 2:
-            raise Rejection(
-                Reason.NOT_MULTIFRAME,
-                f"{frames}-frame NM data is projection or tomographic data, not a polar map (one map per file, or a "
-                "rest and a stress map as two frames)",
-            )
-        phases = polar_map_phases(ds, frames)
+    from annotation.tasks import label_task  # the tasks import this module's phase reading
+
+    phases = label_task(task_type).check_dicom(ds, frames)
     return CheckedDicom(dataset=ds, modality=modality, frames=frames, phases=phases, clinical=clinical_from(ds))
 
 

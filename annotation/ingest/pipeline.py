@@ -11,7 +11,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -58,9 +58,9 @@ from annotation.models import (
     Project,
     SpectExam,
     Study,
-    TaskType,
 )
 from annotation.project_settings import ProjectSettings
+from annotation.tasks import StoredDicom, label_task
 
 logger = logging.getLogger(__name__)
 PIXEL_DATA = 0x7FE00010
@@ -265,7 +265,8 @@ def _store(
     regions, text_found = None, False
     try:
         with undo_files_on_error(project) as paths, ThreadPoolExecutor(max_workers=1) as saver:
-            if project.task_type == TaskType.SPECT_TERRITORY:
+            cache = label_task(project.task_type).frame_cache()
+            if cache == "polar_maps":
                 for index, frame in enumerate(render.frames_as_uint8(ds, decode_pixels(ds))):
                     _write_png(render.normalise_polar_map(frame), media_path(paths.polar(str(index))))
             # The de-identified copy (its own header; pixel data left in the file is copied across in chunks) is
@@ -276,9 +277,8 @@ def _store(
             dicom_path = media_path(paths.dicom)
             dicom_path.parent.mkdir(parents=True, exist_ok=True)
             saving = saver.submit(_save_copying_pixels, stored, pixels, path, dicom_path)
-            if project.task_type != TaskType.SPECT_TERRITORY:
-                oct_pullback = project.task_type == TaskType.OCT_CALCIUM
-                lmode = media_path(paths.frames) / render.LMODE_NAME if oct_pullback else None
+            if cache in ("frames", "pullback"):
+                lmode = media_path(paths.frames) / render.LMODE_NAME if cache == "pullback" else None
                 displayed = render_frame_cache(path, ds, media_path(paths.frames), fmt, lmode)
                 regions, text_found = _text_regions(config, displayed)
             saving.result()
@@ -288,7 +288,7 @@ def _store(
             series_description = str(ds.get("SeriesDescription", "") or "")
             sha256 = hashing.result()
             with transaction.atomic():
-                patient = patient_for(key, lock=project.task_type == TaskType.SPECT_TERRITORY)
+                patient = patient_for(key, lock=label_task(project.task_type).locks_patient())
                 study = study_for(
                     project,
                     patient,
@@ -360,62 +360,20 @@ def _make_items(
     paths: StoragePaths,
     sha256: str,
 ) -> int:
-    # Imported here: annotation.services imports this module for its import service.
-    from annotation.services.slots import HELD
-
     # Burned-in text waits for a lead's decision (annotation.services.burned_in): its items want no labels yet.
-    held = instance.burned_in_review == BurnedInReview.PENDING
-    wanted = HELD if held else {}
-    if project.task_type == TaskType.VESSEL_TYPE:
-        item = Item.objects.create(
-            project=project,
-            kind=ItemKind.CINE_RUN,
-            patient=patient,
-            instance=instance,
-            title=f"Run {instance.pk} · {view_name(instance)}",
-            **wanted,
-        )
-        if not held:
-            _enqueue(project, [item.pk])
-        return 1
-    if project.task_type == TaskType.OCT_CALCIUM:
-        n = checked.frames
-        Item.objects.bulk_create(
-            Item(
-                project=project,
-                kind=ItemKind.OCT_FRAME,
-                patient=patient,
-                instance=instance,
-                frame_index=index,
-                title=f"Pullback {instance.pk} · frame {index + 1}/{n}",
-                **wanted,
-            )
-            for index in range(n)
-        )
-        if not held:
-            _enqueue(project, list(Item.objects.filter(instance=instance).values_list("pk", flat=True)))
-        return n
-    maps = [
-        PolarMap.objects.create(
-            project=project,
-            patient=patient,
-            study=study,
-            phase=phase,
-            instance=instance,
-            frame_index=index,
-            image_path=paths.polar(str(index)),
-            rows=instance.rows,
-            columns=instance.columns,
-            sha256=sha256,
-            clinical=asdict(checked.clinical),
-        )
-        for index, phase in enumerate(checked.phases)
-    ]
-    created = 0
-    for polar in maps:  # a two-frame file's first map may have paired with its second already
-        if polar.phase and PolarMap.objects.unpaired().filter(pk=polar.pk).exists():
-            created += pair_polar_map(project, patient, study, polar)
-    return created
+    stored = StoredDicom(
+        project=project,
+        instance=instance,
+        patient=patient,
+        study=study,
+        frames=checked.frames,
+        phases=checked.phases,
+        clinical=checked.clinical,
+        paths=paths,
+        sha256=sha256,
+        held=instance.burned_in_review == BurnedInReview.PENDING,
+    )
+    return label_task(project.task_type).items_from_dicom(stored)
 
 
 def _waiting(phases: tuple[str, ...]) -> str:

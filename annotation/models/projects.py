@@ -5,6 +5,8 @@ from django.db import models
 
 
 class TaskType(models.TextChoices):
+    """The names of the built-in tasks. Which tasks a server offers is settings.LUMEN_TASKS (annotation.tasks)."""
+
     VESSEL_TYPE = "vessel_type", "Vessel type (angiography cine)"
     OCT_CALCIUM = "oct_calcium", "Calcium masks (IVOCT)"
     SPECT_TERRITORY = "spect_territory", "SPECT territories"
@@ -19,7 +21,9 @@ class Project(models.Model):
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
-    task_type = models.CharField(max_length=32, choices=TaskType.choices)
+    # The name of a task registered in settings.LUMEN_TASKS (annotation.tasks): no choices, so a new task needs no
+    # migration; project_create refuses a name the registry does not know.
+    task_type = models.CharField(max_length=32)
     # Validated through annotation.project_settings.ProjectSettings; stored whole so new knobs need no migration.
     settings = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(
@@ -33,6 +37,13 @@ class Project(models.Model):
 
     def __str__(self) -> str:
         return self.slug
+
+    @property
+    def task(self):
+        """Return the project's labelling task (annotation.tasks): everything task-specific is asked of it."""
+        from annotation.tasks import label_task
+
+        return label_task(self.task_type)
 
 
 class Membership(models.Model):

@@ -26,8 +26,8 @@ from annotation.models import (
 from annotation.project_settings import parse_settings
 from annotation.quality.agreement import Rating, ratings_by_item, target_agreement
 from annotation.selectors import promoted_predictions
+from annotation.tasks import label_task
 from annotation.training_data import targets_all_agree
-from learning.tasks import task_class
 
 SPLIT_WEIGHT = {Split.TEST: 3.0, Split.VALIDATION: 2.0, Split.TRAIN: 1.0, Split.UNASSIGNED: 1.0}
 GOLD_WEIGHT = 1.0
@@ -77,7 +77,7 @@ def _settled_at(project: Project) -> dict[int, Any]:
 def adjudication_cases(project: Project) -> list[Case]:
     """Return the items waiting for a lead's decision, most important first."""
     settings = parse_settings(project.task_type, project.settings)
-    spec = task_class(project.task_type)
+    spec = label_task(project.task_type).learning()
     by_item = ratings_by_item(project)
     settled = _settled_at(project)
     open_items = {

@@ -19,14 +19,14 @@ from typing import Any
 import numpy as np
 from django.contrib.auth import get_user_model
 
-from annotation.models import Assignment, AssignmentState, Item, Label, LabelSource, Project, TaskType
+from annotation.models import Assignment, AssignmentState, Item, Label, LabelSource, Project
+from annotation.tasks import label_task
 from annotation.training_data import final_targets
 from learning import metrics
 from learning.agreement import cohen_kappa, confusion_matrix, fleiss_kappa, icc, percent_agreement
 from learning.domain import SEGMENT_COUNT, SEGMENT_SCORES, TERRITORIES, VESSEL_CHOICES
 from learning.masks import MaskFormatError, mask_decode
 from learning.spect_scoring import territory_flags, territory_rollup
-from learning.tasks import task_class
 
 
 @dataclass(frozen=True)
@@ -203,20 +203,13 @@ def spect_agreement(by_item: dict[int, list[Rating]]) -> dict:
     return {"overall": overall, "pairs": _pair_rows(pairs, names, _spect_stats)}
 
 
-AGREEMENT = {
-    TaskType.VESSEL_TYPE: vessel_agreement,
-    TaskType.OCT_CALCIUM: oct_agreement,
-    TaskType.SPECT_TERRITORY: spect_agreement,
-}
-
-
 def agreement_over_time(task_type: str, by_item: dict[int, list[Rating]]) -> list[dict]:
     """Return per day: pairs of labels completed that day (the later label's day) and their mean agreement.
 
     Agreement of a pair is the task's: same class (vessel), Dice of the masks (OCT; both excluded agree),
     share of territory flags in common (SPECT).
     """
-    spec = task_class(task_type)
+    spec = label_task(task_type).learning()
     by_day: dict[str, list[float]] = defaultdict(list)
     for rows in _pairs(by_item).values():
         for first, second in rows:
@@ -233,22 +226,18 @@ def project_agreement(project: Project) -> dict:
     """Return the project's inter-annotator agreement: overall, per annotator pair (and per frame for OCT),
     and per day."""
     by_item = ratings_by_item(project)
-    return AGREEMENT[project.task_type](by_item) | {"over_time": agreement_over_time(project.task_type, by_item)}
+    task = label_task(project.task_type)
+    return task.agreement(by_item) | {"over_time": agreement_over_time(project.task_type, by_item)}
 
 
 # ---------------------------------------------------------------------------------------------------- annotators
 def target_agreement(task_type: str, payload: dict, target: Any) -> float | None:
     """Return how far a label agrees with a reference target: 1/0 for classes and flags, Dice for masks."""
-    spec = task_class(task_type)
-    mine = spec.target_from_payload(payload)
+    task = label_task(task_type)
+    mine = task.learning().target_from_payload(payload)
     if mine is None or target is None:
         return 1.0 if mine is None and target is None else 0.0
-    if task_type == TaskType.OCT_CALCIUM:
-        a, b = mask_decode(mine), mask_decode(target)
-        return float(metrics.dice(a, b)) if a.shape == b.shape else 0.0
-    if task_type == TaskType.SPECT_TERRITORY:
-        return float(np.mean([x == y for x, y in zip(mine, target, strict=True)]))
-    return float(mine == target)
+    return task.target_agreement(mine, target)
 
 
 def _mean(values: Iterable[float | None]) -> float | None:

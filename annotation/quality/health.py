@@ -12,7 +12,7 @@ from annotation.models import Label, LabelSource, ModelStatus, ModelVersion, Pre
 from annotation.quality.agreement import target_agreement
 from annotation.selectors import promoted_predictions
 from annotation.services.queue import items_wanting_labels
-from learning.tasks import task_class
+from annotation.tasks import label_task
 
 HISTOGRAM_BINS = 20
 
@@ -24,7 +24,7 @@ def _metric(metrics: dict, split: str, name: str) -> float | None:
 
 def version_history(project: Project) -> list[dict[str, Any]]:
     """Return every model version, oldest first, with its held-out (and validation) primary metric."""
-    primary = task_class(project.task_type).primary_metric
+    primary = label_task(project.task_type).learning().primary_metric
     rows = []
     for version in ModelVersion.objects.filter(project=project).order_by("number"):
         metrics = version.metrics or {}
@@ -76,7 +76,7 @@ def model_human_agreement(project: Project) -> list[dict[str, Any]]:
         .exclude(source=LabelSource.ADJUDICATION)
         .order_by("item_id", "created_at")
     )
-    spec = task_class(project.task_type)
+    spec = label_task(project.task_type).learning()
     by_day: dict[str, list[float]] = defaultdict(list)
     seen: set[int] = set()
     for label in labels:
@@ -129,7 +129,7 @@ def model_health(project: Project) -> dict[str, Any]:
     """Return everything the model-health panel plots."""
     history = version_history(project)
     return {
-        "metric": task_class(project.task_type).primary_metric,
+        "metric": label_task(project.task_type).learning().primary_metric,
         "versions": history,
         "learning_curve": learning_curve(history),
         "model_vs_human": model_human_agreement(project),

@@ -23,12 +23,12 @@ from django.utils import timezone
 from annotation.ingest.pipeline import ingest_dicom, limits_from_settings
 from annotation.ingest.results import FileResult, ImportReport, Outcome, Reason
 from annotation.ingest.sources import ArchiveLimits, BadSource, SourceFile
-from annotation.ingest.spect_manifest import import_manifest, is_manifest, is_png
 from annotation.ingest.staging import StagedEntry, sources_from_staged, staging_remove
 from annotation.ingest.store import orphaned_files, remove_stored
-from annotation.models import ImportFile, Job, JobKind, JobStatus, Project, TaskType
+from annotation.models import ImportFile, Job, JobKind, JobStatus, Project
 from annotation.project_settings import parse_settings
 from annotation.services.jobs import job_claim, job_event_send, job_fail, jobs_recover_stale
+from annotation.tasks import label_task
 
 logger = logging.getLogger(__name__)
 PROGRESS_EVERY_SECONDS = 0.5
@@ -107,11 +107,11 @@ def import_run(
             started_at=timezone.now(),
             params={"files": len(sources)},
         )
-    manifests = [s for s in sources if isinstance(s, SourceFile) and is_manifest(s.name)]
-    takes_pngs = project.task_type == TaskType.SPECT_TERRITORY and manifests
-    pngs = {s.name: s for s in sources if isinstance(s, SourceFile) and is_png(s.name)} if takes_pngs else {}
-    dicoms = [s for s in sources if s not in manifests and not (isinstance(s, SourceFile) and s.name in pngs)]
-    recorder = _Recorder(job, total=len(dicoms) + len(manifests) + len(pngs), progress=progress)
+    task = label_task(project.task_type)
+    # Files the task ingests itself (SPECT: PNG polar maps and their manifest) go together at the end.
+    claimed = [s for s in sources if isinstance(s, SourceFile) and task.claims_upload(s.name)]
+    dicoms = [s for s in sources if not (isinstance(s, SourceFile) and task.claims_upload(s.name))]
+    recorder = _Recorder(job, total=len(sources), progress=progress)
     for position, source in enumerate(dicoms):
         if position in recorder.done:
             continue
@@ -133,32 +133,10 @@ def import_run(
             recorder.done.discard(position)  # (that transaction may still have failed at its commit)
             recorder.row(position, result)
         recorder.after(result)
-    # Manifests pair with the PNGs of the same upload: they run (and are recorded) as one step at the end.
+    # The task's own files run (and are recorded) as one step at the end, as they may need each other.
     later = len(dicoms)
-    if not any(position >= later for position in recorder.done):
-        results: list[FileResult] = []
-        used: set[str] = set()
-        for manifest in manifests:
-            if project.task_type != TaskType.SPECT_TERRITORY:
-                results.append(
-                    FileResult(
-                        manifest.name,
-                        Outcome.REJECTED,
-                        str(Reason.BAD_MANIFEST),
-                        "CSV manifests are only for spect_territory projects",
-                    )
-                )
-                continue
-            results.extend(import_manifest(project, manifest, pngs, used))
-        for name in sorted(set(pngs) - used):
-            results.append(
-                FileResult(
-                    name,
-                    Outcome.REJECTED,
-                    str(Reason.NOT_IN_MANIFEST),
-                    "PNG not listed in any manifest row of this upload",
-                )
-            )
+    if claimed and not any(position >= later for position in recorder.done):
+        results = task.ingest_uploads(project, claimed)
         with transaction.atomic():
             for offset, result in enumerate(results):
                 recorder.row(later + offset, result)

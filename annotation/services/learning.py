@@ -26,8 +26,9 @@ from annotation.project_settings import parse_settings
 from annotation.services.jobs import job_enqueue, job_fail, job_finish, job_report
 from annotation.services.lifecycle import model_version_move
 from annotation.services.splits import splits_fill
+from annotation.tasks import label_task
 from annotation.training_data import media_root, training_set
-from learning.tasks import Example, HyperparameterError, TrainOutcome, TrainRequest, task_class
+from learning.tasks import Example, HyperparameterError, TrainOutcome, TrainRequest
 
 
 class LearningInputError(ValueError):
@@ -49,7 +50,7 @@ def training_request(
     *, project: Project, by, family: str | None = None, hparams: dict | None = None, reason: str = ""
 ) -> Job:
     """Queue a training job ("Retrain now", or a policy's `reason`); refuse bad parameters and a second round."""
-    spec = task_class(project.task_type)
+    spec = label_task(project.task_type).learning()
     if family is not None and family not in spec.families:
         raise LearningInputError("family", f"must be one of {', '.join(spec.families)} for this task")
     settings = parse_settings(project.task_type, project.settings)
@@ -104,7 +105,7 @@ def training_run(
     Returns the new model version, or None when the job failed (the error is on the job).
     """
     project = job.project
-    spec = task_class(project.task_type)
+    spec = label_task(project.task_type).learning()
     splits_fill(project=project)
     data = training_set(project)
     params = spec.params_class.parse(job.params.get("hparams") or {})

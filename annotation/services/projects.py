@@ -12,6 +12,7 @@ from annotation.models import Membership, Project, Role
 from annotation.project_settings import ProjectSettings, SettingsError, default_settings, parse_settings
 from annotation.services.events import user_group, wake
 from annotation.services.queue import queue_apply_overlap
+from annotation.tasks import label_task
 
 
 def _settings_usable_here(
@@ -35,6 +36,7 @@ def project_create(
     settings: dict[str, Any] | None = None,
 ) -> Project:
     """Create a project with validated settings; its creator becomes its first lead."""
+    label_task(task_type)  # raises UnknownTaskType naming the tasks this server offers
     config = _settings_usable_here(task_type, settings) if settings else default_settings(task_type)
     project = Project.objects.create(
         slug=slug,

@@ -61,6 +61,7 @@ from annotation.services.slots import (
 )
 from annotation.services.splits import splits_fill
 from annotation.services.tallies import tally_handout, tally_label_added, tally_skipped, wanting_bump, wanting_init
+from annotation.tasks import label_task
 from learning.strategies import Candidate, cold_start_order, get_strategy
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ COLD_START = "cold_start"
 _COPY_BATCH = 20000
 
 
-def _draw(project_id: int, item_id: int, purpose: str) -> float:
+def stable_draw(project_id: int, item_id: int, purpose: str) -> float:
     """Return a stable number in [0, 1) for the item, so a share of items is chosen the same way every time."""
     digest = hashlib.sha256(f"{purpose}:{project_id}:{item_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
@@ -77,7 +78,7 @@ def _draw(project_id: int, item_id: int, purpose: str) -> float:
 
 def wants_overlap(project_id: int, item_id: int, rate: float) -> bool:
     """Return whether the item belongs to the project's overlap share (labelled blind by two annotators)."""
-    return _draw(project_id, item_id, "overlap") < rate
+    return stable_draw(project_id, item_id, "overlap") < rate
 
 
 # ---------------------------------------------------------------------------------------------------- queue rows
@@ -199,31 +200,9 @@ def items_wanting_labels(project: Project) -> list[int]:
 
 
 def cold_start_features(project: Project, ids: Sequence[int]) -> np.ndarray:
-    """Return per-item features for the order before any model: what each item's metadata says about it.
-
-    Vessel type: the four C-arm geometry fields; OCT: the frame's place in its pullback and which pullback;
-    SPECT: age, sex, weight, height. Missing values are 0 after standardisation.
-    """
-    rows: dict[int, tuple] = {}
-    items = Item.objects.filter(pk__in=ids)
-    if project.task_type == "vessel_type":
-        fields = (
-            "instance__positioner_primary_angle",
-            "instance__positioner_secondary_angle",
-            "instance__distance_source_to_detector",
-            "instance__distance_source_to_patient",
-        )
-        rows = {pk: rest for pk, *rest in items.values_list("pk", *fields).iterator(chunk_size=10000)}
-    elif project.task_type == "oct_calcium":
-        for pk, index, frames, instance in items.values_list(
-            "pk", "frame_index", "instance__number_of_frames", "instance_id"
-        ).iterator(chunk_size=10000):
-            rows[pk] = ((index or 0) / max(frames or 1, 1), _draw(project.pk, instance or 0, "pullback"))
-    else:
-        for pk, age, sex, weight, height in items.values_list(
-            "pk", "spect__age", "spect__sex", "spect__weight_kg", "spect__height_cm"
-        ).iterator(chunk_size=10000):
-            rows[pk] = (age, {"F": 0.0, "M": 1.0}.get(sex or "", 0.5), weight, height)
+    """Return per-item features for the order before any model: what each item's metadata says about it (the
+    task's `cold_start_rows`). Missing values are 0 after standardisation."""
+    rows = label_task(project.task_type).cold_start_rows(project, Item.objects.filter(pk__in=ids))
     width = len(next(iter(rows.values()))) if rows else 1
     out = np.array([[np.nan if v is None else float(v) for v in rows.get(i, (None,) * width)] for i in ids])
     return out.reshape(len(ids), width)
@@ -290,7 +269,7 @@ def queue_order(project: Project, version: ModelVersion | None, seed: int = 0) -
     rest = [i for i in ids if i not in done]
     if rest:
         ordered += cold_start_order(rest, cold_start_features(project, rest), head, rng)
-    test = sorted((i for i in wanting if i in held_out), key=lambda i: (_draw(project.pk, i, "test-order"), i))
+    test = sorted((i for i in wanting if i in held_out), key=lambda i: (stable_draw(project.pk, i, "test-order"), i))
     labelled_test = len(held_out) - sum(1 for i in wanting if i in held_out)
     first = max(settings.promotion_min_test_items - labelled_test, 0) if settings.test_handout_rate > 0 else 0
     return interleave_test(ordered, test, settings.test_handout_rate, first=first), name

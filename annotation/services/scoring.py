@@ -23,8 +23,9 @@ from annotation.services.jobs import job_fail, job_finish
 from annotation.services.learning import ExecutorLike, json_safe, read_weights, run_on_executor
 from annotation.services.lifecycle import model_version_move
 from annotation.services.queue import items_wanting_labels, queue_rerank
-from annotation.training_data import item_ref, items_with_inputs, media_root
-from learning.tasks import ItemScore, ScoreRequest, task_class
+from annotation.tasks import label_task
+from annotation.training_data import items_with_inputs, media_root
+from learning.tasks import ItemScore, ScoreRequest
 
 SCORE_CHUNK = 256  # items per executor request: progress, and what a crash can lose
 SCORE_BATCH = 16  # items per forward pass inside a request
@@ -44,6 +45,7 @@ def scoring_run(
         job_fail(job=job, error=f"model v{version.number}: weights file {version.weights_path!r} is missing")
         return None
     settings = parse_settings(project.task_type, project.settings)
+    task = label_task(project.task_type)
     wanted = items_wanting_labels(project)
     already = set(Prediction.objects.filter(model_version=version).values_list("item_id", flat=True))
     todo = [item_id for item_id in wanted if item_id not in already]
@@ -52,9 +54,9 @@ def scoring_run(
         chunk = todo[start : start + SCORE_CHUNK]
         items = {item.pk: item for item in items_with_inputs(project).filter(pk__in=chunk)}
         request = ScoreRequest(
-            task=project.task_type,
+            task=task.learning_name,
             weights=weights,
-            refs=tuple(item_ref(items[i]) for i in chunk if i in items),
+            refs=tuple(task.item_ref(items[i]) for i in chunk if i in items),
             media_root=media_root(),
             batch_size=SCORE_BATCH,
             seed=settings.training_seed + start,
@@ -80,7 +82,7 @@ def predictions_store(
 
     One transaction per batch. Returns the pseudo-label count of the batch.
     """
-    spec = task_class(version.project.task_type)
+    spec = label_task(version.project.task_type).learning()
     rows = [
         Prediction(
             item_id=s.item_id,

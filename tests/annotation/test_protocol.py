@@ -18,7 +18,7 @@ from annotation.models import (
 )
 from annotation.services import project_update
 from annotation.services.learning import human_training_labels, promotion_decision, refit_growth, training_request
-from annotation.services.queue import _draw, interleave_test, queue_rerank
+from annotation.services.queue import interleave_test, queue_rerank, stable_draw
 from annotation.services.splits import splits_configure, splits_fill
 from tests.cohort_projects import label_vessel, oct_cohort, vessel_cohort
 from tests.jobs import run_next_job
@@ -252,7 +252,7 @@ def test_test_items_stay_out_of_training_pseudo_labels_and_the_model_order(
         QueueEntry.objects.filter(project=vessel_project).order_by("-priority").values_list("item_id", flat=True)
     )
     held = [i for i in order if i in test_items]
-    assert held == sorted(held, key=lambda i: (_draw(vessel_project.pk, i, "test-order"), i))
+    assert held == sorted(held, key=lambda i: (stable_draw(vessel_project.pk, i, "test-order"), i))
     others = [i for i in order if i not in test_items]
     labelled_test = Item.objects.filter(pk__in=test_items, labels__isnull=False).distinct().count()
     assert order == interleave_test(others, held, 0.25, first=max(10 - labelled_test, 0))

@@ -51,6 +51,13 @@ MIDDLEWARE = [
 
 # django-axes counts failed logins on every path that authenticates a password (login form, admin, API token)
 # and locks a username for the client address that failed too often; the first backend checks the lock.
+# The labelling tasks offered, one class each (annotation.tasks.base.LabelTask): add a task by listing it here.
+LUMEN_TASKS = [
+    "annotation.tasks.vessel.VesselType",
+    "annotation.tasks.oct.OctCalcium",
+    "annotation.tasks.spect.SpectTerritory",
+]
+
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 AXES_FAILURE_LIMIT = env.int("LUMEN_LOGIN_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = env.float("LUMEN_LOGIN_COOLOFF_HOURS", default=0.25)

@@ -13,10 +13,33 @@ from annotation.ingest.sources import ArchiveLimits, sources_from_path
 from annotation.models import Project, Role, TaskType
 from annotation.services import import_run, membership_set, project_create
 
+
+def _xa(folder: Path, scale: int) -> None:
+    from learning.cohorts import generate_xa_cohort
+
+    generate_xa_cohort(
+        folder, n_patients=10 * scale, runs_per_patient=3, frames=(24, 40), size=256, seed=1, neither_rate=0.1
+    )
+
+
+def _oct(folder: Path, scale: int) -> None:
+    from learning.cohorts import generate_oct_cohort
+
+    # Four patients: one is held out for testing, so a model can be judged before it is promoted.
+    generate_oct_cohort(folder, n_pullbacks=4 * scale, frames=30, size=256, seed=2)
+
+
+def _spect(folder: Path, scale: int) -> None:
+    from learning.cohorts import generate_spect_cohort
+
+    generate_spect_cohort(folder, n_patients=12 * scale, size=290, seed=3, fmt="png")
+
+
+# (slug, name, task type, the generator of its data)
 DEMO_PROJECTS = (
-    ("demo-vessel", "Demo · vessel type (angiography)", TaskType.VESSEL_TYPE),
-    ("demo-oct", "Demo · OCT calcium", TaskType.OCT_CALCIUM),
-    ("demo-spect", "Demo · SPECT territories", TaskType.SPECT_TERRITORY),
+    ("demo-vessel", "Demo · vessel type (angiography)", TaskType.VESSEL_TYPE, _xa),
+    ("demo-oct", "Demo · OCT calcium", TaskType.OCT_CALCIUM, _oct),
+    ("demo-spect", "Demo · SPECT territories", TaskType.SPECT_TERRITORY, _spect),
 )
 
 
@@ -30,7 +53,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, data_dir: Path, password: str, scale: int, **options):
         users = self._users(password)
-        for slug, name, task in DEMO_PROJECTS:
+        for slug, name, task, generate in DEMO_PROJECTS:
             project = Project.objects.filter(slug=slug).first()
             if project is None:
                 project = project_create(
@@ -48,7 +71,8 @@ class Command(BaseCommand):
                 membership_set(project=project, user=users[username], role=Role.ANNOTATOR)
             folder = data_dir / task
             if not folder.exists():
-                self._generate(task, folder, scale)
+                folder.mkdir(parents=True)
+                generate(folder, scale)
             report = import_run(
                 project=project,
                 user=users["lead"],
@@ -74,17 +98,3 @@ class Command(BaseCommand):
             Permission.objects.get(codename="add_project", content_type__app_label="annotation")
         )
         return users
-
-    def _generate(self, task: str, folder: Path, scale: int) -> None:
-        from learning.cohorts import generate_oct_cohort, generate_spect_cohort, generate_xa_cohort
-
-        folder.mkdir(parents=True, exist_ok=True)
-        if task == TaskType.VESSEL_TYPE:
-            generate_xa_cohort(
-                folder, n_patients=10 * scale, runs_per_patient=3, frames=(24, 40), size=256, seed=1, neither_rate=0.1
-            )
-        elif task == TaskType.OCT_CALCIUM:
-            # Four patients: one is held out for testing, so a model can be judged before it is promoted.
-            generate_oct_cohort(folder, n_pullbacks=4 * scale, frames=30, size=256, seed=2)
-        else:
-            generate_spect_cohort(folder, n_patients=12 * scale, size=290, seed=3, fmt="png")

@@ -265,7 +265,7 @@ def test_lead_retrains_and_follows_the_job_and_the_new_model_live(page, live_asg
         project=vessel_project,
         number=1,
         family="metadata_mlp",
-        status=ModelStatus.CANDIDATE,
+        status=ModelStatus.TRAINED,
         metrics={
             "test": {"macro_f1": 0.712, "macro_f1_ci": [0.551, 0.853], "n": 12, "ece": 0.0814,
                      "ece_ci": [0.031, 0.2]},

@@ -124,4 +124,3 @@ class ProjectEventsConsumer(AsyncJsonWebsocketConsumer):
         if str(stored.get("_auth_user_id")) != str(user.pk):
             return False
         return get_user_model().objects.filter(pk=user.pk, is_active=True).exists()
-

@@ -177,8 +177,9 @@ class Cohort:
     patient: dict[tuple[float, float], str]  # angle key -> the generator's patient (runs of one move together)
 
 
-def cohort_make(folder: Path, *, patients: int, runs: int, size: int, frames: tuple[int, int], seed: int,
-                knobs: dict) -> Cohort:
+def cohort_make(
+    folder: Path, *, patients: int, runs: int, size: int, frames: tuple[int, int], seed: int, knobs: dict
+) -> Cohort:
     from learning.cohorts import generate_xa_cohort
 
     truths = generate_xa_cohort(
@@ -284,8 +285,9 @@ def expected_calibration_error(outputs: dict[int, dict], truth: dict[int, str]) 
     return ece(np.array([CLASSES.index(truth[i]) for i in items]), probs)
 
 
-def contradicted(candidate: dict[int, dict], other: dict[int, dict], truth: dict[int, str], promoted: bool,
-                 patient: dict[int, str]) -> bool:
+def contradicted(
+    candidate: dict[int, dict], other: dict[int, dict], truth: dict[int, str], promoted: bool, patient: dict[int, str]
+) -> bool:
     """Whether the never-labelled runs say the opposite of the decision, beyond a 90 % paired interval (the
     wider of resampling runs and resampling patients, as the platform's own decision)."""
     from learning.metrics import paired_bootstrap
@@ -294,8 +296,13 @@ def contradicted(candidate: dict[int, dict], other: dict[int, dict], truth: dict
     truth_rows = np.array([truth[i] for i in items])
     mine = np.array([candidate[i]["vessel"] for i in items])
     theirs = np.array([other[i]["vessel"] for i in items])
-    _, low, high = paired_bootstrap(lambda t, p: float(np.mean(t == p)), (truth_rows, mine), (truth_rows, theirs),
-                                    alpha=0.1, groups=np.array([patient[i] for i in items]))
+    _, low, high = paired_bootstrap(
+        lambda t, p: float(np.mean(t == p)),
+        (truth_rows, mine),
+        (truth_rows, theirs),
+        alpha=0.1,
+        groups=np.array([patient[i] for i in items]),
+    )
     return bool(high < 0) if promoted else bool(low > 0)
 
 
@@ -343,20 +350,40 @@ def run_seed_on(args: argparse.Namespace, seed: int, root: Path, database_url: s
     started = time.monotonic()
     frames = tuple(int(v) for v in args.frames.split(","))
     knobs = json.loads(args.cohort_knobs) if args.cohort_knobs else {}
-    first = cohort_make(root / "cohort", patients=args.patients, runs=args.runs, size=args.size, frames=frames,
-                        seed=seed + 100, knobs=knobs)
-    fresh = cohort_make(root / "fresh", patients=max(args.fresh_runs // args.runs, 1), runs=args.runs,
-                        size=args.size, frames=frames, seed=seed + 200, knobs=knobs)
+    first = cohort_make(
+        root / "cohort",
+        patients=args.patients,
+        runs=args.runs,
+        size=args.size,
+        frames=frames,
+        seed=seed + 100,
+        knobs=knobs,
+    )
+    fresh = cohort_make(
+        root / "fresh",
+        patients=max(args.fresh_runs // args.runs, 1),
+        runs=args.runs,
+        size=args.size,
+        frames=frames,
+        seed=seed + 200,
+        knobs=knobs,
+    )
     run.seconds["generate"] = time.monotonic() - started
     server = Server(root, database_url)
     try:
         server.start()  # inside: processes started before a failure are stopped too
         lead, annotator = Client(server.url, "lead"), Client(server.url, "annotator")
         slug = f"al-http-{seed}"
-        lead.call("POST", "/api/projects/", json={
-            "slug": slug, "name": f"AL over HTTP, seed {seed}", "task_type": "vessel_type",
-            "settings": {"retrain_every_n_labels": 0},
-        })
+        lead.call(
+            "POST",
+            "/api/projects/",
+            json={
+                "slug": slug,
+                "name": f"AL over HTTP, seed {seed}",
+                "task_type": "vessel_type",
+                "settings": {"retrain_every_n_labels": 0},
+            },
+        )
         lead.call("POST", f"/api/projects/{slug}/members/", json={"username": "annotator", "role": "annotator"})
         t0 = time.monotonic()
         upload(lead, slug, first.files)
@@ -389,8 +416,11 @@ def run_seed_on(args: argparse.Namespace, seed: int, root: Path, database_url: s
                 if item not in first_ids:  # the never-labelled cohort: back to the queue, unlabelled
                     annotator.call("POST", f"/api/items/{item}/skip/", json={"reason": "held out by the benchmark"})
                     continue
-                annotator.call("POST", "/api/labels/",
-                               json={"item": item, "payload": {"vessel": truth[item]}, "base_version": None})
+                annotator.call(
+                    "POST",
+                    "/api/labels/",
+                    json={"item": item, "payload": {"vessel": truth[item]}, "base_version": None},
+                )
                 labelled[item] = truth[item]
             lead.call("POST", f"/api/projects/{slug}/train/", json={})
             wait_for_jobs(lead, slug)
@@ -415,8 +445,13 @@ def run_seed_on(args: argparse.Namespace, seed: int, root: Path, database_url: s
             against = latest["compared_with"]
             other = next((v for v in versions if v["number"] == against), None)
             if other is not None and latest["status"] in ("champion", "rejected"):
-                result.contradicted = contradicted(candidate_out, predictions_of(lead, other["id"]), fresh_truth,
-                                                   promoted=latest["status"] == "champion", patient=patient)
+                result.contradicted = contradicted(
+                    candidate_out,
+                    predictions_of(lead, other["id"]),
+                    fresh_truth,
+                    promoted=latest["status"] == "champion",
+                    patient=patient,
+                )
             result.baseline_fresh = accuracy(
                 angle_baseline([(angles[i], v) for i, v in labelled.items()], {i: angles[i] for i in fresh_truth}),
                 fresh_truth,
@@ -425,16 +460,21 @@ def run_seed_on(args: argparse.Namespace, seed: int, root: Path, database_url: s
             # regression on the labels it could train on.
             held_out = {row["id"] for row in lead.every(f"/api/items/?project={slug}") if row["split"] == "test"}
             result.baseline_train_fresh = accuracy(
-                angle_baseline([(angles[i], v) for i, v in labelled.items() if i not in held_out],
-                               {i: angles[i] for i in fresh_truth}),
+                angle_baseline(
+                    [(angles[i], v) for i, v in labelled.items() if i not in held_out],
+                    {i: angles[i] for i in fresh_truth},
+                ),
                 fresh_truth,
             )
             champion_number = champion["number"] if champion else champion_number
             run.rounds.append(result)
-            print(f"  seed {seed}: {result.labels:4d} labels  {result.decision:<34} champion {result.champion:<22} "
-                  f"fresh: champion {_num(result.champion_fresh)} candidate {_num(result.candidate_fresh)} "
-                  f"baseline {_num(result.baseline_fresh)}  unlabelled {_num(result.champion_unlabelled)}"
-                  f"{'  CONTRADICTED' if result.contradicted else ''}", flush=True)
+            print(
+                f"  seed {seed}: {result.labels:4d} labels  {result.decision:<34} champion {result.champion:<22} "
+                f"fresh: champion {_num(result.champion_fresh)} candidate {_num(result.candidate_fresh)} "
+                f"baseline {_num(result.baseline_fresh)}  unlabelled {_num(result.champion_unlabelled)}"
+                f"{'  CONTRADICTED' if result.contradicted else ''}",
+                flush=True,
+            )
             if handed.get("item") is None:
                 break
         run.seconds["label + train"] = time.monotonic() - t0
@@ -462,26 +502,32 @@ def report(runs: list[Run], args: argparse.Namespace) -> str:
         at = [run.rounds[k] for run in runs if len(run.rounds) > k]
         promoted = [r.contradicted for r in at if r.contradicted is not None and r.promoted]
         kept = [r.contradicted for r in at if r.contradicted is not None and not r.promoted]
-        rows.append([
-            n,
-            _num(_mean([r.champion_unlabelled for r in at])),
-            _num(_mean([r.champion_fresh for r in at])),
-            _num(_mean([r.candidate_fresh for r in at])),
-            _num(_mean([r.baseline_fresh for r in at])),
-            _num(_mean([r.baseline_train_fresh for r in at])),
-            _num(_mean([r.champion_ece for r in at])),
-            f"{sum(promoted)} of {len(promoted)} / {sum(kept)} of {len(kept)}",
-            " ".join(r.champion.split()[-1] if r.champion != "-" else "-" for r in at),
-        ])
+        rows.append(
+            [
+                n,
+                _num(_mean([r.champion_unlabelled for r in at])),
+                _num(_mean([r.champion_fresh for r in at])),
+                _num(_mean([r.candidate_fresh for r in at])),
+                _num(_mean([r.baseline_fresh for r in at])),
+                _num(_mean([r.baseline_train_fresh for r in at])),
+                _num(_mean([r.champion_ece for r in at])),
+                f"{sum(promoted)} of {len(promoted)} / {sum(kept)} of {len(kept)}",
+                " ".join(r.champion.split()[-1] if r.champion != "-" else "-" for r in at),
+            ]
+        )
     head = [
-        "labels", "champion, unlabelled runs", "champion, never-labelled", "latest candidate, never-labelled",
-        "angle LR (all labels), never-labelled", "angle LR (training labels), never-labelled",
-        "champion ECE", "contradicted: promotions / rejections",
+        "labels",
+        "champion, unlabelled runs",
+        "champion, never-labelled",
+        "latest candidate, never-labelled",
+        "angle LR (all labels), never-labelled",
+        "angle LR (training labels), never-labelled",
+        "champion ECE",
+        "contradicted: promotions / rejections",
         "champion family by seed",
     ]
     per_seed = "\n".join(
-        f"seed {run.seed}: " + "; ".join(f"{r.labels}: {r.decision} — {r.rule}" for r in run.rounds)
-        for run in runs
+        f"seed {run.seed}: " + "; ".join(f"{r.labels}: {r.decision} — {r.rule}" for r in run.rounds) for run in runs
     )
     timing = "; ".join(
         f"seed {run.seed}: " + ", ".join(f"{k} {v:.0f} s" for k, v in run.seconds.items()) for run in runs
@@ -494,7 +540,8 @@ def report(runs: list[Run], args: argparse.Namespace) -> str:
         f"patients (another seed); seeds {', '.join(str(r.seed) for r in runs)}\n"
         f"each round: {args.step} labels through next (test hand-outs included), Retrain now, wait for the jobs\n"
         f"{machine_line()}\n\n"
-        f"Accuracy (mean over seeds)\n" + table(head, rows)
+        f"Accuracy (mean over seeds)\n"
+        + table(head, rows)
         + f"\n\nDecisions and the rule applied\n{per_seed}\n\nwall time: {timing}"
     )
 

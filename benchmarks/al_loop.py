@@ -290,27 +290,49 @@ def fresh_examples(task: str, cohort: Cohort, folder: Path, seed: int) -> list:
     spec = task_class(task)
     out = []
     if task == "vessel_type":
-        truths = generate_xa_cohort(folder, n_patients=cohort.n, runs_per_patient=cohort.runs_per_patient,
-                                    frames=cohort.frames, size=cohort.size, seed=seed, neither_rate=cohort.neither_rate)
+        truths = generate_xa_cohort(
+            folder,
+            n_patients=cohort.n,
+            runs_per_patient=cohort.runs_per_patient,
+            frames=cohort.frames,
+            size=cohort.size,
+            seed=seed,
+            neither_rate=cohort.neither_rate,
+        )
         for i, t in enumerate(truths):
             geometry = (t.primary_angle, t.secondary_angle, t.source_to_detector_mm, t.source_to_patient_mm)
             ref = CineRef(item_id=-(i + 1), path=str(t.path.relative_to(folder)), geometry=geometry)
-            out.append(Example(ref=ref, target=spec.target_from_payload({"vessel": t.vessel}), split="fresh",
-                               group=t.patient_id))
+            out.append(
+                Example(
+                    ref=ref, target=spec.target_from_payload({"vessel": t.vessel}), split="fresh", group=t.patient_id
+                )
+            )
     elif task == "oct_calcium":
         truths = generate_oct_cohort(folder, n_pullbacks=cohort.n, frames=cohort.frames[0], size=cohort.size, seed=seed)
         for t in truths:
             for frame in range(t.frames):
                 if t.frame_quality[frame] != "ok":
                     continue
-                ref = OctFrameRef(item_id=-(len(out) + 1), path=str(t.path.relative_to(folder)), frame_index=frame,
-                                  rows=t.masks[frame].shape[0], columns=t.masks[frame].shape[1])
+                ref = OctFrameRef(
+                    item_id=-(len(out) + 1),
+                    path=str(t.path.relative_to(folder)),
+                    frame_index=frame,
+                    rows=t.masks[frame].shape[0],
+                    columns=t.masks[frame].shape[1],
+                )
                 out.append(Example(ref=ref, target=mask_encode(t.masks[frame]), split="fresh", group=t.patient_id))
     else:
         truths = generate_spect_cohort(folder, n_patients=cohort.n, size=cohort.size, seed=seed, fmt="png")
         for i, t in enumerate(truths):
-            ref = SpectRef(item_id=-(i + 1), rest_path=t.rest_path.name, stress_path=t.stress_path.name, age=t.age,
-                           sex=t.sex, weight_kg=t.weight_kg, height_cm=t.height_cm)
+            ref = SpectRef(
+                item_id=-(i + 1),
+                rest_path=t.rest_path.name,
+                stress_path=t.stress_path.name,
+                age=t.age,
+                sex=t.sex,
+                weight_kg=t.weight_kg,
+                height_cm=t.height_cm,
+            )
             payload = {"stress": list(t.stress_scores), "rest": list(t.rest_scores)}
             out.append(Example(ref=ref, target=spec.target_from_payload(payload), split="fresh", group=t.patient_id))
     return [e for e in out if e.target is not None]
@@ -382,9 +404,14 @@ class FreshJudge:
         from learning.tasks import ScoreRequest, score
 
         if version.pk not in self.cache:
-            request = ScoreRequest(task=self.task_name, weights=read_weights(version),
-                                   refs=tuple(e.ref for e in self.examples), media_root=str(self.task.media_root),
-                                   batch_size=16, seed=0)
+            request = ScoreRequest(
+                task=self.task_name,
+                weights=read_weights(version),
+                refs=tuple(e.ref for e in self.examples),
+                media_root=str(self.task.media_root),
+                batch_size=16,
+                seed=0,
+            )
             self.cache[version.pk] = score(self.task, request, torch.device("cpu"))
         return self.cache[version.pk]
 
@@ -438,9 +465,16 @@ def angle_baseline_scores(train: list, refs: list) -> list:
         [e.ref.geometry[:2] for e in usable], [e.target for e in usable], [r.geometry[:2] for r in refs], len(CLASSES)
     )
     return [
-        ItemScore(item_id=ref.item_id, output={"probabilities": dict(zip(CLASSES, map(float, p), strict=True)),
-                                              "vessel": CLASSES[int(p.argmax())]},
-                  uncertainty=0.0, detail={}, confidence=float(p.max()))
+        ItemScore(
+            item_id=ref.item_id,
+            output={
+                "probabilities": dict(zip(CLASSES, map(float, p), strict=True)),
+                "vessel": CLASSES[int(p.argmax())],
+            },
+            uncertainty=0.0,
+            detail={},
+            confidence=float(p.max()),
+        )
         for ref, p in zip(refs, probs, strict=True)
     ]
 

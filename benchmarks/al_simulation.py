@@ -258,8 +258,9 @@ def labels_to_ci(runs: list[list[Round]], labels: list[int], target: float, fiel
 def fresh_tables(results: dict[str, list[list[Round]]], labels: list[int], target: float, metric: str) -> str:
     """Return the never-labelled cohort's tables: champion, candidate, baseline, ECE, contradicted decisions."""
     rounds = len(labels)
-    if all(r.champion_fresh is None and r.candidate_fresh is None for runs in results.values() for run in runs
-           for r in run):
+    if all(
+        r.champion_fresh is None and r.candidate_fresh is None for runs in results.values() for run in runs for r in run
+    ):
         return ""
     sections = []
     for field, title in (
@@ -273,28 +274,37 @@ def fresh_tables(results: dict[str, list[list[Round]]], labels: list[int], targe
         if all(v is None for curve in curves.values() for v in curve):
             continue
         rows = [[name, *map(_num, curve)] for name, curve in curves.items()]
-        sections.append(f"{title} (mean over seeds; '-' where a seed has none yet).\n"
-                        + table(["strategy", *[str(n) for n in labels]], rows))
+        sections.append(
+            f"{title} (mean over seeds; '-' where a seed has none yet).\n"
+            + table(["strategy", *[str(n) for n in labels]], rows)
+        )
     rows = []
     for name, runs in results.items():
         decided = [(r.promoted, r.contradicted) for run in runs for r in run[:rounds] if r.contradicted is not None]
         promoted = [c for p, c in decided if p]
         kept = [c for p, c in decided if not p]
-        rows.append([
-            name,
-            f"{sum(promoted)} of {len(promoted)}",
-            f"{sum(kept)} of {len(kept)}",
-            labels_to_ci(runs, labels, target, "champion"),
-            labels_to_ci(runs, labels, target, "champion_fresh"),
-        ])
+        rows.append(
+            [
+                name,
+                f"{sum(promoted)} of {len(promoted)}",
+                f"{sum(kept)} of {len(kept)}",
+                labels_to_ci(runs, labels, target, "champion"),
+                labels_to_ci(runs, labels, target, "champion_fresh"),
+            ]
+        )
     sections.append(
         "Keep/replace decisions the never-labelled cohort contradicts beyond its 90 % paired-bootstrap interval "
         "(the wider of resampling items and resampling patients, as the platform decides) "
         "(a promotion it finds worse than what it replaced; a rejection it finds better), "
         f"and labels to {metric} {target:.2f} (mean over seeds, 90 % bootstrap interval over seeds).\n"
         + table(
-            ["strategy", "promotions contradicted", "rejections contradicted", "labels to target (test)",
-             "labels to target (never-labelled)"],
+            [
+                "strategy",
+                "promotions contradicted",
+                "rejections contradicted",
+                "labels to target (test)",
+                "labels to target (never-labelled)",
+            ],
             rows,
         )
     )

@@ -227,8 +227,9 @@ def served(dicom: Path, media: Path, logs: Path):
         f"postgres://{params['USER'] or 'postgres'}:{params['PASSWORD'] or ''}@{params['HOST'] or '127.0.0.1'}:"
         f"{params['PORT'] or 5432}/{params['NAME']}"
     )
-    server = Server(url, media, logs, application="benchmarks.cine_asgi:application",
-                    extra_env={"LUMEN_BENCH_DICOM": str(dicom)})
+    server = Server(
+        url, media, logs, application="benchmarks.cine_asgi:application", extra_env={"LUMEN_BENCH_DICOM": str(dicom)}
+    )
     server.start()
     server.name = (
         f"gunicorn -c deploy/gunicorn.conf.py ({server.workers()} uvicorn worker processes), "
@@ -337,7 +338,13 @@ def main() -> None:
             server_name = server.name
             frame_format = settings.LUMEN_FRAME_FORMAT
         text = report(
-            args, rounds, dicom_bytes=dicom_bytes, cache_bytes=cache_bytes, fmt=frame_format, fps=fps, load=load,
+            args,
+            rounds,
+            dicom_bytes=dicom_bytes,
+            cache_bytes=cache_bytes,
+            fmt=frame_format,
+            fps=fps,
+            load=load,
             server=server_name,
         )
         print(text)

@@ -97,7 +97,9 @@ def angle_regression_probabilities(
         probs[:, int(y[0]) if len(y) else 0] = 1.0
         return probs
     model = make_pipeline(
-        StandardScaler(), PolynomialFeatures(2, include_bias=False), StandardScaler(),
+        StandardScaler(),
+        PolynomialFeatures(2, include_bias=False),
+        StandardScaler(),
         LogisticRegression(C=1.0, max_iter=2000),
     )
     model.fit(np.asarray(train_angles, dtype=float), y)

@@ -85,7 +85,9 @@ def project_load(size: int, clients: int, root: Path, seed: int) -> Setup:
 
     started = time.perf_counter()
     project = Project.objects.create(
-        slug=f"bench-http-{size}", name=f"HTTP load {size}", task_type=TaskType.VESSEL_TYPE,
+        slug=f"bench-http-{size}",
+        name=f"HTTP load {size}",
+        task_type=TaskType.VESSEL_TYPE,
         settings={"gold_rate": 0.0, "overlap_rate": 0.0},
     )
     folder = root / f"xa-{size}"
@@ -95,7 +97,8 @@ def project_load(size: int, clients: int, root: Path, seed: int) -> Setup:
         raise RuntimeError(f"the template run was not imported: {report.as_json()}")
     (template,) = sql("SELECT id FROM annotation_instance WHERE project_id = %s", [project.pk])[0]
     columns = [
-        name for (name,) in sql(
+        name
+        for (name,) in sql(
             "SELECT column_name FROM information_schema.columns WHERE table_name = 'annotation_instance' "
             "AND column_name NOT IN ('id', 'sop_instance_uid') ORDER BY ordinal_position"
         )
@@ -137,8 +140,14 @@ def project_load(size: int, clients: int, root: Path, seed: int) -> Setup:
 class Server:
     """gunicorn with deploy/gunicorn.conf.py and the production settings, as deploy/README.md runs it."""
 
-    def __init__(self, database_url: str, media: Path, logs: Path, application: str = "webapp.asgi:application",
-                 extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        media: Path,
+        logs: Path,
+        application: str = "webapp.asgi:application",
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.application = application
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -163,13 +172,17 @@ class Server:
     def start(self) -> None:
         import requests
 
-        subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=REPO, env=self.env,
-                       check=True)
+        subprocess.run(
+            [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=REPO, env=self.env, check=True
+        )
         gunicorn = str(Path(sys.executable).with_name("gunicorn"))
         with self.log.open("w") as out:
             self.process = subprocess.Popen(
                 [gunicorn, "-c", "deploy/gunicorn.conf.py", self.application],
-                cwd=REPO, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                cwd=REPO,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
@@ -235,14 +248,22 @@ class Loop:
             label = handle["workspace"]["label"]
             return session.post(
                 f"{s.url}/api/labels/",
-                json={"item": handle["item"], "payload": {"vessel": "LCA"},
-                      "base_version": label["version"] if label else None, "time_spent_ms": 1000},
+                json={
+                    "item": handle["item"],
+                    "payload": {"vessel": "LCA"},
+                    "base_version": label["version"] if label else None,
+                    "time_spent_ms": 1000,
+                },
                 timeout=60,
             )
         return session.post(
             f"{s.url}/api/tasks/{handle['id']}/annotations/",
-            json={"result": [{"from_name": "vessel", "to_name": "image", "type": "choices",
-                              "value": {"choices": ["LCA"]}}], "lead_time": 1.0},
+            json={
+                "result": [
+                    {"from_name": "vessel", "to_name": "image", "type": "choices", "value": {"choices": ["LCA"]}}
+                ],
+                "lead_time": 1.0,
+            },
             timeout=60,
         )
 
@@ -310,8 +331,9 @@ class Phase:
         return sum(r.cycles for r in self.results) / wall if wall > 0 else 0.0
 
 
-def phase_run(setup: Setup, size: int, name: str, clients: int, pause: float, cycles: int, seconds: float,
-              double_leases) -> Phase:
+def phase_run(
+    setup: Setup, size: int, name: str, clients: int, pause: float, cycles: int, seconds: float, double_leases
+) -> Phase:
     """Run one phase against one system; `double_leases()` counts items leased beyond their slots afterwards."""
     context = multiprocessing.get_context("spawn")
     ready, out, go = context.Queue(), context.Queue(), context.Event()
@@ -361,8 +383,11 @@ def query_plans(setup: Setup) -> list[tuple[str, str]]:
     client.force_login(user)
     with CaptureQueriesContext(connection) as captured:
         body = client.post(f"/api/projects/{setup.slug}/next/").json()
-        client.post("/api/labels/", {"item": body["item"], "payload": {"vessel": "RCA"}, "base_version": None},
-                    content_type="application/json")
+        client.post(
+            "/api/labels/",
+            {"item": body["item"], "payload": {"vessel": "RCA"}, "base_version": None},
+            content_type="application/json",
+        )
     plans = []
     for query in captured.captured_queries:
         statement = query["sql"]
@@ -380,7 +405,7 @@ def query_plans(setup: Setup) -> list[tuple[str, str]]:
 
 def _short(statement: str) -> str:
     statement = re.sub(r"\s+", " ", statement)
-    statement = re.sub(r'SELECT .*? FROM', "SELECT … FROM", statement, count=1)
+    statement = re.sub(r"SELECT .*? FROM", "SELECT … FROM", statement, count=1)
     return statement[:110] + ("…" if len(statement) > 110 else "")
 
 
@@ -393,8 +418,10 @@ def phase_row(p: Phase) -> list:
     row = [f"{p.size:,}", p.name, p.system]
     for call in ("next", "workspace", "submit"):
         values = p.calls(call)
-        row += [f"{percentile(values, 50) or 0:.0f} / {percentile(values, 99) or 0:.0f} / "
-                f"{max(values) if values else 0:.0f}"]
+        row += [
+            f"{percentile(values, 50) or 0:.0f} / {percentile(values, 99) or 0:.0f} / "
+            f"{max(values) if values else 0:.0f}"
+        ]
     cycles = sum(r.cycles for r in p.results)
     return row + [cycles, f"{p.cycles_per_s():.1f}", p.errors(), p.double_leases, f"{p.load:.1f}"]
 
@@ -410,18 +437,27 @@ def ratio_rows(phases: list[Phase]) -> list[list]:
         ours, theirs = p.calls("next"), other.calls("next")
         if not ours or not theirs:
             continue
-        rows.append([
-            f"{p.size:,}", p.name,
-            f"{percentile(theirs, 50) / percentile(ours, 50):.1f}x",
-            f"{percentile(theirs, 99) / percentile(ours, 99):.1f}x",
-            f"{p.cycles_per_s():.1f} / {other.cycles_per_s():.1f}",
-            f"{p.cycles_per_s() / other.cycles_per_s():.1f}x" if other.cycles_per_s() else "-",
-        ])
+        rows.append(
+            [
+                f"{p.size:,}",
+                p.name,
+                f"{percentile(theirs, 50) / percentile(ours, 50):.1f}x",
+                f"{percentile(theirs, 99) / percentile(ours, 99):.1f}x",
+                f"{p.cycles_per_s():.1f} / {other.cycles_per_s():.1f}",
+                f"{p.cycles_per_s() / other.cycles_per_s():.1f}x" if other.cycles_per_s() else "-",
+            ]
+        )
     return rows
 
 
-def report(args, phases: list[Phase], setups: dict[tuple[str, int], Setup], plans: list[tuple[str, str]],
-           workers: int, floors: dict[int, list[float]]) -> str:
+def report(
+    args,
+    phases: list[Phase],
+    setups: dict[tuple[str, int], Setup],
+    plans: list[tuple[str, str]],
+    workers: int,
+    floors: dict[int, list[float]],
+) -> str:
     lumen = [p for p in phases if p.system == LUMEN]
     lines = [
         "HTTP load on the annotator's hot path: next (with what the item page needs) -> item reload -> submit",
@@ -443,21 +479,36 @@ def report(args, phases: list[Phase], setups: dict[tuple[str, int], Setup], plan
         f"clients: one OS process each (spawn), requests + token; each phase bounded by {args.cycles} cycles and "
         f"{args.seconds:.0f} s per client",
         "items: vessel-type cine runs (Label Studio: one image task each), one in ten needs two labels; Lumen's queue "
-        "in random order; " + ", ".join(f"{system} {size:,} loaded in {s.load_s:.0f} s"
-                                         for (system, size), s in setups.items()),
+        "in random order; "
+        + ", ".join(f"{system} {size:,} loaded in {s.load_s:.0f} s" for (system, size), s in setups.items()),
         machine_line(),
         "",
         table(
-            ["items", "phase", "system", "next p50/p99/max ms", "item reload p50/p99/max ms", "submit p50/p99/max ms",
-             "cycles", "cycles/s", "errors", "double leases", "load avg"],
+            [
+                "items",
+                "phase",
+                "system",
+                "next p50/p99/max ms",
+                "item reload p50/p99/max ms",
+                "submit p50/p99/max ms",
+                "cycles",
+                "cycles/s",
+                "errors",
+                "double leases",
+                "load avg",
+            ],
             [phase_row(p) for p in phases],
         ),
     ]
     ratios = ratio_rows(phases)
     if ratios:
-        lines += ["", "Label Studio / Lumen in the same run (next latency: how many times slower Label Studio is; "
-                  "cycles/s: how many times more items Lumen moves):", "",
-                  table(["items", "phase", "next p50", "next p99", "cycles/s Lumen / LS", "cycles/s ratio"], ratios)]
+        lines += [
+            "",
+            "Label Studio / Lumen in the same run (next latency: how many times slower Label Studio is; "
+            "cycles/s: how many times more items Lumen moves):",
+            "",
+            table(["items", "phase", "next p50", "next p99", "cycles/s Lumen / LS", "cycles/s ratio"], ratios),
+        ]
     herd_rows = []
     for p in phases:
         if p.clients == 1:
@@ -465,31 +516,52 @@ def report(args, phases: list[Phase], setups: dict[tuple[str, int], Setup], plan
         firsts = [r.next_ms[0] for r in p.results if r.next_ms]
         rest = [ms for r in p.results for ms in r.next_ms[1:]]
         if firsts and rest:
-            herd_rows.append([
-                f"{p.size:,}", p.name, p.system, f"{percentile(firsts, 50):.0f} / {max(firsts):.0f}",
-                f"{percentile(rest, 50):.0f} / {percentile(rest, 99):.0f} / {max(rest):.0f}",
-            ])
+            herd_rows.append(
+                [
+                    f"{p.size:,}",
+                    p.name,
+                    p.system,
+                    f"{percentile(firsts, 50):.0f} / {max(firsts):.0f}",
+                    f"{percentile(rest, 50):.0f} / {percentile(rest, 99):.0f} / {max(rest):.0f}",
+                ]
+            )
     if herd_rows:
-        lines += ["", "Where next's tail comes from with many clients: every client sends its first next at the same "
-                  "instant (all start together), a burst each server process works through in turn; the rest are "
-                  "the steady state.", "",
-                  table(["items", "phase", "system", "first next of each client p50/max ms",
-                         "every later next p50/p99/max ms"], herd_rows)]
+        lines += [
+            "",
+            "Where next's tail comes from with many clients: every client sends its first next at the same "
+            "instant (all start together), a burst each server process works through in turn; the rest are "
+            "the steady state.",
+            "",
+            table(
+                ["items", "phase", "system", "first next of each client p50/max ms", "every later next p50/p99/max ms"],
+                herd_rows,
+            ),
+        ]
     floor_rows = []
     for p in lumen:
         if p.clients == 1 and p.size in floors:
             floor = statistics.median(floors[p.size])
-            floor_rows.append([
-                f"{p.size:,}", f"{floor:.1f}", f"{percentile(floors[p.size], 99):.1f}",
-                f"{statistics.median(p.calls('next')):.1f}", f"{statistics.median(p.calls('next')) / floor:.2f}",
-                f"{statistics.median(p.calls('submit')) / floor:.2f}",
-            ])
+            floor_rows.append(
+                [
+                    f"{p.size:,}",
+                    f"{floor:.1f}",
+                    f"{percentile(floors[p.size], 99):.1f}",
+                    f"{statistics.median(p.calls('next')):.1f}",
+                    f"{statistics.median(p.calls('next')) / floor:.2f}",
+                    f"{statistics.median(p.calls('submit')) / floor:.2f}",
+                ]
+            )
     if floor_rows:
-        lines += ["", "Lumen, one client, against a cheap authenticated call of the same server in the same run "
-                  "(GET /api/me/, 200 calls): what a request costs here before the hot path's own work (HTTP, ASGI, "
-                  "Django and DRF, the token and three small queries).", "",
-                  table(["items", "floor p50 ms", "floor p99 ms", "next p50 ms", "next / floor", "submit / floor"],
-                        floor_rows)]
+        lines += [
+            "",
+            "Lumen, one client, against a cheap authenticated call of the same server in the same run "
+            "(GET /api/me/, 200 calls): what a request costs here before the hot path's own work (HTTP, ASGI, "
+            "Django and DRF, the token and three small queries).",
+            "",
+            table(
+                ["items", "floor p50 ms", "floor p99 ms", "next p50 ms", "next / floor", "submit / floor"], floor_rows
+            ),
+        ]
     by_size: dict[int, list[Phase]] = {}
     for p in lumen:
         by_size.setdefault(p.size, []).append(p)
@@ -502,8 +574,12 @@ def report(args, phases: list[Phase], setups: dict[tuple[str, int], Setup], plan
     if errors:
         lines += ["", "client errors (first 5):", *errors[:5]]
     if plans:
-        lines += ["", f"Every statement of one Lumen next + one submit at {sizes[-1]:,} items, with the scans of its "
-                  "plan (EXPLAIN):", ""]
+        lines += [
+            "",
+            f"Every statement of one Lumen next + one submit at {sizes[-1]:,} items, with the scans of its "
+            "plan (EXPLAIN):",
+            "",
+        ]
         lines += [f"{i + 1:2d}. {statement}\n    {scans}" for i, (statement, scans) in enumerate(plans)]
     return "\n".join(lines)
 
@@ -515,8 +591,11 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=200, help="per client and phase")
     parser.add_argument("--seconds", type=float, default=30.0, help="per phase")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--label-studio", action="store_true",
-                        help="run every phase against Label Studio CE too (installed into var/label-studio once)")
+    parser.add_argument(
+        "--label-studio",
+        action="store_true",
+        help="run every phase against Label Studio CE too (installed into var/label-studio once)",
+    )
     parser.add_argument("--save", action="store_true")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -560,9 +639,12 @@ def main() -> None:
                         phase = phase_run(s, size, name, clients, pause, args.cycles, args.seconds, double_leases)
                         phases.append(phase)
                         nexts = phase.calls("next")
-                        print(f"  {s.system}, {name}: next p50 {percentile(nexts, 50) or 0:.0f} ms p99 "
-                              f"{percentile(nexts, 99) or 0:.0f} ms, {phase.cycles_per_s():.1f} cycles/s, "
-                              f"double leases {phase.double_leases}, errors {phase.errors()}", flush=True)
+                        print(
+                            f"  {s.system}, {name}: next p50 {percentile(nexts, 50) or 0:.0f} ms p99 "
+                            f"{percentile(nexts, 99) or 0:.0f} ms, {phase.cycles_per_s():.1f} cycles/s, "
+                            f"double leases {phase.double_leases}, errors {phase.errors()}",
+                            flush=True,
+                        )
                 if size == sizes[-1]:
                     plans = query_plans(setup)
         finally:

@@ -44,8 +44,16 @@ def ensure_installed() -> Path:
     base = getattr(sys, "_base_executable", sys.executable)
     subprocess.run([base, "-m", "venv", "--clear", str(VENV)], check=True)
     subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", f"label-studio=={VERSION}",
-         gunicorn_pin()],
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            f"label-studio=={VERSION}",
+            gunicorn_pin(),
+        ],
         check=True,
     )
     marker.write_text(VERSION)
@@ -92,14 +100,33 @@ class LabelStudioServer:
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
             conn.execute(f'CREATE DATABASE "{self.database}"')
-        subprocess.run([str(self.python), "manage.py", "migrate", "-v0"], cwd=self.package, env=self.env, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [str(self.python), "manage.py", "migrate", "-v0"],
+            cwd=self.package,
+            env=self.env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         gunicorn = str(VENV / "bin" / "gunicorn")
         with self.log.open("w") as out:
             self.process = subprocess.Popen(
-                [gunicorn, "core.wsgi:application", "--workers", str(self.workers), "--bind",
-                 f"127.0.0.1:{self.port}", "--timeout", "120", "--keep-alive", "5"],
-                cwd=self.package, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                [
+                    gunicorn,
+                    "core.wsgi:application",
+                    "--workers",
+                    str(self.workers),
+                    "--bind",
+                    f"127.0.0.1:{self.port}",
+                    "--timeout",
+                    "120",
+                    "--keep-alive",
+                    "5",
+                ],
+                cwd=self.package,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -115,9 +142,17 @@ class LabelStudioServer:
         started = time.perf_counter()
         self.sql("TRUNCATE task, project RESTART IDENTITY CASCADE")
         done = subprocess.run(
-            [str(self.python), "-P", str(SETUP_SCRIPT),
-             json.dumps({"size": size, "clients": clients, "overlap_every": overlap_every})],
-            cwd=self.package, env=self.env, check=True, capture_output=True, text=True,
+            [
+                str(self.python),
+                "-P",
+                str(SETUP_SCRIPT),
+                json.dumps({"size": size, "clients": clients, "overlap_every": overlap_every}),
+            ],
+            cwd=self.package,
+            env=self.env,
+            check=True,
+            capture_output=True,
+            text=True,
         )
         answer = json.loads(done.stdout.strip().splitlines()[-1])
         return answer["project"], answer["tokens"], time.perf_counter() - started

@@ -58,7 +58,10 @@ def main() -> None:
                 user.save(update_fields=["active_organization"])
             tokens.append(Token.objects.get_or_create(user=user)[0].key)
         project = Project.objects.create(
-            title=f"HTTP load {size}", label_config=LABEL_CONFIG, organization=organization, created_by=owner,
+            title=f"HTTP load {size}",
+            label_config=LABEL_CONFIG,
+            organization=organization,
+            created_by=owner,
             maximum_annotations=1,
         )
     batch = 20_000

@@ -58,9 +58,7 @@ def _learning_choices(task_type: str, settings: ProjectSettings) -> dict:
         "primary_metric": spec.primary_metric,
         "classes": [(name, name in chosen) for name in spec.classes],
         "training_hparams_json": json.dumps(settings.training_hparams),
-        "model_states": [
-            (state.value, state.label, sorted(TRANSITIONS[state])) for state in ModelStatus
-        ],
+        "model_states": [(state.value, state.label, sorted(TRANSITIONS[state])) for state in ModelStatus],
     }
 
 

@@ -68,14 +68,15 @@ def _patch_member(data: bytes, member: str, offset: int, value: bytes) -> bytes:
     """Overwrite a field of the member's local header (at `offset`) and the same field of its central entry."""
     patched = bytearray(data)
     info = zipfile.ZipFile(io.BytesIO(data)).getinfo(member)
-    patched[info.header_offset + offset: info.header_offset + offset + len(value)] = value
+    patched[info.header_offset + offset : info.header_offset + offset + len(value)] = value
     name = member.encode()
     central = next(
-        pos for pos in range(len(patched) - 46)
-        if patched[pos: pos + 4] == b"PK\x01\x02" and patched[pos + 46: pos + 46 + len(name)] == name
+        pos
+        for pos in range(len(patched) - 46)
+        if patched[pos : pos + 4] == b"PK\x01\x02" and patched[pos + 46 : pos + 46 + len(name)] == name
     )
     central_offset = offset + 2  # central entries carry "version made by" before the fields they share
-    patched[central + central_offset: central + central_offset + len(value)] = value
+    patched[central + central_offset : central + central_offset + len(value)] = value
     return bytes(patched)
 
 
@@ -153,8 +154,11 @@ def corpus() -> list[Case]:
         Case("deep-nesting.dcm", _xa(17, _nested(200)), {"deep-nesting.dcm": STORED}),
         # Identifiers that look like paths stay data: UIDs are remapped, names are values.
         Case("uid-path.dcm", _xa(18, _set({"StudyInstanceUID": "../../../etc/passwd"})), {"uid-path.dcm": STORED}),
-        Case("name-path.dcm", _xa(19, _set({"PatientName": "../../x/..^..", "PatientID": "../../x"})),
-             {"name-path.dcm": STORED}),
+        Case(
+            "name-path.dcm",
+            _xa(19, _set({"PatientName": "../../x/..^..", "PatientID": "../../x"})),
+            {"name-path.dcm": STORED},
+        ),
         # Files that are not (whole) DICOM.
         Case("empty.dcm", b"", {"empty.dcm": _rejected("not_dicom")}),
         Case("text.dcm", b"hello, not an image\n" * 20, {"text.dcm": _rejected("not_dicom")}),
@@ -164,42 +168,76 @@ def corpus() -> list[Case]:
         # Transfer-syntax lies and unknown syntaxes.
         Case("rle-lie.dcm", _with_transfer_syntax(22, RLELossless), {"rle-lie.dcm": _rejected("undecodable")}),
         Case("rle-under-native.dcm", _rle_under_native(41), {"rle-under-native.dcm": _rejected("undecodable")}),
-        Case("unknown-ts.dcm", _with_transfer_syntax(23, "1.2.840.99999.1.2.1"),
-             {"unknown-ts.dcm": _rejected("unsupported_transfer_syntax")}),
+        Case(
+            "unknown-ts.dcm",
+            _with_transfer_syntax(23, "1.2.840.99999.1.2.1"),
+            {"unknown-ts.dcm": _rejected("unsupported_transfer_syntax")},
+        ),
         Case("mpeg4.dcm", samples.mpeg4_bytes(), {"mpeg4.dcm": _rejected("unsupported_transfer_syntax")}),
         Case("no-pixels.dcm", samples.no_pixels_bytes(), {"no-pixels.dcm": _rejected("no_pixel_data")}),
         Case("frames-zero.dcm", _xa(24, _set({"NumberOfFrames": 0})), {"frames-zero.dcm": _rejected("not_multiframe")}),
-        Case("frames-huge.dcm", _xa(25, _set({"NumberOfFrames": 2**31 - 1})),
-             {"frames-huge.dcm": _rejected("too_large")}),
+        Case(
+            "frames-huge.dcm", _xa(25, _set({"NumberOfFrames": 2**31 - 1})), {"frames-huge.dcm": _rejected("too_large")}
+        ),
         Case("rows-zero.dcm", _xa(26, _set({"Rows": 0})), {"rows-zero.dcm": _rejected("missing_attribute")}),
         Case("bits-odd.dcm", _xa(27, _set({"BitsAllocated": 3})), {"bits-odd.dcm": _rejected("undecodable")}),
         Case("wrong-modality.dcm", _xa(28, modality="CT"), {"wrong-modality.dcm": _rejected("modality_mismatch")}),
         # Archives and their tricks: every member accounted for.
-        Case("runs.zip", _zip([("a/one.dcm", _xa(30)), ("b/two.dcm", _xa(31))]),
-             {"runs.zip/a/one.dcm": STORED, "runs.zip/b/two.dcm": STORED}),
-        Case("climb.zip", _zip([("../../escape.dcm", _xa(32)), ("ok.dcm", _xa(33))]),
-             {"climb.zip/../../escape.dcm": _rejected("bad_archive"), "climb.zip/ok.dcm": STORED}),
-        Case("absolute.zip", _zip([("/etc/abs.dcm", _xa(34))]),
-             {"absolute.zip//etc/abs.dcm": _rejected("bad_archive")}),
-        Case("symlink.zip", _symlink_member(),
-             {"symlink.zip/link.dcm": _rejected("bad_archive"), "symlink.zip/ok.dcm": STORED}),
-        Case("bad-crc.zip", _patch_member(_zip([("crc.dcm", _xa(35))]), "crc.dcm", 14, b"\x00\x00\x00\x00"),
-             {"bad-crc.zip/crc.dcm": _rejected("bad_archive")}),
-        Case("method.zip", _patch_member(_zip([("m.dcm", _xa(36))]), "m.dcm", 8, struct.pack("<H", 97)),
-             {"method.zip/m.dcm": _rejected("bad_archive")}),
-        Case("size-lie.zip", _patch_member(_zip([("lie.dcm", _xa(37))]), "lie.dcm", 22, struct.pack("<I", 100)),
-             {"size-lie.zip/lie.dcm": _rejected("bad_archive")}),
-        Case("ratio-bomb.zip", _zip([("bomb.dcm", bytes(40 * 1024**2))]),
-             {"ratio-bomb.zip/bomb.dcm": _rejected("bad_archive")}),
-        Case("declared-bomb.zip",
-             _patch_member(_zip([("big.dcm", _xa(38))]), "big.dcm", 22, struct.pack("<I", 0xFFFFFFFE)),
-             {"declared-bomb.zip/big.dcm": _rejected("bad_archive")}),
+        Case(
+            "runs.zip",
+            _zip([("a/one.dcm", _xa(30)), ("b/two.dcm", _xa(31))]),
+            {"runs.zip/a/one.dcm": STORED, "runs.zip/b/two.dcm": STORED},
+        ),
+        Case(
+            "climb.zip",
+            _zip([("../../escape.dcm", _xa(32)), ("ok.dcm", _xa(33))]),
+            {"climb.zip/../../escape.dcm": _rejected("bad_archive"), "climb.zip/ok.dcm": STORED},
+        ),
+        Case(
+            "absolute.zip", _zip([("/etc/abs.dcm", _xa(34))]), {"absolute.zip//etc/abs.dcm": _rejected("bad_archive")}
+        ),
+        Case(
+            "symlink.zip",
+            _symlink_member(),
+            {"symlink.zip/link.dcm": _rejected("bad_archive"), "symlink.zip/ok.dcm": STORED},
+        ),
+        Case(
+            "bad-crc.zip",
+            _patch_member(_zip([("crc.dcm", _xa(35))]), "crc.dcm", 14, b"\x00\x00\x00\x00"),
+            {"bad-crc.zip/crc.dcm": _rejected("bad_archive")},
+        ),
+        Case(
+            "method.zip",
+            _patch_member(_zip([("m.dcm", _xa(36))]), "m.dcm", 8, struct.pack("<H", 97)),
+            {"method.zip/m.dcm": _rejected("bad_archive")},
+        ),
+        Case(
+            "size-lie.zip",
+            _patch_member(_zip([("lie.dcm", _xa(37))]), "lie.dcm", 22, struct.pack("<I", 100)),
+            {"size-lie.zip/lie.dcm": _rejected("bad_archive")},
+        ),
+        Case(
+            "ratio-bomb.zip",
+            _zip([("bomb.dcm", bytes(40 * 1024**2))]),
+            {"ratio-bomb.zip/bomb.dcm": _rejected("bad_archive")},
+        ),
+        Case(
+            "declared-bomb.zip",
+            _patch_member(_zip([("big.dcm", _xa(38))]), "big.dcm", 22, struct.pack("<I", 0xFFFFFFFE)),
+            {"declared-bomb.zip/big.dcm": _rejected("bad_archive")},
+        ),
         Case("not-a.zip", b"PK\x03\x04 this is not really an archive", {"not-a.zip": _rejected("bad_archive")}),
-        Case("nested.zip", _zip([("inner.zip", _zip([("deep.dcm", _xa(39))]))]),
-             {"nested.zip/inner.zip": _rejected("not_dicom")}),
+        Case(
+            "nested.zip",
+            _zip([("inner.zip", _zip([("deep.dcm", _xa(39))]))]),
+            {"nested.zip/inner.zip": _rejected("not_dicom")},
+        ),
         Case("empty.zip", _zip([]), {}),
-        Case("stored.zip", _zip([("plain.dcm", _xa(40))], compression=zipfile.ZIP_STORED),
-             {"stored.zip/plain.dcm": STORED}),
+        Case(
+            "stored.zip",
+            _zip([("plain.dcm", _xa(40))], compression=zipfile.ZIP_STORED),
+            {"stored.zip/plain.dcm": STORED},
+        ),
     ]
     # The same SOPInstanceUID twice: once the same bytes (a duplicate), once other pixels (a conflict).
     twin = samples.dataset(seed=50, frames=3, size=16, patient_id="MRN-TWIN")
@@ -214,4 +252,3 @@ def corpus() -> list[Case]:
     names = [case.name for case in cases]
     assert len(names) == len(set(names)), "case names must be unique"
     return cases
-

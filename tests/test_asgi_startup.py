@@ -15,7 +15,11 @@ REPO = Path(__file__).resolve().parent.parent
 def probe_run(probe: str) -> list[str]:
     """Run `probe` in a fresh interpreter with the test settings; return what it printed, split in words."""
     done = subprocess.run(
-        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=300,
+        [sys.executable, "-c", probe],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**os.environ, "DJANGO_SETTINGS_MODULE": "webapp.settings.test"},
     )
     assert done.returncode == 0, done.stderr[-2000:]

@@ -25,16 +25,33 @@ def test_http_load_drives_lumen_and_label_studio_from_client_processes():
     """Both production servers, Lumen's and a real Label Studio installed from PyPI, driven phase by phase."""
     url = urlunsplit(urlsplit(DATABASE_URL)._replace(path="/lumen_bench_http_smoke"))
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.http_load", "--sizes", "300,600", "--clients", "3", "--seconds", "4",
-         "--cycles", "6", "--label-studio"],
-        cwd=REPO, env={**os.environ, "LUMEN_BENCH_HTTP_URL": url}, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.http_load",
+            "--sizes",
+            "300,600",
+            "--clients",
+            "3",
+            "--seconds",
+            "4",
+            "--cycles",
+            "6",
+            "--label-studio",
+        ],
+        cwd=REPO,
+        env={**os.environ, "LUMEN_BENCH_HTTP_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
     assert re.search(r"\((\d+) uvicorn worker processes\)", out) and "(0 uvicorn" not in out
     phases_table = out.split("Label Studio / Lumen in the same run", 1)[0]
     rows = [
-        line for line in phases_table.splitlines()
+        line
+        for line in phases_table.splitlines()
         if re.match(r"^(300|600)\s{2,}.*client.*\s(Lumen|Label Studio)\s", line)
     ]
     systems = [re.split(r"\s{2,}", row.strip())[2] for row in rows]
@@ -65,7 +82,11 @@ def test_ingest_compares_the_import_with_its_floor_and_reports_peak_memory():
         env["DATABASE_URL"] = urlunsplit(urlsplit(DATABASE_URL)._replace(path=name))
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.ingest", "--files", "2", "--frames", "20", "--size", "64"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     lines = done.stdout.splitlines()

@@ -73,12 +73,17 @@ def _credentials_valid(authorization: str | None, cookie: str | None) -> bool:
 
 async def _answer(send, status: int, detail: str) -> None:
     body = json.dumps({"detail": detail}).encode()
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close")],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -102,8 +107,12 @@ class BodyLimitMiddleware:
                 _header(scope, b"authorization"), _header(scope, b"cookie")
             )
             if not valid:
-                return await _answer(send, 401, "Authentication credentials were not provided or are not valid: "
-                                                "log in or send 'Authorization: Token <key>' with an upload.")
+                return await _answer(
+                    send,
+                    401,
+                    "Authentication credentials were not provided or are not valid: "
+                    "log in or send 'Authorization: Token <key>' with an upload.",
+                )
 
         received = 0
         started = False

@@ -125,8 +125,9 @@ class JobFilter(filters.FilterSet):
 
 
 class TrainingExampleFilter(filters.FilterSet):
-    split = filters.ChoiceFilter(choices=[(Split.TRAIN, "train"), (Split.VALIDATION, "validation"),
-                                          (Split.TEST, "test")])
+    split = filters.ChoiceFilter(
+        choices=[(Split.TRAIN, "train"), (Split.VALIDATION, "validation"), (Split.TEST, "test")]
+    )
 
     class Meta:
         model = TrainingExample

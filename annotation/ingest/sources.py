@@ -35,8 +35,11 @@ class ArchiveLimits:
     def from_settings(cls) -> ArchiveLimits:
         from django.conf import settings
 
-        return cls(members=settings.LUMEN_MAX_ZIP_MEMBERS, expanded_bytes=settings.LUMEN_MAX_ZIP_EXPANDED_BYTES,
-                   ratio=settings.LUMEN_MAX_ZIP_RATIO)
+        return cls(
+            members=settings.LUMEN_MAX_ZIP_MEMBERS,
+            expanded_bytes=settings.LUMEN_MAX_ZIP_EXPANDED_BYTES,
+            ratio=settings.LUMEN_MAX_ZIP_RATIO,
+        )
 
 
 @dataclass(frozen=True)
@@ -83,9 +86,7 @@ class BadSource:
 def skipped(name: str) -> bool:
     """Return True for what an upload carries without meaning to: hidden files and macOS resource forks."""
     parts = PurePosixPath(name).parts
-    return (
-        any((part.startswith(".") and part != "..") or part == "__MACOSX" for part in parts) or name.endswith("/")
-    )
+    return any((part.startswith(".") and part != "..") or part == "__MACOSX" for part in parts) or name.endswith("/")
 
 
 def _member_problem(info: zipfile.ZipInfo, limits: ArchiveLimits) -> Rejection | None:

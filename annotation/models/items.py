@@ -88,9 +88,7 @@ class PolarMap(models.Model):
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="polar_maps")
     study = models.ForeignKey(Study, null=True, blank=True, on_delete=models.CASCADE, related_name="polar_maps")
     phase = models.CharField(max_length=8, choices=PolarMapPhase.choices, blank=True)
-    instance = models.ForeignKey(
-        Instance, null=True, blank=True, on_delete=models.CASCADE, related_name="polar_maps"
-    )
+    instance = models.ForeignKey(Instance, null=True, blank=True, on_delete=models.CASCADE, related_name="polar_maps")
     frame_index = models.PositiveSmallIntegerField(default=0, help_text="The map's frame in its DICOM file.")
     image_path = models.CharField(max_length=512, help_text="8-bit PNG normalised to its maximum, under MEDIA_ROOT.")
     rows = models.PositiveIntegerField()

@@ -61,9 +61,7 @@ class TrainingExample(models.Model):
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="+")
     label = models.ForeignKey(Label, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     pseudo_label = models.ForeignKey(PseudoLabel, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    ica_reference = models.ForeignKey(
-        IcaReference, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
+    ica_reference = models.ForeignKey(IcaReference, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     split = models.CharField(max_length=16)
 
     class Meta:

@@ -175,8 +175,12 @@ def model_version_register(
             temporary = path.with_suffix(".partial")
             temporary.write_bytes(outcome.weights)
             os.replace(temporary, path)
-            metrics = {**outcome.metrics, "history": outcome.history, "seconds": round(outcome.seconds, 2),
-                       "disputed_items": disputed}
+            metrics = {
+                **outcome.metrics,
+                "history": outcome.history,
+                "seconds": round(outcome.seconds, 2),
+                "disputed_items": disputed,
+            }
             version = ModelVersion.objects.create(
                 project=project,
                 number=number,
@@ -190,8 +194,10 @@ def model_version_register(
                 trained_at=timezone.now(),
             )
             TrainingExample.objects.bulk_create(
-                [_training_example(version, example) for example in (*request.train, *request.validation,
-                                                                    *request.test)],
+                [
+                    _training_example(version, example)
+                    for example in (*request.train, *request.validation, *request.test)
+                ],
                 batch_size=1000,
             )
     except BaseException:
@@ -331,9 +337,7 @@ def human_training_labels(version: ModelVersion) -> int:
     return version.training_examples.filter(label__isnull=False).exclude(split=Split.TEST).count()
 
 
-def refit_growth(
-    version: ModelVersion, champion: ModelVersion | None, growth: float | None
-) -> tuple[int, int] | None:
+def refit_growth(version: ModelVersion, champion: ModelVersion | None, growth: float | None) -> tuple[int, int] | None:
     """Return (champion's, candidate's) human training labels when the candidate refits the champion's family
     on at least `growth` more of them, else None."""
     if champion is None or growth is None or champion.family != version.family:

@@ -52,8 +52,9 @@ def splits_fill(*, project: Project) -> int:
         project = Project.objects.select_for_update().get(pk=project.pk)
         settings = parse_settings(project.task_type, project.settings)
         pending = list(
-            Item.objects.filter(project=project, split=Split.UNASSIGNED).values_list("pk", "patient_id",
-                                                                                     "patient__pseudonym")
+            Item.objects.filter(project=project, split=Split.UNASSIGNED).values_list(
+                "pk", "patient_id", "patient__pseudonym"
+            )
         )
         if not pending:
             _ensure_test_patient(project, settings)
@@ -66,9 +67,7 @@ def splits_fill(*, project: Project) -> int:
         )
         by_split: dict[str, list[int]] = defaultdict(list)
         for item_id, patient_id, pseudonym in pending:
-            split = known.get(patient_id) or patient_split(
-                pseudonym, settings, allow_test=not settings.test_set_locked
-            )
+            split = known.get(patient_id) or patient_split(pseudonym, settings, allow_test=not settings.test_set_locked)
             known[patient_id] = split
             by_split[split].append(item_id)
         for split, ids in by_split.items():

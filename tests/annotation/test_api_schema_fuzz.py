@@ -55,11 +55,15 @@ def test_no_server_error_and_no_schema_violation(world, operation, mode):
     SCHEMA.app = app
 
     @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck)
+    )
     def check(case) -> None:
         with connection_kept():
-            case.call_and_validate(app=app, headers={"Authorization": f"Token {world}"},
-                                   checks=[not_a_server_error, response_schema_conformance])
+            case.call_and_validate(
+                app=app,
+                headers={"Authorization": f"Token {world}"},
+                checks=[not_a_server_error, response_schema_conformance],
+            )
 
     check()

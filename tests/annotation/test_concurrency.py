@@ -173,8 +173,10 @@ def test_skips_racing_the_labels_that_close_an_item_keep_the_counters_exact(vess
     from tests.factories import MembershipFactory, UserFactory
 
     project_update(project=vessel_project, settings={"overlap_rate": 0.0})
-    import_run(project=vessel_project, sources=[source(f"s{i}.dcm", samples.xa_bytes(seed=100 + i, frames=2, size=16))
-                                                for i in range(6)])
+    import_run(
+        project=vessel_project,
+        sources=[source(f"s{i}.dcm", samples.xa_bytes(seed=100 + i, frames=2, size=16)) for i in range(6)],
+    )
     items = list(vessel_project.items.order_by("pk"))
     users = [UserFactory(username=f"racer-{i}") for i in range(WORKERS)]
     for user in users:

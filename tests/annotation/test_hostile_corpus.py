@@ -16,13 +16,15 @@ from tests.hostile_corpus import corpus
 pytestmark = pytest.mark.django_db
 
 
-def test_every_hostile_file_gets_its_exact_outcome_and_nothing_is_half_stored(vessel_project, client_for, lead,
-                                                                             isolated_media):
+def test_every_hostile_file_gets_its_exact_outcome_and_nothing_is_half_stored(
+    vessel_project, client_for, lead, isolated_media
+):
     cases = corpus()
     assert len(cases) >= 40
     uploads = [SimpleUploadedFile(case.name, case.data) for case in cases]
-    answer = client_for(lead).post(reverse("api:import-list", args=[vessel_project.slug]), {"files": uploads},
-                                   format="multipart")
+    answer = client_for(lead).post(
+        reverse("api:import-list", args=[vessel_project.slug]), {"files": uploads}, format="multipart"
+    )
     assert answer.status_code == 202, answer.content[:500]
     assert import_jobs_run_pending() == 1
     job = Job.objects.get(pk=answer.json()["id"])
@@ -31,8 +33,11 @@ def test_every_hostile_file_gets_its_exact_outcome_and_nothing_is_half_stored(ve
     rows = {row.name: row for row in ImportFile.objects.filter(job=job)}
     expected = {name: outcome for case in cases for name, outcome in case.expected.items()}
     got = {name: (row.outcome, row.reason) for name, row in rows.items()}
-    wrong = {name: (got.get(name), want, rows[name].message if name in rows else None)
-             for name, want in expected.items() if got.get(name) != want}
+    wrong = {
+        name: (got.get(name), want, rows[name].message if name in rows else None)
+        for name, want in expected.items()
+        if got.get(name) != want
+    }
     assert not wrong, "\n".join(f"{name}: got {g}, want {w}: {m}" for name, (g, w, m) in wrong.items())
     assert set(got) == set(expected)  # no line missing, none unexpected
     assert all(rows[name].message for name in rows if rows[name].outcome != "stored")  # every refusal says why

@@ -302,9 +302,10 @@ def test_a_large_run_is_decoded_in_batches_and_stored_with_its_pixels_copied_acr
     instance = Instance.objects.get()
     stored = pydicom.dcmread(Path(settings.MEDIA_ROOT) / instance.file_path)
     np.testing.assert_array_equal(stored.pixel_array, original.pixel_array)
-    assert str(stored.PatientID).startswith("P-") and b"MRN0001" not in (
-        Path(settings.MEDIA_ROOT) / instance.file_path
-    ).read_bytes()
+    assert (
+        str(stored.PatientID).startswith("P-")
+        and b"MRN0001" not in (Path(settings.MEDIA_ROOT) / instance.file_path).read_bytes()
+    )
     frames = sorted((Path(settings.MEDIA_ROOT) / instance.frames_dir).iterdir())
     assert [f.name.split(".")[0] for f in frames] == [f"{i:05d}" for i in range(10)]  # numbered across batches
     # Batches are windowed alike: the cached frames match a whole-run rendering.
@@ -366,8 +367,12 @@ def test_an_unexpected_failure_in_one_file_is_its_rejection_and_the_batch_goes_o
         return original(project, config, source, limits, record=record)
 
     monkeypatch.setattr(imports, "ingest_dicom", breaks_on_b)
-    report = run(vessel_project, ("a.dcm", samples.xa_bytes(seed=1)), ("b.dcm", samples.xa_bytes(seed=2)),
-                 ("c.dcm", samples.xa_bytes(seed=3)))
+    report = run(
+        vessel_project,
+        ("a.dcm", samples.xa_bytes(seed=1)),
+        ("b.dcm", samples.xa_bytes(seed=2)),
+        ("c.dcm", samples.xa_bytes(seed=3)),
+    )
     assert [(r.name, r.outcome, r.reason) for r in report.files] == [
         ("a.dcm", Outcome.STORED, ""),
         ("b.dcm", Outcome.REJECTED, "storage_failed"),
@@ -394,7 +399,7 @@ def test_zip_members_that_climb_out_or_are_links_are_reported_not_dropped(vessel
         zf.writestr("ok.dcm", samples.xa_bytes(seed=1))
         zf.writestr("../../etc/evil.dcm", samples.xa_bytes(seed=2))
         link = zipfile.ZipInfo("link.dcm")
-        link.external_attr = (0o120777 << 16)  # a symbolic link, as zip -y stores one
+        link.external_attr = 0o120777 << 16  # a symbolic link, as zip -y stores one
         zf.writestr(link, "/etc/passwd")
     report = import_run(project=vessel_project, sources=list(sources_from_path_bytes("a.zip", archive.getvalue())))
     outcomes = {r.name: (r.outcome, r.reason, r.message) for r in report.files}
@@ -450,8 +455,8 @@ def test_a_member_that_inflates_past_its_declared_size_is_rejected(vessel_projec
     with zipfile.ZipFile(io.BytesIO(bytes(data))) as zf:
         info = zf.getinfo("liar.dcm")
     central = data.rindex(b"PK\x01\x02")  # the member's central directory entry: declared size at offset 24
-    data[central + 24: central + 28] = (1024).to_bytes(4, "little")
-    data[info.header_offset + 22: info.header_offset + 26] = (1024).to_bytes(4, "little")
+    data[central + 24 : central + 28] = (1024).to_bytes(4, "little")
+    data[info.header_offset + 22 : info.header_offset + 26] = (1024).to_bytes(4, "little")
     report = import_run(project=vessel_project, sources=list(sources_from_path_bytes("l.zip", bytes(data))))
     [result] = report.files
     assert (result.outcome, result.reason) == (Outcome.REJECTED, "bad_archive"), result

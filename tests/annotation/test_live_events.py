@@ -119,8 +119,10 @@ def test_a_page_that_reconnects_resumes_after_the_last_event_it_saw(vessel_proje
     LiveEvent.objects.create(project=vessel_project, payload={"event": "queue", "open": 2})
 
     async def scenario():
-        fresh, resumed = connect(annotator, vessel_project.slug), connect(annotator, vessel_project.slug,
-                                                                          after=first.pk)
+        fresh, resumed = (
+            connect(annotator, vessel_project.slug),
+            connect(annotator, vessel_project.slug, after=first.pk),
+        )
         assert (await fresh.connect())[0] and (await resumed.connect())[0]
         got = await heard(fresh), await heard(resumed)
         await fresh.disconnect()
@@ -148,8 +150,10 @@ def test_an_event_from_another_process_reaches_the_socket(vessel_project, annota
     async def scenario():
         socket = connect(annotator, vessel_project.slug)
         assert (await socket.connect())[0]
-        code = ("from annotation.services.events import members_event_send; "
-                f"members_event_send({vessel_project.pk}, {{'event': 'queue', 'open': 41}})")
+        code = (
+            "from annotation.services.events import members_event_send; "
+            f"members_event_send({vessel_project.pk}, {{'event': 'queue', 'open': 41}})"
+        )
         done = await database_sync_to_async(subprocess.run)(
             [sys.executable, "manage.py", "shell", "-c", code], cwd=REPO, env=env, capture_output=True, text=True
         )

@@ -27,8 +27,14 @@ pytestmark = pytest.mark.django_db
 
 
 def comparison(n: int, candidate: float, other: float, low: float, high: float) -> dict:
-    return {"n": n, "candidate": candidate, "other": other, "difference": candidate - other,
-            "interval": [low, high], "confidence": 0.9}
+    return {
+        "n": n,
+        "candidate": candidate,
+        "other": other,
+        "difference": candidate - other,
+        "interval": [low, high],
+        "confidence": 0.9,
+    }
 
 
 # ---------------------------------------------------------------------------------------------------- the rule
@@ -58,8 +64,13 @@ def test_the_promotion_rule_asks_for_evidence_beyond_noise():
 
 def test_a_level_primary_metric_is_decided_by_probabilities_better_beyond_noise():
     beats = comparison(30, 0.8, 0.4, 0.2, 0.6)
-    better_probabilities = {"metric": "log loss", "candidate": 0.12, "other": 0.31, "difference": 0.19,
-                            "interval": [0.08, 0.30]}
+    better_probabilities = {
+        "metric": "log loss",
+        "candidate": 0.12,
+        "other": 0.31,
+        "difference": 0.19,
+        "interval": [0.08, 0.30],
+    }
     noisy_probabilities = {**better_probabilities, "interval": [-0.02, 0.30]}
     tie = comparison(30, 0.9, 0.9, -0.05, 0.05)
     wins, rule = promotion_decision(
@@ -82,19 +93,27 @@ def test_a_refit_on_more_labels_replaces_the_champion_unless_shown_worse():
     beats = comparison(30, 0.8, 0.4, 0.2, 0.6)
     tie = comparison(30, 0.95, 0.93, -0.03, 0.07)
     worse = comparison(30, 0.85, 0.95, -0.17, -0.03)
-    worse_probabilities = {"metric": "log loss", "candidate": 0.4, "other": 0.2, "difference": -0.2,
-                           "interval": [-0.3, -0.1]}
+    worse_probabilities = {
+        "metric": "log loss",
+        "candidate": 0.4,
+        "other": 0.2,
+        "difference": -0.2,
+        "interval": [-0.3, -0.1],
+    }
     metrics = {"comparison": {"baseline": beats, "champion": tie}}
     wins, rule = promotion_decision(metrics, "macro_f1", True, refresh=(40, 60))
     assert wins and rule.startswith("refit of the champion's model on 60 human labels (it had 40)")
     assert "not worse beyond noise" in rule and "CI [-0.030, +0.070]" in rule
     wins, rule = promotion_decision(metrics, "macro_f1", True)  # no refit: a tie keeps the champion
     assert not wins and rule.startswith("kept the champion")
-    wins, _ = promotion_decision({"comparison": {"baseline": beats, "champion": worse}}, "macro_f1", True,
-                                 refresh=(40, 60))
+    wins, _ = promotion_decision(
+        {"comparison": {"baseline": beats, "champion": worse}}, "macro_f1", True, refresh=(40, 60)
+    )
     assert not wins
     wins, _ = promotion_decision(
-        {"comparison": {"baseline": beats, "champion": {**tie, "proper": worse_probabilities}}}, "macro_f1", True,
+        {"comparison": {"baseline": beats, "champion": {**tie, "proper": worse_probabilities}}},
+        "macro_f1",
+        True,
         refresh=(40, 60),
     )
     assert not wins  # level on the primary metric, but its probabilities are worse beyond noise
@@ -118,8 +137,24 @@ def test_only_the_first_model_must_beat_the_trivial_baseline_beyond_noise():
 
 def test_test_items_take_the_set_share_of_hand_outs_in_their_own_order():
     ordered, test = list(range(100, 112)), [1, 2, 3, 4]
-    assert interleave_test(ordered, test, 0.25) == [100, 101, 102, 1, 103, 104, 105, 2, 106, 107, 108, 3, 109, 110,
-                                                     111, 4]
+    assert interleave_test(ordered, test, 0.25) == [
+        100,
+        101,
+        102,
+        1,
+        103,
+        104,
+        105,
+        2,
+        106,
+        107,
+        108,
+        3,
+        109,
+        110,
+        111,
+        4,
+    ]
     assert interleave_test(ordered[:2], test, 0.5) == [100, 1, 101, 2, 3, 4]  # left over at the end
     assert interleave_test(ordered[:2], test, 0.0) == [100, 101, 1, 2, 3, 4]
     # The test labels a first model needs lead the queue, then the share resumes.
@@ -212,8 +247,10 @@ def test_a_refit_on_more_labels_is_judged_as_a_refit_of_the_champion(
 def test_a_useless_first_model_is_never_promoted_shown_or_used(
     vessel_project, annotator, lead, executor, tmp_path, client_for
 ):
-    project_update(project=vessel_project, settings={"overlap_rate": 0.0, "pseudo_label_threshold": 0.5,
-                                                     "show_predictions_to_annotators": True})
+    project_update(
+        project=vessel_project,
+        settings={"overlap_rate": 0.0, "pseudo_label_threshold": 0.5, "show_predictions_to_annotators": True},
+    )
     cohort = vessel_cohort(vessel_project, tmp_path / "xa", patients=24, runs=3, seed=6)
     splits_configure(project=vessel_project, test_fraction=0.3, validation_fraction=0.15)
     rng = np.random.default_rng(0)
@@ -292,8 +329,9 @@ def test_annotators_see_neither_the_split_nor_a_prediction_of_a_test_item(
     held, trained = sorted(cohort, key=lambda item: item.pk)
     Item.objects.filter(pk=held.pk).update(split=Split.TEST)
     Item.objects.filter(pk=trained.pk).update(split=Split.TRAIN)
-    version = ModelVersion.objects.create(project=vessel_project, number=1, family="metadata_logreg",
-                                          status=ModelStatus.CHAMPION)
+    version = ModelVersion.objects.create(
+        project=vessel_project, number=1, family="metadata_logreg", status=ModelStatus.CHAMPION
+    )
     for item in (held, trained):
         Prediction.objects.create(item=item, model_version=version, output={"vessel": "LCA"}, uncertainty=0.1)
     annotator_client, lead_client = client_for(annotator), client_for(lead)

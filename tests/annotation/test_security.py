@@ -60,10 +60,19 @@ def test_the_pseudonym_key_is_independent_of_the_secret_key():
 
 def _production(**keys) -> subprocess.CompletedProcess:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("LUMEN_")}
-    environment.update(DJANGO_SETTINGS_MODULE="webapp.settings.production",
-                       DATABASE_URL="postgres://postgres@127.0.0.1:5432/unused", **keys)
-    return subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], cwd=ROOT,
-                          env=environment, capture_output=True, text=True, timeout=120)
+    environment.update(
+        DJANGO_SETTINGS_MODULE="webapp.settings.production",
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/unused",
+        **keys,
+    )
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 STRONG = "k" * 20 + "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -75,8 +84,10 @@ OTHER = "p" * 20 + "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
     [
         ({"LUMEN_PSEUDONYM_KEY": OTHER}, "Set the LUMEN_SECRET_KEY environment variable"),
         ({"LUMEN_SECRET_KEY": STRONG}, "Set the LUMEN_PSEUDONYM_KEY environment variable"),
-        ({"LUMEN_SECRET_KEY": "lumen-local-development-key-change-me-in-production", "LUMEN_PSEUDONYM_KEY": OTHER},
-         "LUMEN_SECRET_KEY is the documented development default"),
+        (
+            {"LUMEN_SECRET_KEY": "lumen-local-development-key-change-me-in-production", "LUMEN_PSEUDONYM_KEY": OTHER},
+            "LUMEN_SECRET_KEY is the documented development default",
+        ),
         ({"LUMEN_SECRET_KEY": STRONG, "LUMEN_PSEUDONYM_KEY": "short-key"}, "LUMEN_PSEUDONYM_KEY is too weak"),
         ({"LUMEN_SECRET_KEY": STRONG, "LUMEN_PSEUDONYM_KEY": STRONG}, "must differ from LUMEN_SECRET_KEY"),
     ],
@@ -184,10 +195,20 @@ def _asgi(path: str, chunks: list[bytes], headers: list[tuple[bytes, bytes]]) ->
 
     from webapp.asgi import application
 
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
-             "headers": [(b"host", b"127.0.0.1"), *headers], "client": ("127.0.0.1", 5000),
-             "server": ("127.0.0.1", 8000)}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1"), *headers],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8000),
+    }
     pending = list(chunks)
     read = 0
     answer: dict = {"body": b""}
@@ -252,13 +273,19 @@ def test_a_hidden_object_reads_exactly_like_a_missing_one(vessel_project, annota
     outsider = client_for(stranger)
     pairs = [
         ("get", reverse("api:member-list", args=[vessel_project.slug]), reverse("api:member-list", args=["nope"]), {}),
-        ("post", reverse("api:project-next", args=[vessel_project.slug]), reverse("api:project-next", args=["nope"]),
-         {}),
+        (
+            "post",
+            reverse("api:project-next", args=[vessel_project.slug]),
+            reverse("api:project-next", args=["nope"]),
+            {},
+        ),
         ("post", reverse("api:item-adjudicate", args=[item.pk]), reverse("api:item-adjudicate", args=[10**9]), {}),
     ]
     for method, hidden, missing, body in pairs:
-        a, b = getattr(outsider, method)(hidden, body, format="json"), getattr(outsider, method)(missing, body,
-                                                                                               format="json")
+        a, b = (
+            getattr(outsider, method)(hidden, body, format="json"),
+            getattr(outsider, method)(missing, body, format="json"),
+        )
         assert (a.status_code, a.json()) == (b.status_code, b.json()) and a.status_code == 404, (hidden, a.json())
     labels = reverse("api:label-list")
     a = outsider.post(labels, {"item": item.pk, "payload": {"vessel": "RCA"}}, format="json")

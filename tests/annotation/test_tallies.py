@@ -27,12 +27,14 @@ def counted_progress(project, user) -> dict[str, int]:
     mine = Label.objects.filter(item=OuterRef("pk"), author=user, superseded_at__isnull=True)
     skipped = Assignment.objects.filter(item=OuterRef("pk"), annotator=user, state=AssignmentState.SKIPPED)
     current = Label.objects.filter(superseded_at__isnull=True)
-    labellers = dict(current.filter(item__project=project).values("item").annotate(n=Count("author"))
-                     .values_list("item", "n"))
+    labellers = dict(
+        current.filter(item__project=project).values("item").annotate(n=Count("author")).values_list("item", "n")
+    )
     items = Item.objects.filter(project=project)
     open_ids = {pk for pk, required in items.values_list("pk", "required_labels") if labellers.get(pk, 0) < required}
     excused = set(items.filter(Exists(mine)).values_list("pk", flat=True)) | set(
-        items.filter(Exists(skipped)).values_list("pk", flat=True))
+        items.filter(Exists(skipped)).values_list("pk", flat=True)
+    )
     return {
         "to_do": len(open_ids - excused),
         "done": items.filter(Exists(mine)).count(),
@@ -51,8 +53,9 @@ def test_the_counters_match_the_rows_after_random_queue_actions(vessel_project, 
     actions = []
     for step in range(160):
         user = rng.choice(users)
-        action = rng.choice(["next+label", "next+label", "next+skip", "skip", "relabel", "direct", "release",
-                             "expire", "overlap"])
+        action = rng.choice(
+            ["next+label", "next+label", "next+skip", "skip", "relabel", "direct", "release", "expire", "overlap"]
+        )
         if step == 80:
             action = "import"
         items = list(vessel_project.items.order_by("pk"))
@@ -60,8 +63,12 @@ def test_the_counters_match_the_rows_after_random_queue_actions(vessel_project, 
             lease = item_next(project=vessel_project, annotator=user)
             if lease is not None and action == "next+label":
                 current = selectors.current_label(lease.item, user)
-                label_submit(item=lease.item, author=user, payload={"vessel": rng.choice(["LCA", "RCA"])},
-                             base_version=current.version if current else None)
+                label_submit(
+                    item=lease.item,
+                    author=user,
+                    payload={"vessel": rng.choice(["LCA", "RCA"])},
+                    base_version=current.version if current else None,
+                )
             elif lease is not None:
                 item_skip(item=lease.item, annotator=user, reason="cannot tell")
         elif action == "skip":
@@ -69,8 +76,12 @@ def test_the_counters_match_the_rows_after_random_queue_actions(vessel_project, 
         elif action in ("relabel", "direct"):  # a new version of one's own label, or a first one without a lease
             item = rng.choice(items)
             current = selectors.current_label(item, user)
-            label_submit(item=item, author=user, payload={"vessel": rng.choice(["LCA", "RCA"])},
-                         base_version=current.version if current else None)
+            label_submit(
+                item=item,
+                author=user,
+                payload={"vessel": rng.choice(["LCA", "RCA"])},
+                base_version=current.version if current else None,
+            )
         elif action == "release":
             mine = Assignment.objects.filter(annotator=user, state=AssignmentState.LEASED).first()
             if mine is not None:
@@ -86,7 +97,10 @@ def test_the_counters_match_the_rows_after_random_queue_actions(vessel_project, 
         for who in users:
             shown = selectors.work_progress(vessel_project, who)
             assert {k: shown[k] for k in ("to_do", "done", "skipped")} == counted_progress(vessel_project, who), (
-                step, action, who.username)
+                step,
+                action,
+                who.username,
+            )
             assert shown["to_do"] == selectors.items_open_for(vessel_project, who).count()
         stored = ProjectQueue.objects.get(pk=vessel_project.pk).wanting_items
         assert stored == selectors.wanting_count(vessel_project.pk)
@@ -112,7 +126,11 @@ def test_recount_repairs_counters_a_bulk_load_left_behind(vessel_project, annota
     report = progress_recount(project=vessel_project)
     assert report == {"items_fixed": 1, "tallies_fixed": 1, "wanting_items": len(cohort) - 1}
     assert selectors.work_progress(vessel_project, annotator) == {
-        "to_do": len(cohort) - 1, "done": 1, "skipped": 0, "to_review": 0}
+        "to_do": len(cohort) - 1,
+        "done": 1,
+        "skipped": 0,
+        "to_review": 0,
+    }
 
 
 def test_progress_costs_the_same_few_queries_however_large_the_project(vessel_project, annotator, tmp_path):

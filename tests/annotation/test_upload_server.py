@@ -97,8 +97,10 @@ def _raw_post(server, path: str, length: int, headers: str = "") -> tuple[str, i
     from urllib.parse import urlsplit
 
     with socket.create_connection(("127.0.0.1", urlsplit(server.url).port), timeout=10) as sock:
-        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                     f"Content-Length: {length}\r\n{headers}\r\n".encode())
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {length}\r\n{headers}\r\n".encode()
+        )
         answer = sock.recv(65536).decode("latin-1")
         sock.settimeout(2)
         sent = 0

@@ -275,11 +275,13 @@ def test_the_next_item_is_leased_ahead_and_handed_out_after_the_current_one(
     assert ahead["item"] not in (None, current["item"]) and ahead["workspace"]["item"]["id"] == ahead["item"]
     # Asking again while on the same item gives the same item ahead, not a third lease.
     assert client.post(next_url(vessel_project) + f"?after={current['item']}").json()["item"] == ahead["item"]
-    leased = set(Assignment.objects.filter(annotator=annotator, state=AssignmentState.LEASED)
-                 .values_list("item_id", flat=True))
+    leased = set(
+        Assignment.objects.filter(annotator=annotator, state=AssignmentState.LEASED).values_list("item_id", flat=True)
+    )
     assert leased == {current["item"], ahead["item"]}
-    client.post("/api/labels/", {"item": current["item"], "payload": {"vessel": "LCA"}, "base_version": None},
-                format="json")
+    client.post(
+        "/api/labels/", {"item": current["item"], "payload": {"vessel": "LCA"}, "base_version": None}, format="json"
+    )
     # After the submit, a plain next resumes the item fetched ahead.
     assert client.post(next_url(vessel_project)).json()["item"] == ahead["item"]
     assert client.post(next_url(vessel_project) + "?after=x").status_code == 400
@@ -297,9 +299,7 @@ def test_a_frame_is_served_whole_and_cacheable_to_its_viewers_only(runs, client_
     assert client_for(stranger).get(url).status_code == 404
 
 
-def test_the_label_page_hands_out_the_first_item_and_preloads_its_first_frame(
-    runs, vessel_project, client, annotator
-):
+def test_the_label_page_hands_out_the_first_item_and_preloads_its_first_frame(runs, vessel_project, client, annotator):
     client.force_login(annotator)
     page_url = reverse("workspace", args=[vessel_project.slug])
     response = client.get(page_url)
@@ -320,8 +320,11 @@ def test_the_label_page_hands_out_the_first_item_and_preloads_its_first_frame(
     assert shown.groups() == (frame, str(media["columns"]), str(media["rows"]))
     assert "{#" not in html and "#}" not in html  # no template comment leaks into the page
     # A reload resumes the same lease; the API then answers the same item.
-    again = json.loads(re.search(r'id="lumen-first-next" type="application/json">(.*?)</script>', client.get(
-        page_url).content.decode(), re.S).group(1))
+    again = json.loads(
+        re.search(
+            r'id="lumen-first-next" type="application/json">(.*?)</script>', client.get(page_url).content.decode(), re.S
+        ).group(1)
+    )
     assert again["item"] == runs[1].pk and Assignment.objects.filter(annotator=annotator).count() == 1
     # Opened on one item, the page leases nothing.
     other = client.get(page_url, {"item": runs[2].pk}).content.decode()
@@ -330,10 +333,14 @@ def test_the_label_page_hands_out_the_first_item_and_preloads_its_first_frame(
 
 def test_only_a_whole_cine_run_gets_its_first_frame_drawn_by_the_page():
     template = "/api/items/7/frames/{n}/"
-    cine = {"workspace": {"item": {"frame_index": None, "media": {"frame_url_template": template, "rows": 64,
-                                                                   "columns": 96}}}}
-    oct_frame = {"workspace": {"item": {"frame_index": 5, "media": {"frame_url_template": template, "rows": 64,
-                                                                     "columns": 64}}}}
+    cine = {
+        "workspace": {
+            "item": {"frame_index": None, "media": {"frame_url_template": template, "rows": 64, "columns": 96}}
+        }
+    }
+    oct_frame = {
+        "workspace": {"item": {"frame_index": 5, "media": {"frame_url_template": template, "rows": 64, "columns": 64}}}
+    }
     spect = {"workspace": {"item": {"frame_index": None, "media": {"rest_url": "/r.png", "stress_url": "/s.png"}}}}
     # The cine run's frame 0 is the page's <img>, preloaded as an image; an OCT frame is fetched by its tool.
     assert first_images(cine) == [("/api/items/7/frames/0/", "image")]

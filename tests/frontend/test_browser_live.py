@@ -267,13 +267,18 @@ def test_lead_retrains_and_follows_the_job_and_the_new_model_live(page, live_asg
         family="metadata_mlp",
         status=ModelStatus.TRAINED,
         metrics={
-            "test": {"macro_f1": 0.712, "macro_f1_ci": [0.551, 0.853], "n": 12, "ece": 0.0814,
-                     "ece_ci": [0.031, 0.2]},
+            "test": {"macro_f1": 0.712, "macro_f1_ci": [0.551, 0.853], "n": 12, "ece": 0.0814, "ece_ci": [0.031, 0.2]},
             "calibration": {"fitted": True, "n": 9, "temperature": 1.3456},
             "baseline_test": {"macro_f1": 0.4, "n": 12, "name": "majority class"},
             "comparison": {
-                "baseline": {"n": 12, "candidate": 0.712, "other": 0.4, "difference": 0.312,
-                             "interval": [0.1, 0.5], "confidence": 0.9},
+                "baseline": {
+                    "n": 12,
+                    "candidate": 0.712,
+                    "other": 0.4,
+                    "difference": 0.312,
+                    "interval": [0.1, 0.5],
+                    "confidence": 0.9,
+                },
             },
         },
     )
@@ -399,8 +404,9 @@ def test_without_redis_a_label_and_a_retrain_reach_another_page_live(
         _leased(annotator, 2)  # the item on screen and the one fetched ahead
         workspace.keyboard.press("1")
         workspace.keyboard.press("Enter")  # a label in one browser context …
-        workspace.wait_for_function("document.getElementById('progress').querySelector('[data-count=done]')"
-                                    ".textContent.trim() === '1'")
+        workspace.wait_for_function(
+            "document.getElementById('progress').querySelector('[data-count=done]').textContent.trim() === '1'"
+        )
         _leased(annotator, 2)  # the next item on screen, and the one after it fetched ahead
     finally:
         other.close()

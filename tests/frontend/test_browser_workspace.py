@@ -181,12 +181,16 @@ def test_the_following_item_is_leased_ahead_and_shown_on_submit(page, live_serve
     assert [r for r in requests if r.endswith(f"/api/items/{runs[0].pk}/frames/0/")] == [
         f"GET {live_server.url}/api/items/{runs[0].pk}/frames/0/"
     ]
-    page.wait_for_function(f"performance.getEntriesByType('resource').some(e => e.name.endsWith("
-                           f"'/next/?after={runs[0].pk}'))")
+    page.wait_for_function(
+        f"performance.getEntriesByType('resource').some(e => e.name.endsWith('/next/?after={runs[0].pk}'))"
+    )
 
     def leased() -> set[int]:
-        return set(Assignment.objects.filter(annotator=annotator, state=AssignmentState.LEASED)
-                   .values_list("item_id", flat=True))
+        return set(
+            Assignment.objects.filter(annotator=annotator, state=AssignmentState.LEASED).values_list(
+                "item_id", flat=True
+            )
+        )
 
     for _ in range(50):
         if len(leased()) == 2:

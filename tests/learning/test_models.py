@@ -56,7 +56,13 @@ def _moving_blob_clips(count: int, frames: int = 8, size: int = 32) -> tuple[tor
 
 def test_registry_names_every_family():
     assert set(MODEL_FAMILIES) == {
-        "r2plus1d", "metadata_mlp", "metadata_logreg", "contrast_logreg", "fused_vessel", "unet", "polar_cnn"
+        "r2plus1d",
+        "metadata_mlp",
+        "metadata_logreg",
+        "contrast_logreg",
+        "fused_vessel",
+        "unet",
+        "polar_cnn",
     }
     assert isinstance(build_model("polar_cnn", fusion="late", width=4), PolarMapCNN)
 

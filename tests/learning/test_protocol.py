@@ -33,8 +33,9 @@ def angle_examples(n: int, seed: int, split: str = "train", flip: bool = False) 
     return out
 
 
-def logreg_request(train, validation=(), test=(), family="metadata_logreg", media_root="/nonexistent",
-                   **hparams) -> TrainRequest:
+def logreg_request(
+    train, validation=(), test=(), family="metadata_logreg", media_root="/nonexistent", **hparams
+) -> TrainRequest:
     return TrainRequest(
         task="vessel_type",
         family=family,
@@ -126,7 +127,9 @@ def test_the_angle_model_learns_a_quadratic_boundary_and_matches_scikit_learn(tm
     x = np.array([e.ref.geometry[:2] for e in train])
     y = np.array([e.target for e in train])
     reference = make_pipeline(
-        StandardScaler(), PolynomialFeatures(2, include_bias=False), StandardScaler(),
+        StandardScaler(),
+        PolynomialFeatures(2, include_bias=False),
+        StandardScaler(),
         LogisticRegression(C=fitted["C"], max_iter=2000),
     ).fit(x, y)
     expected = reference.predict_proba(np.array([e.ref.geometry[:2] for e in new]))
@@ -188,9 +191,10 @@ def test_the_angle_model_learns_from_validation_labels_too_but_never_from_test_l
     train, validation = angle_examples(30, seed=16), angle_examples(20, seed=17, split="validation")
     flipped = angle_examples(20, seed=17, split="validation", flip=True)
     task = VesselTask("/nonexistent")
-    assert fit(task, logreg_request(train, validation), CPU).weights != fit(
-        task, logreg_request(train, flipped), CPU
-    ).weights
+    assert (
+        fit(task, logreg_request(train, validation), CPU).weights
+        != fit(task, logreg_request(train, flipped), CPU).weights
+    )
 
 
 def test_temperature_scaling_cools_an_overconfident_model():
@@ -289,8 +293,9 @@ def test_the_fused_model_stacks_video_and_angles_on_validation(cine_examples):
     assert stacking["video_weight"] >= 0 and stacking["angle_weight"] >= 0
     losses = stacking["validation_log_loss"]
     assert losses["fused"] <= min(losses["video"], losses["angles"]) + 0.05  # stacking fits on these very runs
-    scores = score(VesselTask(root), ScoreRequest("vessel_type", outcome.weights, tuple(e.ref for e in examples), root),
-                   CPU)
+    scores = score(
+        VesselTask(root), ScoreRequest("vessel_type", outcome.weights, tuple(e.ref for e in examples), root), CPU
+    )
     assert all(abs(sum(s.output["probabilities"].values()) - 1) < 1e-4 for s in scores)
 
 
@@ -353,12 +358,15 @@ def test_the_contrast_model_scores_runs_without_recorded_angles(atypical_views):
     root, examples = atypical_views
     blind = [Example(CineRef(e.ref.item_id, e.ref.path, None), e.target, "train", e.label_id) for e in examples[:30]]
     outcome = fit(VesselTask(root), logreg_request(blind[:20], family="contrast_logreg", media_root=root), CPU)
-    scores = score(VesselTask(root), ScoreRequest("vessel_type", outcome.weights, tuple(e.ref for e in blind), root),
-                   CPU)
+    scores = score(
+        VesselTask(root), ScoreRequest("vessel_type", outcome.weights, tuple(e.ref for e in blind), root), CPU
+    )
     assert len(scores) == 30
     assert all(np.isfinite(list(s.output["probabilities"].values())).all() for s in scores)
-    assert np.mean([CLASSES.index(s.output["vessel"]) == e.target for s, e in zip(scores[20:], blind[20:],
-                                                                                    strict=True)]) >= 0.7
+    assert (
+        np.mean([CLASSES.index(s.output["vessel"]) == e.target for s, e in zip(scores[20:], blind[20:], strict=True)])
+        >= 0.7
+    )
 
 
 def test_the_paired_comparison_scores_probabilities_by_log_loss_on_the_same_items():
@@ -370,8 +378,9 @@ def test_the_paired_comparison_scores_probabilities_by_log_loss_on_the_same_item
         for e in examples:
             probs = {"LCA": 1 - confidence, "RCA": 1 - confidence, "neither": 0.0}
             probs[CLASSES[e.target]] = confidence
-            out.append(ItemScore(e.ref.item_id, {"probabilities": probs, "vessel": CLASSES[e.target]}, 0.0, {},
-                                 confidence))
+            out.append(
+                ItemScore(e.ref.item_id, {"probabilities": probs, "vessel": CLASSES[e.target]}, 0.0, {}, confidence)
+            )
         return out
 
     sure, unsure = scores(0.95), scores(0.6)
@@ -393,8 +402,15 @@ def test_the_paired_comparison_resamples_the_patients_it_is_told():
         out = []
         for e in examples:
             vessel = CLASSES[e.target] if e.group in right_patients else CLASSES[1 - e.target]
-            out.append(ItemScore(e.ref.item_id, {"probabilities": {c: float(c == vessel) for c in CLASSES},
-                                                 "vessel": vessel}, 0.0, {}, 1.0))
+            out.append(
+                ItemScore(
+                    e.ref.item_id,
+                    {"probabilities": {c: float(c == vessel) for c in CLASSES}, "vessel": vessel},
+                    0.0,
+                    {},
+                    1.0,
+                )
+            )
         return out
 
     candidate, champion = scores({0, 1, 2, 3}), scores({4, 5})

@@ -22,6 +22,8 @@ class UnknownTaskType(ValueError):
 @cache
 def label_tasks() -> dict[str, LabelTask]:
     """Return every registered task by name, in the order LUMEN_TASKS lists them."""
+    from learning.tasks import register_task  # imports torch: only once a task is asked for
+
     tasks: dict[str, LabelTask] = {}
     for path in settings.LUMEN_TASKS:
         task_class = import_string(path)
@@ -30,6 +32,7 @@ def label_tasks() -> dict[str, LabelTask]:
         task = task_class()
         if task.name in tasks:
             raise ImproperlyConfigured(f"LUMEN_TASKS: two tasks are named {task.name!r}")
+        register_task(task.learning())  # workers in this process find its learning side by name
         tasks[task.name] = task
     return tasks
 

@@ -42,6 +42,14 @@ def task_class(name: str) -> type[TaskSpec]:
         raise UnknownTask(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}") from None
 
 
+def register_task(spec: type[TaskSpec]) -> None:
+    """Make a task defined elsewhere known by its name (a plugin's learning side); registering it twice is a no-op,
+    a different task under a taken name raises ValueError."""
+    known = TASKS.setdefault(spec.name, spec)
+    if known is not spec:
+        raise ValueError(f"a different learning task is already registered as {spec.name!r}")
+
+
 def get_task(name: str, media_root: str | Path) -> TaskSpec:
     """Return a fresh task instance reading its input files under ``media_root``."""
     return task_class(name)(media_root)
@@ -49,6 +57,7 @@ def get_task(name: str, media_root: str | Path) -> TaskSpec:
 
 __all__ = [
     "TASKS",
+    "register_task",
     "CineRef",
     "Example",
     "HyperparameterError",

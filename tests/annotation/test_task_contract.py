@@ -88,14 +88,13 @@ CASES = {
 
 
 @pytest.fixture
-def image_task_registered(settings, monkeypatch):
-    """List the test-only task in LUMEN_TASKS, and its learning side in learning's registry (for the workers)."""
+def image_task_registered(settings):
+    """List the test-only task in LUMEN_TASKS: the registry also makes its learning side known to the workers."""
     from learning import tasks as learning_tasks
 
     settings.LUMEN_TASKS = [*settings.LUMEN_TASKS, IMAGE_TASK]
-    monkeypatch.setitem(learning_tasks.TASKS, "image_class", image_task.ImageClassSpec)
     yield
-    label_tasks.cache_clear()
+    learning_tasks.TASKS.pop("image_class", None)
 
 
 @pytest.fixture(params=list(CASES))
@@ -185,3 +184,12 @@ def test_the_task_contract(task_name, tmp_path, executor, lead, client_for, clie
     assert task.title in page
     workspace = client.get(f"/projects/{project.slug}/label/").content.decode()
     assert task.tool_script in workspace
+
+
+def test_a_plugin_cannot_take_a_learning_task_name_already_used():
+    from learning.tasks import VesselTask, register_task
+
+    register_task(VesselTask)  # the same class again: nothing happens
+    imposter = type("Imposter", (image_task.ImageClassSpec,), {"name": "vessel_type"})
+    with pytest.raises(ValueError, match="already registered as 'vessel_type'"):
+        register_task(imposter)

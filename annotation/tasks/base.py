@@ -65,6 +65,8 @@ class LabelTask:
     # The workspace tool: an ES module and its stylesheet under frontend/static/ (`mount(root, context)`).
     tool_script: ClassVar[str] = ""
     tool_style: ClassVar[str] = ""
+    # Its views on the quality and adjudication pages: an ES module exporting `agreement` and `adjudication`.
+    views_script: ClassVar[str] = ""
     # The relations `item_ref` reads, joined when items are loaded for training or scoring.
     input_relations: ClassVar[tuple[str, ...]] = ()
 

@@ -25,6 +25,7 @@ class OctCalcium(LabelTask):
     frame_agreement = True
     tool_script = "frontend/tools/oct_calcium.js"
     tool_style = "frontend/tools/oct_calcium.css"
+    views_script = "frontend/tasks/oct_calcium.js"
     input_relations = ("instance",)
 
     def check_dicom(self, ds, frames: int) -> tuple[str, ...]:

@@ -35,6 +35,7 @@ class SpectTerritory(LabelTask):
     pairs_maps = True
     tool_script = "frontend/tools/spect_territory.js"
     tool_style = "frontend/tools/spect_territory.css"
+    views_script = "frontend/tasks/spect_territory.js"
     input_relations = ("spect__rest", "spect__stress")
 
     # ------------------------------------------------------------------------------------------------ ingest

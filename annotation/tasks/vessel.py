@@ -27,6 +27,7 @@ class VesselType(LabelTask):
     default_modalities = ("XA",)
     tool_script = "frontend/tools/vessel_type.js"
     tool_style = "frontend/tools/vessel_type.css"
+    views_script = "frontend/tasks/vessel_type.js"
     input_relations = ("instance",)
 
     def check_dicom(self, ds, frames: int) -> tuple[str, ...]:

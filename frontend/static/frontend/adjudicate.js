@@ -11,6 +11,8 @@ const api = makeApi(root.querySelector("input[name=csrfmiddlewaretoken]").value)
 const itemId = Number(root.dataset.itemId);
 const toolModule = import(root.dataset.toolUrl);
 toolModule.catch(() => {}); // reported when the tool mounts
+const taskViews = import(root.dataset.viewsUrl); // the task's own views (LabelTask.views_script)
+taskViews.catch(() => {}); // reported when the opinions are drawn
 
 let tool = null;
 let busy = false;
@@ -64,9 +66,9 @@ function startFrom(payload, panel, who) {
   status(`Started from ${who}: edit it if needed, add a note and settle.`);
 }
 
-function renderOpinions(kase, data) {
+function renderOpinions(view, kase, data) {
   $("case-detail").textContent = kase.detail;
-  const panels = opinionPanels(data.task_type, kase, { item: data.item, onStart: startFrom });
+  const panels = opinionPanels(view, kase, { item: data.item, onStart: startFrom });
   $("opinions").replaceChildren(...(panels.length ? panels : [el("p", { class: "muted", text: "Nobody has labelled this item yet." })]));
 }
 
@@ -86,7 +88,7 @@ async function start() {
     status(`Showing your own current label (version ${data.label.version}); settling stores a new version.`);
   }
   renderShortcuts($("shortcuts"), tool.shortcuts);
-  renderOpinions(kase, data);
+  renderOpinions((await taskViews).adjudication, kase, data);
   setState("ready");
 }
 

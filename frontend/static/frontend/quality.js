@@ -9,7 +9,9 @@ import { agreementCharts, agreementFacts, agreementTables } from "./quality-agre
 const root = document.getElementById("quality");
 const $ = (id) => document.getElementById(id);
 const api = makeApi(root.querySelector("input[name=csrfmiddlewaretoken]").value);
-const taskType = root.dataset.taskType;
+// The task's own views (LabelTask.views_script); the agreement card is drawn its way.
+const taskViews = import(root.dataset.viewsUrl);
+taskViews.catch(() => {}); // reported by the agreement section
 const LIVE_STATES = { open: "live", closed: "reconnecting…", gone: "no live updates" };
 const CASES_EVERY_MS = 30_000;
 const DEBOUNCE_MS = 800;
@@ -175,11 +177,12 @@ function renderHealth(health) {
 }
 
 // ---------------------------------------------------------------------------------------------- agreement
-function renderAgreement(agreement) {
+async function renderAgreement(agreement) {
+  const view = (await taskViews).agreement;
   reports.agreement = agreement;
-  $("agreement-overall").replaceChildren(...agreementFacts(taskType, agreement));
-  $("agreement-charts").replaceChildren(...agreementCharts(taskType, agreement));
-  $("agreement-tables").replaceChildren(...agreementTables(taskType, agreement));
+  $("agreement-overall").replaceChildren(...agreementFacts(view, agreement));
+  $("agreement-charts").replaceChildren(...agreementCharts(view, agreement));
+  $("agreement-tables").replaceChildren(...agreementTables(view, agreement));
   renderOverTime();
 }
 
@@ -304,7 +307,7 @@ async function load(name) {
   const node = $(section);
   const error = node.querySelector(".section-error");
   try {
-    render(await api.get(reportUrl(name)));
+    await render(await api.get(reportUrl(name)));
     error.hidden = true;
     node.dataset.state = "ready";
   } catch (problem) {

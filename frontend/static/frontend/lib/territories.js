@@ -1,5 +1,5 @@
 // AHA 17-segment model in the browser: coronary territories, the bull's-eye layout and the roll-up.
-// Mirrors learning/cohorts/territories.py and learning/spect_scoring.py (tests check the two agree).
+// Mirrors learning/domain.py and learning/spect_scoring.py (tests check the two agree).
 
 export const SEGMENT_COUNT = 17;
 export const MAX_SCORE = 4;

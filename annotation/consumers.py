@@ -90,7 +90,7 @@ class ProjectEventsConsumer(AsyncJsonWebsocketConsumer):
     def _start(self, user, slug: str, after: int | None) -> tuple[int, str, int] | None:
         project = Project.objects.filter(slug=slug).first()
         role = project_role(project, user) if project is not None else None
-        if role is None:
+        if project is None or role is None:
             return None
         newest = LiveEvent.objects.filter(project=project).aggregate(n=Max("id"))["n"] or 0
         return project.pk, role, newest if after is None else min(after, newest)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import connection
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
@@ -34,14 +34,14 @@ from annotation.project_settings import default_settings, parse_settings
 from annotation.tasks import label_tasks
 
 
-def project_role(project: Project, user: AbstractBaseUser) -> str | None:
+def project_role(project: Project, user: User) -> str | None:
     """Return the user's role in the project ("lead", "annotator") or None; superusers act as leads."""
     if user.is_superuser:
         return Role.LEAD
     return Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
 
 
-def role_in(user: AbstractBaseUser, project_ref: str = "pk") -> Subquery | Value:
+def role_in(user: User, project_ref: str = "pk") -> Subquery | Value:
     """The user's role in the project of each row of the outer query (`project_ref`: its project id), as an
     annotation: NULL for non-members, a lead for superusers (as `project_role` says)."""
     if user.is_superuser:
@@ -55,7 +55,7 @@ def _items_per_project(labels: QuerySet[Label]) -> Coalesce:
     return Coalesce(Subquery(counted.annotate(n=Count("item", distinct=True)).values("n")[:1]), 0)
 
 
-def projects_for(user: AbstractBaseUser) -> QuerySet[Project]:
+def projects_for(user: User) -> QuerySet[Project]:
     """Return the projects a user belongs to, with their item count, how many items carry a current label,
     and how many carry the user's own current label."""
     projects = Project.objects.all() if user.is_superuser else Project.objects.filter(memberships__user=user)
@@ -68,7 +68,7 @@ def projects_for(user: AbstractBaseUser) -> QuerySet[Project]:
     ).order_by("name", "slug")
 
 
-def _projects_where(user: AbstractBaseUser, role: str | None = None) -> QuerySet[Project]:
+def _projects_where(user: User, role: str | None = None) -> QuerySet[Project]:
     if user.is_superuser:
         return Project.objects.all()
     memberships = Membership.objects.filter(user=user)
@@ -77,7 +77,7 @@ def _projects_where(user: AbstractBaseUser, role: str | None = None) -> QuerySet
     return Project.objects.filter(pk__in=memberships.values("project"))
 
 
-def items_for(user: AbstractBaseUser) -> QuerySet[Item]:
+def items_for(user: User) -> QuerySet[Item]:
     """The items a user may see, each with the user's role in its project as `viewer_role`."""
     return (
         Item.objects.filter(project__in=_projects_where(user))
@@ -87,7 +87,7 @@ def items_for(user: AbstractBaseUser) -> QuerySet[Item]:
     )
 
 
-def frames_of(user: AbstractBaseUser, item_id: int) -> Instance | None:
+def frames_of(user: User, item_id: int) -> Instance | None:
     """The DICOM instance whose rendered frames the item shows, if the user may see the item (one short query:
     every frame request of the cine player and the OCT tool asks it); None for a hidden item or one without
     frames."""
@@ -98,14 +98,14 @@ def frames_of(user: AbstractBaseUser, item_id: int) -> Instance | None:
     )
 
 
-def items_to_label(user: AbstractBaseUser) -> QuerySet[Item]:
+def items_to_label(user: User) -> QuerySet[Item]:
     """The items a user may label, each with the user's role in its project as `viewer_role` (one query: what a
     submit reads before storing the label)."""
     items = Item.objects.select_related("project", "instance").annotate(viewer_role=role_in(user, "project_id"))
     return items if user.is_superuser else items.filter(viewer_role__isnull=False)
 
 
-def labels_for(user: AbstractBaseUser) -> QuerySet[Label]:
+def labels_for(user: User) -> QuerySet[Label]:
     """Leads see every label in the projects they lead; everyone else only their own."""
     return (
         Label.objects.filter(
@@ -125,7 +125,7 @@ def _shows_predictions() -> Q:
     )
 
 
-def predictions_for(user: AbstractBaseUser) -> QuerySet[Prediction]:
+def predictions_for(user: User) -> QuerySet[Prediction]:
     """Leads see all predictions; annotators only where the project shows predictions to them, and never of a
     held-out test item (labelled without the model's suggestion)."""
     shown = _projects_where(user).filter(_shows_predictions())
@@ -139,7 +139,7 @@ def predictions_for(user: AbstractBaseUser) -> QuerySet[Prediction]:
     )
 
 
-def model_versions_for(user: AbstractBaseUser) -> QuerySet[ModelVersion]:
+def model_versions_for(user: User) -> QuerySet[ModelVersion]:
     # Explicit: Meta.ordering is dropped once the list view annotates a count (a GROUP BY query).
     return (
         ModelVersion.objects.filter(project__in=_projects_where(user, Role.LEAD))
@@ -148,7 +148,7 @@ def model_versions_for(user: AbstractBaseUser) -> QuerySet[ModelVersion]:
     )
 
 
-def polar_maps_for(user: AbstractBaseUser) -> QuerySet[PolarMap]:
+def polar_maps_for(user: User) -> QuerySet[PolarMap]:
     """SPECT polar maps of the projects the user leads (the pairing list)."""
     return (
         PolarMap.objects.filter(project__in=_projects_where(user, Role.LEAD))
@@ -157,7 +157,7 @@ def polar_maps_for(user: AbstractBaseUser) -> QuerySet[PolarMap]:
     )
 
 
-def jobs_for(user: AbstractBaseUser) -> QuerySet[Job]:
+def jobs_for(user: User) -> QuerySet[Job]:
     return Job.objects.filter(project__in=_projects_where(user, Role.LEAD)).order_by("-created_at", "-pk")
 
 
@@ -175,7 +175,7 @@ def _count_per_item(rows: QuerySet) -> Coalesce:
     return Coalesce(Subquery(rows.order_by().values("item").annotate(n=Count("pk")).values("n")[:1]), 0)
 
 
-def items_open_for(project: Project, annotator: AbstractBaseUser) -> QuerySet[Item]:
+def items_open_for(project: Project, annotator: User) -> QuerySet[Item]:
     """Return the items the annotator may still label: not labelled or skipped by them, short of required labels."""
     mine = Label.objects.filter(item=OuterRef("pk"), author=annotator, superseded_at__isnull=True)
     skipped = Assignment.objects.filter(item=OuterRef("pk"), annotator=annotator, state=AssignmentState.SKIPPED)
@@ -240,7 +240,7 @@ WHERE p.id = %(project)s
 """
 
 
-def work_progress(project: Project, annotator: AbstractBaseUser) -> dict[str, int]:
+def work_progress(project: Project, annotator: User) -> dict[str, int]:
     """Return the annotator's counts in the project: still to do, labelled, skipped, sent back for review."""
     with connection.cursor() as cursor:
         cursor.execute(_PROGRESS_SQL, {"project": project.pk, "annotator": annotator.pk})
@@ -253,7 +253,7 @@ def work_progress(project: Project, annotator: AbstractBaseUser) -> dict[str, in
     return {"to_do": max(wanting - excused, 0), "done": done, "skipped": skipped, "to_review": to_review}
 
 
-def recent_labels_of(project: Project, annotator: AbstractBaseUser, limit: int = 50) -> QuerySet[Label]:
+def recent_labels_of(project: Project, annotator: User, limit: int = 50) -> QuerySet[Label]:
     """Return the annotator's current labels in the project, newest first (for "back to previous item")."""
     return (
         Label.objects.filter(item__project=project, author=annotator, superseded_at__isnull=True)
@@ -278,7 +278,7 @@ def promoted_predictions(project: Project, item_ids=None) -> dict[int, Predictio
     return newest
 
 
-def open_review(item: Item, annotator: AbstractBaseUser) -> ReviewItem | None:
+def open_review(item: Item, annotator: User) -> ReviewItem | None:
     """Return the lead's open request that the annotator look at their label of the item again, if any."""
     return (
         ReviewItem.objects.filter(item=item, request__annotator=annotator, resolved_at__isnull=True)
@@ -288,11 +288,11 @@ def open_review(item: Item, annotator: AbstractBaseUser) -> ReviewItem | None:
     )
 
 
-def current_label(item: Item, author: AbstractBaseUser) -> Label | None:
+def current_label(item: Item, author: User) -> Label | None:
     return Label.objects.filter(item=item, author=author, superseded_at__isnull=True).first()
 
 
-def draft_of(item: Item, author: AbstractBaseUser) -> Draft | None:
+def draft_of(item: Item, author: User) -> Draft | None:
     return Draft.objects.filter(item=item, author=author).first()
 
 
@@ -300,12 +300,14 @@ def latest_ica(item: Item) -> IcaReference | None:
     return item.ica_references.select_related("entered_by").first()
 
 
-def open_lease(item: Item, annotator: AbstractBaseUser) -> Assignment | None:
+def open_lease(item: Item, annotator: User) -> Assignment | None:
     return Assignment.objects.filter(item=item, annotator=annotator, state=AssignmentState.LEASED).first()
 
 
-def pullback_frames(item: Item, author: AbstractBaseUser) -> list[dict]:
+def pullback_frames(item: Item, author: User) -> list[dict]:
     """Return the frames of the item's pullback with what the author has stored for each (mask/excluded/None)."""
+    if item.instance_id is None:
+        raise ValueError(f"item {item.pk} is not a frame of a pullback")
     frames = Item.objects.filter(instance_id=item.instance_id, kind=item.kind).order_by("frame_index")
     stored = Label.objects.filter(item__in=frames, author=author, superseded_at__isnull=True)
     # Read only the excluded flag: the masks themselves can be large.

@@ -69,8 +69,9 @@ def _kind(request: TrainRequest | ScoreRequest) -> str:
 
 
 def _run(request: TrainRequest | ScoreRequest, report) -> Any:
-    worker = TrainingWorker() if isinstance(request, TrainRequest) else ScoringWorker()
-    return worker.run(request, report)
+    if isinstance(request, TrainRequest):
+        return TrainingWorker().run(request, report)
+    return ScoringWorker().run(request, report)
 
 
 # ------------------------------------------------------------------------------------------------ in process

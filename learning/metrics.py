@@ -199,7 +199,7 @@ def segmentation_summary(pairs: Iterable[tuple[ArrayLike, ArrayLike]]) -> dict[s
 # --- SPECT territories -----------------------------------------------------------------------------------------
 
 
-def _binary_report(y_true: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
+def _binary_report(y_true: ArrayLike, scores: np.ndarray, threshold: float) -> dict[str, float]:
     pred = scores >= threshold
     return {
         "auc": roc_auc(y_true, scores),

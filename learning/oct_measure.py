@@ -38,7 +38,7 @@ class OctMeasurements:
     max_thickness_mm: float | None
 
 
-def default_centre(shape: tuple[int, int]) -> tuple[float, float]:
+def default_centre(shape: tuple[int, ...]) -> tuple[float, float]:
     """Return the image centre (row, column), where the catheter sits in an OCT frame."""
     return (shape[0] - 1) / 2, (shape[1] - 1) / 2
 

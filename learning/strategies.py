@@ -206,7 +206,7 @@ class KCenterGreedy(Strategy):
     @staticmethod
     def _embeddings(candidates: Sequence[Candidate]) -> np.ndarray:
         """Return the embeddings stacked as (n, d), refusing missing or mismatched vectors."""
-        vectors = []
+        vectors: list[np.ndarray] = []
         for candidate in candidates:
             if candidate.embedding is None:
                 raise ValueError(f"kcenter_uncertain: item {candidate.item_id} has no embedding")
@@ -243,29 +243,29 @@ def cold_start_order(ids: Sequence[int], features: np.ndarray, head: int, rng: n
     The batch is k-center greedy over the items' own features (e.g. the C-arm geometry of a run, a frame's
     place in its pullback, a patient's clinical features), standardised, starting from a random item.
     """
-    ids = np.asarray(ids, dtype=np.int64)
+    keys = np.asarray(ids, dtype=np.int64)
     if head < 0:
         raise ValueError(f"head must be >= 0, got {head}")
-    if len(ids) == 0:
+    if len(keys) == 0:
         return []
-    if len(np.unique(ids)) != len(ids):
+    if len(np.unique(keys)) != len(keys):
         raise ValueError("an item appears more than once among the cold-start candidates")
-    points = np.asarray(features, dtype=np.float64).reshape(len(ids), -1)
-    order = np.argsort(ids, kind="stable")  # depend on the seed only, not on the order rows arrived in
-    ids, points = ids[order], np.nan_to_num(points[order])
+    points: np.ndarray = np.asarray(features, dtype=np.float64).reshape(len(keys), -1)
+    order = np.argsort(keys, kind="stable")  # depend on the seed only, not on the order rows arrived in
+    keys, points = keys[order], np.nan_to_num(points[order])
     spread = points.std(axis=0)
     points = (points - points.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
-    first = int(rng.integers(len(ids)))
+    first = int(rng.integers(len(keys)))
     chosen = [first]
     nearest = np.linalg.norm(points - points[first], axis=1)
     nearest[first] = -np.inf
-    for _ in range(min(head, len(ids)) - 1):
+    for _ in range(min(head, len(keys)) - 1):
         best = int(np.argmax(nearest))
         chosen.append(best)
         nearest = np.minimum(nearest, np.linalg.norm(points - points[best], axis=1))
         nearest[chosen] = -np.inf
-    rest = np.setdiff1d(np.arange(len(ids)), chosen, assume_unique=True)
-    return ids[chosen].tolist() + ids[rng.permutation(rest)].tolist()
+    rest = np.setdiff1d(np.arange(len(keys)), chosen, assume_unique=True)
+    return keys[chosen].tolist() + keys[rng.permutation(rest)].tolist()
 
 
 def get_strategy(name: str) -> Strategy:

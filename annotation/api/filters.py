@@ -6,6 +6,8 @@ a NUL byte (Django's form fields refuse it).
 
 from __future__ import annotations
 
+from typing import overload
+
 from django import forms
 from django.db.models import Q
 from django_filters import rest_framework as filters
@@ -134,6 +136,10 @@ class TrainingExampleFilter(filters.FilterSet):
         fields = ["split"]
 
 
+@overload
+def query_int(request, name: str, *, lowest: int, highest: int = MAX_ID, default: int) -> int: ...
+@overload
+def query_int(request, name: str, *, lowest: int, highest: int = MAX_ID, default: None = None) -> int | None: ...
 def query_int(request, name: str, *, lowest: int, highest: int = MAX_ID, default: int | None = None) -> int | None:
     """Return the whole-number query parameter `name` (`default` when absent or empty), or raise a 400 naming it."""
     from rest_framework.exceptions import ValidationError

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mimetypes
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -24,7 +25,7 @@ from annotation import selectors, services
 from annotation.api import filters
 from annotation.api import serializers as s
 from annotation.api.filters import after_param, query_int
-from annotation.api.permissions import project_for, require_role
+from annotation.api.permissions import project_for, require_role, signed_in
 from annotation.ingest import render
 from annotation.ingest.staging import StagedEntry, StagingUploadHandler, display_name
 from annotation.ingest.store import media_path
@@ -40,7 +41,6 @@ from annotation.models import (
     ModelVersion,
     PolarMap,
     Prediction,
-    Project,
     Role,
     TrainingExample,
 )
@@ -49,6 +49,9 @@ from annotation.services.burned_in import burned_in_decide
 from annotation.services.queue import queue_open_count
 from annotation.services.spect import polar_map_discard, polar_map_set_phase
 from annotation.services.splits import splits_configure
+
+if TYPE_CHECKING:
+    from annotation.api.permissions import ProjectWithRole
 
 
 def _for_user(view, select, model):
@@ -581,16 +584,17 @@ def _leased_item(lease, project) -> Item:
     return item
 
 
-def next_answer(request: HttpRequest | Request, project: Project, after: int | None = None) -> dict:
+def next_answer(request: HttpRequest | Request, project: ProjectWithRole, after: int | None = None) -> dict:
     """Lease the user's next item of `project` (from `project_for`: it carries the caller's role) and return what
     `POST …/next/` answers: the item, its lease, the user's progress and the workspace to draw it (one round trip).
     The workspace page embeds the first answer in its HTML, so the browser asks for nothing before frame 0."""
-    lease = None if project.archived else services.item_next(project=project, annotator=request.user, after=after)
+    user = signed_in(request)
+    lease = None if project.archived else services.item_next(project=project, annotator=user, after=after)
     body = {
         "item": lease.item_id if lease else None,
         "workspace_url": reverse("api:item-workspace", args=[lease.item_id]) if lease else None,
         "lease_expires_at": lease.expires_at if lease else None,
-        "progress": selectors.work_progress(project, request.user),
+        "progress": selectors.work_progress(project, user),
         "workspace": workspace_body(_leased_item(lease, project), request, project.viewer_role, lease=lease)
         if lease
         else None,
@@ -641,12 +645,13 @@ def workspace_body(item: Item, request: HttpRequest | Request, role: str, lease=
     """
     # A lease just taken from the queue or the gold items is of an item this user never labelled: no label, and
     # so no review of it, to look up.
+    user = signed_in(request)
     fresh = getattr(lease, "fresh", False)
-    label = None if fresh else selectors.current_label(item, request.user)
-    draft = selectors.draft_of(item, request.user) if getattr(item, "has_draft", True) else None
-    lease = lease if lease is not None else selectors.open_lease(item, request.user)
+    label = None if fresh else selectors.current_label(item, user)
+    draft = selectors.draft_of(item, user) if getattr(item, "has_draft", True) else None
+    lease = lease if lease is not None else selectors.open_lease(item, user)
     prediction = selectors.prediction_shown(item)
-    review = None if fresh else selectors.open_review(item, request.user)
+    review = None if fresh else selectors.open_review(item, user)
     body = {
         "item": s.ItemSerializer(
             item,
@@ -673,14 +678,14 @@ def workspace_body(item: Item, request: HttpRequest | Request, role: str, lease=
         else None,
     }
     if item.kind == ItemKind.OCT_FRAME:
-        instance = item.instance
+        instance = item.dicom
         spacing = [instance.pixel_spacing_row_mm, instance.pixel_spacing_col_mm]
         body["pullback"] = {
             "instance": instance.pk,
             "frames": instance.number_of_frames,
             "lmode_url": reverse("api:item-lmode", args=[item.pk]),
             "pixel_spacing_mm": spacing if all(spacing) else None,
-            "frame_items": selectors.pullback_frames(item, request.user),
+            "frame_items": selectors.pullback_frames(item, user),
         }
     if item.kind == ItemKind.SPECT_PAIR:
         ica = selectors.latest_ica(item)

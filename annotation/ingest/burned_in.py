@@ -53,7 +53,7 @@ def text_regions(frames: Iterable[np.ndarray]) -> list[list[int]]:
         if not (ink == 0).any():
             continue
         height, width = ink.shape
-        page = Image.fromarray(ink).resize((width * SCALE, height * SCALE), Image.BILINEAR)
+        page = Image.fromarray(ink).resize((width * SCALE, height * SCALE), Image.Resampling.BILINEAR)
         try:
             words = pytesseract.image_to_data(page, output_type=pytesseract.Output.DICT, config="--psm 11")
         except (pytesseract.TesseractNotFoundError, OSError) as exc:
@@ -62,7 +62,7 @@ def text_regions(frames: Iterable[np.ndarray]) -> list[list[int]]:
             words["text"], words["conf"], words["left"], words["top"], words["width"], words["height"], strict=True
         ):
             if float(confidence) >= MIN_CONFIDENCE and sum(ch.isalnum() for ch in text) >= 2:
-                boxes.add(tuple(v // SCALE for v in box))  # type: ignore[arg-type]
+                boxes.add(tuple(v // SCALE for v in box))
     return [list(box) for box in sorted(boxes)]
 
 

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeGuard
 
 import numpy as np
 import pydicom
@@ -52,7 +53,7 @@ class CheckedDicom:
 DEFER_BYTES = 256 * 1024
 
 
-def is_deferred(raw: object) -> bool:
+def is_deferred(raw: object) -> TypeGuard[RawDataElement]:
     """Return whether an element's value was left in the file when the dataset was read (see DEFER_BYTES)."""
     return isinstance(raw, RawDataElement) and raw.value is None and raw.length != UNDEFINED_LENGTH
 

@@ -13,7 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 from django.conf import settings
@@ -451,8 +451,9 @@ def _date(value: str) -> dt.date | None:
         return None
 
 
-def _int(value: object) -> int | None:
+def _int(value: Any) -> int | None:
+    """Return a DICOM value as an int, or None when it is missing or not a number (pydicom values are untyped)."""
     try:
-        return int(value)  # type: ignore[arg-type]
+        return int(value)
     except (TypeError, ValueError):
         return None

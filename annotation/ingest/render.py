@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -92,7 +93,8 @@ def _colour_to_uint8(pixels: np.ndarray, bits_stored: int) -> np.ndarray:
     return np.clip(pixels.astype(np.float32) * scale, 0, 255).astype(np.uint8)
 
 
-def _first(value: object) -> object:
+def _first(value: Any) -> Any:
+    """Return the first of a multi-valued DICOM value, or the value itself (pydicom values are untyped)."""
     if isinstance(value, (MultiValue, list, tuple)):
         return value[0] if len(value) else None
     return value

@@ -7,7 +7,7 @@ import stat
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO
@@ -54,7 +54,7 @@ class SourceFile:
     size: int
     reader: Callable[[], bytes]
     path: Path | None = None
-    opener: Callable[[], IO[bytes]] | None = None
+    opener: Callable[[], AbstractContextManager[IO[bytes]]] | None = None
 
     def read(self) -> bytes:
         return self.reader()
@@ -165,6 +165,6 @@ def sources_from_file(name: str, path: Path, *, limits: ArchiveLimits) -> Iterat
     with path.open("rb") as handle:
         head = handle.read(4)
     if is_zip(name, head):
-        yield from expand_zip(name, lambda p=path: p.open("rb"), limits)
+        yield from expand_zip(name, lambda: path.open("rb"), limits)
     else:
         yield SourceFile(name=name, size=path.stat().st_size, reader=path.read_bytes, path=path)

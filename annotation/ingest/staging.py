@@ -12,7 +12,7 @@ import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
@@ -41,13 +41,13 @@ class StagedFile(UploadedFile):
         super().__init__(file=None, name=name, content_type=content_type, size=size)
         self.path = path
 
-    def open(self, mode: str = "rb") -> StagedFile:
-        self.file = self.path.open(mode)
+    def open(self, mode: str | None = None, *args: Any, **kwargs: Any) -> StagedFile:
+        self.file = self.path.open(mode or "rb", *args, **kwargs)
         return self
 
     def read(self, *args: Any) -> bytes:
         if self.file is None:
-            self.open()
+            self.file = self.path.open("rb")
         return self.file.read(*args)
 
 
@@ -68,7 +68,7 @@ class StagingUploadHandler(FileUploadHandler):
         self.count = 0
         self.total = 0
         self.too_large = False
-        self._handle = None
+        self._handle: BinaryIO | None = None
         self._path: Path | None = None
 
     @property

@@ -65,6 +65,13 @@ class Item(models.Model):
     def __str__(self) -> str:
         return self.title
 
+    @property
+    def dicom(self) -> Instance:
+        """The DICOM file the item shows: the cine run, or the pullback of an OCT frame (SPECT items have none)."""
+        if self.instance is None:
+            raise ValueError(f"item {self.pk} ({self.kind}) shows no DICOM file")
+        return self.instance
+
 
 class PolarMapPhase(models.TextChoices):
     REST = "rest", "Rest"

@@ -87,6 +87,9 @@ class Assignment(models.Model):
     # What the hand-out is: a queue item (it took a slot), a gold check (a lead-labelled item mixed in to
     # measure the annotator) or a review (their own label sent back by a lead); only queue items hold slots.
     kind = models.CharField(max_length=8, choices=AssignmentKind.choices, default=AssignmentKind.QUEUE)
+    # Not stored: set on a lease just taken from the queue or the gold items, of an item this annotator never
+    # labelled (the workspace then looks up no label or review of theirs).
+    fresh: bool = False
 
     class Meta:
         constraints = [

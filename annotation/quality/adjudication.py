@@ -29,7 +29,7 @@ from annotation.selectors import promoted_predictions
 from annotation.tasks import label_task
 from annotation.training_data import targets_all_agree
 
-SPLIT_WEIGHT = {Split.TEST: 3.0, Split.VALIDATION: 2.0, Split.TRAIN: 1.0, Split.UNASSIGNED: 1.0}
+SPLIT_WEIGHT: dict[str, float] = {Split.TEST: 3.0, Split.VALIDATION: 2.0, Split.TRAIN: 1.0, Split.UNASSIGNED: 1.0}
 GOLD_WEIGHT = 1.0
 DISAGREEMENT = "disagreement"
 MODEL_DISAGREES = "model_disagrees"
@@ -117,7 +117,8 @@ def adjudication_cases(project: Project) -> list[Case]:
                 )
             )
             continue
-        if prediction is None or (prediction.confidence or 0.0) < settings.suspect_confidence:
+        # A prediction stored without a confidence is never suspect (also when suspect_confidence is 0).
+        if prediction is None or prediction.confidence is None or prediction.confidence < settings.suspect_confidence:
             continue
         predicted = spec.target_from_output(prediction.output)
         newer = [r for r in ratings if r.created_at > prediction.created_at]

@@ -89,8 +89,9 @@ def _pair_rows(pairs, names, compute: Callable[[list[tuple[Rating, Rating]]], di
 
 # ---------------------------------------------------------------------------------------------------- vessel type
 def _vessel_stats(rows: list[tuple[Rating, Rating]]) -> dict:
-    a = [r.payload.get("vessel") for r, _ in rows]
-    b = [r.payload.get("vessel") for _, r in rows]
+    # JSON values, None where a label names no vessel (the metrics compare them as objects).
+    a: list[Any] = [r.payload.get("vessel") for r, _ in rows]
+    b: list[Any] = [r.payload.get("vessel") for _, r in rows]
     return {
         "percent_agreement": _safe(percent_agreement(a, b)),
         "kappa": _safe(cohen_kappa(a, b, labels=VESSEL_CHOICES)),
@@ -231,7 +232,7 @@ def project_agreement(project: Project) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------------- annotators
-def target_agreement(task_type: str, payload: dict, target: Any) -> float | None:
+def target_agreement(task_type: str, payload: dict, target: Any) -> float:
     """Return how far a label agrees with a reference target: 1/0 for classes and flags, Dice for masks."""
     task = label_task(task_type)
     mine = task.learning().target_from_payload(payload)

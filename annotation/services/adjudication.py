@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from annotation.models import (
@@ -29,9 +29,7 @@ from annotation.services.labels import label_submit
 REVIEW_LIMIT_MAX = 500
 
 
-def adjudication_settle(
-    *, item: Item, lead: AbstractBaseUser, payload: Any, reason: str, note: str = ""
-) -> Adjudication:
+def adjudication_settle(*, item: Item, lead: User, payload: Any, reason: str, note: str = "") -> Adjudication:
     """Store the lead's final label of the item and the record of what was weighed, in one transaction.
 
     The payload is validated like any label (a 400 names the field). The lead's own label chain gets the
@@ -72,8 +70,8 @@ def adjudication_settle(
 def review_request_create(
     *,
     project: Project,
-    annotator: AbstractBaseUser,
-    requested_by: AbstractBaseUser,
+    annotator: User,
+    requested_by: User,
     limit: int = 20,
     since=None,
     note: str = "",

@@ -16,7 +16,7 @@ import shutil
 import uuid
 
 import pydicom
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -31,9 +31,7 @@ from annotation.services.queue import queue_hold_items, queue_release_items
 DECISIONS = ("exclude", "mask", "release")
 
 
-def burned_in_decide(
-    *, item: Item, by: AbstractBaseUser, decision: str, regions: list[list[int]] | None = None
-) -> Instance:
+def burned_in_decide(*, item: Item, by: User, decision: str, regions: list[list[int]] | None = None) -> Instance:
     """Apply a lead's decision to the file the item shows (every item of that file); return the file's row."""
     if item.instance_id is None:
         raise WorkspaceInputError("decision", "this item has no DICOM file (SPECT maps from PNG have no header)")
@@ -56,7 +54,7 @@ def burned_in_decide(
     return instance
 
 
-def _mask(item: Item, instance: Instance, regions: list[list[int]] | None, by: AbstractBaseUser) -> Instance:
+def _mask(item: Item, instance: Instance, regions: list[list[int]] | None, by: User) -> Instance:
     chosen = regions if regions is not None else (instance.text_regions or [])
     try:
         chosen = check_regions(chosen, instance.rows, instance.columns)

@@ -14,9 +14,10 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
@@ -27,7 +28,7 @@ from annotation.ingest.staging import StagedEntry, sources_from_staged, staging_
 from annotation.ingest.store import orphaned_files, remove_stored
 from annotation.models import ImportFile, Job, JobKind, JobStatus, Project
 from annotation.project_settings import parse_settings
-from annotation.services.jobs import job_claim, job_event_send, job_fail, jobs_recover_stale
+from annotation.services.jobs import job_claim, job_event_send, job_fail, job_project, jobs_recover_stale
 from annotation.tasks import label_task
 
 logger = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ def import_job_run(*, job: Job) -> ImportReport:
     """Import a claimed job's staged files (resuming after the last file it recorded), then drop the staging."""
     entries = job.params.get("files", [])
     sources = sources_from_staged(entries, limits=ArchiveLimits.from_settings())
-    report = import_run(project=job.project, sources=sources, user=job.created_by, job=job)
+    report = import_run(project=job_project(job), sources=sources, user=job.created_by, job=job)
     staging_remove(job.params.get("staging", ""))
     return report
 
@@ -86,7 +87,7 @@ def import_run(
     *,
     project: Project,
     sources: Iterable[SourceFile | BadSource],
-    user: AbstractBaseUser | None = None,
+    user: User | None = None,
     job: Job | None = None,
     progress: ProgressCallback | None = None,
 ) -> ImportReport:
@@ -119,7 +120,7 @@ def import_run(
             result = FileResult(source.name, Outcome.REJECTED, str(source.rejection.reason), source.rejection.message)
         else:
             try:
-                result = ingest_dicom(project, config, source, limits, record=lambda r, p=position: recorder.row(p, r))
+                result = ingest_dicom(project, config, source, limits, record=partial(recorder.row, position))
             except Exception as error:  # noqa: BLE001 — one file's failure is its own outcome; the batch goes on
                 # By type only: messages of a failed file may quote its identifiers.
                 logger.error("import job %s: file %s failed with %s", job.pk, position, type(error).__name__)

@@ -34,6 +34,13 @@ def _job_event(job: Job) -> dict[str, Any]:
     }
 
 
+def job_project(job: Job) -> Project:
+    """Return the job's project: every job is queued for one (`job_enqueue`, the import services)."""
+    if job.project is None:
+        raise ValueError(f"job {job.pk} belongs to no project")
+    return job.project
+
+
 def job_event_send(job: Job) -> None:
     """Tell the project's leads where a job stands (in the caller's transaction)."""
     if job.project_id:
@@ -94,7 +101,7 @@ def job_claim(*, kinds: tuple[str, ...] = (JobKind.TRAIN, JobKind.SCORE)) -> Job
 def job_report(*, job: Job, reports: list[dict[str, Any]]) -> None:
     """Record a running job's latest progress (and heartbeat) and broadcast it."""
     now = timezone.now()
-    fields = {"heartbeat_at": now}
+    fields: dict[str, Any] = {"heartbeat_at": now}
     if reports:
         latest = reports[-1]
         total = latest.get("total") or 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
@@ -27,7 +27,7 @@ class LabelConflict(Exception):
 def label_submit(
     *,
     item: Item,
-    author: AbstractBaseUser,
+    author: User,
     payload: Any,
     base_version: int | None,
     time_spent_ms: int | None = None,
@@ -48,7 +48,7 @@ def label_submit(
             # one transaction at a time.
             # With the author's current label (id, version), read in the same round trip.
             mine = Label.objects.filter(item=OuterRef("pk"), author=author, superseded_at__isnull=True)
-            *counts, current_id, current_version = (
+            labellers, required, current_id, current_version = (
                 Item.objects.select_for_update()
                 .filter(pk=item.pk)
                 .annotate(
@@ -83,12 +83,12 @@ def label_submit(
                 label=label,
                 leased=bool(leased),
                 first=current_id is None,
-                counts=tuple(counts),
+                counts=(labellers, required),
             )
             return label
     except IntegrityError:
         raise LabelConflict(_current(item, author), base_version) from None
 
 
-def _current(item: Item, author: AbstractBaseUser) -> Label | None:
+def _current(item: Item, author: User) -> Label | None:
     return Label.objects.filter(item=item, author=author, superseded_at__isnull=True).first()

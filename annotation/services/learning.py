@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from annotation.models import Job, JobKind, ModelStatus, ModelVersion, Project, Split, TrainingExample
 from annotation.project_settings import parse_settings
-from annotation.services.jobs import job_enqueue, job_fail, job_finish, job_report
+from annotation.services.jobs import job_enqueue, job_fail, job_finish, job_project, job_report
 from annotation.services.lifecycle import model_version_move
 from annotation.services.splits import splits_fill
 from annotation.tasks import label_task
@@ -104,7 +104,7 @@ def training_run(
 
     Returns the new model version, or None when the job failed (the error is on the job).
     """
-    project = job.project
+    project = job_project(job)
     spec = label_task(project.task_type).learning()
     splits_fill(project=project)
     data = training_set(project)
@@ -164,7 +164,7 @@ def model_version_register(
     Locks the project row to number versions without gaps or duplicates. If the database write fails the
     weights file is removed again, so no file exists without its version and no version without its file.
     """
-    project = job.project
+    project = job_project(job)
     path: Path | None = None
     try:
         with transaction.atomic():

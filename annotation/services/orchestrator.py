@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -96,7 +97,7 @@ def project_tick(project: Project, now: datetime, report: TickReport) -> None:
         if not _active(project, Q(kind=JobKind.SCORE)) and not recently_failed:
             scoring_request(version=champion)
             report.scorings.append(project.slug)
-    elif champion is not None and queue.strategy not in (settings.acquisition_strategy, ""):
+    elif champion is not None and queue is not None and queue.strategy not in (settings.acquisition_strategy, ""):
         # The lead chose another strategy: re-rank on the scores already stored, no model run needed.
         queue_rerank(project=project, version=champion)
         report.reranks.append(project.slug)
@@ -128,7 +129,7 @@ def orchestrator_tick(*, now: datetime | None = None) -> TickReport:
 
 def job_run(*, job: Job, executor: ExecutorLike, poll_seconds: float = 1.0) -> None:
     """Run one claimed job to the end by its kind; unexpected errors fail the job with their message."""
-    runners = {JobKind.TRAIN: training_run, JobKind.SCORE: scoring_run}
+    runners: dict[str, Callable[..., object]] = {JobKind.TRAIN: training_run, JobKind.SCORE: scoring_run}
     runner = runners.get(job.kind)
     if runner is None:
         job_fail(job=job, error=f"this worker does not run {job.kind} jobs")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from annotation.ingest.burned_in import ocr_available
@@ -31,7 +31,7 @@ def project_create(
     slug: str,
     name: str,
     task_type: str,
-    creator: AbstractBaseUser,
+    creator: User,
     description: str = "",
     settings: dict[str, Any] | None = None,
 ) -> Project:
@@ -88,7 +88,7 @@ class LastLeadError(ValueError):
 
 
 @transaction.atomic
-def membership_set(*, project: Project, user: AbstractBaseUser, role: str) -> Membership:
+def membership_set(*, project: Project, user: User, role: str) -> Membership:
     """Add a member or change their role; the last lead cannot be demoted. Locks the project's memberships."""
     members = list(Membership.objects.select_for_update().filter(project=project))
     leads = [m for m in members if m.role == Role.LEAD]
@@ -100,7 +100,7 @@ def membership_set(*, project: Project, user: AbstractBaseUser, role: str) -> Me
 
 
 @transaction.atomic
-def membership_remove(*, project: Project, user: AbstractBaseUser) -> None:
+def membership_remove(*, project: Project, user: User) -> None:
     """Remove a member; the last lead cannot be removed. Locks the project's memberships."""
     members = list(Membership.objects.select_for_update().filter(project=project))
     target = next((m for m in members if m.user_id == user.pk), None)

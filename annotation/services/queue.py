@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 import numpy as np
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.db.models import Count, Exists, F, FloatField, OuterRef, Q
 from django.db.models.fields.json import KeyTextTransform
@@ -219,7 +219,7 @@ def _scored_candidates(version: ModelVersion, ids: Sequence[int], strategy, head
         .annotate(score=Cast(KeyTextTransform(key, "uncertainty_detail"), FloatField()))
         .values_list("item_id", "uncertainty", "score")
         .iterator(chunk_size=20000)
-        if item_id in wanted
+        if item_id in wanted and u is not None  # never None (filtered in SQL): says so to the type checker
     ]
     embeddings: dict[int, np.ndarray] = {}
     pool = strategy.embedding_pool(head)
@@ -379,7 +379,7 @@ def leases_expire(*, now: datetime | None = None, limit: int = 1000) -> int:
     return len(stale)
 
 
-def _gold_due(project: Project, annotator: AbstractBaseUser, rate: float) -> bool:
+def _gold_due(project: Project, annotator: User, rate: float) -> bool:
     """Return whether this hand-out should be a gold item: gold hand-outs so far stay at rate x all hand-outs."""
     if rate <= 0:
         return False
@@ -387,7 +387,7 @@ def _gold_due(project: Project, annotator: AbstractBaseUser, rate: float) -> boo
     return counts["gold_handouts"] < math.floor(rate * (counts["handouts"] + 1) + 1e-9)
 
 
-def _not_done_by(annotator: AbstractBaseUser, item_ref: str):
+def _not_done_by(annotator: User, item_ref: str):
     """Return the filters excluding items the annotator labelled, skipped or holds a lease on."""
     mine = Label.objects.filter(item=OuterRef(item_ref), author=annotator)
     held = Assignment.objects.filter(
@@ -396,7 +396,7 @@ def _not_done_by(annotator: AbstractBaseUser, item_ref: str):
     return ~Exists(mine), ~Exists(held)
 
 
-def _lease_gold(project: Project, annotator: AbstractBaseUser, expires_at: datetime) -> Assignment | None:
+def _lease_gold(project: Project, annotator: User, expires_at: datetime) -> Assignment | None:
     item_id = (
         Item.objects.filter(project=project, is_gold=True)
         .filter(*_not_done_by(annotator, "pk"))
@@ -423,7 +423,7 @@ LIMIT 1
 
 
 def _lease_review(
-    project: Project, annotator: AbstractBaseUser, expires_at: datetime, after: int | None = None
+    project: Project, annotator: User, expires_at: datetime, after: int | None = None
 ) -> Assignment | None:
     params = {"project": project.pk, "annotator": annotator.pk, "after": after}
     with connection.cursor() as cursor:
@@ -449,9 +449,7 @@ RETURNING *
 """
 
 
-def _lease_resume(
-    project: Project, annotator: AbstractBaseUser, expires_at: datetime, after: int | None
-) -> Assignment | None:
+def _lease_resume(project: Project, annotator: User, expires_at: datetime, after: int | None) -> Assignment | None:
     sql = _RESUME_SQL.format(
         after="" if after is None else " AND a.item_id <> %(after)s",
         lock=" FOR UPDATE OF a" if connection.features.has_select_for_update_of else "",
@@ -466,7 +464,7 @@ def _lease_resume(
     return next(iter(Assignment.objects.raw(sql, params)), None)
 
 
-def _lease_queued(project: Project, annotator: AbstractBaseUser, expires_at: datetime) -> Assignment | None:
+def _lease_queued(project: Project, annotator: User, expires_at: datetime) -> Assignment | None:
     item_id = slots_take_next(project_id=project.pk, annotator_id=annotator.pk)
     if item_id is None:
         return None
@@ -476,7 +474,7 @@ def _lease_queued(project: Project, annotator: AbstractBaseUser, expires_at: dat
     return lease
 
 
-def item_next(*, project: Project, annotator: AbstractBaseUser, after: int | None = None) -> Assignment | None:
+def item_next(*, project: Project, annotator: User, after: int | None = None) -> Assignment | None:
     """Lease the next item to the annotator, or return None when nothing is left for them.
 
     `after`: the item the annotator is working on, for a browser fetching the following one ahead of time; it
@@ -505,7 +503,7 @@ def item_next(*, project: Project, annotator: AbstractBaseUser, after: int | Non
         return _lease_queued(project, annotator, expires_at)
 
 
-def _close_lease(item: Item, annotator: AbstractBaseUser, state: str, **fields) -> Assignment | None:
+def _close_lease(item: Item, annotator: User, state: str, **fields) -> Assignment | None:
     """Move the annotator's open lease of the item to `state` and give its slot back; return it, or None."""
     now = timezone.now()
     lease = (
@@ -524,7 +522,7 @@ def _close_lease(item: Item, annotator: AbstractBaseUser, state: str, **fields) 
     return lease
 
 
-def item_skip(*, item: Item, annotator: AbstractBaseUser, reason: str) -> Assignment:
+def item_skip(*, item: Item, annotator: User, reason: str) -> Assignment:
     """Skip the item with a reason; it goes back to the queue for others and is never offered to them again."""
     reason = (reason or "").strip()
     if not reason:
@@ -555,7 +553,7 @@ def item_skip(*, item: Item, annotator: AbstractBaseUser, reason: str) -> Assign
         return lease
 
 
-def assignment_release(*, item: Item, annotator: AbstractBaseUser) -> int:
+def assignment_release(*, item: Item, annotator: User) -> int:
     """Give the item back to the queue unlabelled; return how many leases were released (0 or 1)."""
     with transaction.atomic():
         return int(_close_lease(item, annotator, AssignmentState.RELEASED) is not None)
@@ -564,7 +562,7 @@ def assignment_release(*, item: Item, annotator: AbstractBaseUser) -> int:
 def queue_label_added(
     *,
     item: Item,
-    author: AbstractBaseUser,
+    author: User,
     label: Label,
     leased: bool,
     first: bool,
@@ -625,7 +623,7 @@ def queue_apply_overlap(*, project: Project) -> int:
     return len(changed)
 
 
-def item_gold_set(*, item: Item, by: AbstractBaseUser, gold: bool) -> Item:
+def item_gold_set(*, item: Item, by: User, gold: bool) -> Item:
     """Mark or unmark a gold item (leads); a gold item must carry a lead's current label."""
     if gold:
         leads = Membership.objects.filter(project_id=item.project_id, role=Role.LEAD).values("user")

@@ -145,7 +145,7 @@ def slots_take_next(*, project_id: int, annotator_id: int) -> int | None:
     creates the queue lease in the same transaction.
     """
     lock = " FOR UPDATE OF i SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
-    params = {
+    params: dict[str, int | str] = {
         "project": project_id,
         "annotator": annotator_id,
         "skipped": AssignmentState.SKIPPED.value,

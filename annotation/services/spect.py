@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from annotation.ingest.pipeline import pair_polar_map
@@ -28,7 +28,7 @@ def _locked_unpaired(polar: PolarMap) -> PolarMap:
     return polar
 
 
-def polar_map_set_phase(*, polar: PolarMap, by: AbstractBaseUser, phase: str) -> int:
+def polar_map_set_phase(*, polar: PolarMap, by: User, phase: str) -> int:
     """Set an unpaired map's phase and pair it if its counterpart is there; return the items created (0 or 1)."""
     if phase not in PolarMapPhase.values:
         raise WorkspaceInputError("phase", "must be rest or stress")
@@ -39,7 +39,7 @@ def polar_map_set_phase(*, polar: PolarMap, by: AbstractBaseUser, phase: str) ->
         return pair_polar_map(polar.project, polar.patient, polar.study, polar)
 
 
-def polar_map_discard(*, polar: PolarMap, by: AbstractBaseUser) -> None:
+def polar_map_discard(*, polar: PolarMap, by: User) -> None:
     """Delete an unpaired map that is not a polar map at all; its file goes with its last map."""
     with transaction.atomic():
         polar = _locked_unpaired(polar)
@@ -51,4 +51,9 @@ def polar_map_discard(*, polar: PolarMap, by: AbstractBaseUser) -> None:
             frames = instance.frames_dir
             instance.delete()
             transaction.on_commit(lambda: shutil.rmtree(media_path(frames), ignore_errors=True))
-        transaction.on_commit(lambda: [media_path(f).unlink(missing_ok=True) for f in files])
+
+        def remove_files() -> None:
+            for name in files:
+                media_path(name).unlink(missing_ok=True)
+
+        transaction.on_commit(remove_files)

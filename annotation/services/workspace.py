@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from annotation.models import Draft, IcaReference, Item, ItemKind, Label
@@ -16,9 +16,7 @@ from annotation.services.labels import LabelConflict
 ICA_VESSELS = ("lm", "lad", "lcx", "rca")
 
 
-def draft_save(
-    *, item: Item, author: AbstractBaseUser, payload: Any, base_version: int | None, time_spent_ms: int
-) -> Draft:
+def draft_save(*, item: Item, author: User, payload: Any, base_version: int | None, time_spent_ms: int) -> Draft:
     """Store the annotator's unsubmitted work on the item (one draft per item and author, last write wins).
 
     The draft must edit the author's current label version; a stale one raises LabelConflict.
@@ -41,12 +39,12 @@ def draft_save(
     return draft
 
 
-def draft_discard(*, item: Item, author: AbstractBaseUser) -> None:
+def draft_discard(*, item: Item, author: User) -> None:
     """Delete the annotator's draft of the item, if any."""
     Draft.objects.filter(item=item, author=author).delete()
 
 
-def ica_reference_add(*, item: Item, entered_by: AbstractBaseUser, stenosis: dict[str, Any]) -> IcaReference:
+def ica_reference_add(*, item: Item, entered_by: User, stenosis: dict[str, Any]) -> IcaReference:
     """Record a lead's angiography reference (% stenosis of LM, LAD, LCX, RCA) for a SPECT item; append-only."""
     if item.kind != ItemKind.SPECT_PAIR:
         raise WorkspaceInputError("item", "ICA references belong to SPECT items")

@@ -33,7 +33,7 @@ def enqueue(project, item_ids: list[int]) -> None:
 
 def frame_media(item: Item) -> dict:
     """Return the frame URLs and sizes of an item shown from a stored multi-frame file (cine run, pullback)."""
-    instance = item.instance
+    instance = item.dicom
     frame_url = reverse("api:item-frame", args=[item.pk, 0])
     return {
         "frame_url_template": frame_url[: -len("0/")] + "{n}/",

@@ -56,10 +56,10 @@ class OctCalcium(LabelTask):
     def item_ref(self, item: Item) -> OctFrameRef:
         return OctFrameRef(
             item_id=item.pk,
-            path=item.instance.file_path,
+            path=item.dicom.file_path,
             frame_index=item.frame_index or 0,
-            rows=item.instance.rows,
-            columns=item.instance.columns,
+            rows=item.dicom.rows,
+            columns=item.dicom.columns,
         )
 
     def item_media(self, item: Item) -> dict:

@@ -50,23 +50,22 @@ class VesselType(LabelTask):
         return 1
 
     def item_ref(self, item: Item) -> CineRef:
-        instance = item.instance
-        geometry = (
+        instance = item.dicom
+        primary, secondary, detector, patient = (
             instance.positioner_primary_angle,
             instance.positioner_secondary_angle,
             instance.distance_source_to_detector,
             instance.distance_source_to_patient,
         )
-        return CineRef(
-            item_id=item.pk,
-            path=instance.file_path,
-            geometry=None if any(v is None for v in geometry) else tuple(float(v) for v in geometry),
-        )
+        geometry: tuple[float, float, float, float] | None = None  # unless all four were recorded
+        if primary is not None and secondary is not None and detector is not None and patient is not None:
+            geometry = (float(primary), float(secondary), float(detector), float(patient))
+        return CineRef(item_id=item.pk, path=instance.file_path, geometry=geometry)
 
     def item_media(self, item: Item) -> dict:
         from annotation.ingest.pipeline import view_name
 
-        instance = item.instance
+        instance = item.dicom
         geometry = {
             name.removeprefix("instance__"): getattr(instance, name.removeprefix("instance__")) for name in GEOMETRY
         }

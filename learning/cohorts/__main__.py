@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .ivoct import generate_oct_cohort
 from .spect import READER_DISAGREEMENT, SPECT_DIFFICULTIES, SpectDifficulty, generate_spect_cohort
-from .truth import write_truth_json
+from .truth import Truth, write_truth_json
 from .xa import ANGLE_JITTER_RANGE, NOISE_RANGE, generate_xa_cohort
 from .xa_views import VIEW_MIXES
 
@@ -143,35 +143,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.frames and (len(args.frames) > 2 or (len(args.frames) == 2 and args.task != "vessel_type")):
         print("--frames takes one number (MIN MAX only for vessel_type)", file=sys.stderr)
         return 2
+    truths: Sequence[Truth]
     if args.task == "vessel_type":
         frames = (args.frames[0], args.frames[-1]) if args.frames else (24, 48)
         knobs = {name: getattr(args, name) for name in (*_XA_KNOBS, "noise") if getattr(args, name) is not None}
         try:
-            truths = generate_xa_cohort(
+            runs = generate_xa_cohort(
                 out, n_patients=n, frames=frames, size=size, seed=args.seed, neither_rate=args.neither_rate, **knobs
             )
         except ValueError as exc:
             print(f"vessel_type: {exc}", file=sys.stderr)
             return 2
-        counts = Counter(t.vessel for t in truths)
+        counts = Counter(t.vessel for t in runs)
         setting = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in knobs.items())
         detail = (
-            f"{len(truths)} XA runs of {n} patients ({counts['LCA']} LCA, {counts['RCA']} RCA, "
+            f"{len(runs)} XA runs of {n} patients ({counts['LCA']} LCA, {counts['RCA']} RCA, "
             f"{counts['neither']} neither)" + (f" with {setting}" if setting else "")
         )
+        truths = runs
     elif args.task == "oct_calcium":
         oct_frames = args.frames[0] if args.frames else 60
-        truths = generate_oct_cohort(out, n_pullbacks=n, frames=oct_frames, size=size, seed=args.seed)
-        calc = sum(int(t.masks.any(axis=(1, 2)).sum()) for t in truths)
-        total = sum(t.frames for t in truths)
+        pullbacks = generate_oct_cohort(out, n_pullbacks=n, frames=oct_frames, size=size, seed=args.seed)
+        calc = sum(int(t.masks.any(axis=(1, 2)).sum()) for t in pullbacks)
+        total = sum(t.frames for t in pullbacks)
         detail = f"{n} IVOCT pullbacks, {total} frames ({calc} with calcium)"
+        truths = pullbacks
     else:
         preset = args.difficulty or "hard"
         overrides = {knob: getattr(args, knob) for knob in _SPECT_KNOBS if getattr(args, knob) is not None}
         disagreement = READER_DISAGREEMENT if args.reader_disagreement is None else args.reader_disagreement
         try:
             difficulty = dataclasses.replace(SPECT_DIFFICULTIES[preset], **overrides)
-            truths = generate_spect_cohort(
+            patients = generate_spect_cohort(
                 out,
                 n_patients=n,
                 size=size,
@@ -183,14 +186,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError as exc:
             print(f"spect_territory: {exc}", file=sys.stderr)
             return 2
-        abnormal = sum(any(t.territory_abnormal.values()) for t in truths)
-        ica = sum(t.ica_stenosis is not None for t in truths)
-        artefacts = sum(bool(t.artefact) for t in truths)
+        abnormal = sum(any(t.territory_abnormal.values()) for t in patients)
+        ica = sum(t.ica_stenosis is not None for t in patients)
+        artefacts = sum(bool(t.artefact) for t in patients)
         setting = preset + (" with " + ", ".join(f"{k}={v:g}" for k, v in overrides.items()) if overrides else "")
         detail = (
             f"{n} SPECT patients as {args.fmt}, {setting} ({abnormal} abnormal, {ica} with ICA, "
             f"{artefacts} with attenuation artefacts; second reader differs on {disagreement:.0%} of segments)"
         )
+        truths = patients
     write_truth_json(truths, truth_path)
     print(f"{args.task}: wrote {detail} to {out}; truth in {truth_path}")
     return 0

@@ -19,7 +19,7 @@ def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], scale_px: flo
 
 def blur3(image: np.ndarray, passes: int = 1) -> np.ndarray:
     """Return image blurred by passes of a separable [1, 2, 1] / 4 kernel (last two axes)."""
-    out = image.astype(np.float32, copy=True)
+    out: np.ndarray = image.astype(np.float32, copy=True)
     for _ in range(passes):
         for axis in (-1, -2):
             padded = np.concatenate([np.take(out, [0], axis=axis), out, np.take(out, [-1], axis=axis)], axis=axis)

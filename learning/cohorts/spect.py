@@ -497,7 +497,7 @@ def generate_spect_cohort(
         look = _patient_look(np.random.default_rng([seed, i, _LOOK_STREAM]), setting, patient, disease, size)
         rest = _render_map(rng, disease.rest_scores, anatomy, size, look.rest)
         stress = _render_map(rng, disease.stress_scores, anatomy, size, look.stress)
-        second = (None, None)
+        second: tuple[tuple[int, ...], tuple[int, ...]] | tuple[None, None] = (None, None)
         if reader_disagreement > 0:
             second = _second_reader(np.random.default_rng([seed, i, _READER_STREAM]), disease, reader_disagreement)
         if fmt == "dicom":

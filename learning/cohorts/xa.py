@@ -344,6 +344,7 @@ def render_xa_run(
         out += hi - bg
         out *= np.float32(1.0 / (hi - lo))
     else:
+        assert knob_rng is not None  # spawned above: a panned run is varied
         pan = _pan_path(knob_rng, t, table_panning)
     for k in range(frames):
         if pad:  # the anatomy moves with the table, the shutters and the detector noise do not
@@ -377,6 +378,7 @@ def render_xa_run(
         # exp(mu / 2) ~ 1 + x, topped up here with independent noise of std sqrt(x^2 + 2x).
         x = 0.5 * mu * (1.0 + 0.25 * mu)
         if varied:
+            assert knob_rng is not None  # spawned above for every varied run
             rng.standard_normal(main_draws, dtype=np.float32)
             gauss = knob_rng.standard_normal(mu.size, dtype=np.float32)
         else:

@@ -62,6 +62,9 @@ class ClassHead(nn.Module):
     validation after training) divides the logits so that probabilities are calibrated.
     """
 
+    logit_offset: torch.Tensor
+    temperature: torch.Tensor
+
     def register_head(self, num_classes: int) -> None:
         self.register_buffer("logit_offset", torch.zeros(num_classes))
         self.register_buffer("temperature", torch.ones(()))
@@ -113,6 +116,9 @@ class R2Plus1DClassifier(ClassHead):
 class MetadataMLP(ClassHead):
     """Vessel type from the four C-arm geometry fields (``GEOMETRY_FIELDS`` order), standardised inside the model."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, num_features: int = len(GEOMETRY_FIELDS), num_classes: int = 3, hidden: int = 32) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(num_features))
@@ -160,6 +166,13 @@ class QuadraticLogistic(ClassHead):
 
     POLY = 5  # a, b, a², ab, b²
 
+    mean: torch.Tensor
+    scale: torch.Tensor
+    poly_mean: torch.Tensor
+    poly_scale: torch.Tensor
+    coef: torch.Tensor
+    intercept: torch.Tensor
+
     def __init__(self, num_classes: int = 3) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(ANGLE_FEATURES))
@@ -197,6 +210,9 @@ class ContrastLogistic(QuadraticLogistic):
     descriptor. Fitted by scikit-learn (`fit_quadratic` with image features) and copied into buffers.
     """
 
+    image_mean: torch.Tensor
+    image_scale: torch.Tensor
+
     def __init__(self, num_classes: int = 3, image_features: int = CONTRAST_FEATURES) -> None:
         super().__init__(num_classes)
         self.register_buffer("image_mean", torch.zeros(image_features))
@@ -219,6 +235,9 @@ class FusedVessel(ClassHead):
     weight 0, and with too little validation the fused model is the regression alone.
     """
 
+    stack: torch.Tensor
+    stack_bias: torch.Tensor
+
     def __init__(self, num_classes: int = 3, width: int = 16, dropout: float = 0.2, members: int = 3) -> None:
         super().__init__()
         if members < 1:
@@ -236,6 +255,7 @@ class FusedVessel(ClassHead):
     def set_classes(self, active: Sequence[bool]) -> None:
         super().set_classes(active)
         for video in self.videos:
+            assert isinstance(video, R2Plus1DClassifier)  # the ModuleList holds nothing else
             video.set_classes(active)
         self.meta.set_classes(active)
 

@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
@@ -71,6 +71,14 @@ class SpectRef:
 
 
 ItemRef = CineRef | OctFrameRef | SpectRef
+RefT = TypeVar("RefT", CineRef, OctFrameRef, SpectRef)
+
+
+def ref_as(ref: ItemRef, kind: type[RefT]) -> RefT:
+    """Return `ref` as a `kind` reference: every example of a task refers to that task's one kind of item."""
+    if not isinstance(ref, kind):
+        raise TypeError(f"expected a {kind.__name__}, got a {type(ref).__name__}")
+    return ref
 
 
 @dataclass(frozen=True)
@@ -202,7 +210,7 @@ class Hyperparameters:
         unknown = sorted(set(raw) - set(known))
         if unknown:
             raise HyperparameterError(unknown[0], f"unknown hyper-parameter for {cls.__name__}")
-        values = {}
+        values: dict[str, Any] = {}
         for name, value in raw.items():
             default = getattr(cls, name)
             if isinstance(default, bool):
@@ -449,6 +457,7 @@ __all__ = [
     "TrainRequest",
     "TrainingError",
     "model_load",
+    "ref_as",
     "weights_dump",
     "weights_load",
 ]

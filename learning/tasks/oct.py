@@ -25,6 +25,7 @@ from learning.tasks.base import (
     TaskSpec,
     TrainingError,
     example_groups,
+    ref_as,
 )
 
 ROTATIONS = (0, 1, 2, 3)  # quarter turns, as in the OCT paper's 90/180/270° augmentation
@@ -301,7 +302,8 @@ class OctTask(TaskSpec):
     def baseline_scores(self, train: Sequence[Example], refs: Sequence[ItemRef]) -> list[ItemScore]:
         """An empty mask for every frame: what a model that never finds calcium scores."""
         scores = []
-        for ref in refs:
+        for item in refs:
+            ref = ref_as(item, OctFrameRef)
             empty = mask_encode(np.zeros((ref.rows, ref.columns), dtype=bool))
             output = {"mask": empty, "calcium_fraction": 0.0, "family": "empty"}
             scores.append(ItemScore(item_id=ref.item_id, output=output, uncertainty=0.0, detail={}, confidence=1.0))
@@ -313,7 +315,7 @@ class OctTask(TaskSpec):
         pairs = [(mask_decode(by_item[e.ref.item_id].output["mask"]), mask_decode(e.target)) for e in kept]
         if not pairs:
             raise TrainingError("no scored frames to evaluate")
-        summary = metrics.segmentation_summary(pairs)
+        summary: dict[str, Any] = metrics.segmentation_summary(pairs)
         dices = np.array([metrics.dice(p, t) for p, t in pairs])
         low, high = metrics.bootstrap_ci(np.mean, dices, n_boot=200, groups=example_groups(kept))[1:]
         summary["dice_mean_ci"] = [low, high]

@@ -435,6 +435,7 @@ def train_model(
     direct = spec.fits_directly(request.family)
     spec.prepare(model, request.family, [*train, *validation] if direct else train, params)
     model.to(device)
+    history: list[dict[str, float]]
     if direct:
         best, history = BestEpoch(patience=params.patience), []
         best.update(model, 0, math.nan)
@@ -467,6 +468,7 @@ def kept_outcome(
 ) -> TrainOutcome:
     """Load the best epoch, calibrate it on validation, evaluate it and return the outcome (rank 0 only)."""
     model, params, validation = trained.model, trained.params, trained.splits[1]
+    assert trained.best.state is not None  # rank 0 records every epoch, and a direct fit its one
     model.load_state_dict(trained.best.state)
     calibration = (
         {"fitted": False, "reason": "fitted on train + validation, its strength chosen by cross-validation"}

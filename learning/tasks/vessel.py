@@ -24,7 +24,16 @@ from torch import nn
 
 from learning import metrics, uncertainty
 from learning.domain import VESSEL_CLASSES
-from learning.models.vessel import CONTRAST_CELLS, CONTRAST_ORIENTATIONS, CONTRAST_SIZE
+from learning.models.vessel import (
+    CONTRAST_CELLS,
+    CONTRAST_ORIENTATIONS,
+    CONTRAST_SIZE,
+    ClassHead,
+    ContrastLogistic,
+    FusedVessel,
+    MetadataMLP,
+    QuadraticLogistic,
+)
 from learning.tasks.base import (
     CineRef,
     Example,
@@ -36,6 +45,7 @@ from learning.tasks.base import (
     TrainingError,
     as_float_list,
     example_groups,
+    ref_as,
 )
 
 CLASSES = VESSEL_CLASSES
@@ -152,7 +162,7 @@ def contrast_features(frames: np.ndarray) -> np.ndarray:
 
 
 def fit_quadratic(
-    model: nn.Module,
+    model: QuadraticLogistic,
     examples: Sequence[Example],
     active: Sequence[bool],
     seed: int = 0,
@@ -173,9 +183,8 @@ def fit_quadratic(
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 
-    x = np.array(
-        [e.ref.geometry[:2] if e.ref.geometry is not None else (np.nan, np.nan) for e in examples], dtype=np.float64
-    )
+    geometries = [ref_as(e.ref, CineRef).geometry for e in examples]
+    x = np.array([g[:2] if g is not None else (np.nan, np.nan) for g in geometries], dtype=np.float64)
     y = np.array([e.target for e in examples], dtype=int)
     present = sorted(set(y.tolist()))
     with torch.no_grad():
@@ -206,6 +215,8 @@ def fit_quadratic(
         pipeline.fit(x, y)
         fitted = pipeline.steps[-1][1]
         if images is not None:
+            if not isinstance(model, ContrastLogistic):
+                raise TypeError("image features are fitted into a ContrastLogistic")
             fitted_angles, image_scaler = features.named_transformers_["angles"], features.named_transformers_["image"]
             model.image_mean.copy_(torch.as_tensor(image_scaler.mean_))
             model.image_scale.copy_(torch.as_tensor(image_scaler.scale_))
@@ -271,7 +282,7 @@ class VesselTask(TaskSpec):
         return {"num_classes": len(CLASSES)}
 
     def usable(self, family: str, example: Example) -> bool:
-        return family not in GEOMETRY_FAMILIES or example.ref.geometry is not None
+        return family not in GEOMETRY_FAMILIES or ref_as(example.ref, CineRef).geometry is not None
 
     def fits_directly(self, family: str) -> bool:
         return family in LINEAR_FAMILIES
@@ -291,17 +302,22 @@ class VesselTask(TaskSpec):
 
     def prepare(self, model: nn.Module, family: str, train: Sequence[Example], params: Hyperparameters) -> None:
         assert isinstance(params, VesselParams)
+        assert isinstance(model, ClassHead)  # every vessel family (see learning.models)
         model.set_classes(params.active)
         if family == "metadata_mlp":
-            geometry = torch.tensor([e.ref.geometry for e in train], dtype=torch.float32)
+            assert isinstance(model, MetadataMLP)
+            geometry = torch.tensor([ref_as(e.ref, CineRef).geometry for e in train], dtype=torch.float32)
             std = geometry.std(dim=0, unbiased=False) if len(train) > 1 else torch.ones(geometry.shape[1])
             model.set_normalisation(geometry.mean(dim=0), torch.clamp(std, min=1e-3))
         elif family == "metadata_logreg":  # `train` holds the validation runs too (see fits_directly)
+            assert isinstance(model, QuadraticLogistic)
             fit_quadratic(model, [e for e in train if not e.is_pseudo] or train, params.active)
         elif family in ("contrast_logreg", "fused_vessel"):  # human labels only: pseudo-labels are its own
             examples = [e for e in train if not e.is_pseudo] or list(train)
-            images = np.stack([self.contrast(e.ref) for e in examples])
-            fit_quadratic(model if family == "contrast_logreg" else model.meta, examples, params.active, images=images)
+            images = np.stack([self.contrast(ref_as(e.ref, CineRef)) for e in examples])
+            regression = model.meta if isinstance(model, FusedVessel) else model
+            assert isinstance(regression, ContrastLogistic)
+            fit_quadratic(regression, examples, params.active, images=images)
 
     # --- pixels
     def contrast(self, ref: CineRef) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Settings shared by every environment; each value comes from the environment with a safe default."""
 
 from datetime import timedelta
+from typing import Any
 
 from webapp.env import BASE_DIR, LOCAL_DATA, env, local_key
 
@@ -245,7 +246,7 @@ LUMEN_IMPORT_NAMES_DAYS = env.float("LUMEN_IMPORT_NAMES_DAYS", default=7)
 LUMEN_HOUSEKEEPING_MINUTES = env.float("LUMEN_HOUSEKEEPING_MINUTES", default=60)
 LUMEN_ORPHAN_GRACE_HOURS = env.float("LUMEN_ORPHAN_GRACE_HOURS", default=24)
 
-LOGGING = {
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},

@@ -59,7 +59,7 @@ def projects_for(user: User) -> QuerySet[Project]:
     """Return the projects a user belongs to, with their item count, how many items carry a current label,
     and how many carry the user's own current label."""
     projects = Project.objects.all() if user.is_superuser else Project.objects.filter(memberships__user=user)
-    current = Label.objects.filter(superseded_at__isnull=True)
+    current = Label.objects.current()
     items = Item.objects.filter(project=OuterRef("pk")).order_by().values("project")
     return projects.annotate(
         item_count=Coalesce(Subquery(items.annotate(n=Count("pk")).values("n")[:1]), 0),
@@ -177,9 +177,9 @@ def _count_per_item(rows: QuerySet) -> Coalesce:
 
 def items_open_for(project: Project, annotator: User) -> QuerySet[Item]:
     """Return the items the annotator may still label: not labelled or skipped by them, short of required labels."""
-    mine = Label.objects.filter(item=OuterRef("pk"), author=annotator, superseded_at__isnull=True)
+    mine = Label.objects.current().filter(item=OuterRef("pk"), author=annotator)
     skipped = Assignment.objects.filter(item=OuterRef("pk"), annotator=annotator, state=AssignmentState.SKIPPED)
-    labels = Label.objects.filter(item=OuterRef("pk"), superseded_at__isnull=True)
+    labels = Label.objects.current().filter(item=OuterRef("pk"))
     return (
         Item.objects.filter(project=project)
         .exclude(Exists(mine))
@@ -204,7 +204,7 @@ def wanting_count(project_id: int) -> int:
 
 def tally_count(project_id: int, annotator_id: int) -> dict[str, int]:
     """Count an annotator's tally in a project from the rows (what the incremental counters must equal)."""
-    mine = Label.objects.filter(item=OuterRef("pk"), author_id=annotator_id, superseded_at__isnull=True)
+    mine = Label.objects.current().filter(item=OuterRef("pk"), author_id=annotator_id)
     skipped = Assignment.objects.filter(item=OuterRef("pk"), annotator_id=annotator_id, state=AssignmentState.SKIPPED)
     items = Item.objects.filter(project_id=project_id)
     handouts = (
@@ -256,7 +256,8 @@ def work_progress(project: Project, annotator: User) -> dict[str, int]:
 def recent_labels_of(project: Project, annotator: User, limit: int = 50) -> QuerySet[Label]:
     """Return the annotator's current labels in the project, newest first (for "back to previous item")."""
     return (
-        Label.objects.filter(item__project=project, author=annotator, superseded_at__isnull=True)
+        Label.objects.current()
+        .filter(item__project=project, author=annotator)
         .select_related("item")
         .order_by("-created_at", "-id")[:limit]
     )
@@ -289,7 +290,8 @@ def open_review(item: Item, annotator: User) -> ReviewItem | None:
 
 
 def current_label(item: Item, author: User) -> Label | None:
-    return Label.objects.filter(item=item, author=author, superseded_at__isnull=True).first()
+    """Return the author's current label of the item (its newest version), or None."""
+    return Label.objects.current().filter(item=item, author=author).first()
 
 
 def draft_of(item: Item, author: User) -> Draft | None:
@@ -309,7 +311,7 @@ def pullback_frames(item: Item, author: User) -> list[dict]:
     if item.instance_id is None:
         raise ValueError(f"item {item.pk} is not a frame of a pullback")
     frames = Item.objects.filter(instance_id=item.instance_id, kind=item.kind).order_by("frame_index")
-    stored = Label.objects.filter(item__in=frames, author=author, superseded_at__isnull=True)
+    stored = Label.objects.current().filter(item__in=frames, author=author)
     # Read only the excluded flag: the masks themselves can be large.
     mine = {
         pk: ("excluded" if excluded else "mask") for pk, excluded in stored.values_list("item_id", "payload__excluded")
@@ -352,7 +354,7 @@ def queue_of(project: Project) -> ProjectQueue:
 def split_summary(project: Project) -> dict:
     """Return the split settings and, per split, how many patients and items it holds and how many are labelled."""
     settings = parse_settings(project.task_type, project.settings)
-    current = Label.objects.filter(item=OuterRef("pk"), superseded_at__isnull=True)
+    current = Label.objects.current().filter(item=OuterRef("pk"))
     rows = (
         Item.objects.filter(project=project)
         .values("split")

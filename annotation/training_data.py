@@ -72,7 +72,7 @@ def final_targets(project: Project, settings: ProjectSettings | None = None) -> 
     if reference is not None:
         return reference, 0
     current: dict[int, list[Label]] = defaultdict(list)
-    for label in Label.objects.filter(item__project=project, superseded_at__isnull=True).order_by("created_at"):
+    for label in Label.objects.current().filter(item__project=project).order_by("created_at"):
         current[label.item_id].append(label)
     out, disputed = {}, 0
     for item_id, labels in current.items():

@@ -82,7 +82,7 @@ class LabelFilter(filters.FilterSet):
         fields = ["item", "project", "current", "mine"]
 
     def only_current(self, queryset, name, value):
-        return queryset.filter(superseded_at__isnull=True) if value else queryset
+        return queryset.current() if value else queryset
 
     def only_mine(self, queryset, name, value):
         return queryset.filter(author=self.request.user) if value else queryset

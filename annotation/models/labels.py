@@ -11,6 +11,12 @@ class LabelSource(models.TextChoices):
     ADJUDICATION = "adjudication", "Adjudication"
 
 
+class LabelQuerySet(models.QuerySet):
+    def current(self) -> "LabelQuerySet":
+        """The labels people hold now: each (item, author)'s newest version."""
+        return self.filter(superseded_at__isnull=True)
+
+
 class Label(models.Model):
     """One version of one person's label of one item; rows are only ever added, never edited.
 
@@ -30,6 +36,8 @@ class Label(models.Model):
     time_spent_ms = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     superseded_at = models.DateTimeField(null=True, blank=True)
+
+    objects = LabelQuerySet.as_manager()
 
     class Meta:
         ordering = ["item_id", "author_id", "version"]

@@ -65,9 +65,9 @@ def _label_json(rating: Rating) -> dict[str, Any]:
 def _settled_at(project: Project) -> dict[int, Any]:
     """Return, per item, when a lead last settled it (an adjudication, or a lead's own current label)."""
     leads = project.memberships.filter(role=Role.LEAD).values("user")
-    rows = Label.objects.filter(item__project=project, superseded_at__isnull=True).filter(
+    rows = Label.objects.current().filter(item__project=project).filter(
         source=LabelSource.ADJUDICATION
-    ) | Label.objects.filter(item__project=project, superseded_at__isnull=True, author__in=leads)
+    ) | Label.objects.current().filter(item__project=project, author__in=leads)
     settled: dict[int, Any] = {}
     for item_id, created_at in rows.values_list("item_id", "created_at"):
         settled[item_id] = max(created_at, settled.get(item_id, created_at))

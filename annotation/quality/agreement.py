@@ -43,7 +43,8 @@ class Rating:
 def ratings_by_item(project: Project) -> dict[int, list[Rating]]:
     """Return each item's current labels by people (not adjudications), oldest first."""
     rows = (
-        Label.objects.filter(item__project=project, superseded_at__isnull=True)
+        Label.objects.current()
+        .filter(item__project=project)
         .exclude(source=LabelSource.ADJUDICATION)
         .select_related("author")
         .order_by("item_id", "created_at", "pk")

@@ -22,7 +22,7 @@ from annotation.models import (
     ReviewItem,
     ReviewRequest,
 )
-from annotation.selectors import promoted_predictions
+from annotation.selectors import current_label, promoted_predictions
 from annotation.services.errors import WorkspaceInputError
 from annotation.services.labels import label_submit
 
@@ -41,9 +41,10 @@ def adjudication_settle(*, item: Item, lead: User, payload: Any, reason: str, no
     if len(note) > 2000:
         raise WorkspaceInputError("note", "must be at most 2000 characters")
     with transaction.atomic():
-        current = Label.objects.filter(item=item, author=lead, superseded_at__isnull=True).first()
+        current = current_label(item, lead)
         considered = list(
-            Label.objects.filter(item=item, superseded_at__isnull=True)
+            Label.objects.current()
+            .filter(item=item)
             .exclude(author=lead)
             .order_by("created_at", "pk")
             .values_list("pk", flat=True)
@@ -82,9 +83,7 @@ def review_request_create(
     """
     if not 1 <= limit <= REVIEW_LIMIT_MAX:
         raise WorkspaceInputError("limit", f"must be between 1 and {REVIEW_LIMIT_MAX}")
-    labels = Label.objects.filter(
-        item__project=project, author=annotator, superseded_at__isnull=True, source=LabelSource.ANNOTATOR
-    )
+    labels = Label.objects.current().filter(item__project=project, author=annotator, source=LabelSource.ANNOTATOR)
     if since is not None:
         labels = labels.filter(created_at__gte=since)
     pending = ReviewItem.objects.filter(

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from annotation.label_schemas import label_payload_validate
 from annotation.models import Assignment, AssignmentState, Draft, Item, Label, LabelSource
+from annotation.selectors import current_label
 from annotation.services.queue import queue_label_added
 
 
@@ -47,7 +48,7 @@ def label_submit(
             # The item row first, as a skip of it does: labels, leases and progress counts of an item change
             # one transaction at a time.
             # With the author's current label (id, version), read in the same round trip.
-            mine = Label.objects.filter(item=OuterRef("pk"), author=author, superseded_at__isnull=True)
+            mine = Label.objects.current().filter(item=OuterRef("pk"), author=author)
             labellers, required, current_id, current_version = (
                 Item.objects.select_for_update()
                 .filter(pk=item.pk)
@@ -59,11 +60,11 @@ def label_submit(
             )
             now = timezone.now()
             if current_version != base_version:
-                raise LabelConflict(_current(item, author), base_version)
+                raise LabelConflict(current_label(item, author), base_version)
             if current_id is not None:
-                won = Label.objects.filter(pk=current_id, superseded_at__isnull=True).update(superseded_at=now)
+                won = Label.objects.current().filter(pk=current_id).update(superseded_at=now)
                 if won != 1:
-                    raise LabelConflict(_current(item, author), base_version)
+                    raise LabelConflict(current_label(item, author), base_version)
             label = Label.objects.create(
                 item=item,
                 author=author,
@@ -87,8 +88,4 @@ def label_submit(
             )
             return label
     except IntegrityError:
-        raise LabelConflict(_current(item, author), base_version) from None
-
-
-def _current(item: Item, author: User) -> Label | None:
-    return Label.objects.filter(item=item, author=author, superseded_at__isnull=True).first()
+        raise LabelConflict(current_label(item, author), base_version) from None

@@ -628,7 +628,8 @@ def item_gold_set(*, item: Item, by: User, gold: bool) -> Item:
     if gold:
         leads = Membership.objects.filter(project_id=item.project_id, role=Role.LEAD).values("user")
         has_lead_label = (
-            Label.objects.filter(item=item, superseded_at__isnull=True)
+            Label.objects.current()
+            .filter(item=item)
             .filter(Q(author__in=leads) | Q(author__is_superuser=True))
             .exists()
         )

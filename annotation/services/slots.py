@@ -97,7 +97,8 @@ def slots_recount(*, item_ids: Sequence[int]) -> int:
             Item.objects.select_for_update().filter(pk__in=item_ids).order_by("pk").values_list("pk", flat=True)
         )
         labellers = dict(
-            Label.objects.filter(item_id__in=locked, superseded_at__isnull=True)
+            Label.objects.current()
+            .filter(item_id__in=locked)
             .values("item")
             .annotate(n=Count("author", distinct=True))
             .values_list("item", "n")

@@ -76,7 +76,7 @@ def tally_label_added(*, item: Item, author_id: int, labellers: int, required: i
         .values_list("annotator_id", "skipped")
     )
     if was_open and not is_open:
-        authors = Label.objects.filter(item=item, superseded_at__isnull=True).order_by().annotate(skipped=Value(False))
+        authors = Label.objects.current().filter(item=item).order_by().annotate(skipped=Value(False))
         people = people.union(authors.values_list("author_id", "skipped"), all=True)
     rows = list(people)
     skippers = {person for person, skipped in rows if skipped}
@@ -105,7 +105,7 @@ def tally_skipped(*, item: Item, annotator_id: int, handout: bool) -> None:
     the whole change.
     """
     deltas = {"handouts": 1 if handout else 0}
-    labelled = Label.objects.filter(item=item, author_id=annotator_id, superseded_at__isnull=True).exists()
+    labelled = Label.objects.current().filter(item=item, author_id=annotator_id).exists()
     skips = Assignment.objects.filter(item=item, annotator_id=annotator_id, state=AssignmentState.SKIPPED).count()
     if not labelled and skips == 1:
         labellers, required = Item.objects.filter(pk=item.pk).values_list("labellers", "required_labels").get()
@@ -120,14 +120,15 @@ def tally_handout(*, project_id: int, annotator_id: int, gold: bool) -> None:
 def progress_recount(*, project: Project) -> dict[str, Any]:
     """Rebuild the project's counters from the rows; return what changed (items relabelled, tallies rebuilt)."""
     current = (
-        Label.objects.filter(item=OuterRef("pk"), superseded_at__isnull=True)
+        Label.objects.current()
+        .filter(item=OuterRef("pk"))
         .values("item")
         .annotate(n=Count("author", distinct=True))
         .values("n")
     )
     with transaction.atomic():
         queue = ProjectQueue.objects.select_for_update().filter(pk=project.pk).first()
-        any_label = Exists(Label.objects.filter(item=OuterRef("pk"), superseded_at__isnull=True))
+        any_label = Exists(Label.objects.current().filter(item=OuterRef("pk")))
         items = Item.objects.filter(project=project)
         fixed = items.filter(any_label).exclude(labellers=Subquery(current)).update(labellers=Subquery(current))
         fixed += items.filter(labellers__gt=0).exclude(any_label).update(labellers=0)

@@ -9,7 +9,8 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 
-from annotation.models import Draft, IcaReference, Item, ItemKind, Label
+from annotation.models import Draft, IcaReference, Item, ItemKind
+from annotation.selectors import current_label
 from annotation.services.errors import WorkspaceInputError
 from annotation.services.labels import LabelConflict
 
@@ -27,7 +28,7 @@ def draft_save(*, item: Item, author: User, payload: Any, base_version: int | No
     if size > settings.LUMEN_MAX_DRAFT_BYTES:
         raise WorkspaceInputError("payload", f"draft is {size} bytes, more than {settings.LUMEN_MAX_DRAFT_BYTES}")
     with transaction.atomic():
-        current = Label.objects.filter(item=item, author=author, superseded_at__isnull=True).first()
+        current = current_label(item, author)
         if (current.version if current else None) != base_version:
             # A late autosave of work already submitted (or edited elsewhere) must not come back as a draft.
             raise LabelConflict(current, base_version)

@@ -213,6 +213,17 @@ def test_resolution_jitter_resamples_a_frame_as_if_acquired_coarser():
         OctParams.parse({"resolution_jitter": 1.5})
 
 
+class ConstantTerritories(torch.nn.Module):
+    """A SPECT model with one learnable bias per territory, whatever the maps say."""
+
+    def __init__(self):
+        super().__init__()
+        self.bias = torch.nn.Parameter(torch.zeros(3))
+
+    def forward(self, rest, stress, clinical):
+        return self.bias.expand(rest.shape[0], 3)
+
+
 def test_an_epoch_over_few_examples_passes_over_them_until_the_training_reaches_min_steps(spect_data):
     _, examples = spect_data
     spec = SpectTask("/nonexistent")
@@ -223,19 +234,11 @@ def test_an_epoch_over_few_examples_passes_over_them_until_the_training_reaches_
             steps.append(1)
             return super().step(closure)
 
-    class Tiny(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.bias = torch.nn.Parameter(torch.zeros(3))
-
-        def forward(self, rest, stress, clinical):
-            return self.bias.expand(rest.shape[0], 3)
-
     spec.batch = lambda family, chunk, params, rng, train: (
         (torch.zeros(len(chunk), 1), torch.zeros(len(chunk), 1), torch.zeros(len(chunk), 1)),
         torch.tensor([e.target for e in chunk], dtype=torch.float32),
     )
-    model = Tiny()
+    model = ConstantTerritories()
     # 10 examples in batches of 4: 3 steps a pass; 20 steps over 2 epochs: 4 passes of 10 examples an epoch
     for min_steps, expected in ((0, 3), (20, 10), (6, 3)):
         steps.clear()
@@ -252,14 +255,6 @@ def test_the_loop_follows_rank_0_on_other_ranks_and_trains_on_their_shard_only(s
     _, examples = spect_data
     spec = SpectTask("/nonexistent")
     seen: list[int] = []
-
-    class Tiny(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.bias = torch.nn.Parameter(torch.zeros(3))
-
-        def forward(self, rest, stress, clinical):
-            return self.bias.expand(rest.shape[0], 3)
 
     def batch(family, chunk, params, rng, train):
         seen.extend(e.ref.item_id for e in chunk)
@@ -291,7 +286,7 @@ def test_the_loop_follows_rank_0_on_other_ranks_and_trains_on_their_shard_only(s
             self.rows.append(row)
 
     spec.batch = batch
-    model, replicas = Tiny(), SecondOfTwo()
+    model, replicas = ConstantTerritories(), SecondOfTwo()
     params = SpectParams(epochs=5, batch_size=4, patience=0)
     best, history = train_epochs(
         spec,

@@ -42,7 +42,8 @@ print(json.dumps({"labellers": dict(Now.objects.values_list("title", "labellers"
 """
 
 
-def test_the_work_tallies_migration_counts_labellers_and_wanting_items(tmp_path):
+def migrated(tmp_path, script: str) -> dict:
+    """Run a migration script against a scratch SQLite file in a process of its own; return the JSON it printed."""
     env = {
         **os.environ,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'old.sqlite3'}",
@@ -50,10 +51,14 @@ def test_the_work_tallies_migration_counts_labellers_and_wanting_items(tmp_path)
         "LUMEN_MEDIA_ROOT": str(tmp_path / "media"),
     }
     done = subprocess.run(
-        [sys.executable, "-c", SCRIPT], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_work_tallies_migration_counts_labellers_and_wanting_items(tmp_path):
+    result = migrated(tmp_path, SCRIPT)
     # Item 0 needs two labels and has one; item 1 has two versions of one author's label; item 2 two authors.
     assert result["labellers"] == {"0": 1, "1": 1, "2": 2, "3": 0}
     assert result["wanting"] == 2  # items 0 and 3
@@ -89,17 +94,7 @@ print(json.dumps({"slots": dict(NowItem.objects.values_list("title", "open_slots
 
 
 def test_the_slot_constraint_and_lifecycle_columns_migrate_existing_rows(tmp_path):
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'old.sqlite3'}",
-        "DJANGO_SETTINGS_MODULE": "webapp.settings.base",
-        "LUMEN_MEDIA_ROOT": str(tmp_path / "media"),
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", LIFECYCLE_SCRIPT], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = migrated(tmp_path, LIFECYCLE_SCRIPT)
     assert result["slots"] == {"drifted": 0, "open": 1}  # the labelled single-label item had a slot it cannot have
     assert result["versions"] == {
         "1": ["retired", "", None, {}],

@@ -14,6 +14,7 @@ from annotation.models import ModelStatus, Role
 from annotation.project_settings import ProjectSettings, parse_settings
 from annotation.services.lifecycle import TRANSITIONS
 from annotation.tasks import label_task
+from frontend.markdown import instructions_html
 from learning.strategies import STRATEGIES
 
 
@@ -83,5 +84,6 @@ def workspace(request: HttpRequest, slug: str) -> HttpResponse:
             "first_next": first,
             "first_images": first_images(first) if first else [],
             "first_frame": first_frame(first) if first else None,
+            "instructions": instructions_html(project.instructions) if project.instructions.strip() else "",
         },
     )

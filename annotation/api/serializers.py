@@ -41,6 +41,7 @@ class ProjectSerializer(serializers.ModelSerializer):
             "slug",
             "name",
             "description",
+            "instructions",
             "task_type",
             "settings",
             "archived",
@@ -77,6 +78,9 @@ class ProjectCreateSerializer(serializers.Serializer):
 class ProjectUpdateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200, required=False)
     description = serializers.CharField(required=False, allow_blank=True)
+    instructions = serializers.CharField(
+        required=False, allow_blank=True, max_length=20000, trim_whitespace=False, help_text="Markdown"
+    )
     settings = serializers.DictField(required=False)
     archived = serializers.BooleanField(required=False)
 

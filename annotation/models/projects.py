@@ -21,6 +21,8 @@ class Project(models.Model):
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
+    # Labelling instructions in Markdown, shown to annotators beside the tool (rendered by frontend.markdown).
+    instructions = models.TextField(blank=True, max_length=20000)
     # The name of a task registered in settings.LUMEN_TASKS (annotation.tasks): no choices, so a new task needs no
     # migration; project_create refuses a name the registry does not know.
     task_type = models.CharField(max_length=32)

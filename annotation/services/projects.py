@@ -56,21 +56,24 @@ def project_update(
     project: Project,
     name: str | None = None,
     description: str | None = None,
+    instructions: str | None = None,
     settings: dict[str, Any] | None = None,
     archived: bool | None = None,
 ) -> Project:
-    """Change a project's name, description, archive flag or settings (merged over the current settings).
+    """Change a project's name, description, instructions, archive flag or settings (merged over the current ones).
 
     A new overlap rate re-draws which unlabelled items go to two annotators. Locks the project row; the
     instance passed in is brought up to date too, so the caller never goes on with stale settings.
     """
     locked = Project.objects.select_for_update().get(pk=project.pk)
-    for field in ("name", "description", "archived", "settings"):
+    for field in ("name", "description", "instructions", "archived", "settings"):
         setattr(project, field, getattr(locked, field))
     if name is not None:
         project.name = name
     if description is not None:
         project.description = description
+    if instructions is not None:
+        project.instructions = instructions
     if archived is not None:
         project.archived = archived
     overlap_before = parse_settings(project.task_type, project.settings).overlap_rate

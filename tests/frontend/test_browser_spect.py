@@ -95,6 +95,12 @@ def test_annotator_scores_with_mouse_and_keyboard_overrides_with_a_reason_and_su
     assert territory_row(page, "LCX")["sss"] == 4 and territory_row(page, "LCX")["abnormal"]
     page.click(stress_eye.format(16), button="right")
     assert territory_row(page, "LCX") == {"sss": 3, "srs": 0, "sds": 3, "abnormal": False, "overridden": False}
+    # The tool says how the mouse scores, and Shift-click lowers as it says.
+    assert "Shift-click or right-click lowers it" in page.locator("#spect-click-hint").inner_text()
+    page.click(stress_eye.format(16), modifiers=["Shift"])
+    assert territory_row(page, "LCX")["sss"] == 2
+    page.click(stress_eye.format(16))
+    assert territory_row(page, "LCX")["sss"] == 3
 
     # Keyboard: the selection is on stress 16; → moves to 17, a digit scores and moves on to the next segment.
     page.keyboard.press("ArrowRight")

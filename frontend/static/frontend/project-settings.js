@@ -15,7 +15,7 @@ form.addEventListener("submit", async (event) => {
   if (form.elements.ocr_burned_in_text) settings.ocr_burned_in_text = form.elements.ocr_burned_in_text.checked;
   status.textContent = "Saving…";
   try {
-    await api.patch(section.dataset.projectUrl, { settings });
+    await api.patch(section.dataset.projectUrl, { settings, instructions: form.elements.instructions.value });
     status.textContent = "Saved.";
   } catch (error) {
     status.textContent = `Not saved: ${error.message}`;

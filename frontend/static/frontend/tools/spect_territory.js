@@ -178,9 +178,15 @@ export async function mountTool(root, ctx) {
   );
   const phaseButton = el("button", { type: "button", id: "spect-phase", text: "Switch stress/rest (t)" });
   const copyButton = el("button", { type: "button", id: "spect-copy", text: "Copy stress → rest (c)" });
+  const clickHint = el("p", {
+    id: "spect-click-hint",
+    class: "muted small",
+    text: "Click a segment to raise its score by one; Shift-click or right-click lowers it.",
+  });
   const controls = el(
     "div",
     { class: "spect-controls" },
+    clickHint,
     selectedLine,
     scoreButtons,
     el("div", { class: "spect-actions" }, phaseButton, copyButton),

@@ -13,7 +13,7 @@ from annotation.api.views import first_frame, first_images, next_answer
 from annotation.models import ModelStatus, Role
 from annotation.project_settings import ProjectSettings, parse_settings
 from annotation.services.lifecycle import TRANSITIONS
-from annotation.tasks import label_task
+from annotation.tasks import label_task, task_choices
 from frontend.markdown import instructions_html
 from learning.strategies import STRATEGIES
 
@@ -23,7 +23,12 @@ def home(request: HttpRequest) -> HttpResponse:
     projects = list(selectors.projects_for(request.user))
     for project in projects:
         project.progress = selectors.work_progress(project, request.user)
-    return render(request, "frontend/home.html", {"projects": projects})
+    can_create = request.user.has_perm("annotation.add_project")
+    return render(
+        request,
+        "frontend/home.html",
+        {"projects": projects, "task_choices": task_choices() if can_create else None},
+    )
 
 
 @login_required

@@ -63,6 +63,9 @@ class ProjectCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     task_type = serializers.ChoiceField(choices=[])
     description = serializers.CharField(required=False, allow_blank=True, default="")
+    instructions = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=20000, trim_whitespace=False, help_text="Markdown"
+    )
     settings = serializers.DictField(required=False, default=dict)
 
     def __init__(self, *args, **kwargs) -> None:

@@ -33,6 +33,7 @@ def project_create(
     task_type: str,
     creator: User,
     description: str = "",
+    instructions: str = "",
     settings: dict[str, Any] | None = None,
 ) -> Project:
     """Create a project with validated settings; its creator becomes its first lead."""
@@ -43,6 +44,7 @@ def project_create(
         name=name,
         task_type=task_type,
         description=description,
+        instructions=instructions,
         settings=config.as_json(),
         created_by=creator,
     )

@@ -147,6 +147,8 @@ def test_the_recount_command_names_what_it_corrected(vessel_project, annotator, 
 
     from django.core.management import CommandError, call_command
 
+    # No overlap share: whether the labelled item wants a second label would depend on its id.
+    project_update(project=vessel_project, settings={"overlap_rate": 0.0})
     cohort = vessel_cohort(vessel_project, tmp_path / "xa", patients=2, runs=2, seed=25)
     label_submit(item=next(iter(cohort)), author=annotator, payload={"vessel": "RCA"}, base_version=None)
     Item.objects.filter(project=vessel_project).update(labellers=0)

@@ -19,7 +19,9 @@ def test_lead_sets_rest_and_stress_on_the_pairing_list(page, live_server, lead, 
     page.wait_for_selector("#spect-pairing[data-ready]", state="attached")
     rows = page.locator("#pairing-maps tbody tr")
     assert rows.count() == 2 and "not stated" in rows.first.inner_text()
-    assert page.locator(f"tr[data-map='{first.pk}'] img").evaluate("img => img.complete && img.naturalWidth") == 64
+    thumbnail = page.locator(f"tr[data-map='{first.pk}'] img")
+    thumbnail.evaluate("img => img.decode()")  # the row is drawn before its image has arrived: wait for it
+    assert thumbnail.evaluate("img => img.complete && img.naturalWidth") == 64
     screenshot("spect-pairing")
     page.locator(f"tr[data-map='{second.pk}'] button", has_text="Stress").click()
     page.wait_for_function("document.getElementById('pairing-status').textContent.includes('waiting for the other')")

@@ -61,6 +61,7 @@ from annotation.models import (
 )
 from annotation.project_settings import ProjectSettings
 from annotation.tasks import StoredDicom, label_task
+from annotation.tasks.frames import enqueue
 
 logger = logging.getLogger(__name__)
 PIXEL_DATA = 0x7FE00010
@@ -402,7 +403,7 @@ def pair_polar_map(project: Project, patient: Patient, study: Study | None, pola
         instance=None,
         title=f"Patient {patient.pseudonym} · rest + stress",
     )
-    _enqueue(project, [item.pk])
+    enqueue(project, [item.pk])
     clinical = polar.clinical or counterpart.clinical or {}
     SpectExam.objects.create(
         item=item,
@@ -414,14 +415,6 @@ def pair_polar_map(project: Project, patient: Patient, study: Study | None, pola
         height_cm=clinical.get("height_cm"),
     )
     return 1
-
-
-def _enqueue(project: Project, item_ids: list[int]) -> None:
-    """Put new items into the project's queue inside the import's transaction."""
-    # Imported here: annotation.services imports this module for its import service.
-    from annotation.services.queue import queue_add_items
-
-    queue_add_items(project=project, item_ids=item_ids)
 
 
 def view_name(instance: Instance) -> str:

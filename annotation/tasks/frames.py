@@ -26,7 +26,7 @@ def held_fields(held: bool) -> dict[str, int]:
 
 def enqueue(project, item_ids: list[int]) -> None:
     """Put new items into the project's queue inside the import's transaction."""
-    from annotation.services.queue import queue_add_items
+    from annotation.services.queue import queue_add_items  # annotation.services imports the ingest (see above)
 
     queue_add_items(project=project, item_ids=item_ids)
 

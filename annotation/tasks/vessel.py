@@ -13,11 +13,12 @@ from annotation.tasks.base import LabelTask, StoredDicom
 from annotation.tasks.frames import cine_frames_required, enqueue, frame_media, held_fields
 from learning.tasks import CineRef
 
+# The C-arm geometry of a run, as the instance stores it: the metadata models' and the cold start's features.
 GEOMETRY = (
-    "instance__positioner_primary_angle",
-    "instance__positioner_secondary_angle",
-    "instance__distance_source_to_detector",
-    "instance__distance_source_to_patient",
+    "positioner_primary_angle",
+    "positioner_secondary_angle",
+    "distance_source_to_detector",
+    "distance_source_to_patient",
 )
 
 
@@ -51,24 +52,18 @@ class VesselType(LabelTask):
 
     def item_ref(self, item: Item) -> CineRef:
         instance = item.dicom
-        primary, secondary, detector, patient = (
-            instance.positioner_primary_angle,
-            instance.positioner_secondary_angle,
-            instance.distance_source_to_detector,
-            instance.distance_source_to_patient,
-        )
+        values = [getattr(instance, name) for name in GEOMETRY]
         geometry: tuple[float, float, float, float] | None = None  # unless all four were recorded
-        if primary is not None and secondary is not None and detector is not None and patient is not None:
-            geometry = (float(primary), float(secondary), float(detector), float(patient))
+        if None not in values:
+            primary, secondary, detector, patient = (float(v) for v in values)
+            geometry = (primary, secondary, detector, patient)
         return CineRef(item_id=item.pk, path=instance.file_path, geometry=geometry)
 
     def item_media(self, item: Item) -> dict:
         from annotation.ingest.pipeline import view_name
 
         instance = item.dicom
-        geometry = {
-            name.removeprefix("instance__"): getattr(instance, name.removeprefix("instance__")) for name in GEOMETRY
-        }
+        geometry = {name: getattr(instance, name) for name in GEOMETRY}
         return frame_media(item) | {"geometry": geometry | {"view": view_name(instance)}}
 
     def parse_label(self, payload: Any, item: Item):
@@ -78,4 +73,5 @@ class VesselType(LabelTask):
         return vessel_agreement(by_item)
 
     def cold_start_rows(self, project: Project, items: QuerySet[Item]) -> dict[int, tuple]:
-        return {pk: tuple(rest) for pk, *rest in items.values_list("pk", *GEOMETRY).iterator(chunk_size=10000)}
+        fields = [f"instance__{name}" for name in GEOMETRY]
+        return {pk: tuple(rest) for pk, *rest in items.values_list("pk", *fields).iterator(chunk_size=10000)}

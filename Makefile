@@ -6,7 +6,7 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo worker test install browser lint serve migrate bench-ingest bench-cine bench-scoring bench-queue bench-http bench-al bench-al-http clean
+.PHONY: demo worker test install browser label-studio lint serve migrate bench-ingest bench-cine bench-scoring bench-queue bench-http bench-al bench-al-http clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -20,12 +20,22 @@ $(INSTALLED): requirements/base.in requirements/test.in requirements/lock.txt | 
 install: $(INSTALLED)
 
 # Debian packages the tests use: Chromium for the browser tests (never `playwright install`: it downloads a
-# browser build) and Tesseract for the opt-in burned-in text check (annotation/ingest/burned_in.py).
+# browser build), Tesseract for the opt-in burned-in text check (annotation/ingest/burned_in.py), Orthanc with
+# its DICOMweb plugin (the PACS the DICOMweb import is tested against) and dicom3tools (`dciodvfy` validates
+# exported DICOM Segmentation objects).
 browser:
 	@missing=""; command -v chromium >/dev/null 2>&1 || missing="chromium"; \
 	  command -v tesseract >/dev/null 2>&1 || missing="$$missing tesseract-ocr"; \
+	  test -x /usr/sbin/Orthanc || missing="$$missing orthanc"; \
+	  test -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so || missing="$$missing orthanc-dicomweb"; \
+	  command -v dciodvfy >/dev/null 2>&1 || missing="$$missing dicom3tools"; \
 	  if [ -n "$$missing" ]; then echo "installing Debian packages for the tests:$$missing"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
+
+# A real Label Studio server for the round-trip tests and the HTTP benchmark, in its own virtualenv under var/
+# (its pins clash with Lumen's; benchmarks/label_studio.py installs it once).
+label-studio: install
+	$(PY) -c "from benchmarks.label_studio import ensure_installed; ensure_installed()"
 
 migrate: install
 	$(PY) manage.py migrate --noinput
@@ -42,7 +52,7 @@ demo: install migrate
 worker: install migrate
 	$(PY) manage.py orchestrator
 
-test: install browser
+test: install browser label-studio
 	DJANGO_SETTINGS_MODULE=webapp.settings.test $(PY) manage.py makemigrations --check --dry-run
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

@@ -53,6 +53,7 @@ DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/lumen_bench_http"
 # Random keys for this run (production settings refuse short, shared or documented keys).
 SECRET_KEY = secrets.token_urlsafe(48)
 PSEUDONYM_KEY = secrets.token_urlsafe(48)
+CREDENTIALS_KEY = secrets.token_urlsafe(48)
 OVERLAP_EVERY = 10
 LUMEN, LABEL_STUDIO = "Lumen", "Label Studio"
 PHASES = (("1 client", 1, 0.0), ("{n} clients, no pause", None, 0.0), ("{n} clients, 1 s pause", None, 1.0))
@@ -158,6 +159,7 @@ class Server:
             "DATABASE_URL": database_url,
             "LUMEN_SECRET_KEY": SECRET_KEY,
             "LUMEN_PSEUDONYM_KEY": PSEUDONYM_KEY,
+            "LUMEN_CREDENTIALS_KEY": CREDENTIALS_KEY,
             # Plain HTTP on loopback, no TLS proxy in front: no HTTPS redirect, no secure-only cookies.
             "LUMEN_SECURE_COOKIES": "false",
             "LUMEN_SSL_REDIRECT": "false",

@@ -1,5 +1,6 @@
 """Lumen's data model, one module per area, re-exported here."""
 
+from annotation.models.connections import ExternalServer, ServerKind
 from annotation.models.dicom import BurnedInReview, Instance, Patient, PatientIdentity, Series, Study
 from annotation.models.items import IcaReference, Item, ItemKind, PolarMap, PolarMapPhase, Sex, SpectExam, Split
 from annotation.models.jobs import ImportFile, Job, JobKind, JobStatus, LiveEvent
@@ -25,6 +26,7 @@ __all__ = [
     "AssignmentKind",
     "AssignmentState",
     "Draft",
+    "ExternalServer",
     "IcaReference",
     "ImportFile",
     "Instance",
@@ -52,6 +54,7 @@ __all__ = [
     "ReviewRequest",
     "Role",
     "Series",
+    "ServerKind",
     "Sex",
     "SpectExam",
     "Split",

@@ -38,6 +38,11 @@ class Item(models.Model):
     # How many annotators hold a current label of the item, kept with the label's own transaction: the item
     # still wants labels while this is below required_labels.
     labellers = models.PositiveSmallIntegerField(default=0, db_default=0)
+    # Excluded by a lead (unusable image, out of scope): never handed out, trained on or scored; labels are kept.
+    excluded_at = models.DateTimeField(null=True, blank=True)
+    excluded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

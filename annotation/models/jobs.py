@@ -10,6 +10,7 @@ class JobKind(models.TextChoices):
     IMPORT = "import", "Import"
     TRAIN = "train", "Train"
     SCORE = "score", "Score"
+    EXPORT = "export", "Dataset export"
 
 
 class JobStatus(models.TextChoices):

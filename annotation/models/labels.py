@@ -9,6 +9,8 @@ from annotation.models.items import Item
 class LabelSource(models.TextChoices):
     ANNOTATOR = "annotator", "Annotator"
     ADJUDICATION = "adjudication", "Adjudication"
+    # Made in Label Studio and pulled back (annotation.services.label_studio), with its author.
+    LABEL_STUDIO = "label_studio", "Label Studio"
 
 
 class LabelQuerySet(models.QuerySet):

@@ -77,6 +77,7 @@ def _production(**keys) -> subprocess.CompletedProcess:
 
 STRONG = "k" * 20 + "abcdefghijklmnopqrstuvwxyz0123456789"
 OTHER = "p" * 20 + "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+THIRD = "c" * 20 + "0123456789abcdefghijKLMNOPQRSTUVWXYZ"
 
 
 @pytest.mark.parametrize(
@@ -90,6 +91,11 @@ OTHER = "p" * 20 + "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
         ),
         ({"LUMEN_SECRET_KEY": STRONG, "LUMEN_PSEUDONYM_KEY": "short-key"}, "LUMEN_PSEUDONYM_KEY is too weak"),
         ({"LUMEN_SECRET_KEY": STRONG, "LUMEN_PSEUDONYM_KEY": STRONG}, "must differ from LUMEN_SECRET_KEY"),
+        ({"LUMEN_SECRET_KEY": STRONG, "LUMEN_PSEUDONYM_KEY": OTHER}, "Set the LUMEN_CREDENTIALS_KEY environment"),
+        (
+            {"LUMEN_SECRET_KEY": STRONG, "LUMEN_PSEUDONYM_KEY": OTHER, "LUMEN_CREDENTIALS_KEY": OTHER},
+            "LUMEN_CREDENTIALS_KEY must differ",
+        ),
     ],
 )
 def test_production_refuses_missing_default_weak_or_shared_keys(keys, message):
@@ -99,7 +105,7 @@ def test_production_refuses_missing_default_weak_or_shared_keys(keys, message):
 
 
 def test_production_settings_pass_the_deployment_checks():
-    result = _production(LUMEN_SECRET_KEY=STRONG, LUMEN_PSEUDONYM_KEY=OTHER)
+    result = _production(LUMEN_SECRET_KEY=STRONG, LUMEN_PSEUDONYM_KEY=OTHER, LUMEN_CREDENTIALS_KEY=THIRD)
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout
 

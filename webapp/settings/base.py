@@ -12,6 +12,9 @@ SECRET_KEY = env.str("LUMEN_SECRET_KEY", default="") or local_key("secret")
 # Keyed hash for pseudonyms and remapped UIDs, independent of SECRET_KEY (whose uses are many and which may be
 # rotated); changing it changes every pseudonym.
 PSEUDONYM_KEY = env.str("LUMEN_PSEUDONYM_KEY", default="") or local_key("pseudonym")
+# Encrypts the credentials of external servers (DICOMweb, Label Studio) stored in the database
+# (annotation.credentials); without it they cannot be read back.
+CREDENTIALS_KEY = env.str("LUMEN_CREDENTIALS_KEY", default="") or local_key("credentials")
 ALLOWED_HOSTS = env.list("LUMEN_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("LUMEN_CSRF_TRUSTED_ORIGINS", default=[])
 

@@ -12,6 +12,9 @@ SECRET_KEY = strong_key("LUMEN_SECRET_KEY", env.str("LUMEN_SECRET_KEY"))
 PSEUDONYM_KEY = strong_key("LUMEN_PSEUDONYM_KEY", env.str("LUMEN_PSEUDONYM_KEY"))
 if PSEUDONYM_KEY == SECRET_KEY:
     raise ImproperlyConfigured("LUMEN_PSEUDONYM_KEY must differ from LUMEN_SECRET_KEY")
+CREDENTIALS_KEY = strong_key("LUMEN_CREDENTIALS_KEY", env.str("LUMEN_CREDENTIALS_KEY"))
+if CREDENTIALS_KEY in (SECRET_KEY, PSEUDONYM_KEY):
+    raise ImproperlyConfigured("LUMEN_CREDENTIALS_KEY must differ from LUMEN_SECRET_KEY and LUMEN_PSEUDONYM_KEY")
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":  # noqa: F405
     raise ImproperlyConfigured("production needs DATABASE_URL=postgres://…")
 # Each web worker process keeps a psycopg pool of open connections instead of connecting per request (Django's

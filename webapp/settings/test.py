@@ -8,6 +8,7 @@ from webapp.settings.base import *  # noqa: F403
 # Fixed keys: pseudonyms, and so the patient splits derived from them, are the same on every run and machine.
 SECRET_KEY = "lumen-tests-only-secret-key-4f1d9c2a7b6e8d0f3a5c1e9b7d2f4a6c8e0b"
 PSEUDONYM_KEY = "lumen-tests-only-pseudonym-key-9e2b7d4f1a6c3e8b0d5f2a7c4e9b1d6f"
+CREDENTIALS_KEY = "lumen-tests-only-credentials-key-3c8e1a5f7b2d9e4a6c0f8b1d3e5a7c9f"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 MEDIA_ROOT = tempfile.mkdtemp(prefix="lumen-test-media-")
 STORAGES = {

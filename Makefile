@@ -33,9 +33,9 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
 # A real Label Studio server for the round-trip tests and the HTTP benchmark, in its own virtualenv under var/
-# (its pins clash with Lumen's; benchmarks/label_studio.py installs it once).
+# (its pins clash with Lumen's; benchmarks/label_studio_server.py installs it once and starts it for both).
 label-studio: install
-	$(PY) -c "from benchmarks.label_studio import ensure_installed; ensure_installed()"
+	$(PY) -c "from benchmarks.label_studio_server import ensure_installed; ensure_installed()"
 
 migrate: install
 	$(PY) manage.py migrate --noinput

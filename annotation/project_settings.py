@@ -52,6 +52,8 @@ class ProjectSettings:
     promotion_refresh_growth: float | None = 0.05
     # Training and scoring are seeded with this: the same labels give the same model, retrain after retrain.
     training_seed: int = 0
+    # Data-parallel Ray Train workers for models trained in epochs (0: the server's LUMEN_TRAINING_WORKERS).
+    training_workers: int = 0
     # Look for text burned into the pixels of each imported run or pullback (Tesseract; first, middle, last frame).
     ocr_burned_in_text: bool = False
     # Per-task hyper-parameter overrides for training (names as in learning.tasks' parameter classes).
@@ -90,6 +92,9 @@ def parse_settings(task_type: str, raw: dict[str, Any] | None) -> ProjectSetting
     _check_type("extra", base, dict)
     _check_type("split_seed", base, int)
     _check_type("training_seed", base, int)
+    _check_type("training_workers", base, int)
+    if not 0 <= base["training_workers"] <= 64:
+        raise SettingsError("training_workers", "must be 0 (the server's default) or between 1 and 64")
     _check_type("test_set_locked", base, bool)
     _check_type("ocr_burned_in_text", base, bool)
     _check_type("training_hparams", base, dict)

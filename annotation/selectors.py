@@ -11,6 +11,7 @@ from annotation.models import (
     Assignment,
     AssignmentKind,
     AssignmentState,
+    BurnedInReview,
     Draft,
     IcaReference,
     Instance,
@@ -176,12 +177,13 @@ def _count_per_item(rows: QuerySet) -> Coalesce:
 
 
 def items_open_for(project: Project, annotator: User) -> QuerySet[Item]:
-    """Return the items the annotator may still label: not labelled or skipped by them, short of required labels."""
+    """Return the items the annotator may still label: not labelled or skipped by them, short of required labels,
+    not excluded by a lead."""
     mine = Label.objects.current().filter(item=OuterRef("pk"), author=annotator)
     skipped = Assignment.objects.filter(item=OuterRef("pk"), annotator=annotator, state=AssignmentState.SKIPPED)
     labels = Label.objects.current().filter(item=OuterRef("pk"))
     return (
-        Item.objects.filter(project=project)
+        Item.objects.filter(project=project, excluded_at__isnull=True)
         .exclude(Exists(mine))
         .exclude(Exists(skipped))
         .annotate(n_labels=_count_per_item(labels))
@@ -194,7 +196,8 @@ TALLY_FIELDS = ("done", "skipped", "excused", "handouts", "gold_handouts")
 
 
 def _wanting(project_id: int):
-    return Item.objects.filter(project_id=project_id, labellers__lt=F("required_labels"))
+    # An item a lead excluded wants no labels until it is included again.
+    return Item.objects.filter(project_id=project_id, labellers__lt=F("required_labels"), excluded_at__isnull=True)
 
 
 def wanting_count(project_id: int) -> int:
@@ -231,7 +234,9 @@ def tally_of(project: Project, annotator_id: int) -> dict[str, int]:
 _PROGRESS_SQL = """
 SELECT q.wanting_items, t.done, t.skipped, t.excused, (
     SELECT COUNT(*) FROM annotation_reviewitem ri JOIN annotation_reviewrequest rr ON rr.id = ri.request_id
+    JOIN annotation_item i ON i.id = ri.item_id
     WHERE rr.project_id = %(project)s AND rr.annotator_id = %(annotator)s AND ri.resolved_at IS NULL
+      AND i.excluded_at IS NULL
 )
 FROM annotation_project p
 LEFT JOIN annotation_projectqueue q ON q.project_id = p.id
@@ -375,3 +380,24 @@ def split_summary(project: Project) -> dict:
             for name in ("train", "validation", "test", "unassigned")
         },
     }
+
+
+def label_studio_items(project: Project) -> QuerySet[Item]:
+    """Return the items of the project Label Studio may show: none a lead excluded, none whose file waits for (or
+    was excluded by) a burned-in text review; with the rows the tasks read to find their rendered images."""
+    return (
+        Item.objects.filter(project=project, excluded_at__isnull=True)
+        .exclude(instance__burned_in_review__in=(BurnedInReview.PENDING, BurnedInReview.EXCLUDED))
+        .select_related("project", "instance", "spect__rest__instance", "spect__stress__instance")
+        .order_by("pk")
+    )
+
+
+def champion_predictions(project: Project) -> dict[int, Prediction]:
+    """Return the champion's prediction of each item, except held-out test items (labelled without it)."""
+    rows = (
+        Prediction.objects.filter(item__project=project, model_version__status=ModelStatus.CHAMPION)
+        .exclude(item__split=Split.TEST)
+        .select_related("model_version")
+    )
+    return {prediction.item_id: prediction for prediction in rows}

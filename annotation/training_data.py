@@ -111,15 +111,18 @@ def _agreed(spec: type[TaskSpec], labels: list[Label]) -> Label | None:
 def training_set(project: Project) -> TrainingSet:
     """Return the examples by split; pseudo-labels of the champion join the training split when enabled.
 
-    Pseudo-labels only stand in for training items nobody has labelled; they never validate or test.
+    Pseudo-labels only stand in for training items nobody has labelled; they never validate or test. Items a lead
+    excluded neither train nor evaluate (their labels stay in the history).
     """
     settings = parse_settings(project.task_type, project.settings)
     task = label_task(project.task_type)
     targets, disputed = final_targets(project, settings)
-    items = {item.pk: item for item in items_with_inputs(project).filter(pk__in=targets)}
+    items = {item.pk: item for item in items_with_inputs(project).filter(pk__in=targets, excluded_at__isnull=True)}
     by_split: dict[str, list[Example]] = defaultdict(list)
     for item_id, final in sorted(targets.items()):
-        item = items[item_id]
+        item = items.get(item_id)
+        if item is None:  # excluded
+            continue
         by_split[item.split or Split.TRAIN].append(
             Example(
                 ref=task.item_ref(item),
@@ -146,6 +149,7 @@ def _pseudo_examples(project: Project, task: LabelTask, exclude: set[int]) -> It
         PseudoLabel.objects.filter(
             item__project=project,
             item__split__in=[Split.TRAIN, Split.UNASSIGNED],
+            item__excluded_at__isnull=True,
             model_version__status=ModelStatus.CHAMPION,
         )
         .exclude(item_id__in=exclude)

@@ -1,12 +1,12 @@
 """Run inside Label Studio's own virtualenv and Django (not Lumen's): load one project for the HTTP load benchmark.
 
-    <label-studio venv>/bin/python benchmarks/label_studio_setup.py '{"size": 10000, "clients": 32, ...}'
+    <label-studio venv>/bin/python -P benchmarks/label_studio_setup.py '{"owner": "…", "size": 10000, ...}'
 
-Creates (once) an organization with legacy API tokens switched on (Label Studio 1.23 ships them off; the
-benchmark's clients send `Authorization: Token …` as Lumen's do), `clients` annotator accounts with a token each,
-and a project with a three-choice vessel-type config; then bulk-creates `size` tasks (an image URL each, one in
-`overlap_every` needing two annotations, as the Lumen project has). Prints one JSON line: project id and tokens.
-Label Studio's own defaults are kept for everything else (sequential sampling, task locks on).
+The accounts (the owner's organization, with legacy API tokens switched on, and the annotators with their tokens)
+are made first by benchmarks/label_studio_accounts.py. This creates a project of the owner's organization with a
+three-choice vessel-type config, then bulk-creates `size` tasks (an image URL each, one in `overlap_every` needing
+two annotations, as the Lumen project has). Prints one JSON line: the project id. Label Studio's own defaults are
+kept for everything else (sequential sampling, task locks on).
 """
 
 from __future__ import annotations
@@ -32,31 +32,13 @@ def main() -> None:
     from django.db import connection, transaction
     from organizations.models import Organization
     from projects.models import Project
-    from rest_framework.authtoken.models import Token
     from tasks.models import Task
     from users.models import User
 
-    size, clients, every = int(options["size"]), int(options["clients"]), int(options["overlap_every"])
+    size, every = int(options["size"]), int(options["overlap_every"])
     with transaction.atomic():
-        owner, _ = User.objects.get_or_create(email="bench-lead@example.org", defaults={"username": "bench-lead"})
-        organization = Organization.objects.filter(created_by=owner).first()
-        if organization is None:
-            organization = Organization.create_organization(
-                created_by=owner, title="Benchmark", legacy_api_tokens_enabled=True
-            )
-        jwt = organization.jwt
-        jwt.legacy_api_tokens_enabled = True
-        jwt.save()
-        tokens = []
-        for i in range(clients):
-            user, _ = User.objects.get_or_create(
-                email=f"bench-annotator-{i}@example.org", defaults={"username": f"bench-annotator-{i}"}
-            )
-            organization.add_user(user)
-            if user.active_organization_id != organization.pk:
-                user.active_organization = organization
-                user.save(update_fields=["active_organization"])
-            tokens.append(Token.objects.get_or_create(user=user)[0].key)
+        owner = User.objects.get(email=options["owner"])
+        organization = Organization.objects.get(created_by=owner)
         project = Project.objects.create(
             title=f"HTTP load {size}",
             label_config=LABEL_CONFIG,
@@ -80,7 +62,7 @@ def main() -> None:
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE task")
         cursor.execute("ANALYZE task_completion")
-    print(json.dumps({"project": project.pk, "tokens": tokens}))
+    print(json.dumps({"project": project.pk}))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from frontend import quality_views, views
+from frontend import item_views, quality_views, views
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(template_name="frontend/login.html"), name="login"),
@@ -10,5 +10,6 @@ urlpatterns = [
     path("projects/<slug:slug>/", views.project_detail, name="project-detail"),
     path("projects/<slug:slug>/label/", views.workspace, name="workspace"),
     path("projects/<slug:slug>/quality/", quality_views.quality_dashboard, name="quality"),
+    path("projects/<slug:slug>/items/", item_views.item_browser, name="item-browser"),
     path("projects/<slug:slug>/adjudicate/<int:item_id>/", quality_views.adjudicate, name="adjudicate"),
 ]

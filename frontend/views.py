@@ -2,6 +2,7 @@
 
 import json
 
+from django.conf import settings as django_settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -47,8 +48,19 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "item_total": project.items.count(),
             "settings": settings,
             "learning": _learning_choices(project.task_type, settings) if is_lead else None,
+            "upload_limits": _upload_limits() if is_lead else None,
         },
     )
+
+
+def _upload_limits() -> dict:
+    """Return what one upload may hold, for the import card to refuse a larger choice before sending it.
+
+    Each file travels with its path as a form field, so Django's field limit bounds the files as well.
+    """
+    fields = django_settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+    files = django_settings.DATA_UPLOAD_MAX_NUMBER_FILES
+    return {"bytes": django_settings.LUMEN_MAX_UPLOAD_BYTES, "files": files if fields is None else min(files, fields)}
 
 
 def _learning_choices(task_type: str, settings: ProjectSettings) -> dict:

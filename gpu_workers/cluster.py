@@ -25,7 +25,14 @@ def ray_connect(*, address: str = "", num_cpus: int | None = None) -> ModuleType
         if address:
             ray.init(address=address, log_to_driver=False, configure_logging=False)
         else:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
+            # "local": always a new Ray of this process's own, never a cluster another `ray start` left running.
+            ray.init(
+                address="local",
+                num_cpus=num_cpus,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+            )
     return ray
 
 
@@ -34,3 +41,17 @@ def cluster_has_gpu() -> bool:
     import ray
 
     return ray.cluster_resources().get("GPU", 0) >= 1
+
+
+def cluster_status() -> dict[str, object]:
+    """What the connected Ray cluster offers now: alive nodes, CPUs and GPUs (for health checks and the status file).
+
+    Raises when Ray is not initialised in this process or its GCS does not answer.
+    """
+    import ray
+
+    if not ray.is_initialized():
+        raise RuntimeError("Ray is not initialised in this process")
+    nodes = [node for node in ray.nodes() if node.get("Alive")]
+    resources = ray.cluster_resources()
+    return {"alive_nodes": len(nodes), "cpus": resources.get("CPU", 0.0), "gpus": resources.get("GPU", 0.0)}

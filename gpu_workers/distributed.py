@@ -14,6 +14,7 @@ import re
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from learning.tasks.training import Replicas, kept_outcome, train_model, trainab
 
 WEIGHTS_FILE = "weights.pt"
 SUMMARY_FILE = "summary.json"
+RESUME_FILE = "resume.pt"  # an epoch's checkpoint: weights, optimiser, best epoch and history
 
 
 class RayTrainRanks(Replicas):
@@ -73,10 +75,33 @@ class RayTrainRanks(Replicas):
         dist.broadcast(tensor, src=0)
         return bool(tensor.item())
 
-    def epoch_done(self, row: dict[str, float]) -> None:
+    def epoch_done(self, row: dict[str, float], checkpoint: Callable[[], dict[str, Any]] | None = None) -> None:
+        """Report the epoch on every rank (Ray Train waits for all); rank 0 attaches the state to resume from."""
         import ray.train
 
-        ray.train.report(row)  # every rank reports every epoch: Ray Train waits for all of them
+        if checkpoint is None:
+            ray.train.report(row)
+            return
+        with tempfile.TemporaryDirectory() as folder:
+            torch.save(checkpoint(), Path(folder, RESUME_FILE))
+            ray.train.report(row, checkpoint=ray.train.Checkpoint.from_directory(folder))
+
+    def resume(self) -> dict[str, Any] | None:
+        """The last epoch's state when Ray Train restarted this worker group after a failure, else None."""
+        import ray.train
+
+        checkpoint = ray.train.get_checkpoint()
+        if checkpoint is None:
+            return None
+        with checkpoint.as_directory() as folder:
+            state = Path(folder, RESUME_FILE)
+            if not state.exists():  # the final checkpoint (weights + summary): the run had finished
+                return None
+            resumed = torch.load(state, map_location="cpu", weights_only=False)
+        self.resumed_after = int(resumed["epoch"])
+        return resumed
+
+    resumed_after: int | None = None  # the epoch this group carried on from after a failure
 
     @staticmethod
     def _grouped() -> bool:
@@ -101,6 +126,8 @@ def _train_worker(config: dict[str, Any]) -> None:
         return
     outcome = kept_outcome(spec, request, trained, device, started=started)
     metrics = outcome.metrics | {"workers": ranks.world_size}
+    if ranks.resumed_after is not None:  # said on the model page: the run lost a worker and carried on
+        metrics["resumed_after_epoch"] = ranks.resumed_after
     summary = {"metrics": metrics, "history": outcome.history, "hparams": outcome.hparams, "device": outcome.device}
     with tempfile.TemporaryDirectory() as folder:
         Path(folder, WEIGHTS_FILE).write_bytes(outcome.weights)
@@ -130,16 +157,21 @@ def fit_data_parallel(
     num_workers: int = 2,
     use_gpu: bool | None = None,
     storage_path: str | None = None,
+    name: str | None = None,
+    max_failures: int = 2,
     report: Reporter | None = None,
 ) -> TrainOutcome:
     """Train `request` on `num_workers` Ray Train workers with DDP and return the best epoch's outcome.
 
     `use_gpu=None` takes one GPU per worker when the cluster has any. `storage_path` must be reachable from every
     node of a multi-node cluster; without it a temporary local directory is used and removed afterwards.
+    Rank 0 checkpoints every epoch there: when a worker (or its node) dies, Ray Train restarts the group from the
+    last epoch's checkpoint, up to `max_failures` times; and a run started again under the same `name` and
+    `storage_path` (the job retried after its orchestrator died) carries on from that checkpoint too.
     `report` hears epoch 0 before the workers start, then every epoch replayed from the final history: live
     reports would have to travel from the Ray Train controller actor, where a driver-side callable cannot run.
     """
-    from ray.train import RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     from gpu_workers.cluster import cluster_has_gpu, ray_connect
@@ -173,7 +205,10 @@ def fit_data_parallel(
             train_loop_config={"request": request},
             scaling_config=scaling,
             run_config=RunConfig(
-                name=f"lumen-{request.task}-{uuid.uuid4().hex[:8]}", storage_path=storage_path or scratch
+                name=name or f"lumen-{request.task}-{uuid.uuid4().hex[:8]}",
+                storage_path=storage_path or scratch,
+                failure_config=FailureConfig(max_failures=max_failures),
+                checkpoint_config=CheckpointConfig(num_to_keep=2),
             ),
         )
         try:

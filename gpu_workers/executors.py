@@ -1,25 +1,33 @@
 """The platform's facade over the workers: submit a request, poll its progress and result, cancel it.
 
-`RayExecutor` runs each job as a Ray task (a GPU requested when the cluster has one; progress flows
-back through a small actor). `InlineExecutor` runs the same worker classes on a thread in this process,
-for tests and single-machine setups without Ray.
+`RayExecutor` runs a training job as a Ray task (a GPU requested when the cluster has one; progress flows back
+through a small actor owned by this process) and fans a scoring job out over a pool of scoring actors, each
+holding the model once, with a bounded number of chunks in flight (`score_stream`). `InlineExecutor` runs the
+same worker classes on a thread in this process, for tests and single-machine setups without Ray.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import queue
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from gpu_workers.workers import ScoringWorker, TrainingWorker
-from learning.tasks import Progress, ScoreRequest, TrainRequest
+from gpu_workers.workers import ScoringModel, ScoringWorker, TrainingWorker
+from learning.tasks import ItemRef, ItemScore, Progress, ScoreRequest, TrainRequest
 
-PROGRESS_ACTOR = "lumen-progress"
-NAMESPACE = "lumen"
+log = logging.getLogger(__name__)
+# Scoring chunks in flight per scoring actor: one running, one waiting, so an actor never idles between chunks
+# while the orchestrator stores the last one, and no more than that is held in the object store.
+IN_FLIGHT_PER_ACTOR = 2
+# A chunk whose actor died (its node gone, restarts used up) is sent to another actor this many times.
+CHUNK_ATTEMPTS = 3
 
 
 @dataclass
@@ -37,6 +45,27 @@ class PollResult:
     progress: list[dict[str, Any]] = field(default_factory=list)
     result: Any = None
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class ScoreChunk:
+    """One piece of a scoring job: its place in the job, the references to score and its seed."""
+
+    index: int
+    refs: tuple[ItemRef, ...]
+    seed: int
+
+
+@dataclass
+class ChunkEvent:
+    """What `score_stream` yields: a finished chunk (its scores, or the error that ended the job), or, with
+    `chunk` None, word that the stream is still waiting (so the caller can beat its heartbeat), with the progress
+    reports made inside a running chunk where the executor has them."""
+
+    chunk: ScoreChunk | None = None
+    scores: list[ItemScore] = field(default_factory=list)
+    error: str | None = None
+    progress: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Executor(ABC):
@@ -59,6 +88,34 @@ class Executor(ABC):
     def close(self) -> None:
         return None
 
+    def score_stream(
+        self,
+        template: ScoreRequest,
+        chunks: Iterable[ScoreChunk],
+        *,
+        key: str,
+        count: int | None = None,
+        poll_seconds: float = 1.0,
+    ) -> Iterator[ChunkEvent]:
+        """Score the chunks with `template`'s weights; yield each finished chunk as it finishes.
+
+        `chunks` may be a generator (drawn only as chunks are sent off); `count` says how many it holds.
+        This default scores one chunk after another through `submit` / `poll` (a request per chunk);
+        `RayExecutor` scores them in parallel. A chunk that fails ends the stream with its error.
+        """
+        for chunk in chunks:
+            handle = self.submit(replace(template, refs=chunk.refs, seed=chunk.seed), key=key)
+            while True:
+                polled = self.poll(handle, timeout=poll_seconds)
+                if polled.done:
+                    yield ChunkEvent(
+                        chunk=chunk, scores=polled.result or [], error=polled.error, progress=polled.progress
+                    )
+                    if polled.error is not None:
+                        return
+                    break
+                yield ChunkEvent(progress=polled.progress)
+
 
 def _kind(request: TrainRequest | ScoreRequest) -> str:
     if isinstance(request, TrainRequest):
@@ -72,6 +129,32 @@ def _run(request: TrainRequest | ScoreRequest, report) -> Any:
     if isinstance(request, TrainRequest):
         return TrainingWorker().run(request, report)
     return ScoringWorker().run(request, report)
+
+
+def _drained(reports: queue.SimpleQueue) -> list[dict[str, Any]]:
+    out = []
+    while not reports.empty():
+        out.append(reports.get())
+    return out
+
+
+def _future_poll(future: Future, timeout: float, progress_now: Callable[[], list[dict[str, Any]]]) -> PollResult:
+    """Wait up to `timeout` for a job running on a thread of this process; its progress, and its end if it ended."""
+    try:
+        future.result(timeout=timeout)
+    except FutureTimeout:
+        pass
+    except Exception:  # noqa: BLE001, S110 — reported below from the future itself
+        pass
+    progress = progress_now()
+    if not future.done():
+        return PollResult(done=False, progress=progress)
+    if future.cancelled():
+        return PollResult(done=True, progress=progress, error="cancelled before it started")
+    error = future.exception()
+    if error is not None:
+        return PollResult(done=True, progress=progress, error=f"{type(error).__name__}: {error}")
+    return PollResult(done=True, progress=progress, result=future.result())
 
 
 # ------------------------------------------------------------------------------------------------ in process
@@ -94,29 +177,11 @@ class InlineExecutor(Executor):
         return Handle(key=key, kind=kind, reference=future)
 
     def poll(self, handle, timeout=1.0):
-        future: Future = handle.reference
-        try:
-            future.result(timeout=timeout)
-        except FutureTimeout:
-            pass
-        except Exception:  # noqa: BLE001, S110 — reported below from the future itself
-            pass
-        progress = self._drain(handle.key)
-        if not future.done():
-            return PollResult(done=False, progress=progress)
-        if future.cancelled():
-            return PollResult(done=True, progress=progress, error="cancelled before it started")
-        error = future.exception()
-        if error is not None:
-            return PollResult(done=True, progress=progress, error=f"{type(error).__name__}: {error}")
-        return PollResult(done=True, progress=progress, result=future.result())
+        return _future_poll(handle.reference, timeout, lambda: self._drain(handle.key))
 
     def _drain(self, key: str) -> list[dict[str, Any]]:
         reports = self._progress.get(key)
-        out = []
-        while reports is not None and not reports.empty():
-            out.append(reports.get())
-        return out
+        return _drained(reports) if reports is not None else []
 
     def cancel(self, handle):
         handle.reference.cancel()  # a job already running on the thread finishes; its result is then ignored
@@ -127,20 +192,31 @@ class InlineExecutor(Executor):
 
 # ------------------------------------------------------------------------------------------------ Ray
 class RayExecutor(Executor):
-    """Run each job as a Ray task on a local Ray (default) or the cluster at `address`."""
+    """Run jobs on a local Ray (default) or the cluster at `address`: training as a task, scoring on actors.
+
+    `scoring_workers`: scoring actors per job (0: as many as the cluster has CPUs, or GPU shares when it has GPUs).
+    `gpu_share`: the part of a GPU each scoring actor asks for (small models share a GPU; 1.0 for big ones).
+    """
 
     name = "ray"
 
-    def __init__(self, *, address: str = "", num_cpus: int | None = None) -> None:
+    def __init__(
+        self, *, address: str = "", num_cpus: int | None = None, scoring_workers: int = 0, gpu_share: float = 0.5
+    ) -> None:
         from gpu_workers.cluster import cluster_has_gpu, ray_connect
 
         self.ray = ray_connect(address=address, num_cpus=num_cpus)
         self.gpu = cluster_has_gpu()
+        self.scoring_workers = scoring_workers
+        self.gpu_share = gpu_share
         self.board = _progress_board(self.ray)
         self._remote = self.ray.remote(max_retries=1, retry_exceptions=False)(_ray_job)
+        self.scoring_actors_live: list[Any] = []  # the running scoring job's actors (for operators and tests)
 
     def submit(self, request, key):
         kind = _kind(request)
+        if isinstance(request, TrainRequest) and request.workers > 1:
+            return self._submit_data_parallel(request, key)
         # One put of the (possibly large) request; the task gets the reference, not a closure over the data.
         request_ref = self.ray.put(request)
         reference = self._remote.options(num_gpus=1 if self.gpu else 0, name=f"lumen-{kind}-{key}").remote(
@@ -148,7 +224,30 @@ class RayExecutor(Executor):
         )
         return Handle(key=key, kind=kind, reference=reference)
 
+    def _submit_data_parallel(self, request: TrainRequest, key: str) -> Handle:
+        """Train on `request.workers` Ray Train workers: TorchTrainer.fit blocks, so it runs on a thread here.
+
+        Checkpoints go under `request.checkpoint_dir` in a run named after the job, so a retry of the job resumes.
+        """
+        from gpu_workers.distributed import fit_data_parallel
+
+        reports: queue.SimpleQueue = queue.SimpleQueue()
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"lumen-train-{key}")
+        future = pool.submit(
+            fit_data_parallel,
+            request,
+            num_workers=request.workers,
+            use_gpu=self.gpu,
+            storage_path=request.checkpoint_dir or None,
+            name=f"lumen-job-{key}",
+            report=lambda progress: reports.put(progress.as_json()),
+        )
+        pool.shutdown(wait=False)
+        return Handle(key=key, kind="train", reference=_DataParallelRun(future, reports))
+
     def poll(self, handle, timeout=1.0):
+        if isinstance(handle.reference, _DataParallelRun):
+            return handle.reference.poll(timeout)
         ray = self.ray
         ready, _ = ray.wait([handle.reference], timeout=timeout)
         progress = ray.get(self.board.drain.remote(handle.key))
@@ -159,15 +258,159 @@ class RayExecutor(Executor):
         except ray.exceptions.TaskCancelledError:
             return PollResult(done=True, progress=progress, error="cancelled")
         except ray.exceptions.RayTaskError as error:
-            cause = error.cause if getattr(error, "cause", None) is not None else error
-            return PollResult(done=True, progress=progress, error=f"{type(cause).__name__}: {cause}")
+            return PollResult(done=True, progress=progress, error=_task_error(error))
         except ray.exceptions.RayError as error:  # the worker process died, the node went away …
-            first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            return PollResult(done=True, progress=progress, error=f"{type(error).__name__}: {first_line}")
+            return PollResult(done=True, progress=progress, error=_ray_error(error))
         return PollResult(done=True, progress=progress, result=result)
 
     def cancel(self, handle):
+        if isinstance(handle.reference, _DataParallelRun):
+            handle.reference.future.cancel()  # a run already training finishes; its result is then ignored
+            return
         self.ray.cancel(handle.reference, force=True)
+
+    def close(self):
+        # The progress board belongs to this process (not detached): kill it now rather than at the driver's exit.
+        try:
+            self.ray.kill(self.board)
+        except Exception:  # noqa: BLE001, S110 — Ray already shut down: nothing left to clean
+            pass
+
+    # --- scoring fanned out over actors
+    def scoring_actors(self, chunks: int) -> int:
+        """How many scoring actors a job of `chunks` chunks gets: the setting, else what the cluster has free now
+        (other jobs' actors hold theirs: an actor waiting for resources would hold its chunks back)."""
+        if self.scoring_workers > 0:
+            wanted = self.scoring_workers
+        elif self.gpu:
+            wanted = int(self.ray.available_resources().get("GPU", 0) / self.gpu_share)
+        else:
+            wanted = int(self.ray.available_resources().get("CPU", 1))
+        return max(1, min(wanted, chunks))
+
+    def score_stream(self, template, chunks, *, key, count=None, poll_seconds=1.0):
+        """Score chunks on a pool of actors, each loading the model once; yield chunks as they finish.
+
+        At most IN_FLIGHT_PER_ACTOR chunks per actor are out at once, and chunks are drawn from `chunks` only as
+        room frees, so a big job never floods the object store and the caller's writes keep pace. When an actor's
+        process or node dies, its chunks go to the actors still alive (each chunk CHUNK_ATTEMPTS times at most);
+        the job fails only when none is left. The actors are killed when the stream ends, however it ends.
+        """
+        ray = self.ray
+        pending_chunks = iter(chunks)
+        first = next(pending_chunks, None)
+        if first is None:
+            return
+        backlog: list[ScoreChunk] = [first]
+        actors_wanted = self.scoring_actors(chunks=count if count is not None else 1 << 30)
+        weights = ray.put(template.weights)
+        # No restarts: a restarted actor may find no free resources (its node gone, the rest held by its peers) and
+        # wait forever; the chunks of a lost actor go to the live ones instead.
+        options: dict[str, Any] = {"num_cpus": 1, "max_restarts": 0}
+        if self.gpu:
+            options["num_gpus"] = self.gpu_share
+        actor_class = ray.remote(_ScoringActor).options(**options)
+        actors = [
+            actor_class.remote(template.task, weights, template.media_root, options["num_cpus"])
+            for _ in range(actors_wanted)
+        ]
+        self.scoring_actors_live = actors
+        load: dict[int, int] = {index: 0 for index in range(len(actors))}
+        in_flight: dict[Any, tuple[ScoreChunk, int, int]] = {}  # reference -> (chunk, actor index, attempt)
+        retry: list[tuple[ScoreChunk, int]] = []
+        exhausted = False
+        try:
+            while True:
+                while load and (retry or backlog or not exhausted):
+                    index = min(load, key=load.__getitem__)
+                    if load[index] >= IN_FLIGHT_PER_ACTOR:
+                        break
+                    if retry:
+                        chunk, attempt = retry.pop(0)
+                    elif backlog:
+                        chunk, attempt = backlog.pop(0), 1
+                    else:
+                        following = next(pending_chunks, None)
+                        if following is None:
+                            exhausted = True
+                            break
+                        chunk, attempt = following, 1
+                    reference = actors[index].score.remote(chunk.refs, chunk.seed, template.batch_size)
+                    in_flight[reference] = (chunk, index, attempt)
+                    load[index] += 1
+                if not in_flight:
+                    if retry:  # chunks to retry but no live actor left
+                        yield ChunkEvent(chunk=retry[0][0], error="every scoring worker died")
+                    return
+                ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=poll_seconds)
+                if not ready:
+                    yield ChunkEvent()
+                    continue
+                for reference in ready:
+                    chunk, index, attempt = in_flight.pop(reference)
+                    if index in load:
+                        load[index] -= 1
+                    try:
+                        scores = ray.get(reference)
+                    except ray.exceptions.RayActorError as error:
+                        # Restarts used up or the node gone: this actor is lost; its chunk goes elsewhere.
+                        log.warning("scoring actor %s of job %s lost: %s", index, key, type(error).__name__)
+                        load.pop(index, None)
+                        if attempt >= CHUNK_ATTEMPTS:
+                            yield ChunkEvent(chunk=chunk, error=f"chunk {chunk.index}: {_ray_error(error)}")
+                            return
+                        retry.append((chunk, attempt + 1))
+                        continue
+                    except ray.exceptions.RayTaskError as error:  # the scoring code itself failed: not retried
+                        yield ChunkEvent(chunk=chunk, error=_task_error(error))
+                        return
+                    yield ChunkEvent(chunk=chunk, scores=scores)
+        finally:
+            self.scoring_actors_live = []
+            for actor in actors:
+                try:
+                    ray.kill(actor)
+                except Exception:  # noqa: BLE001, S110 — already dead
+                    pass
+
+
+@dataclass
+class _DataParallelRun:
+    """A Ray Train run driven from a thread of this process: its future and the progress it reported."""
+
+    future: Future
+    reports: queue.SimpleQueue
+
+    def poll(self, timeout: float) -> PollResult:
+        return _future_poll(self.future, timeout, lambda: _drained(self.reports))
+
+
+class _ScoringActor:
+    """A Ray actor holding one job's model; it scores chunk after chunk with it."""
+
+    def __init__(self, task: str, weights: bytes, media_root: str, cpus: float) -> None:
+        import torch
+
+        torch.set_num_threads(max(1, math.floor(cpus)))
+        self.model = ScoringModel(task, weights, media_root)
+
+    def score(self, refs: tuple[ItemRef, ...], seed: int, batch_size: int) -> list[ItemScore]:
+        return self.model.score(refs, seed, batch_size)
+
+    def pid(self) -> int:
+        import os
+
+        return os.getpid()
+
+
+def _task_error(error: Any) -> str:
+    cause = error.cause if getattr(error, "cause", None) is not None else error
+    return f"{type(cause).__name__}: {cause}"
+
+
+def _ray_error(error: Exception) -> str:
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {first_line}"
 
 
 def _ray_job(request: TrainRequest | ScoreRequest, board: Any, key: str) -> Any:
@@ -193,14 +436,16 @@ class _ProgressBoard:
 
 
 def _progress_board(ray: Any) -> Any:
-    actor = ray.remote(num_cpus=0)(_ProgressBoard)
-    return actor.options(name=PROGRESS_ACTOR, namespace=NAMESPACE, get_if_exists=True, lifetime="detached").remote()
+    """A progress board owned by this driver: it goes when the driver goes (or at `close`), never left behind."""
+    return ray.remote(num_cpus=0)(_ProgressBoard).remote()
 
 
-def executor_from_settings(backend: str, *, address: str = "", num_cpus: int | None = None) -> Executor:
+def executor_from_settings(
+    backend: str, *, address: str = "", num_cpus: int | None = None, scoring_workers: int = 0, gpu_share: float = 0.5
+) -> Executor:
     """Return the executor named by LUMEN_LEARNING_BACKEND ("ray" or "inline")."""
     if backend == "ray":
-        return RayExecutor(address=address, num_cpus=num_cpus)
+        return RayExecutor(address=address, num_cpus=num_cpus, scoring_workers=scoring_workers, gpu_share=gpu_share)
     if backend == "inline":
         return InlineExecutor()
     raise ValueError(f"unknown learning backend {backend!r}; use 'ray' or 'inline'")

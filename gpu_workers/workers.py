@@ -10,7 +10,18 @@ import os
 import torch
 
 from learning.models import pick_device
-from learning.tasks import ItemScore, Reporter, ScoreRequest, TrainOutcome, TrainRequest, fit, get_task, score
+from learning.tasks import (
+    ItemRef,
+    ItemScore,
+    Reporter,
+    ScoreRequest,
+    TrainOutcome,
+    TrainRequest,
+    fit,
+    get_task,
+    score,
+)
+from learning.tasks.training import LoadedScorer, scorer_load
 
 # Where a worker finds the media files when its mount differs from the platform's MEDIA_ROOT.
 MEDIA_ROOT_ENV = "LUMEN_WORKER_MEDIA_ROOT"
@@ -44,3 +55,18 @@ class ScoringWorker:
     def run(self, request: ScoreRequest, report: Reporter = _ignore) -> list[ItemScore]:
         spec = get_task(request.task, _media_root(request.media_root))
         return score(spec, request, self.device, report)
+
+
+class ScoringModel:
+    """One model held by a scoring worker for a whole job: loaded once, then scores chunk after chunk.
+
+    Ray's scoring actors hold one each (gpu_workers.executors); the inline executor holds one on its thread.
+    """
+
+    def __init__(self, task: str, weights: bytes, media_root: str, device: str | None = None) -> None:
+        torch_device = torch.device(device) if device else pick_device()
+        spec = get_task(task, _media_root(media_root))
+        self.scorer: LoadedScorer = scorer_load(spec, weights, torch_device)
+
+    def score(self, refs: tuple[ItemRef, ...], seed: int, batch_size: int) -> list[ItemScore]:
+        return self.scorer.score(refs, seed=seed, batch_size=batch_size)

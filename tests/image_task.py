@@ -29,6 +29,7 @@ from annotation.models import Item
 from annotation.quality.agreement import _pairs
 from annotation.tasks import LabelTask
 from annotation.tasks.frames import enqueue
+from annotation.tasks.label_studio import Regions, choice_region, choices_tag, tag
 from learning import uncertainty
 from learning.tasks import Example, ItemScore, TaskSpec, TrainingError
 from learning.tasks.base import as_float_list
@@ -188,6 +189,26 @@ class ImageClass(LabelTask):
         if payload["class"] not in CLASSES:
             raise LabelPayloadError("class", f"must be one of {', '.join(CLASSES)}")
         return payload["class"]
+
+    # Label Studio: the image and one choice; what the platform pushes, pulls and files is the same as for the
+    # built-in tasks.
+    def label_studio_config(self) -> str:
+        return tag("View", tag("Image", name="image", value="$image"), choices_tag("class", "image", CLASSES))
+
+    def label_studio_images(self, item: Item) -> dict[str, Path]:
+        return {"image": Path(settings.MEDIA_ROOT) / image_path(item.pk)}
+
+    def label_studio_result(self, payload: Any, item: Item) -> list[dict]:
+        return [choice_region("class", "image", payload["class"])]
+
+    def label_studio_payload(self, regions: Regions, item: Item) -> dict:
+        chosen = regions.choice("class", CLASSES)
+        if chosen is None:
+            raise LabelPayloadError("class", "no class chosen")
+        return {"class": chosen}
+
+    def label_studio_prediction(self, output: dict, item: Item) -> list[dict]:
+        return [choice_region("class", "image", output["class"])]
 
     def agreement(self, by_item) -> dict:
         rows = [(a.payload["class"], b.payload["class"]) for pairs in _pairs(by_item).values() for a, b in pairs]

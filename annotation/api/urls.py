@@ -1,7 +1,8 @@
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter, SimpleRouter
 
-from annotation.api import auth, quality_views, views
+from annotation.api import auth, item_browser_views, label_studio_views, pacs_views, quality_views, views
+from annotation.api.export_views import ExportViewSet
 
 app_name = "api"
 
@@ -19,6 +20,7 @@ router.register("polar-maps", views.PolarMapViewSet, basename="polar-map")
 project_router = SimpleRouter(use_regex_path=False)
 project_router.register("members", views.MembershipViewSet, basename="member")
 project_router.register("imports", views.ImportViewSet, basename="import")
+project_router.register("exports", ExportViewSet, basename="export")
 
 urlpatterns = [
     path("auth/token/", auth.TokenLoginView.as_view(), name="token"),
@@ -36,7 +38,56 @@ urlpatterns = [
         name="quality-report",
     ),
     path("projects/<slug:project_slug>/reviews/", quality_views.ReviewRequestView.as_view(), name="reviews"),
+    path("projects/<slug:project_slug>/items/", item_browser_views.ProjectItemsView.as_view(), name="project-items"),
+    path(
+        "projects/<slug:project_slug>/items/bulk/",
+        item_browser_views.ProjectItemsBulkView.as_view(),
+        name="project-items-bulk",
+    ),
+    path("projects/<slug:project_slug>/dicomweb/", pacs_views.DicomWebServerView.as_view(), name="dicomweb"),
+    path(
+        "projects/<slug:project_slug>/dicomweb/check/",
+        pacs_views.DicomWebCheckView.as_view(),
+        name="dicomweb-check",
+    ),
+    path(
+        "projects/<slug:project_slug>/dicomweb/studies/",
+        pacs_views.DicomWebStudiesView.as_view(),
+        name="dicomweb-studies",
+    ),
+    path(
+        "projects/<slug:project_slug>/dicomweb/imports/",
+        pacs_views.DicomWebImportView.as_view(),
+        name="dicomweb-imports",
+    ),
     path("items/<int:pk>/adjudicate/", quality_views.AdjudicateView.as_view(), name="item-adjudicate"),
+    path(
+        "projects/<slug:project_slug>/label-studio/",
+        label_studio_views.LabelStudioServerView.as_view(),
+        name="label-studio",
+    ),
+    path(
+        "projects/<slug:project_slug>/label-studio/push/",
+        label_studio_views.LabelStudioPushView.as_view(),
+        name="label-studio-push",
+    ),
+    path(
+        "projects/<slug:project_slug>/label-studio/pull/",
+        label_studio_views.LabelStudioPullView.as_view(),
+        name="label-studio-pull",
+    ),
+    path(
+        "projects/<slug:project_slug>/label-studio/export/",
+        label_studio_views.LabelStudioExportView.as_view(),
+        name="label-studio-export",
+    ),
+    path(
+        "projects/<slug:project_slug>/label-studio/import/",
+        label_studio_views.LabelStudioImportView.as_view(),
+        name="label-studio-import",
+    ),
+    # No login: the signed link is the permission (annotation.services.label_studio.image_link).
+    path("label-studio/images/<str:token>/", label_studio_views.label_studio_image, name="label-studio-image"),
     path("projects/<slug:project_slug>/", include(project_router.urls)),
     path("", include(router.urls)),
 ]

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import TooManyFieldsSent, TooManyFilesSent
 from django.db.models import Count, Exists, OuterRef
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
@@ -15,7 +16,7 @@ from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import ParseError, PermissionDenied, ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -220,6 +221,20 @@ class ImportViewSet(viewsets.GenericViewSet):
         if self.staging is not None:
             request.upload_handlers = [self.staging]
         return super().initialize_request(request, *args, **kwargs)
+
+    def handle_exception(self, exc):
+        # Django's multipart limits are the client's mistake, not a server error: a 400 that says which limit,
+        # answered here so that finalize_response still removes what was staged before the limit was reached.
+        if isinstance(exc, TooManyFilesSent):
+            exc = ParseError(
+                f"too many files: one upload takes at most {settings.DATA_UPLOAD_MAX_NUMBER_FILES} "
+                "(LUMEN_MAX_UPLOAD_FILES)"
+            )
+        elif isinstance(exc, TooManyFieldsSent):
+            exc = ParseError(
+                f"too many form fields (one path per file): at most {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS}"
+            )
+        return super().handle_exception(exc)
 
     def finalize_response(self, request, response, *args, **kwargs):
         if self.staging is not None and not getattr(self, "staging_claimed", False):

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 import numpy as np
 from PIL import Image
 from pydicom import Dataset
+from pydicom.multival import MultiValue
 
 from annotation.ingest.deid import add_method_code
 
@@ -20,6 +21,7 @@ MIN_CONFIDENCE = 30
 SCALE = 2  # Tesseract reads text of about 20 px; overlays on 256-512 px frames are smaller
 MAX_REGIONS = 200
 CLEAN_PIXEL_DATA = ("113101", "Clean Pixel Data Option")
+BURNED_IN_CLAUSE = "burned-in text masked"
 
 
 class OcrUnavailable(RuntimeError):
@@ -104,7 +106,8 @@ def mask_pixels(ds: Dataset, regions: list[list[int]]) -> None:
         photometric = "RGB"  # pydicom decodes YBR to RGB
     ds.set_pixel_data(pixels, photometric_interpretation=photometric, bits_stored=bits, generate_instance_uid=False)
     ds.BurnedInAnnotation = "NO"
-    method = str(ds.get("DeidentificationMethod", "") or "")
-    if "burned-in text masked" not in method:
-        ds.DeidentificationMethod = f"{method}; burned-in text masked".lstrip("; ")
+    stated = ds.get("DeidentificationMethod")
+    method = [str(v) for v in stated] if isinstance(stated, MultiValue) else [str(stated)] if stated else []
+    if BURNED_IN_CLAUSE not in method:  # one more value of the multi-valued attribute (LO: 64 characters each)
+        ds.DeidentificationMethod = [*method, BURNED_IN_CLAUSE]
     add_method_code(ds, *CLEAN_PIXEL_DATA)

@@ -30,10 +30,13 @@ from dicomanonymizer.dicom_anonymization_databases import dicomfields_2026c as p
 from pydicom import DataElement, Dataset, Sequence
 
 PROFILE_EDITION = "2026c"
-METHOD = (
-    f"Lumen: PS3.15 basic profile (table E.1-1, {PROFILE_EDITION}); clean descriptors; "
-    "dates shifted per patient; UIDs remapped"
-)
+# De-identification Method is LO (64 characters a value) and multi-valued: one clause per value.
+METHOD = [
+    f"Lumen: PS3.15 basic profile (table E.1-1, {PROFILE_EDITION})",
+    "clean descriptors",
+    "dates shifted per patient",
+    "UIDs remapped",
+]
 # (code value, meaning) of the profile and the options applied, as DICOM's CID 7050 names them.
 METHOD_CODES = (
     ("113100", "Basic Application Confidentiality Profile"),

@@ -27,6 +27,7 @@ class Reason(StrEnum):
     BAD_MANIFEST = "bad_manifest"
     NOT_IN_MANIFEST = "not_in_manifest"
     STORAGE_FAILED = "storage_failed"
+    NOT_RETRIEVED = "not_retrieved"  # a DICOMweb server did not send the file whole
     UID_CONFLICT = "uid_conflict"
 
 

@@ -50,6 +50,11 @@ class StagedFile(UploadedFile):
             self.file = self.path.open("rb")
         return self.file.read(*args)
 
+    def close(self) -> None:
+        # Django closes every file of a request whose parsing failed; one never opened has no handle to close.
+        if self.file is not None:
+            self.file.close()
+
 
 class StagingUploadHandler(FileUploadHandler):
     """Write each uploaded file into one staging folder as it arrives; refuse bodies over `max_bytes`.

@@ -143,6 +143,15 @@ def orphaned_files(*, older_than: dt.timedelta) -> list[str]:
                 relative = entry.relative_to(root).as_posix()
                 if relative not in referenced and _last_change(entry) < cutoff:
                     orphans.append(relative)
+    # Arrays the learning workers derived from stored files (learning.tasks.base.TaskSpec.derived): a folder per
+    # source file, named by the source's path.
+    from learning.tasks.base import DERIVED_DIR
+
+    derived = root / DERIVED_DIR
+    for array in sorted(derived.rglob("*.npy")) if derived.is_dir() else []:
+        source = array.parent.relative_to(derived).as_posix()
+        if source not in referenced and array.stat().st_mtime < cutoff:
+            orphans.append(array.relative_to(root).as_posix())
     return orphans
 
 

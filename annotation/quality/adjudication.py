@@ -12,6 +12,7 @@ matter: held-out test items count most (they decide which model is champion), th
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -62,24 +63,26 @@ def _label_json(rating: Rating) -> dict[str, Any]:
     }
 
 
-def _settled_at(project: Project) -> dict[int, Any]:
+def _settled_at(project: Project, item_ids: Collection[int] | None = None) -> dict[int, Any]:
     """Return, per item, when a lead last settled it (an adjudication, or a lead's own current label)."""
     leads = project.memberships.filter(role=Role.LEAD).values("user")
     rows = Label.objects.current().filter(item__project=project).filter(
         source=LabelSource.ADJUDICATION
     ) | Label.objects.current().filter(item__project=project, author__in=leads)
+    if item_ids is not None:
+        rows = rows.filter(item_id__in=item_ids)
     settled: dict[int, Any] = {}
     for item_id, created_at in rows.values_list("item_id", "created_at"):
         settled[item_id] = max(created_at, settled.get(item_id, created_at))
     return settled
 
 
-def adjudication_cases(project: Project) -> list[Case]:
-    """Return the items waiting for a lead's decision, most important first."""
+def adjudication_cases(project: Project, item_ids: Collection[int] | None = None) -> list[Case]:
+    """Return the items waiting for a lead's decision, most important first; among `item_ids` only if given."""
     settings = parse_settings(project.task_type, project.settings)
     spec = label_task(project.task_type).learning()
-    by_item = ratings_by_item(project)
-    settled = _settled_at(project)
+    by_item = ratings_by_item(project, item_ids)
+    settled = _settled_at(project, item_ids)
     open_items = {
         item_id: ratings
         for item_id, ratings in by_item.items()

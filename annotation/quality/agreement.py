@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
@@ -40,8 +40,8 @@ class Rating:
     time_spent_ms: int | None
 
 
-def ratings_by_item(project: Project) -> dict[int, list[Rating]]:
-    """Return each item's current labels by people (not adjudications), oldest first."""
+def ratings_by_item(project: Project, item_ids: Collection[int] | None = None) -> dict[int, list[Rating]]:
+    """Return each item's current labels by people (not adjudications), oldest first; of `item_ids` only if given."""
     rows = (
         Label.objects.current()
         .filter(item__project=project)
@@ -49,6 +49,8 @@ def ratings_by_item(project: Project) -> dict[int, list[Rating]]:
         .select_related("author")
         .order_by("item_id", "created_at", "pk")
     )
+    if item_ids is not None:
+        rows = rows.filter(item_id__in=item_ids)
     out: dict[int, list[Rating]] = defaultdict(list)
     for label in rows.iterator(chunk_size=2000):
         out[label.item_id].append(

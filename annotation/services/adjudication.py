@@ -7,6 +7,7 @@ the labels and prediction that were weighed. Nothing is overwritten: every earli
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -76,16 +77,22 @@ def review_request_create(
     limit: int = 20,
     since=None,
     note: str = "",
+    item_ids: Collection[int] | None = None,
 ) -> ReviewRequest:
-    """Send the annotator's most recent labels (at most `limit`, or all since `since`) back to them for review.
+    """Send the annotator's most recent labels (at most `limit`, or all since `since`) back to them for review;
+    with `item_ids`, their labels of those items (the item browser's selection, which bounds it instead of
+    `limit`).
 
     Items already waiting for this annotator's review are not sent twice.
     """
-    if not 1 <= limit <= REVIEW_LIMIT_MAX:
+    if item_ids is None and not 1 <= limit <= REVIEW_LIMIT_MAX:
         raise WorkspaceInputError("limit", f"must be between 1 and {REVIEW_LIMIT_MAX}")
     labels = Label.objects.current().filter(item__project=project, author=annotator, source=LabelSource.ANNOTATOR)
     if since is not None:
         labels = labels.filter(created_at__gte=since)
+    if item_ids is not None:
+        labels = labels.filter(item_id__in=item_ids)
+        limit = len(item_ids)
     pending = ReviewItem.objects.filter(
         request__annotator=annotator, request__project=project, resolved_at__isnull=True
     ).values("item")

@@ -76,6 +76,10 @@ def import_enqueue(*, project: Project, staged_directory: str, files: list[Stage
 
 def import_job_run(*, job: Job) -> ImportReport:
     """Import a claimed job's staged files (resuming after the last file it recorded), then drop the staging."""
+    if job.params.get("source") == "dicomweb":  # studies retrieved from the project's PACS, not an upload
+        from annotation.services.dicomweb import dicomweb_job_run  # (that module imports this one)
+
+        return dicomweb_job_run(job=job)
     entries = job.params.get("files", [])
     sources = sources_from_staged(entries, limits=ArchiveLimits.from_settings())
     report = import_run(project=job_project(job), sources=sources, user=job.created_by, job=job)
@@ -244,6 +248,8 @@ def import_reports_forget_names(*, older_than: timedelta) -> int:
             ImportFile.objects.bulk_update(rows, ["name", "message"], batch_size=500)
             files = job.params.get("files")
             job.params = {**job.params, "files": len(files) if isinstance(files, list) else files}
+            if isinstance(job.params.get("studies"), list):  # a DICOMweb import that never listed its instances
+                job.params["studies"] = len(job.params["studies"])
             reported = job.result.get("files") if isinstance(job.result, dict) else None
             for index, line in enumerate(reported if isinstance(reported, list) else []):
                 line["name"] = labels.get(line.get("name"), f"file {index + 1}")
@@ -305,7 +311,7 @@ def import_jobs_run_pending() -> int:
 
 class ImportWorker(threading.Thread):
     """Run queued import jobs in the background of a long-running process (the orchestrator starts one), so an
-    import never waits behind a training job."""
+    import never waits behind a training job; dataset exports (annotation.services.exports) run here too."""
 
     def __init__(self, *, idle_seconds: float = 1.0) -> None:
         super().__init__(name="lumen-import-worker", daemon=True)
@@ -313,10 +319,12 @@ class ImportWorker(threading.Thread):
         self.stopping = threading.Event()
 
     def run(self) -> None:
+        from annotation.services.exports import export_jobs_run_pending  # it imports the services this one does
+
         try:
             while not self.stopping.is_set():
                 try:
-                    ran = import_jobs_run_pending()
+                    ran = import_jobs_run_pending() + export_jobs_run_pending()
                 except Exception:  # noqa: BLE001 — a lost database connection must not end the worker
                     logger.exception("import worker: could not claim a job")
                     close_old_connections()

@@ -73,15 +73,19 @@ def job_enqueue(
     return job
 
 
-def job_claim(*, kinds: tuple[str, ...] = (JobKind.TRAIN, JobKind.SCORE)) -> Job | None:
+def job_claim(
+    *, kinds: tuple[str, ...] = (JobKind.TRAIN, JobKind.SCORE), skip_projects: frozenset[int] = frozenset()
+) -> Job | None:
     """Return the oldest queued job of these kinds, now running and owned by the caller, or None.
 
-    Uses SELECT … FOR UPDATE SKIP LOCKED so two workers never claim the same job.
+    Uses SELECT … FOR UPDATE SKIP LOCKED so two workers never claim the same job. Jobs of `skip_projects` (those
+    the caller is running a job of) wait: a project's jobs run one after another, different projects' at once.
     """
     with transaction.atomic():
         job = (
             Job.objects.select_for_update(skip_locked=True)
             .filter(status=JobStatus.QUEUED, kind__in=kinds)
+            .exclude(project_id__in=skip_projects)
             .order_by("created_at", "pk")
             .first()
         )
@@ -152,7 +156,7 @@ def jobs_recover_stale(*, stale_after: timedelta, max_attempts: int) -> int:
     with transaction.atomic():
         stale = Job.objects.select_for_update(skip_locked=True).filter(
             status=JobStatus.RUNNING,
-            kind__in=(JobKind.TRAIN, JobKind.SCORE, JobKind.IMPORT),
+            kind__in=(JobKind.TRAIN, JobKind.SCORE, JobKind.IMPORT, JobKind.EXPORT),
             heartbeat_at__lt=cutoff,
         )
         for job in stale:

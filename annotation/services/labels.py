@@ -47,15 +47,16 @@ def label_submit(
         with transaction.atomic():
             # The item row first, as a skip of it does: labels, leases and progress counts of an item change
             # one transaction at a time.
-            # With the author's current label (id, version), read in the same round trip.
+            # With the author's current label (id, version), read in the same round trip, and whether a lead has
+            # excluded the item (refreshed on `item`: the progress counts ask).
             mine = Label.objects.current().filter(item=OuterRef("pk"), author=author)
-            labellers, required, current_id, current_version = (
+            labellers, required, item.excluded_at, current_id, current_version = (
                 Item.objects.select_for_update()
                 .filter(pk=item.pk)
                 .annotate(
                     current_id=Subquery(mine.values("pk")[:1]), current_version=Subquery(mine.values("version")[:1])
                 )
-                .values_list("labellers", "required_labels", "current_id", "current_version")
+                .values_list("labellers", "required_labels", "excluded_at", "current_id", "current_version")
                 .get()
             )
             now = timezone.now()

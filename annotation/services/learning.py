@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import secrets
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,7 +23,7 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from annotation.models import Job, JobKind, ModelStatus, ModelVersion, Project, Split, TrainingExample
-from annotation.project_settings import parse_settings
+from annotation.project_settings import ProjectSettings, parse_settings
 from annotation.services.jobs import job_enqueue, job_fail, job_finish, job_project, job_report
 from annotation.services.lifecycle import model_version_move
 from annotation.services.splits import splits_fill
@@ -43,6 +44,9 @@ class ExecutorLike(Protocol):
     def submit(self, request: Any, key: str) -> Any: ...
     def poll(self, handle: Any, timeout: float = 1.0) -> Any: ...
     def cancel(self, handle: Any) -> None: ...
+    def score_stream(
+        self, template: Any, chunks: Any, *, key: str, count: int | None = None, poll_seconds: float = 1.0
+    ) -> Any: ...
 
 
 # ---------------------------------------------------------------------------------------------------- requests
@@ -115,6 +119,10 @@ def training_run(
         return None
     champion = ModelVersion.objects.filter(project=project, status=ModelStatus.CHAMPION).first()
     champion_weights = read_weights(champion) if champion else None
+    settings = parse_settings(project.task_type, project.settings)
+    # Data-parallel only for a family trained in epochs; one fitted in a single step has nothing to spread.
+    workers = 1 if spec(media_root()).fits_directly(family) else training_workers(settings)
+    checkpoints = Path(media_root()) / "checkpoints" / str(job.pk)
     request = TrainRequest(
         task=project.task_type,
         family=family,
@@ -123,10 +131,14 @@ def training_run(
         validation=data.validation,
         test=data.test,
         media_root=media_root(),
-        seed=parse_settings(project.task_type, project.settings).training_seed,
+        seed=settings.training_seed,
         champion_weights=champion_weights,
+        workers=workers,
+        checkpoint_dir=str(checkpoints) if workers > 1 else "",
     )
     outcome, error = run_on_executor(job, executor, request, poll_seconds, on_progress)
+    if workers > 1:  # the epoch checkpoints served the run; a retry of a failed job starts afresh
+        shutil.rmtree(checkpoints, ignore_errors=True)
     if error is not None:
         job_fail(job=job, error=f"training failed: {error}")
         return None
@@ -149,6 +161,11 @@ def training_run(
     if wins:  # promoted once it has scored every unlabelled item, together with the new queue order
         scoring_request(version=version)
     return version
+
+
+def training_workers(settings: ProjectSettings) -> int:
+    """The data-parallel workers a project's training asks for: its own setting, else the server's."""
+    return settings.training_workers or max(1, django_settings.LUMEN_TRAINING_WORKERS)
 
 
 def read_weights(version: ModelVersion) -> bytes | None:

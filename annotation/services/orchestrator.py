@@ -9,11 +9,13 @@ jobs), so a killed orchestrator loses nothing: the next one picks up where the d
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
@@ -29,7 +31,7 @@ from annotation.models import (
 )
 from annotation.project_settings import ProjectSettings, parse_settings
 from annotation.services.events import events_prune, members_event_send
-from annotation.services.jobs import ACTIVE, JobConflict, job_fail
+from annotation.services.jobs import ACTIVE, JobConflict, job_claim, job_fail
 from annotation.services.learning import ExecutorLike, scoring_request, training_request, training_run
 from annotation.services.queue import leases_expire, queue_open_count, queue_rerank
 from annotation.services.scoring import scoring_run
@@ -145,4 +147,58 @@ def job_run(*, job: Job, executor: ExecutorLike, poll_seconds: float = 1.0) -> N
         Job.objects.filter(pk=job.pk).update(detail={**job.detail, "wall_seconds": wall})
 
 
-__all__ = ["TickReport", "job_run", "orchestrator_tick", "project_tick", "retrain_reason"]
+class JobSlots:
+    """Run up to `slots` claimed jobs at once, each on a thread of its own, never two of one project.
+
+    Jobs of different projects train and score side by side on the cluster (each scoring job fans out over its
+    own actors). The threads share the executor; each uses and closes its own database connection.
+    """
+
+    def __init__(self, *, executor: ExecutorLike, slots: int, poll_seconds: float = 1.0) -> None:
+        self.executor, self.slots, self.poll_seconds = executor, max(1, slots), poll_seconds
+        self.running: dict[int, tuple[threading.Thread, Job]] = {}
+
+    def busy_projects(self) -> frozenset[int]:
+        return frozenset(job.project_id for _, job in self.running.values() if job.project_id is not None)
+
+    def job_ids(self) -> list[int]:
+        return sorted(self.running)
+
+    def fill(self) -> list[Job]:
+        """Claim and start jobs while slots are free; return the jobs started."""
+        self.reap()
+        started = []
+        while len(self.running) < self.slots:
+            job = job_claim(skip_projects=self.busy_projects())
+            if job is None:
+                break
+            thread = threading.Thread(target=self._run, args=(job,), name=f"lumen-job-{job.pk}", daemon=True)
+            self.running[job.pk] = (thread, job)
+            thread.start()
+            started.append(job)
+        return started
+
+    def reap(self) -> list[Job]:
+        """Forget the jobs whose threads ended; return them (refreshed: their status is final)."""
+        done = [pk for pk, (thread, _) in self.running.items() if not thread.is_alive()]
+        ended = []
+        for pk in done:
+            _, job = self.running.pop(pk)
+            job.refresh_from_db()
+            ended.append(job)
+        return ended
+
+    def wait(self, timeout: float | None = None) -> None:
+        for thread, _ in list(self.running.values()):
+            thread.join(timeout)
+
+    def _run(self, job: Job) -> None:
+        try:
+            job_run(job=job, executor=self.executor, poll_seconds=self.poll_seconds)
+        except Exception:  # job_run ends the job itself; this is a bug in it, logged, and the loop goes on
+            log.exception("orchestrator: job %s crashed its runner", job.pk)
+        finally:
+            connection.close()
+
+
+__all__ = ["JobSlots", "TickReport", "job_run", "orchestrator_tick", "project_tick", "retrain_reason"]

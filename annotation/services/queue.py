@@ -106,15 +106,40 @@ def queue_add_items(*, project: Project, item_ids: Sequence[int]) -> None:
         overlap = [i for i in item_ids if wants_overlap(project.pk, i, settings.overlap_rate)]
         if overlap:
             slots_widen(item_ids=overlap, labels=OVERLAP_LABELS)
-        lowest = (
-            QueueEntry.objects.filter(project=project, generation=queue.generation)
-            .order_by("priority")
-            .values_list("priority", flat=True)
-            .first()
+        _write_below_ranked(project, queue, item_ids)
+
+
+def _write_below_ranked(project: Project, queue: ProjectQueue, item_ids: Sequence[int]) -> None:
+    """Add the items to the current order below every ranked one, unranked until the next ranking (the caller
+    holds the queue row's lock)."""
+    lowest = (
+        QueueEntry.objects.filter(project=project, generation=queue.generation)
+        .order_by("priority")
+        .values_list("priority", flat=True)
+        .first()
+    )
+    below = min(lowest if lowest is not None else 1.0, 1.0) - 1.0
+    _write_entries(project.pk, queue.generation, [(i, below) for i in sorted(item_ids)])
+    ProjectQueue.objects.filter(pk=queue.pk).update(unranked_items=F("unranked_items") + len(item_ids))
+
+
+def queue_readmit_items(*, project: Project, item_ids: Sequence[int]) -> int:
+    """Put items a lead included again back into the order; return how many were placed anew.
+
+    An item that kept its entry (no ranking since it was excluded) keeps its place; the others go below every
+    ranked item, as new imports do, until the next ranking. Locks the project's queue row.
+    """
+    with transaction.atomic():
+        queue = _locked_queue(project)
+        placed = set(
+            QueueEntry.objects.filter(project=project, generation=queue.generation, item_id__in=item_ids).values_list(
+                "item_id", flat=True
+            )
         )
-        below = min(lowest if lowest is not None else 1.0, 1.0) - 1.0
-        _write_entries(project.pk, queue.generation, [(i, below) for i in sorted(item_ids)])
-        ProjectQueue.objects.filter(pk=queue.pk).update(unranked_items=F("unranked_items") + len(item_ids))
+        missing = sorted(set(item_ids) - placed)
+        if missing:
+            _write_below_ranked(project, queue, missing)
+    return len(missing)
 
 
 def queue_hold_items(*, project: Project, item_ids: Sequence[int]) -> int:
@@ -127,10 +152,11 @@ def queue_hold_items(*, project: Project, item_ids: Sequence[int]) -> int:
             Item.objects.select_for_update()
             .filter(project=project, pk__in=item_ids)
             .order_by("pk")
-            .values_list("pk", "labellers", "required_labels")
+            .values_list("pk", "labellers", "required_labels", "excluded_at")
         )
-        ids = [pk for pk, _, _ in rows]
-        wanting = sum(1 for _, labellers, required in rows if labellers < required)
+        ids = [pk for pk, _, _, _ in rows]
+        # An item a lead excluded wants no labels already.
+        wanting = sum(1 for _, labellers, required, excluded_at in rows if labellers < required and not excluded_at)
         Assignment.objects.filter(item_id__in=ids, state=AssignmentState.LEASED).update(
             state=AssignmentState.RELEASED, finished_at=timezone.now()
         )
@@ -150,12 +176,14 @@ def queue_release_items(*, project: Project, item_ids: Sequence[int]) -> int:
             Item.objects.select_for_update()
             .filter(project=project, pk__in=item_ids, required_labels=0)
             .order_by("pk")
-            .values_list("pk", "labellers")
+            .values_list("pk", "labellers", "excluded_at")
         )
-        fresh = [pk for pk, labellers in held if labellers == 0]
-        slots_unhold(labelled=[pk for pk, labellers in held if labellers], fresh=fresh)
-        queue_add_items(project=project, item_ids=fresh)
-    return len(fresh)
+        fresh = [pk for pk, labellers, _ in held if labellers == 0]
+        slots_unhold(labelled=[pk for pk, labellers, _ in held if labellers], fresh=fresh)
+        # An item a lead excluded meanwhile waits, wanting its label, until it is included (`queue_readmit_items`).
+        joining = [pk for pk, labellers, excluded_at in held if labellers == 0 and not excluded_at]
+        queue_add_items(project=project, item_ids=joining)
+    return len(joining)
 
 
 def _write_entries(project_id: int, generation: int, rows: Iterable[tuple[int, float]]) -> int:
@@ -181,16 +209,14 @@ def _write_entries(project_id: int, generation: int, rows: Iterable[tuple[int, f
 # ---------------------------------------------------------------------------------------------------- ranking
 def items_wanting_labels(project: Project) -> list[int]:
     """Return the ids of the project's non-gold items with fewer labelling annotators than they need (held items
-    need none)."""
+    need none): what the queue ranks and a model scores. Items a lead excluded are not among them."""
     labelled = Label.objects.filter(item=OuterRef("pk"))
+    open_items = Item.objects.filter(project=project, is_gold=False, excluded_at__isnull=True)
     ids = list(
-        Item.objects.filter(project=project, is_gold=False, required_labels__gt=0)
-        .filter(~Exists(labelled))
-        .values_list("pk", flat=True)
-        .order_by()
+        open_items.filter(required_labels__gt=0).filter(~Exists(labelled)).values_list("pk", flat=True).order_by()
     )
     partial = (
-        Item.objects.filter(project=project, is_gold=False, required_labels__gt=1)
+        open_items.filter(required_labels__gt=1)
         .filter(Exists(labelled))
         .annotate(n=Count("labels__author", filter=Q(labels__superseded_at__isnull=True), distinct=True))
         .filter(n__lt=F("required_labels"))
@@ -398,7 +424,7 @@ def _not_done_by(annotator: User, item_ref: str):
 
 def _lease_gold(project: Project, annotator: User, expires_at: datetime) -> Assignment | None:
     item_id = (
-        Item.objects.filter(project=project, is_gold=True)
+        Item.objects.filter(project=project, is_gold=True, excluded_at__isnull=True)
         .filter(*_not_done_by(annotator, "pk"))
         .order_by("pk")
         .values_list("pk", flat=True)
@@ -416,7 +442,9 @@ def _lease_gold(project: Project, annotator: User, expires_at: datetime) -> Assi
 
 _REVIEW_SQL = """
 SELECT ri.item_id FROM annotation_reviewitem ri JOIN annotation_reviewrequest rr ON rr.id = ri.request_id
-WHERE rr.project_id = %(project)s AND rr.annotator_id = %(annotator)s AND ri.resolved_at IS NULL{after}
+JOIN annotation_item i ON i.id = ri.item_id
+WHERE rr.project_id = %(project)s AND rr.annotator_id = %(annotator)s AND ri.resolved_at IS NULL
+  AND i.excluded_at IS NULL{after}
 ORDER BY rr.created_at, ri.id
 LIMIT 1
 """
@@ -578,11 +606,17 @@ def queue_label_added(
     annotators it is still due keep theirs. An item with every label it needs leaves the current order.
 
     The item row is locked: label_submit locks it first and passes the (labellers, required_labels) it read under
-    the lock as `counts`, so two last labels submitted at once see each other.
+    the lock as `counts` (and refreshes `item.excluded_at`), so two last labels submitted at once see each other.
     """
-    labellers, required = counts or (
-        Item.objects.select_for_update().filter(pk=item.pk).values_list("labellers", "required_labels").get()
-    )
+    if counts is None:
+        labellers, required, item.excluded_at = (
+            Item.objects.select_for_update()
+            .filter(pk=item.pk)
+            .values_list("labellers", "required_labels", "excluded_at")
+            .get()
+        )
+    else:
+        labellers, required = counts
     if first and not leased and not item.is_gold:
         if label.source == LabelSource.ADJUDICATION and labellers < required:
             slots_add_place(item_id=item.pk)

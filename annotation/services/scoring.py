@@ -1,33 +1,35 @@
-"""Scoring jobs: a model version scores the items wanting labels in batches, then may be promoted.
+"""Scoring jobs: a model version scores the items wanting labels in chunks, then may be promoted.
 
-Each batch is its own executor request and its own transaction, so a killed job keeps what it scored and
-the retry scores only the rest. Predictions of a candidate touch nothing annotators see: the queue is
-ordered by the champion's scores alone. When the last batch is in, one transaction promotes the candidate
-(if the champion it beat is still champion), retires the old champion and re-ranks the queue on the new
-scores; a crash at any point before that commit leaves the previous champion, its scores and the queue
-exactly as they were.
+The executor scores the chunks (on a Ray cluster, in parallel on scoring actors that each hold the model once)
+and streams them back as they finish; each chunk's predictions are stored in a transaction of their own, so a
+killed job keeps what it scored and the retry scores only the rest. Predictions of a candidate touch nothing
+annotators see: the queue is ordered by the champion's scores alone. When the last chunk is in, one transaction
+promotes the candidate (if the champion it beat is still champion), retires the old champion and re-ranks the
+queue on the new scores; a crash at any point before that commit leaves the previous champion, its scores and the
+queue exactly as they were.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from django.conf import settings as django_settings
 from django.db import transaction
 
 from annotation.models import Job, Label, ModelStatus, ModelVersion, Prediction, Project, PseudoLabel, Split
 from annotation.project_settings import parse_settings
 from annotation.services.events import leads_event_send
-from annotation.services.jobs import job_fail, job_finish
-from annotation.services.learning import ExecutorLike, json_safe, read_weights, run_on_executor
+from annotation.services.jobs import job_fail, job_finish, job_report
+from annotation.services.learning import ExecutorLike, json_safe, read_weights
 from annotation.services.lifecycle import model_version_move
 from annotation.services.queue import items_wanting_labels, queue_rerank
 from annotation.tasks import label_task
 from annotation.training_data import items_with_inputs, media_root
+from gpu_workers.executors import ScoreChunk
 from learning.tasks import ItemScore, ScoreRequest
 
-SCORE_CHUNK = 256  # items per executor request: progress, and what a crash can lose
 SCORE_BATCH = 16  # items per forward pass inside a request
 
 
@@ -50,28 +52,44 @@ def scoring_run(
     already = set(Prediction.objects.filter(model_version=version).values_list("item_id", flat=True))
     todo = [item_id for item_id in wanted if item_id not in already]
     total, scored = len(wanted), len(wanted) - len(todo)
-    for start in range(0, len(todo), SCORE_CHUNK):
-        chunk = todo[start : start + SCORE_CHUNK]
-        items = {item.pk: item for item in items_with_inputs(project).filter(pk__in=chunk)}
-        request = ScoreRequest(
-            task=task.learning_name,
-            weights=weights,
-            refs=tuple(task.item_ref(items[i]) for i in chunk if i in items),
-            media_root=media_root(),
-            batch_size=SCORE_BATCH,
-            seed=settings.training_seed + start,
-        )
-        offset = scored
+    size = django_settings.LUMEN_SCORE_CHUNK
+    # Items of the chunks out on the workers, kept until their scores come back to be stored.
+    out: dict[int, dict[int, Any]] = {}
 
-        def overall(report: dict[str, Any], offset: int = offset) -> dict[str, Any]:
-            return {**report, "done": offset + report.get("done", 0), "total": total}
+    def chunks() -> Iterator[ScoreChunk]:
+        """Each chunk's items are read only when the executor has room for it."""
+        for start in range(0, len(todo), size):
+            ids = todo[start : start + size]
+            items = {item.pk: item for item in items_with_inputs(project).filter(pk__in=ids)}
+            out[start] = items
+            refs = tuple(task.item_ref(items[i]) for i in ids if i in items)
+            yield ScoreChunk(index=start, refs=refs, seed=settings.training_seed + start)
 
-        scores, error = run_on_executor(job, executor, request, poll_seconds, on_progress, adjust=overall)
-        if error is not None:
-            job_fail(job=job, error=f"scoring failed after {scored} of {total} items: {error}")
+    template = ScoreRequest(
+        task=task.learning_name, weights=weights, refs=(), media_root=media_root(), batch_size=SCORE_BATCH
+    )
+    stream = executor.score_stream(
+        template, chunks(), key=str(job.pk), count=math.ceil(len(todo) / size), poll_seconds=poll_seconds
+    )
+    for event in stream:
+        if event.chunk is None:  # still working: beat the heartbeat, pass on a running chunk's own progress
+            reports = [{**r, "done": scored + r.get("done", 0), "total": total} for r in event.progress]
+            job_report(job=job, reports=reports)
+            if on_progress and reports:
+                on_progress(reports)
+            continue
+        if event.error is not None:
+            job_fail(job=job, error=f"scoring failed after {scored} of {total} items: {event.error}")
             return None
-        predictions_store(version=version, scores=scores, items=items, pseudo_threshold=settings.pseudo_label_threshold)
-        scored += len(chunk)
+        items = out.pop(event.chunk.index)
+        predictions_store(
+            version=version, scores=event.scores, items=items, pseudo_threshold=settings.pseudo_label_threshold
+        )
+        scored += min(size, len(todo) - event.chunk.index)
+        report = {"phase": "scoring", "done": scored, "total": total}
+        job_report(job=job, reports=[report])
+        if on_progress:
+            on_progress([report])
     return scoring_finish(job=job, version=version, scored=scored)
 
 

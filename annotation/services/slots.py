@@ -2,13 +2,14 @@
 
 The invariant, for every item:
 
-    open_slots == max(required_labels - labellers - live queue leases, 0)
+    open_slots == max(required_labels - labellers - live queue leases, 0)    (0 while a lead excludes it)
 
 where `labellers` counts the annotators holding a current label of the item and a queue lease is an open
-`Assignment` of kind "queue" (gold and review leases take no slot). A database check constraint backs the part a
-row can see (`open_slots` never exceeds `required_labels - labellers` unless it is 0), `slots_recount` restores the
-whole of it from the stored rows, and `tests/annotation/test_slots.py` replays random sequences of every
-operation against that recount.
+`Assignment` of kind "queue" (gold and review leases take no slot). An excluded item (`Item.excluded_at`) keeps
+its `required_labels`, so including it again opens exactly the places it had. A database check constraint backs
+the part a row can see (`open_slots` never exceeds `required_labels - labellers` unless it is 0), `slots_recount`
+restores the whole of it from the stored rows, and `tests/annotation/test_slots.py` replays random sequences of
+every operation against that recount.
 
 Changes are relative (`F() ± n`, conditional `UPDATE … WHERE open_slots > 0`), never read-then-write, so they are
 safe without locks; the callers' transactions (the label's, the lease's) make each change atomic with the rows it
@@ -22,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Count, F
+from django.db.models import Case, Count, F, Value, When
 from django.db.models.expressions import Combinable
 from django.db.models.functions import Least
 
@@ -76,9 +77,16 @@ def slots_hold(*, item_ids: Sequence[int]) -> None:
 
 
 def slots_unhold(*, labelled: Sequence[int], fresh: Sequence[int]) -> None:
-    """Give held items back: labelled ones count as done with the labels they have, unlabelled ones want one."""
+    """Give held items back: labelled ones count as done with the labels they have, unlabelled ones want one
+    (its place opens unless a lead excluded the item)."""
     _write(Item.objects.filter(pk__in=labelled), required_labels=F("labellers"), open_slots=0)
-    _write(Item.objects.filter(pk__in=fresh), required_labels=1, open_slots=1)
+    opens = Case(When(excluded_at__isnull=True, then=Value(1)), default=Value(0))
+    _write(Item.objects.filter(pk__in=fresh), required_labels=1, open_slots=opens)
+
+
+def slots_close(*, item_ids: Sequence[int]) -> None:
+    """Close every open place of items a lead excluded (their leases are ended first); `required_labels` stays."""
+    _write(Item.objects.filter(pk__in=item_ids, excluded_at__isnull=False), open_slots=0)
 
 
 def slots_require(*, item_id: int, labels: int) -> None:
@@ -110,8 +118,9 @@ def slots_recount(*, item_ids: Sequence[int]) -> int:
             .values_list("item", "n")
         )
         fixed = 0
-        for pk, required in Item.objects.filter(pk__in=locked).values_list("pk", "required_labels"):
-            slots = max(required - labellers.get(pk, 0) - leases.get(pk, 0), 0)
+        rows = Item.objects.filter(pk__in=locked).values_list("pk", "required_labels", "excluded_at")
+        for pk, required, excluded_at in rows:
+            slots = 0 if excluded_at else max(required - labellers.get(pk, 0) - leases.get(pk, 0), 0)
             fixed += _write(Item.objects.filter(pk=pk).exclude(open_slots=slots), open_slots=slots)
     return fixed
 

@@ -2,7 +2,8 @@
 
 Three counters, each changed in the same transaction as the label, skip or lease that moves it:
 - `Item.labellers`: annotators holding a current label of the item (a first label adds one; a new version of
-  one's own label does not). The item wants labels while it is below `required_labels`.
+  one's own label does not). The item wants labels while it is below `required_labels` and no lead excluded it
+  (`annotation.services.items` moves the counters below when a lead excludes or includes items).
 - `ProjectQueue.wanting_items`: the project's items that want labels.
 - `WorkTally` per (project, annotator): current labels, items skipped and not labelled since, items still
   wanting labels that they labelled or skipped (`excused`), and hand-outs for the gold rate.
@@ -61,13 +62,15 @@ def wanting_init(queue: ProjectQueue) -> None:
 def tally_label_added(*, item: Item, author_id: int, labellers: int, required: int) -> int:
     """Account for the author's first label of the item; return its labellers now.
 
-    The caller holds the item's row lock and read `labellers` and `required` under it. Tallies are updated in
-    annotator id order, so two labels closing two items at once never wait for each other's tally rows.
+    The caller holds the item's row lock and read `labellers`, `required` and `item.excluded_at` under it (an
+    excluded item wants no labels, before or after this one). Tallies are updated in annotator id order, so two
+    labels closing two items at once never wait for each other's tally rows.
     """
     Item.objects.filter(pk=item.pk).update(labellers=F("labellers") + 1)
     labellers += 1
     item.labellers = labellers
-    was_open, is_open = labellers - 1 < required, labellers < required
+    wanted = item.excluded_at is None
+    was_open, is_open = wanted and labellers - 1 < required, wanted and labellers < required
     # Who skipped the item, and (when this label completes it) who holds a label of it, in one round trip.
     people = (
         Assignment.objects.filter(item=item, state=AssignmentState.SKIPPED)
@@ -108,8 +111,10 @@ def tally_skipped(*, item: Item, annotator_id: int, handout: bool) -> None:
     labelled = Label.objects.current().filter(item=item, author_id=annotator_id).exists()
     skips = Assignment.objects.filter(item=item, annotator_id=annotator_id, state=AssignmentState.SKIPPED).count()
     if not labelled and skips == 1:
-        labellers, required = Item.objects.filter(pk=item.pk).values_list("labellers", "required_labels").get()
-        deltas.update(skipped=1, excused=1 if labellers < required else 0)
+        labellers, required, excluded_at = (
+            Item.objects.filter(pk=item.pk).values_list("labellers", "required_labels", "excluded_at").get()
+        )
+        deltas.update(skipped=1, excused=1 if labellers < required and not excluded_at else 0)
     tally_bump(item.project_id, annotator_id, **deltas)
 
 

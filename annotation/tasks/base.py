@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.db.models import QuerySet
@@ -17,11 +18,13 @@ from django.db.models import QuerySet
 if TYPE_CHECKING:
     from pydicom import Dataset
 
+    from annotation.exports import TaskExporter
     from annotation.ingest.results import FileResult
     from annotation.ingest.sources import SourceFile
     from annotation.models import Instance, Item, Patient, Project, Study
     from annotation.project_settings import ProjectSettings
     from annotation.quality.agreement import Rating
+    from annotation.tasks.label_studio import Regions
     from annotation.training_data import FinalTarget
     from learning.tasks import ItemRef, TaskSpec
 
@@ -69,6 +72,9 @@ class LabelTask:
     views_script: ClassVar[str] = ""
     # The relations `item_ref` reads, joined when items are loaded for training or scoring.
     input_relations: ClassVar[tuple[str, ...]] = ()
+    # The classes `label_classes` and `predicted_classes` name (the lead's item browser filters by them); empty
+    # when the task's labels have none (masks).
+    class_names: ClassVar[tuple[str, ...]] = ()
 
     # ------------------------------------------------------------------------------------------------ learning
     @property
@@ -121,6 +127,14 @@ class LabelTask:
         """Validate a label payload for the item (raise LabelPayloadError naming the field); return it typed."""
         raise NotImplementedError
 
+    def label_classes(self, payload: Any) -> tuple[str, ...]:
+        """Return the classes a stored label payload gives the item, out of `class_names` (none for a mask)."""
+        return ()
+
+    def predicted_classes(self, output: dict) -> tuple[str, ...]:
+        """Return the classes a stored prediction's output gives the item, out of `class_names`."""
+        return ()
+
     # ------------------------------------------------------------------------------------------------ training
     def reference_targets(self, project: Project, settings: ProjectSettings) -> dict[int, FinalTarget] | None:
         """Return targets from a reference other than labels (SPECT's angiography), or None to use the labels."""
@@ -139,6 +153,44 @@ class LabelTask:
     def cold_start_rows(self, project: Project, items: QuerySet[Item]) -> dict[int, tuple]:
         """Return per item the metadata features the order uses before any model (None where missing)."""
         return {}
+
+    # ------------------------------------------------------------------------------------------------ export
+    def exporter(self) -> TaskExporter:
+        """Return what the task adds to a dataset export: its label columns and its own files (none by default:
+        the payload as JSON)."""
+        from annotation.exports import PayloadExporter
+
+        return PayloadExporter()
+
+    # ------------------------------------------------------------------------------------------------ Label Studio
+    def label_studio_config(self) -> str | None:
+        """Return the Label Studio labeling config (XML) that holds the task's labels; None: the task has none, and
+        its projects are not labelled in Label Studio (the methods below are then never called)."""
+        return None
+
+    def label_studio_images(self, item: Item) -> dict[str, Path]:
+        """Return the rendered, de-identified images Label Studio shows for the item, by the config's data key."""
+        raise NotImplementedError(f"{self.name} has no Label Studio config")
+
+    def label_studio_result(self, payload: Any, item: Item) -> list[dict]:
+        """Return a stored (valid) label payload as Label Studio result regions."""
+        raise NotImplementedError(f"{self.name} has no Label Studio config")
+
+    def label_studio_payload(self, regions: Regions, item: Item) -> dict:
+        """Return the label payload a Label Studio annotation's regions stand for, in the form `label_studio_result`
+        reads (so equal labels map to equal payloads); raise LabelPayloadError naming the control."""
+        raise NotImplementedError(f"{self.name} has no Label Studio config")
+
+    def label_studio_prediction(self, output: dict, item: Item) -> list[dict]:
+        """Return a stored prediction's output as the regions Label Studio pre-fills ([]: nothing it can show)."""
+        return []
+
+    def item_key(self, item: Item) -> str:
+        """Return what the item shows independently of its project: the same file imported into another project
+        gives the same key ("": none; the item is then found by its id only). Label Studio files carry it hashed."""
+        if item.instance is None:
+            return ""
+        return f"{item.instance.sop_instance_uid}/{item.frame_index or 0}"
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"

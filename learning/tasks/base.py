@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import io
 import math
+import os
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -22,6 +24,9 @@ import torch
 from torch import nn
 
 from learning.models import build_model
+
+# Model-sized arrays computed from stored files, under the media root (TaskSpec.derived).
+DERIVED_DIR = "derived"
 
 
 class TrainingError(RuntimeError):
@@ -147,6 +152,11 @@ class TrainRequest:
     seed: int = 0
     # The current champion's weights: evaluated on the same test examples so the two can be compared fairly.
     champion_weights: bytes | None = None
+    # Data-parallel workers (Ray Train) for a family trained in epochs; 1 trains on one device.
+    workers: int = 1
+    # Where the job's epoch checkpoints go (reachable from every node), so a run that loses a worker, or is
+    # started again after its orchestrator died, carries on from its last epoch; "" keeps none.
+    checkpoint_dir: str = ""
 
 
 @dataclass(frozen=True)
@@ -393,6 +403,34 @@ class TaskSpec(ABC):
         if key not in self._cache:
             self._cache[key] = load()
         return self._cache[key]
+
+    def derived(self, relative: str, name: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        """Return an array computed from the stored file `relative`, kept on disk for every later job.
+
+        Decoding a DICOM costs more than a small model's forward pass, so the model-sized array (resized frames,
+        a contrast descriptor) is written once under `derived/` beside the media and read back by every later
+        training and scoring job on any worker that mounts the media, as `derived/<relative>/<name>.<size>.npy`.
+        Stored files never change, and the name carries the file's size as a guard; `name` must change when its
+        computation does (a version suffix). A worker that cannot write there (a read-only mount) computes and
+        goes on. The write is atomic, so concurrent workers never read half an array. The media sweep removes the
+        arrays of files no row refers to any more (annotation.ingest.store.orphaned_files).
+        """
+        source = self.resolve(relative)
+        target = self.media_root / DERIVED_DIR / relative / f"{name}.{source.stat().st_size}.npy"
+        try:
+            return np.load(target, allow_pickle=False)
+        except (OSError, ValueError):
+            pass
+        array = compute()
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}")
+            with partial.open("wb") as out:
+                np.save(out, array, allow_pickle=False)
+            os.replace(partial, target)
+        except OSError:
+            pass
+        return array
 
 
 # ---------------------------------------------------------------------------------------------------- weights

@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -340,8 +340,16 @@ class Replicas:
         """Return rank 0's `flag` on every process, so all stop after the same epoch."""
         return flag
 
-    def epoch_done(self, row: dict[str, float]) -> None:
-        """Hear every epoch's history row, on every process (rank 0's alone holds the validation value)."""
+    def epoch_done(self, row: dict[str, float], checkpoint: Callable[[], dict[str, Any]] | None = None) -> None:
+        """Hear every epoch's history row, on every process (rank 0's alone holds the validation value).
+
+        `checkpoint` (given on rank 0) returns what `resume` needs to carry on after this epoch, for replicas that
+        keep checkpoints; it is called only by those that do.
+        """
+        return None
+
+    def resume(self) -> dict[str, Any] | None:
+        """Return the state of the last finished epoch when this training restarts after a failure, else None."""
         return None
 
 
@@ -366,13 +374,37 @@ def train_epochs(
     `params.max_seconds` after `started`); other ranks follow its decision and return an empty history.
     """
     replicas = replicas or Replicas()
+    resumed = replicas.resume()
+    if resumed is not None:  # before wrapping: every rank starts from the same checkpointed weights
+        model.load_state_dict(resumed["model"])
     trained = replicas.wrap(model)
     trainable = [p for p in trained.parameters() if p.requires_grad]
     optimiser = torch.optim.AdamW(trainable, lr=params.learning_rate, weight_decay=params.weight_decay)
     best = BestEpoch(patience=params.patience)
     history: list[dict[str, float]] = []
-    report(Progress(phase="training", done=0, total=params.epochs, epoch=0))
-    for epoch in range(1, params.epochs + 1):
+    first = 1
+    if resumed is not None:
+        optimiser.load_state_dict(resumed["optimiser"])
+        best = BestEpoch(patience=params.patience, **resumed["best"])
+        history, first = list(resumed["history"]), int(resumed["epoch"]) + 1
+        if resumed["stopped"]:  # the checkpointed epoch was the last: nothing left to train
+            first = params.epochs + 1
+    report(Progress(phase="training", done=first - 1, total=params.epochs, epoch=first - 1))
+
+    def checkpoint(epoch: int, stopped: bool) -> Callable[[], dict[str, Any]]:
+        def state() -> dict[str, Any]:
+            return {
+                "epoch": epoch,
+                "stopped": stopped or epoch == params.epochs,
+                "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                "optimiser": optimiser.state_dict(),
+                "best": {"state": best.state, "value": best.value, "epoch": best.epoch, "stale": best.stale},
+                "history": list(history),
+            }
+
+        return state
+
+    for epoch in range(first, params.epochs + 1):
         epoch_started = time.monotonic()
         epoch_rng = replicas.epoch_rng(rng, epoch)
         loss = train_epoch(spec, trained, family, optimiser, train, params, epoch_rng, device, shard=replicas.shard)
@@ -397,7 +429,7 @@ def train_epochs(
             )
             stop = best.update(model, epoch, value)
             stop = stop or bool(params.max_seconds and time.monotonic() - started > params.max_seconds)
-        replicas.epoch_done(row)
+        replicas.epoch_done(row, checkpoint(epoch, stop) if lead else None)
         if replicas.agree(stop):
             break
     return best, history
@@ -505,6 +537,40 @@ def fit(
     return kept_outcome(spec, request, trained, device, started=started, report=report)
 
 
+@dataclass
+class LoadedScorer:
+    """A model loaded from stored weights, ready to score any number of reference batches.
+
+    A scoring worker loads it once (`scorer_load`) and scores chunk after chunk with it, so the weights are read
+    and the model built once per worker, not once per chunk.
+    """
+
+    spec: TaskSpec
+    model: nn.Module
+    family: str
+    params: Hyperparameters
+
+    def score(
+        self, refs: Sequence[ItemRef], *, seed: int, batch_size: int, report: Reporter = _ignore
+    ) -> list[ItemScore]:
+        """Score the references the model can use (the rest are skipped, as `spec.usable` says)."""
+        usable = [ref for ref in refs if self.spec.usable(self.family, Example(ref=ref, target=None, split=""))]
+        rng = np.random.default_rng(seed)
+        return score_refs(self.spec, self.model, self.family, usable, self.params, rng, batch_size, report=report)
+
+
+def scorer_load(spec: TaskSpec, weights: bytes, device: torch.device) -> LoadedScorer:
+    """Load stored weights for `spec` onto `device`; refuse weights of another task."""
+    data = weights_load(weights)
+    if data["task"] != spec.name:
+        raise TrainingError(f"weights are for task {data['task']!r}, not {spec.name!r}")
+    params = spec.params_class.parse(data["hparams"])
+    model = spec.build(data["family"], params)
+    model_load(model, data["state_dict"])
+    model.to(device)
+    return LoadedScorer(spec=spec, model=model, family=data["family"], params=params)
+
+
 def score(
     spec: TaskSpec,
     request: ScoreRequest,
@@ -512,29 +578,14 @@ def score(
     report: Reporter = _ignore,
 ) -> list[ItemScore]:
     """Load the weights in `request` and score every reference."""
-    data = weights_load(request.weights)
-    if data["task"] != spec.name:
-        raise TrainingError(f"weights are for task {data['task']!r}, not {spec.name!r}")
-    params = spec.params_class.parse(data["hparams"])
-    model = spec.build(data["family"], params)
-    model_load(model, data["state_dict"])
-    model.to(device)
-    refs = [ref for ref in request.refs if spec.usable(data["family"], Example(ref=ref, target=None, split=""))]
-    return score_refs(
-        spec,
-        model,
-        data["family"],
-        refs,
-        params,
-        np.random.default_rng(request.seed),
-        request.batch_size,
-        report=report,
-    )
+    scorer = scorer_load(spec, request.weights, device)
+    return scorer.score(request.refs, seed=request.seed, batch_size=request.batch_size, report=report)
 
 
 __all__ = [
     "BestEpoch",
     "COMPARISON_ALPHA",
+    "LoadedScorer",
     "Replicas",
     "Trained",
     "final_metrics",
@@ -543,6 +594,7 @@ __all__ = [
     "paired_comparison",
     "score",
     "score_refs",
+    "scorer_load",
     "set_seed",
     "train_epoch",
     "train_epochs",

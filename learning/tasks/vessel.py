@@ -322,7 +322,12 @@ class VesselTask(TaskSpec):
     # --- pixels
     def contrast(self, ref: CineRef) -> np.ndarray:
         """Return the run's contrast descriptor (`contrast_features`), computed once per job."""
-        return self.cached((ref.path, "contrast"), lambda: contrast_features(read_cine(str(self.resolve(ref.path)))))
+        return self.cached(
+            (ref.path, "contrast"),
+            lambda: self.derived(
+                ref.path, "contrast.v1", lambda: contrast_features(read_cine(str(self.resolve(ref.path))))
+            ),
+        )
 
     def linear_inputs(self, refs: Sequence[CineRef], device: torch.device) -> torch.Tensor:
         """Return `ContrastLogistic`'s input: each run's geometry (NaN where unrecorded), then its descriptor."""
@@ -334,14 +339,16 @@ class VesselTask(TaskSpec):
         return self.linear_inputs(refs, device) if family == "contrast_logreg" else self._geometry(refs, device)
 
     def frames(self, ref: CineRef, size: int) -> torch.Tensor:
-        """Return the run resized to size² as a (frames, size, size) uint8 tensor, decoded once per job."""
+        """Return the run resized to size² as a (frames, size, size) uint8 tensor, decoded once (TaskSpec.derived)."""
 
-        def load() -> torch.Tensor:
+        def decode() -> np.ndarray:
             frames = torch.from_numpy(read_cine(str(self.resolve(ref.path))))
             resized = F.interpolate(frames[:, None], size=(size, size), mode="area")[:, 0]
-            return (resized * 255).round().to(torch.uint8)
+            return (resized * 255).round().to(torch.uint8).numpy()
 
-        return self.cached((ref.path, size), load)
+        return self.cached(
+            (ref.path, size), lambda: torch.from_numpy(self.derived(ref.path, f"frames{size}.v1", decode))
+        )
 
     def window(
         self, frames: torch.Tensor, params: VesselParams, rng: np.random.Generator, step: int | None = None

@@ -149,6 +149,8 @@ def test_masking_paints_the_regions_black_in_the_stored_file_and_the_frames(
     np.testing.assert_array_equal(after[outside], before[outside])
     assert stored.BurnedInAnnotation == "NO" and stored.SOPInstanceUID == instance.sop_instance_uid
     assert "113101" in [c.CodeValue for c in stored.DeidentificationMethodCodeSequence]
+    method = list(stored.DeidentificationMethod)
+    assert method[-1] == "burned-in text masked" and all(len(value) <= 64 for value in method)
     media = Path(settings.MEDIA_ROOT)
     assert not (media / old_file).exists() and not (media / old_frames).exists()  # the unmasked copies are gone
     frames = sorted((Path(settings.MEDIA_ROOT) / instance.frames_dir).iterdir())

@@ -93,6 +93,9 @@ def test_dates_move_back_by_whole_weeks_the_same_for_every_file_of_a_patient():
     assert first.PatientBirthDate == ""  # the patient's own dates follow the basic profile
     assert first.LongitudinalTemporalInformationModified == "MODIFIED"
     assert [c.CodeValue for c in first.DeidentificationMethodCodeSequence] == ["113100", "113105", "113107"]
+    # De-identification Method is LO: each of its values holds at most 64 characters (dciodvfy checks this).
+    method = list(first.DeidentificationMethod)
+    assert method[0].startswith("Lumen: PS3.15 basic profile") and all(len(value) <= 64 for value in method)
 
 
 @pytest.mark.parametrize(

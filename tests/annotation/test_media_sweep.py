@@ -66,3 +66,21 @@ def test_the_command_lists_before_it_removes(vessel_project, capsys):
     assert all(p.exists() for p in old)
     call_command("sweep_media", "--older-than-hours", "1")
     assert "3 orphaned entries" in capsys.readouterr().out and not any(p.exists() for p in old)
+
+
+def test_arrays_derived_from_a_stored_file_stay_with_it_and_go_without_it(vessel_project):
+    from learning.tasks import CineRef, get_task
+
+    _import(vessel_project, "run.dcm", samples.xa_bytes(seed=1))
+    instance = Instance.objects.get(project=vessel_project)
+    task = get_task("vessel_type", settings.MEDIA_ROOT)
+    task.frames(CineRef(item_id=1, path=instance.file_path), 32)  # what a training or scoring job leaves
+    root = Path(settings.MEDIA_ROOT)
+    kept = next((root / "derived" / instance.file_path).glob("frames32.v1.*.npy"))
+    gone = root / "derived" / f"dicom/{vessel_project.pk}/deleted.dcm" / "frames32.v1.100.npy"
+    gone.parent.mkdir(parents=True)
+    gone.write_bytes(b"stale")
+    for path in (kept, gone):
+        os.utime(path, (time.time() - 2 * DAY,) * 2)
+    assert media_sweep_orphans(older_than=timedelta(hours=24)) == [gone.relative_to(root).as_posix()]
+    assert kept.exists() and not gone.exists()

@@ -181,9 +181,9 @@ def test_a_failed_training_leaves_the_champion_and_the_queue_untouched(labelled,
 @pytest.mark.django_db
 @pytest.mark.usefixtures("judge_promotes")
 def test_a_scoring_killed_midway_keeps_champion_and_queue_then_resumes_and_promotes(
-    labelled, vessel_project, lead, executor, monkeypatch
+    labelled, vessel_project, lead, executor, settings
 ):
-    monkeypatch.setattr("annotation.services.scoring.SCORE_CHUNK", 2)
+    settings.LUMEN_SCORE_CHUNK = 2
     champion = first_champion(vessel_project, lead, executor)
     before = queue_state(vessel_project)
     training_request(project=vessel_project, by=lead, family="metadata_mlp", hparams={**FAST, "epochs": 4})
@@ -318,3 +318,44 @@ def test_a_batch_strategy_ranks_on_the_metadata_champions_embeddings(labelled, v
     assert (queue.model_version, queue.strategy, queue.ranked_items) == (champion, "kcenter_uncertain", 6)
     embeddings = Prediction.objects.filter(model_version=champion).values_list("embedding", flat=True)
     assert all(vector and len(vector) == 32 for vector in embeddings)
+
+
+# ---------------------------------------------------------------------------------------------------- concurrency
+@pytest.mark.django_db(transaction=True)
+def test_jobs_of_different_projects_run_at_once_and_a_projects_jobs_one_after_another(
+    vessel_project, oct_project, monkeypatch
+):
+    import threading
+    import time as clock
+
+    from annotation.services import orchestrator
+
+    spans: dict[int, tuple[int, float, float]] = {}
+    lock = threading.Lock()
+
+    def fake_run(*, job, executor, poll_seconds):
+        started = clock.monotonic()
+        clock.sleep(0.4)
+        Job.objects.filter(pk=job.pk).update(status=JobStatus.SUCCEEDED)
+        with lock:
+            spans[job.pk] = (job.project_id, started, clock.monotonic())
+
+    monkeypatch.setattr(orchestrator, "job_run", fake_run)
+    first = Job.objects.create(project=vessel_project, kind=JobKind.TRAIN)
+    second = Job.objects.create(project=vessel_project, kind=JobKind.SCORE)
+    other = Job.objects.create(project=oct_project, kind=JobKind.TRAIN)
+    slots = orchestrator.JobSlots(executor=None, slots=3)
+    started = slots.fill()
+    # One job per project: the vessel project's second job waits although a slot is free.
+    assert {job.pk for job in started} == {first.pk, other.pk}
+    assert slots.busy_projects() == {vessel_project.pk, oct_project.pk}
+    deadline = clock.monotonic() + 30
+    while Job.objects.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).exists():
+        slots.fill()
+        assert clock.monotonic() < deadline
+        clock.sleep(0.05)
+    slots.wait()
+    assert set(spans) == {first.pk, second.pk, other.pk}
+    overlap = min(spans[first.pk][2], spans[other.pk][2]) - max(spans[first.pk][1], spans[other.pk][1])
+    assert overlap > 0.2  # the two projects' jobs ran side by side
+    assert spans[second.pk][1] >= spans[first.pk][2]  # the project's second job started after its first ended

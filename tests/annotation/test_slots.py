@@ -17,6 +17,7 @@ from annotation.models import Assignment, AssignmentKind, AssignmentState, Item,
 from annotation.services import assignment_release, item_next, item_skip, label_submit, leases_expire, project_update
 from annotation.services.adjudication import adjudication_settle, review_request_create
 from annotation.services.errors import WorkspaceInputError
+from annotation.services.items import items_exclude, items_include
 from annotation.services.queue import queue_hold_items, queue_release_items, queue_set_order
 from annotation.services.slots import slots_recount
 from tests import dicom_samples as samples
@@ -30,7 +31,8 @@ SQL_WRITE = re.compile(r"update\s+annotation_item\s+set[^;]*\b(open_slots|requir
 
 
 def recount() -> dict[int, tuple[int, int]]:
-    """Return, per item, (open slots, labellers) as the stored labels and leases say they must be."""
+    """Return, per item, (open slots, labellers) as the stored labels and leases say they must be (an item a lead
+    excluded has no open slot)."""
     labellers = dict(
         Label.objects.filter(superseded_at__isnull=True)
         .values("item")
@@ -44,8 +46,8 @@ def recount() -> dict[int, tuple[int, int]]:
         .values_list("item", "n")
     )
     return {
-        pk: (max(required - labellers.get(pk, 0) - leases.get(pk, 0), 0), labellers.get(pk, 0))
-        for pk, required in Item.objects.values_list("pk", "required_labels")
+        pk: (0 if excluded_at else max(required - labellers.get(pk, 0) - leases.get(pk, 0), 0), labellers.get(pk, 0))
+        for pk, required, excluded_at in Item.objects.values_list("pk", "required_labels", "excluded_at")
     }
 
 
@@ -136,10 +138,33 @@ class Replay:
         queue_hold_items(project=self.project, item_ids=[item.pk])
         queue_release_items(project=self.project, item_ids=[item.pk])
 
+    def exclude(self) -> None:
+        item = self.rng.choice(list(Item.objects.filter(project=self.project)))
+        items_exclude(project=self.project, by=self.lead, item_ids=[item.pk])
+
+    def include(self) -> None:
+        excluded = list(
+            Item.objects.filter(project=self.project, excluded_at__isnull=False).values_list("pk", flat=True)
+        )
+        if excluded:
+            items_include(project=self.project, by=self.lead, item_ids=[self.rng.choice(excluded)])
+
     def step(self) -> str:
         name = self.rng.choices(
-            ["lease", "submit", "skip", "release", "expire", "late_submit", "adjudicate", "review", "hold_and_release"],
-            weights=[6, 5, 1, 1, 1, 1, 1, 1, 1],
+            [
+                "lease",
+                "submit",
+                "skip",
+                "release",
+                "expire",
+                "late_submit",
+                "adjudicate",
+                "review",
+                "hold_and_release",
+                "exclude",
+                "include",
+            ],
+            weights=[6, 5, 1, 1, 1, 1, 1, 1, 1, 1, 1],
         )[0]
         getattr(self, name)()
         self.done.append(name)

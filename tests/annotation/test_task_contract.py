@@ -4,6 +4,10 @@ added through LUMEN_TASKS without touching a production module."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +21,7 @@ from annotation.label_schemas import LabelPayloadError, label_payload_validate
 from annotation.models import Item, ModelVersion, Prediction, QueueEntry, Role
 from annotation.quality.agreement import project_agreement
 from annotation.services import import_run, item_next, label_submit, membership_set, project_create
+from annotation.services.exports import export_archive, export_jobs_run_pending, export_request
 from annotation.services.learning import scoring_request, training_request
 from annotation.services.queue import queue_rerank
 from annotation.tasks import UnknownTaskType, label_task, label_tasks
@@ -177,6 +182,26 @@ def test_the_task_contract(task_name, tmp_path, executor, lead, client_for, clie
         assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
     versions_csv = api.get(reverse("api:quality-export", args=[project.slug, "model_versions"])).content.decode()
     assert version.family in versions_csv
+
+    # Dataset export: the archive holds every current label with the task's own columns; the manifest lists its files.
+    job = export_request(project=project, by=lead)
+    assert export_jobs_run_pending() == 1
+    job.refresh_from_db()
+    assert job.status == "succeeded", job.error
+    with zipfile.ZipFile(export_archive(job)) as archive:
+        rows = list(csv.DictReader(io.StringIO(archive.read("labels.csv").decode())))
+        listed = {entry["path"] for entry in json.loads(archive.read("manifest.json"))["files"]}
+        assert listed == set(archive.namelist()) - {"manifest.json"}
+    exported = {(int(row["item_id"]), row["author"]) for row in rows}
+    assert len(rows) == len(exported)
+    assert exported == {(i.pk, first.username) for i in labelled} | {(i.pk, second.username) for i in labelled[:3]}
+    assert set(task.exporter().columns) <= set(rows[0])
+
+    # Item browser: the lead sees each item's labels with the classes the task gives them (none for masks).
+    rows = api.get(reverse("api:project-items", args=[project.slug]), {"limit": 500}).json()["results"]
+    assert {row["id"] for row in rows} == {i.pk for i in items}
+    classes = {c for row in rows for label in row["labels"] for c in label["classes"]}
+    assert classes <= set(task.class_names) and bool(classes) == bool(task.class_names)
 
     # Pages: the project page and the workspace carry the task's own words and browser tool.
     client.force_login(lead)

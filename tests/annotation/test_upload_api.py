@@ -187,3 +187,12 @@ def test_file_names_live_only_in_the_report_and_are_forgotten_after_the_retentio
     job = Job.objects.get(pk=job_id)
     assert "cath" not in json.dumps([job.params, job.result]) and job.params["files"] == 1
     assert job.result["files"][0]["name"] == "file 1"
+
+
+def test_too_many_files_is_a_bad_request_that_leaves_nothing_staged(vessel_project, client_for, lead, settings):
+    settings.DATA_UPLOAD_MAX_NUMBER_FILES = 2
+    files = [SimpleUploadedFile(f"{n}.dcm", samples.xa_bytes(seed=n)) for n in (1, 2, 3)]
+    response = client_for(lead).post(url(vessel_project), {"files": files}, format="multipart")
+    assert response.status_code == 400
+    assert response.json()["detail"] == "too many files: one upload takes at most 2 (LUMEN_MAX_UPLOAD_FILES)"
+    assert staged_files() == [] and not Job.objects.exists()

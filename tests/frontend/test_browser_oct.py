@@ -13,11 +13,14 @@ from learning.cohorts import generate_oct_cohort
 from learning.cohorts.ivoct import render_oct_pullback
 from learning.masks import mask_decode, mask_encode
 from learning.oct_measure import calcium_bins, calcium_measurements
+from tests.frontend.test_browser_csp import WATCH
+from tests.frontend.test_browser_csp import _violations as violations
 from tests.frontend.test_browser_import import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 READY = "#workspace[data-state='ready']"
+MASK_RGB = (255, 176, 32)  # the tool's mask colour (oct_calcium.js)
 FRAMES = 6
 SIZE = 96
 
@@ -308,3 +311,209 @@ def test_annotator_navigates_the_pullback_copies_the_previous_mask_and_excludes_
     excluded = submit(page)
     assert excluded.item_id == third.pk and excluded.version == 2
     assert excluded.payload == {"excluded": True, "exclusion_reason": "artifact"}
+
+
+def canvas_pixel(page, x: float, y: float) -> list[int]:
+    """The colour the canvas shows at screen position (x, y): what the annotator sees there."""
+    return page.evaluate(
+        """([x, y]) => {
+          const canvas = document.getElementById("oct-canvas");
+          const rect = canvas.getBoundingClientRect();
+          const px = Math.floor(((x - rect.left) * canvas.width) / rect.width);
+          const py = Math.floor(((y - rect.top) * canvas.height) / rect.height);
+          return Array.from(canvas.getContext("2d").getImageData(px, py, 1, 1).data);
+        }""",
+        [x, y],
+    )
+
+
+def zoom_level(page) -> float:
+    return float(page.get_attribute("#oct-zoom", "data-zoom"))
+
+
+def test_zoom_and_pan_paint_the_image_pixels_under_the_pointer(
+    page, live_server, annotator, oct_project, oct_items, screenshot
+):
+    item = oct_items[2]
+    log_in(page, live_server, annotator.username)
+    open_item(page, live_server, oct_project, item)
+    shortcuts = page.inner_text("#shortcuts")
+    assert "Fit the whole frame" in shortcuts and "Hold and drag to pan" in shortcuts
+    assert page.inner_text("#oct-zoom") == "100 %"
+    for _ in range(3):
+        page.keyboard.press("[")
+    assert tool_state(page)["size"] == 1  # a one-pixel brush: each stamp sets the pixel under the pointer
+
+    # Zoom in with the wheel around the centre of pixel (40, 50): that pixel stays under the pointer.
+    box = page.locator("#oct-canvas").bounding_box()
+    fit = box["width"] / SIZE  # CSS pixels per image pixel when the frame fits
+    anchor = (40, 50)
+    x0, y0 = canvas_point(page, anchor[0] + 0.5, anchor[1] + 0.5)
+    page.mouse.move(x0, y0)
+    page.mouse.wheel(0, -250)
+    page.wait_for_function("Number(document.getElementById('oct-zoom').dataset.zoom) > 1.5")
+    page.wait_for_timeout(100)  # the wheel may arrive as several events
+    zoom = zoom_level(page)
+    assert page.inner_text("#oct-zoom") == f"{round(zoom * 100)} %"
+
+    def screen(row: float, col: float, shift: tuple[float, float] = (0, 0)) -> tuple[float, float]:
+        """Where image point (row, col) is on screen now: the anchor stays under (x0, y0) plus the pan."""
+        scale = fit * zoom
+        return x0 + shift[0] + (col - anchor[1] - 0.5) * scale, y0 + shift[1] + (row - anchor[0] - 0.5) * scale
+
+    page.mouse.click(x0, y0)
+    assert set(zip(*np.nonzero(mask_decode(page_mask(page))), strict=True)) == {anchor}
+
+    # Pan with the middle button: the frame moves with the pointer, nothing is painted.
+    drag = (-70.0, 45.0)
+    page.mouse.move(x0, y0)
+    page.mouse.down(button="middle")
+    page.mouse.move(x0 + drag[0], y0 + drag[1], steps=6)
+    page.mouse.up(button="middle")
+    assert area(page) == 1
+    # …and with Space held and the left button.
+    space_drag = (30.0, -20.0)
+    page.keyboard.down("Space")
+    assert "oct-pan-ready" in page.get_attribute("#oct-tool", "class")
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move(x0 + space_drag[0], y0 + space_drag[1], steps=6)
+    page.mouse.up()
+    page.keyboard.up("Space")
+    assert "oct-pan-ready" not in page.get_attribute("#oct-tool", "class")
+    assert area(page) == 1 and zoom_level(page) == zoom
+    shift = (drag[0] + space_drag[0], drag[1] + space_drag[1])
+
+    # A stroke along row 44 from column 46 to 54, drawn where those pixels are on screen after zoom and pans.
+    page.mouse.move(*screen(44.5, 46.5, shift))
+    page.mouse.down()
+    page.mouse.move(*screen(44.5, 54.5, shift), steps=8)
+    page.mouse.up()
+    expected = {anchor} | {(44, col) for col in range(46, 55)}
+    assert set(zip(*np.nonzero(mask_decode(page_mask(page))), strict=True)) == expected
+    # The mask is drawn where it was painted, to within a fifth of a pixel: hiding it changes the frame just inside
+    # the painted pixels' edges and nothing just outside them.
+    page.mouse.move(box["x"] + 2, box["y"] + 2)  # the brush outline off the stroke
+    inside = [screen(row, col, shift) for row, col in [(44.2, 50.5), (44.8, 50.5), (44.5, 46.2), (44.5, 54.8)]]
+    outside = [screen(row, col, shift) for row, col in [(43.8, 50.5), (45.2, 50.5), (44.5, 45.8), (44.5, 55.2)]]
+    page.wait_for_timeout(100)
+    shown = [canvas_pixel(page, *point) for point in inside + outside]
+    screenshot("oct-zoomed")
+    page.keyboard.press("h")
+    page.wait_for_timeout(100)
+    hidden = [canvas_pixel(page, *point) for point in inside + outside]
+    page.keyboard.press("h")
+    assert shown[len(inside) :] == hidden[len(inside) :]
+    for seen, frame in zip(shown[: len(inside)], hidden[: len(inside)], strict=True):
+        # The frame blended half and half with the mask's colour (opacity 0.5).
+        blended = [(value + mask) / 2 for value, mask in zip(frame[:3], MASK_RGB, strict=True)]
+        assert seen[:3] == [pytest.approx(value, abs=2) for value in blended], (shown, hidden)
+
+    # The view stays while other frames of the pullback are shown.
+    page.keyboard.press(".")
+    page.wait_for_selector(f"#oct-tool[data-shown-frame='{item.frame_index + 1}']")
+    assert zoom_level(page) == zoom
+    page.keyboard.press("l")
+
+    # Buttons and keys: + and − step the zoom, 0 fits the whole frame again.
+    page.click("#oct-zoom-in")
+    assert zoom_level(page) == pytest.approx(zoom * 1.25)
+    page.keyboard.press("-")
+    assert zoom_level(page) == pytest.approx(zoom)
+    page.keyboard.press("0")
+    assert page.inner_text("#oct-zoom") == "100 %" and tool_state(page)["centre"] == [SIZE / 2, SIZE / 2]
+    assert page.locator("#oct-canvas").bounding_box() == box
+    page.mouse.click(*canvas_point(page, 70.5, 20.5))  # at fit, screen and image agree as they did before zooming
+    expected.add((70, 20))
+
+    label = submit(page)
+    stored = mask_decode(label.payload["mask"])
+    assert stored.shape == (SIZE, SIZE)
+    assert set(zip(*np.nonzero(stored), strict=True)) == expected
+
+
+def test_pan_mode_drags_the_frame_and_the_zoom_carries_to_the_next_frame_of_the_pullback(
+    page, live_server, annotator, oct_project, oct_items
+):
+    log_in(page, live_server, annotator.username)
+    open_item(page, live_server, oct_project, oct_items[0])
+    page.keyboard.press("+")
+    page.keyboard.press("=")
+    assert zoom_level(page) == pytest.approx(1.5625)
+    assert tool_state(page)["centre"] == [SIZE / 2, SIZE / 2]  # keys zoom around the middle of the view
+    page.click("#oct-pan")
+    assert page.get_attribute("#oct-pan", "aria-pressed") == "true" and tool_state(page)["panMode"]
+    box = page.locator("#oct-canvas").bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 40, y + 25, steps=4)
+    page.mouse.up()
+    assert area(page) == 0  # in pan mode a drag moves the frame, it never paints
+    scale = box["width"] / SIZE * 1.5625
+    cy, cx = tool_state(page)["centre"]
+    assert (cy, cx) == (pytest.approx(SIZE / 2 - 25 / scale), pytest.approx(SIZE / 2 - 40 / scale))
+    page.keyboard.press("m")
+    assert not tool_state(page)["panMode"]
+    # Panning never leaves the frame: far past its corner, the view stops at the edge.
+    page.keyboard.press("Space")
+    page.keyboard.down("Space")
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 2000, y + 2000, steps=4)
+    page.mouse.up()
+    page.keyboard.up("Space")
+    half = SIZE / (2 * 1.5625)
+    assert tool_state(page)["centre"] == [pytest.approx(half), pytest.approx(half)]
+
+    page.keyboard.press("1")  # exclude, then i includes the frame again
+    assert page.is_checked("#oct-exclude")
+    page.keyboard.press("i")
+    assert not page.is_checked("#oct-exclude")
+    page.keyboard.press("x")
+    submit(page)  # the next item handed out is another frame of the same pullback
+    page.wait_for_selector("#oct-zoom")
+    assert zoom_level(page) == pytest.approx(1.5625)
+    assert tool_state(page)["centre"] == [pytest.approx(half), pytest.approx(half)]
+
+
+@pytest.fixture
+def strict_page(browser):
+    """A page under the site's content security policy (no bypass), recording whatever the policy refuses."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.add_init_script(WATCH)
+    page = context.new_page()
+    page.refused = []
+    page.on("console", lambda m: page.refused.append(m.text) if "Content Security Policy" in m.text else None)
+    yield page
+    context.close()
+
+
+def test_the_tool_zooms_pans_and_marks_labelled_frames_under_the_content_security_policy(
+    strict_page, live_server, annotator, oct_project, oct_items
+):
+    page = strict_page  # a style attribute or an inline script would be refused, and recorded
+    log_in(page, live_server, annotator.username)
+    first = oct_items[1]
+    open_item(page, live_server, oct_project, first)
+    box = page.locator("#oct-canvas").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 3, box["y"] + box["height"] / 3)
+    page.mouse.wheel(0, -200)
+    page.keyboard.press("m")
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, steps=3)
+    page.mouse.up()
+    page.keyboard.press("m")
+    paint(page, [(40, 40), (44, 44)])
+    assert area(page) > 0 and tool_state(page)["zoom"] > 1
+    page.keyboard.press("Enter")
+    page.wait_for_selector(f"#workspace[data-state='ready']:not([data-item-id='{first.pk}'])")
+    page.wait_for_selector("#oct-tool[data-shown-frame]")
+    # The labelled frame's mark on the L-mode strip sits at that frame's place along the pullback.
+    left, width = page.evaluate(
+        """() => [document.querySelector(".oct-lmode-mark.oct-lmode-mask").getBoundingClientRect().left,
+                 document.getElementById("oct-lmode").getBoundingClientRect()]"""
+    )
+    expected = width["left"] + width["width"] * (first.frame_index + 0.5) / FRAMES - 1  # margin-left: −1px
+    assert left == pytest.approx(expected, abs=1)
+    assert violations(page) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -282,7 +283,8 @@ def test_the_loop_follows_rank_0_on_other_ranks_and_trains_on_their_shard_only(s
         def agree(self, flag):
             return len(self.rows) == 2  # rank 0 says stop after the second epoch
 
-        def epoch_done(self, row):
+        def epoch_done(self, row, checkpoint=None):
+            assert checkpoint is None  # rank 0 alone checkpoints
             self.rows.append(row)
 
     spec.batch = batch
@@ -471,3 +473,104 @@ def test_missing_files_and_foreign_weights_fail_with_clear_errors(spect_data, oc
             ),
             CPU,
         )
+
+
+def test_a_run_is_decoded_once_for_every_later_job_and_a_changed_file_is_decoded_again(tmp_path, monkeypatch):
+    from learning.tasks import CineRef, get_task
+    from learning.tasks import vessel as vessel_module
+    from tests import dicom_samples as samples
+
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "a.dcm").write_bytes(samples.xa_bytes(seed=3))
+    ref = CineRef(item_id=1, path="runs/a.dcm")
+    decoded = []
+    read = vessel_module.read_cine
+    monkeypatch.setattr(vessel_module, "read_cine", lambda path: (decoded.append(path), read(path))[1])
+    first = get_task("vessel_type", tmp_path).frames(ref, 32)
+    assert len(decoded) == 1 and first.dtype == torch.uint8 and first.shape[1:] == (32, 32)
+    # A later job (a new task instance, as on another worker) reads the stored array: nothing is decoded.
+    later = get_task("vessel_type", tmp_path)
+    assert torch.equal(later.frames(ref, 32), first) and len(decoded) == 1
+    assert np.allclose(later.contrast(ref), get_task("vessel_type", tmp_path).contrast(ref)) and len(decoded) == 2
+    # Another size is another array; a replaced file (another size on disk) is decoded again.
+    get_task("vessel_type", tmp_path).frames(ref, 16)
+    assert len(decoded) == 3
+    (tmp_path / "runs" / "a.dcm").write_bytes(samples.xa_bytes(seed=4, frames=7))
+    assert get_task("vessel_type", tmp_path).frames(ref, 32).shape[0] == 7 and len(decoded) == 4
+
+
+def test_a_read_only_media_root_still_scores(tmp_path, monkeypatch):
+    from learning.tasks import CineRef, get_task
+    from tests import dicom_samples as samples
+
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "a.dcm").write_bytes(samples.xa_bytes(seed=3))
+    (tmp_path / "derived").write_text("not a folder: nothing can be written under it")
+    frames = get_task("vessel_type", tmp_path).frames(CineRef(item_id=1, path="runs/a.dcm"), 32)
+    assert frames.shape[1:] == (32, 32)
+
+
+def test_a_restarted_training_carries_on_from_the_last_checkpointed_epoch(spect_data):
+    root, examples = spect_data
+    spec = get_task("spect_territory", root)
+    params = SpectParams(epochs=4, batch_size=4, size=32, width=4, patience=0)
+
+    class Checkpointing(Replicas):
+        """Keeps every epoch's checkpoint, and restarts from `start` (as Ray Train does after a failure)."""
+
+        def __init__(self, start=None):
+            self.saved, self.start = [], start
+
+        def epoch_rng(self, rng, epoch):
+            return np.random.default_rng([0, epoch])  # per epoch, as the Ray ranks do: resumable
+
+        def epoch_done(self, row, checkpoint=None):
+            self.saved.append(checkpoint())
+
+        def resume(self):
+            return self.start
+
+    def run(replicas):
+        torch.manual_seed(0)
+        model = spec.build("polar_cnn", params)
+        trained = []
+        original = spec.batch
+
+        def counting(family, chunk, p, rng, train):
+            trained.append(train)
+            return original(family, chunk, p, rng, train)
+
+        spec.batch = counting
+        try:
+            best, history = train_epochs(
+                spec,
+                model,
+                "polar_cnn",
+                examples[:10],
+                examples[10:13],
+                params,
+                rng=np.random.default_rng(0),
+                seed=0,
+                device=CPU,
+                started=time.monotonic(),
+                replicas=replicas,
+            )
+        finally:
+            spec.batch = original
+        return best, history, trained.count(True)
+
+    whole = Checkpointing()
+    best, history, _ = run(whole)
+    assert [row["epoch"] for row in history] == [1, 2, 3, 4] and len(whole.saved) == 4
+    assert whole.saved[-1]["stopped"] and not whole.saved[1]["stopped"]
+    after_two = whole.saved[1]
+    restarted = Checkpointing(start=after_two)
+    best_again, history_again, batches = run(restarted)
+    # Epochs 1 and 2 come from the checkpoint; only 3 and 4 are trained again.
+    assert history_again[:2] == history[:2] and [row["epoch"] for row in history_again] == [1, 2, 3, 4]
+    full_batches = run(Checkpointing())[2]
+    assert batches == full_batches // 2
+    assert [c["epoch"] for c in restarted.saved] == [3, 4]
+    # A run whose last epoch was checkpointed has nothing left to train.
+    done = Checkpointing(start=whole.saved[-1])
+    assert run(done)[2] == 0 and run(done)[1] == history

@@ -3,6 +3,8 @@
 from datetime import timedelta
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
+
 from webapp.env import BASE_DIR, LOCAL_DATA, env, local_key
 
 DEBUG = env.bool("LUMEN_DEBUG", default=False)
@@ -15,6 +17,11 @@ PSEUDONYM_KEY = env.str("LUMEN_PSEUDONYM_KEY", default="") or local_key("pseudon
 # Encrypts the credentials of external servers (DICOMweb, Label Studio) stored in the database
 # (annotation.credentials); without it they cannot be read back.
 CREDENTIALS_KEY = env.str("LUMEN_CREDENTIALS_KEY", default="") or local_key("credentials")
+# A DICOMweb server (PACS) every project may import from unless its leads set their own (annotation/services/
+# dicomweb.py): configured by the deployment, its password stays in the environment, never in the database.
+LUMEN_DICOMWEB_URL = env.str("LUMEN_DICOMWEB_URL", default="")
+LUMEN_DICOMWEB_USERNAME = env.str("LUMEN_DICOMWEB_USERNAME", default="")
+LUMEN_DICOMWEB_PASSWORD = env.str("LUMEN_DICOMWEB_PASSWORD", default="")
 ALLOWED_HOSTS = env.list("LUMEN_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("LUMEN_CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -38,6 +45,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: /healthz and /readyz answer probes before host checks and HTTPS redirects (webapp/health.py).
+    "webapp.health.HealthMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -182,6 +191,8 @@ LUMEN_MAX_UPLOAD_BYTES = env.int("LUMEN_MAX_UPLOAD_BYTES", default=20 * 1024**3)
 # Any other request body (labels, drafts, settings): refused (413) at the ASGI layer beyond this, unread.
 LUMEN_MAX_REQUEST_BYTES = env.int("LUMEN_MAX_REQUEST_BYTES", default=16 * 1024 * 1024)
 DATA_UPLOAD_MAX_NUMBER_FILES = env.int("LUMEN_MAX_UPLOAD_FILES", default=2000)
+# Every uploaded file travels with its path as a form field: room for each, and a few fields more.
+DATA_UPLOAD_MAX_NUMBER_FIELDS = DATA_UPLOAD_MAX_NUMBER_FILES + 100
 FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
 # Frame cache: web format and quality of rendered frames.
 LUMEN_FRAME_FORMAT = env.str("LUMEN_FRAME_FORMAT", default="webp")
@@ -235,8 +246,24 @@ RAY_ADDRESS = env.str("RAY_ADDRESS", default="")
 # Learning jobs: "ray" runs them as Ray tasks (GPU when the cluster has one); "inline" on a thread of the worker.
 LUMEN_LEARNING_BACKEND = env.str("LUMEN_LEARNING_BACKEND", default="ray")
 LUMEN_RAY_NUM_CPUS = env.int("LUMEN_RAY_NUM_CPUS", default=None)
+# Scoring fans out over this many Ray actors per job (0: one per CPU of the cluster, or per GPU share when it has
+# GPUs); each actor asks for LUMEN_SCORING_GPU_SHARE of a GPU (small models share one).
+LUMEN_SCORING_WORKERS = env.int("LUMEN_SCORING_WORKERS", default=0)
+LUMEN_SCORING_GPU_SHARE = env.float("LUMEN_SCORING_GPU_SHARE", default=0.5)
+# Items per scoring chunk: the unit of parallelism, of progress, and of what a crash can lose.
+LUMEN_SCORE_CHUNK = env.int("LUMEN_SCORE_CHUNK", default=64)
+# Data-parallel Ray Train workers per training job unless a project sets its own (`training_workers`); 1 trains on
+# one device. Their epoch checkpoints go under MEDIA_ROOT/checkpoints (LUMEN_WORKER_MEDIA_ROOT on the workers).
+LUMEN_TRAINING_WORKERS = env.int("LUMEN_TRAINING_WORKERS", default=1)
+# Jobs one orchestrator runs at once (of different projects: a project's jobs run one after another).
+LUMEN_ORCHESTRATOR_JOBS = env.int("LUMEN_ORCHESTRATOR_JOBS", default=2)
 # A running job whose worker has not reported for this long is requeued (or failed after the last attempt).
 LUMEN_JOB_STALE_SECONDS = env.int("LUMEN_JOB_STALE_SECONDS", default=300)
+# The orchestrator writes its state here every few seconds; `manage.py healthcheck --orchestrator` (a container's
+# liveness probe) reads it.
+LUMEN_ORCHESTRATOR_STATUS_FILE = env.path(
+    "LUMEN_ORCHESTRATOR_STATUS_FILE", default=LOCAL_DATA / "orchestrator-status.json"
+)
 # An open page's websocket reads new live events at least this often (at once when the channel layer wakes it).
 LUMEN_LIVE_POLL_SECONDS = env.float("LUMEN_LIVE_POLL_SECONDS", default=1.0)
 LUMEN_JOB_MAX_ATTEMPTS = env.int("LUMEN_JOB_MAX_ATTEMPTS", default=2)
@@ -249,11 +276,28 @@ LUMEN_IMPORT_NAMES_DAYS = env.float("LUMEN_IMPORT_NAMES_DAYS", default=7)
 LUMEN_HOUSEKEEPING_MINUTES = env.float("LUMEN_HOUSEKEEPING_MINUTES", default=60)
 LUMEN_ORPHAN_GRACE_HOURS = env.float("LUMEN_ORPHAN_GRACE_HOURS", default=24)
 
+# LUMEN_LOG_FORMAT=json: one JSON object per line (time, level, logger, message, process) for a log pipeline.
+LOG_FORMAT = env.str("LUMEN_LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LUMEN_LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}")
 LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s %(process)d",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env.str("LUMEN_LOG_LEVEL", default="INFO")},
-    "loggers": {"django.request": {"level": "WARNING"}},
+    "loggers": {
+        "django.request": {"level": "WARNING"},
+        # Their debug and info lines carry request URLs and study UIDs, and a DICOMweb search's URL carries the
+        # patient name or ID searched for: never logged.
+        "dicomweb_client": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
+    },
 }

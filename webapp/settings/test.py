@@ -11,6 +11,7 @@ PSEUDONYM_KEY = "lumen-tests-only-pseudonym-key-9e2b7d4f1a6c3e8b0d5f2a7c4e9b1d6f
 CREDENTIALS_KEY = "lumen-tests-only-credentials-key-3c8e1a5f7b2d9e4a6c0f8b1d3e5a7c9f"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 MEDIA_ROOT = tempfile.mkdtemp(prefix="lumen-test-media-")
+LUMEN_ORCHESTRATOR_STATUS_FILE = Path(MEDIA_ROOT) / "orchestrator-status.json"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

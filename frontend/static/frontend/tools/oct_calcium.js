@@ -2,15 +2,20 @@
 //
 // The item is ONE frame of a pullback (`ctx.item.item.frame_index`). The navigator (slider, `,`/`.`, arrows,
 // the L-mode strip) shows neighbouring frames for context; the mask always belongs to the labelled frame and
-// can only be edited while that frame is on screen (`l` returns to it). The canvas has the source resolution
-// (CSS scales it); the mask is a Uint8Array of rows × columns, stored with the lossless RLE of mask-rle.js.
+// can only be edited while that frame is on screen (`l` returns to it). The mask is a Uint8Array of rows × columns
+// (image pixels), stored with the lossless RLE of mask-rle.js.
+//
+// Zoom and pan: the canvas is a viewport whose backing store follows its size on screen (× devicePixelRatio), and
+// one view — the zoom (1 = the whole frame fits) and the image point at the viewport's centre — draws the frame,
+// the mask and the outlines and maps the pointer back to image pixels, so a stroke lands on the pixels under the
+// pointer at any zoom and the mask never drifts from the frame. The view stays while frames of the pullback are
+// browsed, and carries over to the next item of the same pullback.
 // Measurements come from oct-measure.js, the same definitions as learning/oct_measure.py.
 // `window.lumenOct` exposes the mask and measurements to tests and scripts.
 
 import { decodeMask, encodeMask } from "../lib/mask-rle.js";
 import {
   clamp,
-  clientToPixels,
   drawArcRing,
   drawBrushCursor,
   drawPolygonOutline,
@@ -34,6 +39,13 @@ const OPACITIES = [0.25, 0.5, 0.75, 1];
 const UNDO_LIMIT = 50;
 const PREFETCH = 2;
 const MASK_RGB = [255, 176, 32];
+const ZOOM_MAX = 16;
+const ZOOM_STEP = 1.25;
+const WHEEL_ZOOM = 0.002; // zoom factor e^(−0.002·Δ) per wheel delta in pixels: a notch (100 px) is ×1.22
+const WHEEL_LINE = 16; // pixels per line, for wheels that report lines
+
+// The last view, so the next frame of the same pullback opens where the annotator was looking.
+let lastView = null;
 
 
 export async function mountTool(root, ctx) {
@@ -63,7 +75,13 @@ export async function mountTool(root, ctx) {
     source: "empty",
     measurements: null,
     bins: null,
+    view: { zoom: 1, cx: cols / 2, cy: rows / 2 }, // cx, cy: the image point at the viewport's centre
+    panMode: false,
+    spaceHeld: false,
+    panning: null,
   };
+  const viewKey = `${pullback?.instance ?? item.id}:${rows}x${cols}`;
+  if (lastView?.key === viewKey) state.view = { ...lastView.view };
 
   // --- DOM -----------------------------------------------------------------------------------------------
   const canvas = el("canvas", { id: "oct-canvas", width: cols, height: rows, tabindex: "-1" });
@@ -79,6 +97,7 @@ export async function mountTool(root, ctx) {
     "aria-label": "Frame",
   });
   const frameText = el("span", { id: "oct-frame-text", class: "oct-readout" });
+  const zoomText = el("output", { id: "oct-zoom", class: "oct-readout", "aria-live": "polite" });
   const lmodeImage = el("img", { id: "oct-lmode-image", alt: "Longitudinal view of the pullback", draggable: "false" });
   const lmodeCursor = el("div", { id: "oct-lmode-cursor", class: "oct-lmode-cursor" });
   const lmodeItem = el("div", { id: "oct-lmode-item", class: "oct-lmode-item", title: "The frame you are labelling" });
@@ -111,6 +130,21 @@ export async function mountTool(root, ctx) {
     "aria-label": "Mask opacity",
   });
   const visibleButton = button("oct-visible", "Hide mask", "Show/hide the mask (h)", () => toggleVisible());
+  const panButton = button(
+    "oct-pan",
+    "Pan",
+    "Pan: drag the frame (m; or hold Space, or drag with the middle button)",
+    () => togglePan(),
+  );
+  const zoomControls = el(
+    "div",
+    { class: "oct-zoom", role: "group", "aria-label": "Zoom" },
+    button("oct-zoom-out", "−", "Zoom out (-)", () => zoomBy(1 / ZOOM_STEP)),
+    zoomText,
+    button("oct-zoom-in", "+", "Zoom in (+; or the wheel over the frame)", () => zoomBy(ZOOM_STEP)),
+    button("oct-fit", "Fit", "Fit the whole frame (0)", () => fitView()),
+    panButton,
+  );
   const tools = el(
     "div",
     { class: "oct-controls", role: "toolbar", "aria-label": "Mask tools" },
@@ -163,7 +197,13 @@ export async function mountTool(root, ctx) {
       el("div", { class: "oct-stage" }, canvas),
       el("aside", { class: "oct-side" }, measurements, exclusion, modeText, sourceText),
     ),
-    el("div", { class: "oct-nav" }, el("label", { class: "oct-inline oct-slider" }, frameSlider), frameText),
+    el(
+      "div",
+      { class: "oct-nav" },
+      el("label", { class: "oct-inline oct-slider" }, frameSlider),
+      frameText,
+      zoomControls,
+    ),
     lmode,
     tools,
   );
@@ -172,7 +212,6 @@ export async function mountTool(root, ctx) {
   const overlay = new MaskOverlay(rows, cols, MASK_RGB);
   const undoHistory = new UndoHistory(UNDO_LIMIT);
   const context = canvas.getContext("2d");
-  context.imageSmoothingEnabled = false;
   const frames = new FrameCache(media.frame_url_template, frameCount, PREFETCH);
   let frameBitmap = null;
   let frameToken = 0;
@@ -208,7 +247,7 @@ export async function mountTool(root, ctx) {
       return false;
     }
     if (state.excluded) {
-      ctx.status("The frame is excluded; press 0 to include it and edit the mask");
+      ctx.status("The frame is excluded; press i to include it and edit the mask");
       return false;
     }
     return true;
@@ -332,8 +371,56 @@ export async function mountTool(root, ctx) {
     requestRender();
   }
 
+  // --- View: zoom and pan ---------------------------------------------------------------------------------
+  // Image pixels per CSS pixel of the canvas at zoom 1; the canvas keeps the frame's aspect ratio.
+  const fitScale = () => cols / Math.max(1, canvas.getBoundingClientRect().width || cols);
+
+  function setView(zoom, cx, cy) {
+    const z = clamp(zoom, 1, ZOOM_MAX);
+    // Never past the frame's edges: at zoom 1 the whole frame is centred.
+    const halfWidth = cols / (2 * z);
+    const halfHeight = rows / (2 * z);
+    state.view = { zoom: z, cx: clamp(cx, halfWidth, cols - halfWidth), cy: clamp(cy, halfHeight, rows - halfHeight) };
+    lastView = { key: viewKey, view: { ...state.view } };
+    renderControls();
+    requestRender();
+  }
+
+  /** Zoom by `factor`, keeping the image point under (fx, fy) — fractions of the viewport — where it is. */
+  function zoomBy(factor, fx = 0.5, fy = 0.5) {
+    const { zoom, cx, cy } = state.view;
+    const next = clamp(zoom * factor, 1, ZOOM_MAX);
+    const x = cx + ((fx - 0.5) * cols) / zoom;
+    const y = cy + ((fy - 0.5) * rows) / zoom;
+    setView(next, x - ((fx - 0.5) * cols) / next, y - ((fy - 0.5) * rows) / next);
+  }
+
+  function fitView() {
+    setView(1, cols / 2, rows / 2);
+  }
+
+  /** Move the image with the pointer by (dx, dy) CSS pixels. */
+  function panBy(dx, dy) {
+    const { zoom, cx, cy } = state.view;
+    const scale = fitScale() / zoom;
+    setView(zoom, cx - dx * scale, cy - dy * scale);
+  }
+
+  function togglePan() {
+    state.panMode = !state.panMode;
+    renderControls();
+  }
+
   // --- Pointer ---------------------------------------------------------------------------------------------
-  const toPixels = (event) => clientToPixels(event, canvas.getBoundingClientRect(), rows, cols);
+  /** Map a pointer event to image pixels through the view (never screen pixels: the mask is in image pixels). */
+  function toPixels(event) {
+    const rect = canvas.getBoundingClientRect();
+    const { zoom, cx, cy } = state.view;
+    return {
+      x: cx + (((event.clientX - rect.left) / rect.width - 0.5) * cols) / zoom,
+      y: cy + (((event.clientY - rect.top) / rect.height - 0.5) * rows) / zoom,
+    };
+  }
 
   function radius() {
     return SIZES[state.sizeIndex] / 2;
@@ -344,7 +431,28 @@ export async function mountTool(root, ctx) {
     listeners.push(() => target.removeEventListener(type, handler, options));
   }
 
+  // The backing store follows the canvas's size on screen, so outlines stay sharp at any zoom.
+  const resizer = new ResizeObserver(() => {
+    const rect = canvas.getBoundingClientRect();
+    const width = Math.max(1, Math.round(rect.width * devicePixelRatio));
+    const height = Math.max(1, Math.round(rect.height * devicePixelRatio));
+    if (canvas.width === width && canvas.height === height) return;
+    canvas.width = width;
+    canvas.height = height;
+    render(); // at once: resizing cleared the canvas
+  });
+  resizer.observe(canvas);
+  listeners.push(() => resizer.disconnect());
+
   on(canvas, "pointerdown", (event) => {
+    // Pan: the middle button, or the left one in pan mode or while Space is held. Works on any frame.
+    if (event.button === 1 || (event.button === 0 && (state.panMode || state.spaceHeld))) {
+      event.preventDefault();
+      state.panning = { x: event.clientX, y: event.clientY };
+      canvas.setPointerCapture(event.pointerId);
+      renderControls();
+      return;
+    }
     if (event.button !== 0) return;
     event.preventDefault();
     const point = toPixels(event);
@@ -363,7 +471,15 @@ export async function mountTool(root, ctx) {
     maskChanged();
     requestRender();
   });
+  on(canvas, "mousedown", (event) => {
+    if (event.button === 1) event.preventDefault(); // no autoscroll (or paste) from the middle button
+  });
+  on(canvas, "auxclick", (event) => event.preventDefault());
   on(canvas, "pointermove", (event) => {
+    if (state.panning) {
+      panBy(event.clientX - state.panning.x, event.clientY - state.panning.y);
+      state.panning = { x: event.clientX, y: event.clientY };
+    }
     const point = toPixels(event);
     state.pointer = point;
     if (state.stroke) {
@@ -374,6 +490,10 @@ export async function mountTool(root, ctx) {
     requestRender();
   });
   const endStroke = () => {
+    if (state.panning) {
+      state.panning = null;
+      renderControls();
+    }
     if (!state.stroke) return;
     state.stroke = null;
     edited();
@@ -384,6 +504,31 @@ export async function mountTool(root, ctx) {
     state.pointer = null;
     requestRender();
   });
+  on(
+    canvas,
+    "wheel",
+    (event) => {
+      event.preventDefault(); // the page neither scrolls nor (Ctrl+wheel, a pinch) zooms
+      const rect = canvas.getBoundingClientRect();
+      const delta = event.deltaY * (event.deltaMode === WheelEvent.DOM_DELTA_LINE ? WHEEL_LINE : 1);
+      zoomBy(
+        Math.exp(-delta * WHEEL_ZOOM),
+        (event.clientX - rect.left) / rect.width,
+        (event.clientY - rect.top) / rect.height,
+      );
+      state.pointer = toPixels(event);
+    },
+    { passive: false },
+  );
+  // Space held pans (the shortcut below sets it); it ends with the key or when the window loses focus.
+  const releaseSpace = (event) => {
+    if (event.type === "keyup" && event.key !== " ") return;
+    if (!state.spaceHeld) return;
+    state.spaceHeld = false;
+    renderControls();
+  };
+  on(document, "keyup", releaseSpace);
+  on(window, "blur", releaseSpace);
   on(canvas, "dblclick", (event) => {
     event.preventDefault();
     closePolygon();
@@ -440,13 +585,23 @@ export async function mountTool(root, ctx) {
   }
 
   function render() {
+    if (renderRequest) cancelAnimationFrame(renderRequest);
     renderRequest = 0;
     updateMeasurements();
-    // One CSS pixel in canvas units, so outlines stay thin whatever the scale.
-    const unit = cols / Math.max(1, canvas.getBoundingClientRect().width || cols);
+    const { zoom, cx, cy } = state.view;
+    const { width, height } = canvas;
+    context.setTransform(1, 0, 0, 1, 0, 0);
     context.fillStyle = "#000";
-    context.fillRect(0, 0, cols, rows);
+    context.fillRect(0, 0, width, height);
+    // From here on everything is drawn in image pixels: the frame, the mask and the outlines share one transform.
+    const sx = (width / cols) * zoom;
+    const sy = (height / rows) * zoom;
+    context.setTransform(sx, 0, 0, sy, width / 2 - cx * sx, height / 2 - cy * sy);
+    // One CSS pixel in image pixels, so outlines stay thin whatever the zoom.
+    const unit = fitScale() / zoom;
+    context.imageSmoothingEnabled = sx < 1; // shrunk frames are smoothed; enlarged pixels stay square
     if (frameBitmap) context.drawImage(frameBitmap, 0, 0, cols, rows);
+    context.imageSmoothingEnabled = false;
     if (state.visible) {
       drawMask();
       // The measured arc as a ring just inside the frame edge.
@@ -479,6 +634,11 @@ export async function mountTool(root, ctx) {
       b.setAttribute("aria-pressed", String(state.mode === mode));
     }
     sizeText.textContent = `${SIZES[state.sizeIndex]} px`;
+    zoomText.textContent = `${Math.round(state.view.zoom * 100)} %`;
+    zoomText.dataset.zoom = String(state.view.zoom);
+    panButton.setAttribute("aria-pressed", String(state.panMode));
+    wrapper.classList.toggle("oct-pan-ready", state.panMode || state.spaceHeld);
+    wrapper.classList.toggle("oct-panning", Boolean(state.panning));
     visibleButton.textContent = state.visible ? "Hide mask" : "Show mask";
     visibleButton.setAttribute("aria-pressed", String(!state.visible));
     excludeBox.checked = state.excluded;
@@ -497,14 +657,21 @@ export async function mountTool(root, ctx) {
     if (pullback.lmode_url) lmodeImage.src = pullback.lmode_url;
     const marks = (pullback.frame_items || [])
       .filter((f) => f.mine)
-      .map((f) =>
-        el("div", {
+      .map((f) => {
+        const mark = el("div", {
           class: `oct-lmode-mark oct-lmode-${f.mine}`,
-          style: `left: ${((f.frame_index + 0.5) / frameCount) * 100}%`,
           title: `Frame ${f.frame_index + 1}: ${f.mine === "mask" ? "labelled" : "excluded"}`,
-        }),
-      );
+        });
+        mark.style.left = `${((f.frame_index + 0.5) / frameCount) * 100}%`; // CSSOM: the CSP refuses style attributes
+        return mark;
+      });
     lmodeMarks.replaceChildren(...marks);
+  }
+
+  function holdSpace() {
+    if (state.spaceHeld) return; // the key repeats while held
+    state.spaceHeld = true;
+    renderControls();
   }
 
   // --- Shortcuts -------------------------------------------------------------------------------------------
@@ -528,12 +695,22 @@ export async function mountTool(root, ctx) {
       label: `Exclude frame: ${r.text.toLowerCase()}`,
       run: () => setExcluded(true, r.value),
     })),
-    { key: "0", label: "Include the frame again (edit the mask)", run: () => setExcluded(false) },
+    { key: "i", label: "Include the frame again (edit the mask)", run: () => setExcluded(false) },
     { key: ",", label: "Previous frame", run: step(-1) },
     { key: ".", label: "Next frame", run: step(1) },
     { key: "ArrowLeft", label: "Previous frame", run: step(-1) },
     { key: "ArrowRight", label: "Next frame", run: step(1) },
     { key: "l", label: "Back to the labelled frame", run: () => showFrame(labelledFrame) },
+    {
+      key: "+",
+      label: "Zoom in (or the wheel / a pinch over the frame, around the pointer)",
+      run: () => zoomBy(ZOOM_STEP),
+    },
+    { key: "=", label: "Zoom in", run: () => zoomBy(ZOOM_STEP) },
+    { key: "-", label: "Zoom out", run: () => zoomBy(1 / ZOOM_STEP) },
+    { key: "0", label: "Fit the whole frame (reset zoom and pan)", run: fitView },
+    { key: "m", label: "Pan mode on/off (drag moves the frame)", run: togglePan },
+    { key: "Space", label: "Hold and drag to pan (or drag with the middle button)", run: holdSpace },
   ];
 
   // --- Start -----------------------------------------------------------------------------------------------
@@ -602,6 +779,9 @@ export async function mountTool(root, ctx) {
       undo: undoHistory.undoCount,
       redo: undoHistory.redoCount,
       polygon: state.polygon.length,
+      zoom: state.view.zoom,
+      centre: [state.view.cy, state.view.cx],
+      panMode: state.panMode,
     }),
   };
   window.lumenOct = debug;

@@ -47,7 +47,7 @@ from annotation.models import (
     Role,
 )
 from annotation.selectors import project_role
-from annotation.services.jobs import job_claim, job_enqueue, job_fail, job_finish, job_project, job_report
+from annotation.services.jobs import job_enqueue, job_finish, job_project, job_report, jobs_run_pending
 from annotation.tasks import label_task
 
 logger = logging.getLogger(__name__)
@@ -122,16 +122,9 @@ def export_request(*, project: Project, by: User) -> Job:
 
 def export_jobs_run_pending() -> int:
     """Claim and run queued export jobs until none is left; return how many ran."""
-    ran = 0
-    while (job := job_claim(kinds=(JobKind.EXPORT,))) is not None:
-        logger.info("export job %s: started (attempt %s)", job.pk, job.attempts)
-        try:
-            export_run(job=job)
-        except Exception as error:  # noqa: BLE001 — the job must end failed with the reason, never stay running
-            logger.exception("export job %s failed", job.pk)
-            job_fail(job=job, error=f"the export could not be written: {type(error).__name__}: {error}")
-        ran += 1
-    return ran
+    return jobs_run_pending(
+        kind=JobKind.EXPORT, run=lambda job: export_run(job=job), failed="the export could not be written: "
+    )
 
 
 def export_run(*, job: Job) -> None:

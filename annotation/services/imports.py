@@ -28,7 +28,12 @@ from annotation.ingest.staging import StagedEntry, sources_from_staged, staging_
 from annotation.ingest.store import orphaned_files, remove_stored
 from annotation.models import ImportFile, Job, JobKind, JobStatus, Project
 from annotation.project_settings import parse_settings
-from annotation.services.jobs import job_claim, job_event_send, job_fail, job_project, jobs_recover_stale
+from annotation.services.jobs import (
+    job_event_send,
+    job_project,
+    jobs_recover_stale,
+    jobs_run_pending,
+)
 from annotation.tasks import label_task
 
 logger = logging.getLogger(__name__)
@@ -296,17 +301,11 @@ def import_housekeeping() -> None:
 
 def import_jobs_run_pending() -> int:
     """Claim and run queued import jobs until none is left; return how many ran."""
-    ran = 0
-    while (job := job_claim(kinds=(JobKind.IMPORT,))) is not None:
-        logger.info("import job %s: started (attempt %s)", job.pk, job.attempts)
-        try:
-            import_job_run(job=job)
-        except Exception as error:  # noqa: BLE001 — the job must end failed with the reason, never stay running
-            logger.exception("import job %s failed", job.pk)
-            job_fail(job=job, error=f"{type(error).__name__}: {error}")
-            staging_remove(job.params.get("staging", ""))
-        ran += 1
-    return ran
+    return jobs_run_pending(
+        kind=JobKind.IMPORT,
+        run=lambda job: import_job_run(job=job),
+        cleanup=lambda job: staging_remove(job.params.get("staging", "")),
+    )
 
 
 class ImportWorker(threading.Thread):

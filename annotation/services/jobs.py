@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -100,6 +101,28 @@ def job_claim(
         job.save(update_fields=["status", "started_at", "heartbeat_at", "attempts", "error"])
         job_event_send(job)
     return job
+
+
+def jobs_run_pending(
+    *, kind: str, run: Callable[[Job], object], failed: str = "", cleanup: Callable[[Job], None] | None = None
+) -> int:
+    """Claim and run queued jobs of `kind` until none is left; return how many ran.
+
+    A job whose runner raises ends failed with the reason (prefixed by `failed`), never stays running, and
+    `cleanup` removes what it left behind; the next job goes on.
+    """
+    ran = 0
+    while (job := job_claim(kinds=(kind,))) is not None:
+        log.info("%s job %s: started (attempt %s)", kind, job.pk, job.attempts)
+        try:
+            run(job)
+        except Exception as error:  # noqa: BLE001 — the job must end failed with the reason, never stay running
+            log.exception("%s job %s failed", kind, job.pk)
+            job_fail(job=job, error=f"{failed}{type(error).__name__}: {error}")
+            if cleanup is not None:
+                cleanup(job)
+        ran += 1
+    return ran
 
 
 def job_report(*, job: Job, reports: list[dict[str, Any]]) -> None:

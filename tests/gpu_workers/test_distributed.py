@@ -171,13 +171,20 @@ def test_the_data_parallel_worker_trains_through_the_same_loop_as_fit(cohort, mo
         summary = None
         if checkpoint is not None:
             with checkpoint.as_directory() as folder:
-                summary = json.loads(Path(folder, distributed.SUMMARY_FILE).read_text())
+                final = Path(folder, distributed.SUMMARY_FILE)
+                if final.exists():  # the last report; the others carry the epoch's state to resume from
+                    summary = json.loads(final.read_text())
+                else:
+                    epochs.append(torch.load(Path(folder, distributed.RESUME_FILE), weights_only=False)["epoch"])
         reports.append((metrics, summary))
+
+    epochs: list[int] = []
 
     monkeypatch.setattr(training, "train_epochs", spy)
     one_rank = SimpleNamespace(get_world_rank=lambda: 0, get_world_size=lambda: 1)
     monkeypatch.setattr(ray.train, "get_context", lambda: one_rank)
     monkeypatch.setattr(ray.train, "report", report)
+    monkeypatch.setattr(ray.train, "get_checkpoint", lambda: None)  # a first start, not a restart
     monkeypatch.setattr(ray.train.torch, "prepare_model", lambda model, **_: model)
     monkeypatch.setattr(ray.train.torch, "get_device", lambda: torch.device("cpu"))
 
@@ -189,6 +196,7 @@ def test_the_data_parallel_worker_trains_through_the_same_loop_as_fit(cohort, mo
     assert isinstance(ranks, distributed.RayTrainRanks) and ranks.shard == (0, 1)
     assert alone is None and fit_history == outcome.history
     assert [row for row, _ in reports[:-1]] == worker_history  # each epoch's row, as Ray Train heard it
+    assert epochs == [row["epoch"] for row in worker_history]  # with the state to resume from after it
     final, summary = reports[-1]
     assert final == {"final": 1.0} and summary["metrics"]["workers"] == 1
     assert [(row["epoch"], row["loss"]) for row in summary["history"]] == [

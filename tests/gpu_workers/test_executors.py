@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -133,3 +134,16 @@ def test_the_orchestrator_command_trains_scores_and_promotes_on_local_ray(
     assert version.status == ModelStatus.CHAMPION and version.device == "cpu"
     assert set(Prediction.objects.values_list("item_id", flat=True)) == {item.pk for item in ordered[:2]}
     assert train.detail["history"] and train.detail["wall_seconds"] > 0
+
+
+def test_the_orchestrator_status_file_reports_its_ray_cluster(local_ray, tmp_path):
+    from annotation.services.health import OrchestratorStatus
+
+    OrchestratorStatus(backend="ray", path=tmp_path / "status.json").write()
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert status["ray"] == {
+        "ok": True,
+        "alive_nodes": 1,
+        "cpus": local_ray.cluster_resources()["CPU"],
+        "gpus": 0.0,
+    }

@@ -239,6 +239,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Two models have a "status": each its own named enum in the schema.
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "annotation.models.jobs.JobStatus",
+        "ModelVersionStatusEnum": "annotation.models.learning.ModelStatus",
+    },
 }
 
 # Ray: empty means "start a local Ray inside the worker"; set to ray://… or auto for a cluster.

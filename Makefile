@@ -6,7 +6,7 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo worker test install browser label-studio lint serve migrate bench-ingest bench-cine bench-scoring bench-queue bench-http bench-al bench-al-http clean
+.PHONY: demo worker test install browser label-studio lint serve migrate bench-ingest bench-cine bench-scoring bench-ray bench-queue bench-http bench-al bench-al-http clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -72,6 +72,9 @@ bench-cine: install browser
 
 bench-scoring: install
 	$(PY) -m benchmarks.scoring
+
+bench-ray: install
+	$(PY) -m benchmarks.ray_scaling --save
 
 bench-http: install
 	$(PY) -m benchmarks.http_load --sizes 10000,100000,1000000 --label-studio

@@ -50,8 +50,12 @@ SCALE = Scale(
     epochs=1,
 )
 QUICK = replace(SCALE, xa_patients=4, xa_frames=(12, 16), xa_size=128)
-CHUNK = 2  # runs per scoring chunk: small enough that four actors stay busy on a cohort of this size
+# The scored runs are listed again and again up to this many items, so the actors' start-up (a second or two) is a
+# small part of a job, as in a real scoring job of thousands of runs; each chunk still reads, crops and scores.
+ITEMS, QUICK_ITEMS = 2048, 256
+CHUNK = 32  # runs per scoring chunk
 WORKERS = (1, 2, 4)
+TRAIN_EPOCHS = 3
 
 
 def stream_time(executor, template, refs, repeats: int) -> tuple[float, float]:
@@ -119,10 +123,11 @@ def main() -> None:
         )
         weights = fit(get_task(case.task, folder), request, device).weights
         template = ScoreRequest(task=case.task, weights=weights, refs=(), media_root=str(folder), batch_size=16)
-        refs = list(case.refs)
+        items = QUICK_ITEMS if args.quick else ITEMS
+        refs = [case.refs[i % len(case.refs)] for i in range(items)]
 
         # The decoded, model-sized copies every later job reads (the first scoring of a cohort writes them).
-        ScoringModel(case.task, weights, str(folder), device="cpu").score(tuple(refs), 0, 16)
+        ScoringModel(case.task, weights, str(folder), device="cpu").score(tuple(case.refs), 0, 16)
 
         torch.set_num_threads(1)  # one scoring actor's share
         spec = get_task(case.task, folder)
@@ -131,7 +136,7 @@ def main() -> None:
         model = spec.build(data["family"], params)
         model.load_state_dict(data["state_dict"])
         model.eval()
-        batches, per_item = bare_batches(spec, case.family, params, refs, 16, device, 0)
+        batches, per_item = bare_batches(spec, case.family, params, case.refs, 16, device, 0)
 
         def forward() -> None:
             for calls in batches:
@@ -140,7 +145,8 @@ def main() -> None:
 
         with torch.no_grad():
             forward()
-            bare, _ = best_of(args.repeats, device, forward)
+            bare_once, _ = best_of(args.repeats, device, forward)
+        bare = bare_once * len(refs) / len(case.refs)  # the bare rate over the distinct runs, for `items` of them
         torch.set_num_threads(os.cpu_count() or 1)
 
         rows = []
@@ -164,9 +170,10 @@ def main() -> None:
                         )
                     )
                 executor = RayExecutor()
-                single = train_seconds(executor, replace(request, workers=1))
+                training = replace(request, hparams={"epochs": TRAIN_EPOCHS, "patience": 0})
+                single = train_seconds(executor, replace(training, workers=1))
                 parallel = train_seconds(
-                    executor, replace(request, workers=2, checkpoint_dir=str(folder / "checkpoints"))
+                    executor, replace(training, workers=2, checkpoint_dir=str(folder / "checkpoints"))
                 )
                 executor.close()
             finally:
@@ -177,14 +184,15 @@ def main() -> None:
         f"# Ray scaling: scoring and training on a multi-node Ray cluster — {datetime.date.today().isoformat()}\n"
         f"{machine_line()} · load average {load:.1f} at start · "
         f"{'GPU' if gpu else 'CPU only'} · Ray head (0 CPUs) + 2 worker nodes x 2 CPUs, separate processes\n"
-        f"vessel R(2+1)D, {len(refs)} runs scored of {scale.xa_size}², {scale.xa_frames[0]}-{scale.xa_frames[1]} "
-        f"frames, {per_item} crops per run, chunks of {CHUNK} runs; best of {args.repeats}\n"
+        f"vessel R(2+1)D, {len(refs)} runs scored ({len(case.refs)} distinct) of {scale.xa_size}², "
+        f"{scale.xa_frames[0]}-{scale.xa_frames[1]} frames, {per_item} crops per run, chunks of {CHUNK} runs; "
+        f"training: {len(case.train)} runs, {TRAIN_EPOCHS} epochs; best of {args.repeats}\n"
     )
     scoring = table(
         ["scoring", "end to end (runs/s)", "steady (runs/s)", "vs 1 worker", "bare forward / steady"],
         [("bare forward, 1 thread, in memory", bare_rate, bare_rate, "", "1.00x"), *rows],
     )
-    training = table(
+    trainings = table(
         ["training (same request)", "seconds", "vs 1 worker"],
         [
             ("Ray task, 1 worker", single, "1.00x"),
@@ -192,7 +200,7 @@ def main() -> None:
         ],
     )
     text = (
-        f"{header}\n{scoring}\n\n{training}\n\n"
+        f"{header}\n{scoring}\n\n{trainings}\n\n"
         "bare forward / steady: how much slower a worker scores than the model's forward pass alone (1.00x = no "
         "overhead). vs 1 worker: steady throughput against one worker's.\n"
         f"({time.perf_counter() - started:.0f} s in all)"

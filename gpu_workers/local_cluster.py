@@ -75,6 +75,14 @@ class LocalRayCluster:
             )
 
     def start(self, timeout: float = 120.0) -> LocalRayCluster:
+        """Start the head, then each worker node once the previous one is alive; on any failure stop them all."""
+        try:
+            return self._start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, timeout: float) -> LocalRayCluster:
         head = [
             "--head",
             f"--port={self.port}",
@@ -85,9 +93,9 @@ class LocalRayCluster:
         ]
         self.nodes.append(self._node(head, "head.log"))
         self.wait_nodes(1, timeout)
-        for n in range(self.workers):
+        for n in range(self.workers):  # one at a time: nodes registering together can time out on a small machine
             self.node_add(log=f"worker-{n}.log")
-        self.wait_nodes(1 + self.workers, timeout)
+            self.wait_nodes(2 + n, timeout)
         return self
 
     def node_add(self, *, log: str) -> subprocess.Popen:

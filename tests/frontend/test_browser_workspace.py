@@ -134,11 +134,20 @@ def test_a_lead_turns_predictions_on_for_annotators(page, live_server, lead, ves
     assert not checkbox.is_checked()  # hidden by default for vessel type, against anchoring
     checkbox.check()
     page.fill("#settings-form input[name=lease_minutes]", "45")
+    page.fill("#settings-form input[name=training_workers]", "2")
     page.click("#settings-form button[type=submit]")
     page.wait_for_function("document.getElementById('settings-status').textContent === 'Saved.'")
     vessel_project.refresh_from_db()
     config = parse_settings(vessel_project.task_type, vessel_project.settings)
-    assert config.show_predictions_to_annotators and config.lease_minutes == 45
+    assert config.show_predictions_to_annotators and config.lease_minutes == 45 and config.training_workers == 2
+    # A bad value is refused with the field named, and nothing is saved.
+    page.fill("#settings-form input[name=training_workers]", "99")
+    page.evaluate("document.querySelector('#settings-form input[name=training_workers]').removeAttribute('max')")
+    page.click("#settings-form button[type=submit]")
+    page.wait_for_function("document.getElementById('settings-status').textContent.startsWith('Not saved')")
+    assert "training_workers" in page.text_content("#settings-status")
+    vessel_project.refresh_from_db()
+    assert parse_settings(vessel_project.task_type, vessel_project.settings).training_workers == 2
 
 
 def test_a_label_sent_back_for_review_shows_the_leads_note_and_a_new_version_answers_it(

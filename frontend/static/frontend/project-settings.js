@@ -11,6 +11,7 @@ form.addEventListener("submit", async (event) => {
   const settings = {
     show_predictions_to_annotators: form.elements.show_predictions_to_annotators.checked,
     lease_minutes: Number(form.elements.lease_minutes.value),
+    training_workers: Number(form.elements.training_workers.value),
   };
   if (form.elements.ocr_burned_in_text) settings.ocr_burned_in_text = form.elements.ocr_burned_in_text.checked;
   status.textContent = "Saving…";

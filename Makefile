@@ -6,7 +6,7 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo worker test install browser label-studio lint serve migrate bench-ingest bench-cine bench-scoring bench-ray bench-queue bench-http bench-al bench-al-http clean
+.PHONY: demo worker test install browser label-studio lint serve migrate bench-ingest bench-cine bench-scoring bench-ray bench-queue bench-http bench-al bench-al-http bench-interpolation clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -90,6 +90,10 @@ bench-al: install
 # Vessel-type active learning through the HTTP API: uvicorn + orchestrator as `make demo` runs them.
 bench-al-http: install
 	$(PY) -m benchmarks.al_http --save
+
+# Cine frame interpolation (seed 001) on two synthetic XA cohorts and pydicom's real multi-frame files (~15 min, CPU).
+bench-interpolation: install
+	$(PY) -m benchmarks.interpolation --save
 
 clean:
 	rm -rf var/media var/static var/lumen.sqlite3*

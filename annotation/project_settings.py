@@ -36,6 +36,9 @@ class ProjectSettings:
     pseudo_label_threshold: float | None = None
     # A label whose champion prediction disagrees with at least this confidence goes to adjudication.
     suspect_confidence: float = 0.9
+    # Lesion linkage: the champion's class counts as a run's vessel type only when its probability is at least
+    # this (a human label always wins over the model).
+    lesion_link_confidence: float = 0.9
     spect_reference: str = "expert"
     # Splits by patient: a patient's split is a keyed hash of its pseudonym, so it never changes between rounds.
     test_fraction: float = 0.2
@@ -54,6 +57,9 @@ class ProjectSettings:
     training_seed: int = 0
     # Data-parallel Ray Train workers for models trained in epochs (0: the server's LUMEN_TRAINING_WORKERS).
     training_workers: int = 0
+    # Vessel type: start the video networks from the encoder of the project's newest frame-interpolation model
+    # (trained on its unlabelled runs), instead of from random weights.
+    pretrain_from_interpolation: bool = False
     # Look for text burned into the pixels of each imported run or pullback (Tesseract; first, middle, last frame).
     ocr_burned_in_text: bool = False
     # Per-task hyper-parameter overrides for training (names as in learning.tasks' parameter classes).
@@ -95,6 +101,7 @@ def parse_settings(task_type: str, raw: dict[str, Any] | None) -> ProjectSetting
     _check_type("training_workers", base, int)
     if not 0 <= base["training_workers"] <= 64:
         raise SettingsError("training_workers", "must be 0 (the server's default) or between 1 and 64")
+    _check_type("pretrain_from_interpolation", base, bool)
     _check_type("test_set_locked", base, bool)
     _check_type("ocr_burned_in_text", base, bool)
     _check_type("training_hparams", base, dict)
@@ -120,6 +127,9 @@ def parse_settings(task_type: str, raw: dict[str, Any] | None) -> ProjectSetting
         value = base[name]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
             raise SettingsError(name, "must be a number between 0 and 1")
+    link = base["lesion_link_confidence"]
+    if isinstance(link, bool) or not isinstance(link, (int, float)) or not 0.5 <= link <= 1.0:
+        raise SettingsError("lesion_link_confidence", "must be a number between 0.5 and 1")
     if base["test_fraction"] + base["validation_fraction"] > 0.8:
         raise SettingsError("validation_fraction", "test and validation fractions must leave at least 20% to train")
     _check_hparams(task_type, base["training_hparams"])

@@ -57,6 +57,11 @@ class Plan:
     # A second cohort, generated with its own seed, that is never imported or labelled: every champion and
     # candidate is also judged on it (None: not measured).
     fresh: Cohort | None = None
+    # Vessel type: before any label, train the project's frame-interpolation model on its imported runs (with
+    # these interpolation parameters) and start the video networks from its encoder (None: no pretraining).
+    pretrain: dict[str, Any] | None = None
+    # The model family every round trains (None: the task chooses by the labels, as the platform does).
+    family: str | None = None
 
 
 @dataclass(frozen=True)
@@ -256,6 +261,10 @@ def start_build(plan: Plan, root: Path, seed: int) -> Start:
         label_submit(item=item, author=lead, payload=answers[item.pk], base_version=None)
     orchestrator_tick()
     seconds["label test set"] = time.monotonic() - started
+    if plan.pretrain is not None:
+        started = time.monotonic()
+        interpolation_pretrain(project, lead, plan.pretrain)
+        seconds["pretrain interpolation"] = time.monotonic() - started
     fresh_root, fresh = "", ()
     if plan.fresh is not None:
         started = time.monotonic()
@@ -279,6 +288,30 @@ def start_build(plan: Plan, root: Path, seed: int) -> Start:
         fresh_root=fresh_root,
         fresh=fresh,
     )
+
+
+def interpolation_pretrain(project, lead, params: dict[str, Any]) -> None:
+    """Train the project's frame-interpolation model through its job (no labels: the imported runs, held-out
+    test patients left out by the job itself) and switch the project to starting its video networks from it."""
+    from annotation.services.interpolation import interpolation_train_request
+
+    from annotation.models import JobKind
+    from annotation.services.jobs import job_claim
+    from annotation.services.orchestrator import job_run
+    from gpu_workers.executors import InlineExecutor
+
+    interpolation_train_request(project=project, user=lead, params=params)
+    executor = InlineExecutor()
+    try:
+        while (job := job_claim(kinds=(JobKind.INTERPOLATE,))) is not None:
+            job_run(job=job, executor=executor, poll_seconds=0.1)
+            job.refresh_from_db()
+            if job.error:
+                raise RuntimeError(f"interpolation pretraining failed: {job.error}")
+    finally:
+        executor.close()
+    project.settings = {**project.settings, "pretrain_from_interpolation": True}
+    project.save(update_fields=["settings"])
 
 
 def fresh_examples(task: str, cohort: Cohort, folder: Path, seed: int) -> list:
@@ -564,7 +597,7 @@ def strategy_run(
             if got == 0:
                 break  # the training pool is used up
             labels += got
-            training_request(project=project, by=lead, reason=f"simulation: {labels} labels")
+            training_request(project=project, by=lead, family=plan.family, reason=f"simulation: {labels} labels")
             rounds.append(round_measure(project, labels, jobs_drain(executor), judge))
             if report is not None:
                 report(rounds[-1])

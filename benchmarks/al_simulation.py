@@ -31,6 +31,7 @@ and .png.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import tempfile
@@ -358,10 +359,22 @@ def describe(setup: Setup, starts: list[Start], seeds: list[int], strategies: li
         f"each round: {plan.step} items leased with item_next and labelled from the truth, then training_request "
         f"+ job_claim/job_run on an InlineExecutor (score + promote + re-rank when the candidate wins); "
         f"budget {plan.budget} labels; queue_batch_size {plan.step}\n"
-        f"training_hparams {plan.hparams}\n"
+        f"training_hparams {plan.hparams}; family {plan.family or 'chosen by the task'}\n"
+        f"{pretrain_line(plan, starts)}"
         f"strategies: {', '.join(strategies)}\n"
         f"target: {METRIC_NAMES[plan.task]} >= {setup.target:.2f}, {setup.target_note}\n"
         f"note: {notes}"
+    )
+
+
+def pretrain_line(plan: Plan, starts: list[Start]) -> str:
+    if plan.pretrain is None:
+        return "video networks start from random weights (no interpolation pretraining)\n"
+    took = ", ".join(f"{s.seconds.get('pretrain interpolation', 0.0):.0f} s" for s in starts)
+    return (
+        f"interpolation pretraining: before any label, the project's frame-interpolation job trained on its "
+        f"imported runs (test patients held out) with {plan.pretrain} ({took}), and every video network "
+        f"started from its encoder\n"
     )
 
 
@@ -389,6 +402,16 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="training epochs per round")
     parser.add_argument("--keep", type=Path, help="work here and keep the databases (default: a temporary folder)")
     parser.add_argument("--save", action="store_true", help="write the table and chart under benchmarks/results/")
+    parser.add_argument("--hparams", type=json.loads, help="training hyper-parameters (JSON) over the task's plan")
+    parser.add_argument(
+        "--pretrain-interpolation",
+        type=json.loads,
+        metavar="JSON",
+        help="vessel type: train the project's frame-interpolation model on its imported runs first (these "
+        "interpolation parameters, e.g. '{\"steps\": 300}') and start every video network from its encoder",
+    )
+    parser.add_argument("--family", help="train this model family every round (default: the task's choice)")
+    parser.add_argument("--name", default="", help="a suffix for the saved result files")
     args = parser.parse_args()
 
     setup = quick(SETUPS[args.task]) if args.quick else SETUPS[args.task]
@@ -396,6 +419,14 @@ def main() -> None:
     if args.step or args.budget or args.epochs:
         hparams = {**plan.hparams, **({"epochs": args.epochs} if args.epochs else {})}
         plan = replace(plan, step=args.step or plan.step, budget=args.budget or plan.budget, hparams=hparams)
+        setup = replace(setup, plan=plan)
+    if args.hparams or args.pretrain_interpolation is not None or args.family:
+        plan = replace(
+            plan,
+            hparams={**plan.hparams, **(args.hparams or {})},
+            pretrain=args.pretrain_interpolation,
+            family=args.family,
+        )
         setup = replace(setup, plan=plan)
     seeds = list(range(args.seeds or setup.seeds))
     strategies = args.strategies.split(",") if args.strategies else task_strategies(plan.task, plan.hparams)
@@ -458,7 +489,7 @@ def main() -> None:
     )
     print(text)
     if args.save:
-        name = f"al_simulation_{plan.task}"
+        name = f"al_simulation_{plan.task}{args.name}"
         print(f"\nsaved to {save(name + '.txt', text)}")
         champion, candidate = merge_identical(champion, candidate)
         chart = line_chart(

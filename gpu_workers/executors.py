@@ -1,9 +1,10 @@
 """The platform's facade over the workers: submit a request, poll its progress and result, cancel it.
 
-`RayExecutor` runs a training job as a Ray task (a GPU requested when the cluster has one; progress flows back
-through a small actor owned by this process) and fans a scoring job out over a pool of scoring actors, each
-holding the model once, with a bounded number of chunks in flight (`score_stream`). `InlineExecutor` runs the
-same worker classes on a thread in this process, for tests and single-machine setups without Ray.
+`RayExecutor` runs a training job, or a frame-interpolation training, as a Ray task (a GPU requested when the
+cluster has one; progress flows back through a small actor owned by this process) and fans a scoring job out
+over a pool of scoring actors, each holding the model once, with a bounded number of chunks in flight
+(`score_stream`). `InlineExecutor` runs the same worker classes on a thread in this process, for tests and
+single-machine setups without Ray.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from gpu_workers.workers import ScoringModel, ScoringWorker, TrainingWorker
+from gpu_workers.workers import InterpolationWorker, ScoringModel, ScoringWorker, TrainingWorker
+from learning.interpolation import InterpolationRequest
 from learning.tasks import ItemRef, ItemScore, Progress, ScoreRequest, TrainRequest
 
 log = logging.getLogger(__name__)
@@ -74,7 +76,7 @@ class Executor(ABC):
     name: str
 
     @abstractmethod
-    def submit(self, request: TrainRequest | ScoreRequest, key: str) -> Handle:
+    def submit(self, request: TrainRequest | ScoreRequest | InterpolationRequest, key: str) -> Handle:
         """Start the job; return at once."""
 
     @abstractmethod
@@ -117,17 +119,24 @@ class Executor(ABC):
                 yield ChunkEvent(progress=polled.progress)
 
 
-def _kind(request: TrainRequest | ScoreRequest) -> str:
+JobRequest = TrainRequest | ScoreRequest | InterpolationRequest
+
+
+def _kind(request: JobRequest) -> str:
     if isinstance(request, TrainRequest):
         return "train"
     if isinstance(request, ScoreRequest):
         return "score"
+    if isinstance(request, InterpolationRequest):
+        return "interpolate"
     raise TypeError(f"not a job request: {type(request).__name__}")
 
 
-def _run(request: TrainRequest | ScoreRequest, report) -> Any:
+def _run(request: JobRequest, report) -> Any:
     if isinstance(request, TrainRequest):
         return TrainingWorker().run(request, report)
+    if isinstance(request, InterpolationRequest):
+        return InterpolationWorker().run(request, report)
     return ScoringWorker().run(request, report)
 
 
@@ -413,7 +422,7 @@ def _ray_error(error: Exception) -> str:
     return f"{type(error).__name__}: {first_line}"
 
 
-def _ray_job(request: TrainRequest | ScoreRequest, board: Any, key: str) -> Any:
+def _ray_job(request: JobRequest, board: Any, key: str) -> Any:
     """Run one job inside a Ray worker, sending each progress report to the board actor (fire and forget)."""
 
     def report(progress: Progress) -> None:

@@ -1,4 +1,4 @@
-"""Plain worker classes: train or score one request on this machine's device, no Ray and no database.
+"""Plain worker classes: train, score, or train a frame interpolator, on this machine's device; no Ray, no database.
 
 Ray wraps them in `gpu_workers.executors`; tests and the inline executor call them directly.
 """
@@ -6,9 +6,11 @@ Ray wraps them in `gpu_workers.executors`; tests and the inline executor call th
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import torch
 
+from learning.interpolation import InterpolationOutcome, InterpolationRequest, interpolation_train
 from learning.models import pick_device
 from learning.tasks import (
     ItemRef,
@@ -55,6 +57,19 @@ class ScoringWorker:
     def run(self, request: ScoreRequest, report: Reporter = _ignore) -> list[ItemScore]:
         spec = get_task(request.task, _media_root(request.media_root))
         return score(spec, request, self.device, report)
+
+
+class InterpolationWorker:
+    """Train a frame-interpolation network on a request's runs and evaluate it on the held-out ones."""
+
+    def __init__(self, device: str | None = None) -> None:
+        self.device = torch.device(device) if device else pick_device()
+
+    def run(self, request: InterpolationRequest, report: Reporter = _ignore) -> InterpolationOutcome:
+        media = _media_root(request.media_root)
+        if media != request.media_root:
+            request = replace(request, media_root=media)
+        return interpolation_train(request, self.device, report)
 
 
 class ScoringModel:

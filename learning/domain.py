@@ -42,6 +42,57 @@ CORONARY_SEGMENT_NAMES: dict[int, str] = {
 CORONARY_SEGMENT_ARTERY: dict[int, str] = {
     segment: "RCA" if segment in (1, 2, 3, 4, 16) else "LCA" for segment in CORONARY_SEGMENT_NAMES
 }
+# The two segments whose supplying artery depends on dominance (PDA and PLA).
+DOMINANCE_SEGMENTS = (4, 16)
+# Which coronary artery (as a cine run shows it) supplies the PDA / PLA under each recorded dominance; an empty
+# dominance (not recorded) supplies nothing, so a lesion there cannot be linked and its exam is ambiguous.
+DOMINANCE_ARTERIES: dict[str, tuple[str, ...]] = {
+    "right": ("RCA",),
+    "left": ("LCA",),
+    "codominant": ("LCA", "RCA"),
+    "": (),
+}
+# The vessel a stenosis is reported against (ECG <-> angiography pairs, seed 004): left main, LAD (with its
+# diagonals), LCX (with its marginals) and RCA. PDA and PLA belong to the dominant artery's vessel.
+STENOSIS_VESSELS = ("LM", "LAD", "LCX", "RCA")
+CORONARY_SEGMENT_VESSEL: dict[int, str] = {
+    **dict.fromkeys((1, 2, 3, 4, 16), "RCA"),
+    5: "LM",
+    **dict.fromkeys((6, 7, 8, 9, 10), "LAD"),
+    **dict.fromkeys((11, 12, 13, 14, 15), "LCX"),
+}
+DOMINANCE_VESSELS: dict[str, tuple[str, ...]] = {
+    "right": ("RCA",),
+    "left": ("LCX",),
+    "codominant": ("LCX", "RCA"),
+    "": (),
+}
+
+
+def segment_arteries(segment: int, dominance: str) -> tuple[str, ...]:
+    """Return the coronary arteries (LCA / RCA) whose runs show `segment` (1–16) under `dominance`.
+
+    Empty for a PDA / PLA lesion when the dominance is not recorded: the lesion cannot be linked.
+    """
+    if segment not in CORONARY_SEGMENT_NAMES:
+        raise ValueError(f"coronary segment must be 1–16, got {segment}")
+    if dominance not in DOMINANCE_ARTERIES:
+        raise ValueError(f"unknown dominance {dominance!r}: expected one of right, left, codominant or empty")
+    if segment in DOMINANCE_SEGMENTS:
+        return DOMINANCE_ARTERIES[dominance]
+    return (CORONARY_SEGMENT_ARTERY[segment],)
+
+
+def segment_vessels(segment: int, dominance: str) -> tuple[str, ...]:
+    """Return the vessels (``STENOSIS_VESSELS``) a stenosis in `segment` counts against under `dominance`."""
+    if segment not in CORONARY_SEGMENT_NAMES:
+        raise ValueError(f"coronary segment must be 1–16, got {segment}")
+    if dominance not in DOMINANCE_VESSELS:
+        raise ValueError(f"unknown dominance {dominance!r}: expected one of right, left, codominant or empty")
+    if segment in DOMINANCE_SEGMENTS:
+        return DOMINANCE_VESSELS[dominance]
+    return (CORONARY_SEGMENT_VESSEL[segment],)
+
 
 # --- Task 3: SPECT myocardial perfusion, AHA 17-segment model ---------------------------------------------------
 

@@ -97,3 +97,22 @@ def test_ingest_compares_the_import_with_its_floor_and_reports_peak_memory():
         assert float(cells[1]) > 0 and float(floor.split()[8]) > 0
         vs_floor, peak_mb = float(cells[4]), float(cells[6])
         assert 0 < vs_floor and peak_mb >= 0, lumen
+
+
+def test_interpolation_trains_and_compares_with_the_baselines_and_the_paper():
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.interpolation", "--quick"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = done.stdout
+    rows = [re.split(r"\s{2,}", line.strip()) for line in out.splitlines() if re.match(r"^(XA 64²|emri_small)", line)]
+    assert [row[1] for row in rows] == ["clips", "triplets", "clips", "triplets"], out
+    for row in rows:
+        assert int(row[2]) > 0 and all(0 < float(v) < 100 for v in row[4:7]), row
+        assert all(0 < float(v) <= 1 for v in row[7:10]), row
+    assert re.search(r"seed paper: .*clips\s+34\.251\s+0\.906", out) and "40.523" in out
+    assert len(re.findall(r"linear blending on the clips \([+-]\d", out)) == 2, out

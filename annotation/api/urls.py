@@ -1,8 +1,17 @@
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter, SimpleRouter
 
-from annotation.api import auth, item_browser_views, label_studio_views, pacs_views, quality_views, views
+from annotation.api import (
+    auth,
+    interpolation_views,
+    item_browser_views,
+    label_studio_views,
+    pacs_views,
+    quality_views,
+    views,
+)
 from annotation.api.export_views import ExportViewSet
+from annotation.api.lesion_views import ItemLesionsView, ProjectReportPairsView, ProjectReportsView
 
 app_name = "api"
 
@@ -38,6 +47,13 @@ urlpatterns = [
         name="quality-report",
     ),
     path("projects/<slug:project_slug>/reviews/", quality_views.ReviewRequestView.as_view(), name="reviews"),
+    path("projects/<slug:project_slug>/reports/", ProjectReportsView.as_view(), name="reports"),
+    path(
+        "projects/<slug:project_slug>/reports/pairs.csv",
+        ProjectReportPairsView.as_view(),
+        name="report-pairs",
+    ),
+    path("items/<int:pk>/lesions/", ItemLesionsView.as_view(), name="item-lesions"),
     path("projects/<slug:project_slug>/items/", item_browser_views.ProjectItemsView.as_view(), name="project-items"),
     path(
         "projects/<slug:project_slug>/items/bulk/",
@@ -61,6 +77,11 @@ urlpatterns = [
         name="dicomweb-imports",
     ),
     path("items/<int:pk>/adjudicate/", quality_views.AdjudicateView.as_view(), name="item-adjudicate"),
+    path(
+        "projects/<slug:project_slug>/interpolation/",
+        interpolation_views.InterpolationView.as_view(),
+        name="interpolation",
+    ),
     path(
         "projects/<slug:project_slug>/label-studio/",
         label_studio_views.LabelStudioServerView.as_view(),
@@ -88,6 +109,7 @@ urlpatterns = [
     ),
     # No login: the signed link is the permission (annotation.services.label_studio.image_link).
     path("label-studio/images/<str:token>/", label_studio_views.label_studio_image, name="label-studio-image"),
+    path("", include("annotation.api.ecg_urls")),  # 12-lead ECGs and their stenosis pairs (leads)
     path("projects/<slug:project_slug>/", include(project_router.urls)),
     path("", include(router.urls)),
 ]

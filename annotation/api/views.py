@@ -45,7 +45,7 @@ from annotation.models import (
     Role,
     TrainingExample,
 )
-from annotation.services import learning
+from annotation.services import interpolated_frames, learning
 from annotation.services.burned_in import burned_in_decide
 from annotation.services.queue import queue_open_count
 from annotation.services.spect import polar_map_discard, polar_map_set_phase
@@ -340,6 +340,30 @@ class ItemViewSet(viewsets.ReadOnlyModelViewSet):
         response["X-Frame-Sizes"] = ",".join(str(len(frame)) for frame in frames)
         response["X-Frame-Format"] = instance.frame_format
         response["Cache-Control"] = "private, max-age=86400, immutable"
+        return response
+
+    @extend_schema(responses={(200, "image/*"): bytes})
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path="frames/<int:n>/interpolated/<int:model>",
+        url_name="frame-interpolated",
+    )
+    def frame_interpolated(self, request: Request, pk: int, n: int, model: int) -> HttpResponse:
+        """The synthetic frame half-way between frames n and n + 1, computed by frame-interpolation model `model`
+        of the item's project (not acquired data: the X-Lumen-Synthetic header says so)."""
+        instance = _frames_of(request, pk)
+        try:
+            network = interpolated_frames.interpolation_model_for_item(item_id=pk, model_id=model)
+            body = interpolated_frames.interpolated_frame(instance=instance, model=network, n=n)
+        except interpolated_frames.InterpolationUnavailable as error:
+            raise Http404(str(error)) from None
+        response = HttpResponse(body, content_type=f"image/{instance.frame_format}")
+        # The model id in the URL pins the bytes, like a real frame's (see _image_response).
+        response["Cache-Control"] = "private, max-age=86400, immutable"
+        response["X-Lumen-Synthetic"] = "interpolated"
+        response["X-Lumen-Interpolated-Between"] = f"{n},{n + 1}"
+        response["X-Lumen-Interpolation-Model"] = str(model)
         return response
 
     @extend_schema(responses={(200, "image/png"): bytes})
@@ -692,6 +716,12 @@ def workspace_body(item: Item, request: HttpRequest | Request, role: str, lease=
         if review
         else None,
     }
+    if item.kind == ItemKind.CINE_RUN:
+        # Smooth playback, only where the project has a frame-interpolation model (one query, here rather than in
+        # the task's item_media, which every item list row would pay for).
+        smooth = interpolated_frames.interpolation_media(item)
+        if smooth is not None:
+            body["item"]["media"]["interpolation"] = smooth
     if item.kind == ItemKind.OCT_FRAME:
         instance = item.dicom
         spacing = [instance.pixel_spacing_row_mm, instance.pixel_spacing_col_mm]

@@ -36,6 +36,7 @@ from annotation.ingest.dicom_file import (
     pixel_spacing,
     read_dataset_file,
 )
+from annotation.ingest.ecg import ingest_ecg, is_ecg
 from annotation.ingest.results import FileResult, Outcome, Reason, Rejection
 from annotation.ingest.sources import SourceFile
 from annotation.ingest.store import (
@@ -99,6 +100,10 @@ def ingest_dicom(
             )
         with _member_errors(), source.local() as path:
             ds = read_dataset_file(path)
+            if is_ecg(ds):  # a waveform, not an image: stored with its patient, no items
+                return ingest_ecg(
+                    project, config, source.name, ds, path, sha256_of_file(path), limits.max_decoded_bytes, record
+                )
             checked = check_dataset(
                 ds,
                 task_type=project.task_type,

@@ -29,6 +29,15 @@ class Reason(StrEnum):
     STORAGE_FAILED = "storage_failed"
     NOT_RETRIEVED = "not_retrieved"  # a DICOMweb server did not send the file whole
     UID_CONFLICT = "uid_conflict"
+    NO_WAVEFORM = "no_waveform"  # an ECG file without waveform data
+    NO_12_LEAD_GROUP = "no_12_lead_group"  # an ECG file whose groups lack the twelve standard leads
+    BAD_WAVEFORM = "bad_waveform"  # an ECG group whose layout, length or values cannot be read
+
+
+class StoredKind(StrEnum):
+    """A stored file's `reason` when it became something other than the task's items (those leave it empty)."""
+
+    ECG = "ecg"  # a 12-lead ECG, attached to its patient (annotation.ingest.ecg)
 
 
 class Rejection(Exception):

@@ -117,7 +117,7 @@ def unpaired_counterpart(project: Project, patient: Patient, study: Study | None
     return candidates.first()
 
 
-# Where stored files live under MEDIA_ROOT: dicom/<project>/<token>.dcm, frames/<project>/<token>/,
+# Where stored files live under MEDIA_ROOT: dicom/<project>/<token>.dcm (images and ECGs), frames/<project>/<token>/,
 # polar/<project>/<token>-<name>.png (see StoragePaths).
 STORED_TREES = ("dicom", "frames", "polar")
 
@@ -129,9 +129,10 @@ def orphaned_files(*, older_than: dt.timedelta) -> list[str]:
     `undo_files_on_error` never ran). Only entries last modified more than `older_than` ago count, so an import
     or a mask still on its way to its commit is never taken for one.
     """
-    from annotation.models import Instance
+    from annotation.models import Ecg, Instance, InterpolationModel
 
     referenced = set(PolarMap.objects.values_list("image_path", flat=True).iterator())
+    referenced.update(Ecg.objects.values_list("file_path", flat=True).iterator())  # ECGs are stored under dicom/
     for file_path, frames_dir in Instance.objects.values_list("file_path", "frames_dir").iterator():
         referenced.update((file_path, frames_dir))
     root = Path(settings.MEDIA_ROOT)
@@ -152,6 +153,17 @@ def orphaned_files(*, older_than: dt.timedelta) -> list[str]:
         source = array.parent.relative_to(derived).as_posix()
         if source not in referenced and array.stat().st_mtime < cutoff:
             orphans.append(array.relative_to(root).as_posix())
+    # Synthetic in-between frames (annotation.services.interpolated_frames): a folder per model and frame cache.
+    # Once either is gone (a model deleted, frames re-rendered after burned-in text was masked) they are never
+    # served again, and those of unmasked frames still show the text, so they go.
+    interpolated = derived / "interpolated"
+    models = {str(pk) for pk in InterpolationModel.objects.values_list("pk", flat=True)}
+    for frame in sorted(interpolated.rglob("*")) if interpolated.is_dir() else []:
+        if not frame.is_file():
+            continue
+        model, _, frames_dir = frame.parent.relative_to(interpolated).as_posix().partition("/")
+        if (model not in models or frames_dir not in referenced) and frame.stat().st_mtime < cutoff:
+            orphans.append(frame.relative_to(root).as_posix())
     return orphans
 
 

@@ -17,8 +17,14 @@ from annotation.models.learning import ModelStatus, ModelVersion, Prediction, Tr
 from annotation.models.projects import Membership, Project, Role, TaskType
 from annotation.models.quality import Adjudication, AdjudicationReason, ReviewItem, ReviewRequest
 from annotation.models.queue import ProjectQueue, QueueEntry, WorkTally
+from annotation.models.research import Dominance, Ecg, ExamReport, InterpolationModel, Lesion
 
 __all__ = [
+    "Lesion",
+    "InterpolationModel",
+    "ExamReport",
+    "Ecg",
+    "Dominance",
     "BurnedInReview",
     "Adjudication",
     "AdjudicationReason",

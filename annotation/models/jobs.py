@@ -11,6 +11,7 @@ class JobKind(models.TextChoices):
     TRAIN = "train", "Train"
     SCORE = "score", "Score"
     EXPORT = "export", "Dataset export"
+    INTERPOLATE = "interpolate", "Frame interpolation training"
 
 
 class JobStatus(models.TextChoices):

@@ -16,6 +16,8 @@ from annotation.services.events import leads_event_send
 
 log = logging.getLogger(__name__)
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
+# The kinds the orchestrator runs on the workers (imports and exports have a worker thread of their own).
+WORKER_KINDS = (JobKind.TRAIN, JobKind.SCORE, JobKind.INTERPOLATE)
 
 
 class JobConflict(Exception):
@@ -74,9 +76,7 @@ def job_enqueue(
     return job
 
 
-def job_claim(
-    *, kinds: tuple[str, ...] = (JobKind.TRAIN, JobKind.SCORE), skip_projects: frozenset[int] = frozenset()
-) -> Job | None:
+def job_claim(*, kinds: tuple[str, ...] = WORKER_KINDS, skip_projects: frozenset[int] = frozenset()) -> Job | None:
     """Return the oldest queued job of these kinds, now running and owned by the caller, or None.
 
     Uses SELECT … FOR UPDATE SKIP LOCKED so two workers never claim the same job. Jobs of `skip_projects` (those
@@ -179,7 +179,7 @@ def jobs_recover_stale(*, stale_after: timedelta, max_attempts: int) -> int:
     with transaction.atomic():
         stale = Job.objects.select_for_update(skip_locked=True).filter(
             status=JobStatus.RUNNING,
-            kind__in=(JobKind.TRAIN, JobKind.SCORE, JobKind.IMPORT, JobKind.EXPORT),
+            kind__in=(*WORKER_KINDS, JobKind.IMPORT, JobKind.EXPORT),
             heartbeat_at__lt=cutoff,
         )
         for job in stale:

@@ -9,6 +9,7 @@ champion on the held-out test set is only promoted once it has scored every unla
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import secrets
@@ -135,6 +136,7 @@ def training_run(
         champion_weights=champion_weights,
         workers=workers,
         checkpoint_dir=str(checkpoints) if workers > 1 else "",
+        **pretrained_start(project, settings),
     )
     outcome, error = run_on_executor(job, executor, request, poll_seconds, on_progress)
     if workers > 1:  # the epoch checkpoints served the run; a retry of a failed job starts afresh
@@ -161,6 +163,26 @@ def training_run(
     if wins:  # promoted once it has scored every unlabelled item, together with the new queue order
         scoring_request(version=version)
     return version
+
+
+def pretrained_start(project: Project, settings: ProjectSettings) -> dict[str, Any]:
+    """The `TrainRequest` fields that start training from the project's newest frame-interpolation encoder.
+
+    Empty when the project does not ask for it or has no interpolation model yet; the task loads the encoder
+    into the networks it fits (the vessel video networks) and records the source in the model's metrics.
+    """
+    if not settings.pretrain_from_interpolation:
+        return {}
+    import torch  # only the worker process gets here: the web process never loads torch for it
+
+    from annotation.services.interpolation import interpolation_model_latest, interpolation_model_load
+
+    row = interpolation_model_latest(project=project)
+    if row is None:
+        return {}
+    buffer = io.BytesIO()
+    torch.save(interpolation_model_load(row).encoder_state(), buffer)
+    return {"init_weights": buffer.getvalue(), "init_source": f"interpolation model {row.pk}"}
 
 
 def training_workers(settings: ProjectSettings) -> int:

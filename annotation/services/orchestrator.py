@@ -31,6 +31,7 @@ from annotation.models import (
 )
 from annotation.project_settings import ProjectSettings, parse_settings
 from annotation.services.events import events_prune, members_event_send
+from annotation.services.interpolation import interpolation_run
 from annotation.services.jobs import ACTIVE, JobConflict, job_claim, job_fail
 from annotation.services.learning import ExecutorLike, scoring_request, training_request, training_run
 from annotation.services.queue import leases_expire, queue_open_count, queue_rerank
@@ -131,7 +132,11 @@ def orchestrator_tick(*, now: datetime | None = None) -> TickReport:
 
 def job_run(*, job: Job, executor: ExecutorLike, poll_seconds: float = 1.0) -> None:
     """Run one claimed job to the end by its kind; unexpected errors fail the job with their message."""
-    runners: dict[str, Callable[..., object]] = {JobKind.TRAIN: training_run, JobKind.SCORE: scoring_run}
+    runners: dict[str, Callable[..., object]] = {
+        JobKind.TRAIN: training_run,
+        JobKind.SCORE: scoring_run,
+        JobKind.INTERPOLATE: interpolation_run,
+    }
     runner = runners.get(job.kind)
     if runner is None:
         job_fail(job=job, error=f"this worker does not run {job.kind} jobs")

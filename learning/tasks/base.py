@@ -157,6 +157,10 @@ class TrainRequest:
     # Where the job's epoch checkpoints go (reachable from every node), so a run that loses a worker, or is
     # started again after its orchestrator died, carries on from its last epoch; "" keeps none.
     checkpoint_dir: str = ""
+    # Pretrained weights to start from (a state dict saved by torch.save), loaded by the task into the parts of
+    # the family's network they fit (`TaskSpec.initialise`), and where they come from, for the model's record.
+    init_weights: bytes | None = None
+    init_source: str = ""
 
 
 @dataclass(frozen=True)
@@ -315,6 +319,13 @@ class TaskSpec(ABC):
     def prepare(self, model: nn.Module, family: str, train: Sequence[Example], params: Hyperparameters) -> None:
         """Fit anything computed from the training set before the first step (e.g. normalisation)."""
         return None
+
+    def initialise(self, model: nn.Module, family: str, state: dict[str, torch.Tensor]) -> int:
+        """Load pretrained tensors into the parts of `model` they fit; return how many were loaded (0: none fit).
+
+        Tasks without a pretrained starting point load nothing.
+        """
+        return 0
 
     def usable(self, family: str, example: Example) -> bool:
         """Return whether the example can be fed to this family (e.g. the metadata model needs geometry)."""

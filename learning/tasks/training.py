@@ -11,6 +11,7 @@ touches Django or Ray.
 from __future__ import annotations
 
 import copy
+import io
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -445,6 +446,7 @@ class Trained:
     best: BestEpoch
     history: list[dict[str, float]]
     direct: bool
+    initialised: int = 0  # pretrained tensors loaded before training (TrainRequest.init_weights)
 
 
 def train_model(
@@ -461,7 +463,12 @@ def train_model(
     params, train, validation, test = training_splits(spec, request)
     if not train:
         raise TrainingError("no labelled training examples: label some items in the training split first")
-    model = spec.build(request.family, params).to(device)
+    model = spec.build(request.family, params)
+    initialised = 0
+    if request.init_weights:
+        state = torch.load(io.BytesIO(request.init_weights), map_location="cpu", weights_only=True)
+        initialised = spec.initialise(model, request.family, state)
+    model.to(device)
     # A family fitted directly (no epochs to pick) selects itself by cross-validation: it learns from the
     # validation labels too, and nothing is fitted on validation afterwards.
     direct = spec.fits_directly(request.family)
@@ -486,7 +493,7 @@ def train_model(
             report=report,
             replicas=replicas,
         )
-    return Trained(params, (train, validation, test), model, best, history, direct)
+    return Trained(params, (train, validation, test), model, best, history, direct, initialised)
 
 
 def kept_outcome(
@@ -510,6 +517,8 @@ def kept_outcome(
     metrics = final_metrics(spec, model, request, params, trained.splits, device, trained.best.epoch, report)
     if calibration:
         metrics["calibration"] = calibration
+    if request.init_weights:
+        metrics["initialised_from"] = {"source": request.init_source, "tensors": trained.initialised}
     weights = weights_dump(task=spec.name, family=request.family, params=params, model=model)
     return TrainOutcome(
         weights=weights,

@@ -319,6 +319,25 @@ class VesselTask(TaskSpec):
             assert isinstance(regression, ContrastLogistic)
             fit_quadratic(regression, examples, params.active, images=images)
 
+    def initialise(self, model: nn.Module, family: str, state: dict[str, torch.Tensor]) -> int:
+        """Start each video network's R(2+1)D encoder from `state` (e.g. a frame-interpolation model's
+        `encoder_state`): all of its ``features.*`` tensors, same names and shapes, or nothing at all. The heads
+        and the regression keep their own start."""
+        if family not in PIXEL_FAMILIES:
+            return 0
+        videos = list(model.videos) if isinstance(model, FusedVessel) else [model]
+        loaded = 0
+        for video in videos:
+            encoder = {name: tensor for name, tensor in video.state_dict().items() if name.startswith("features.")}
+            fits = set(encoder) == {name for name in state if name.startswith("features.")} and all(
+                state[name].shape == tensor.shape for name, tensor in encoder.items()
+            )
+            if not fits:  # another width or depth: the encoder is not this network's, so none of it is loaded
+                return 0
+            video.load_state_dict({name: state[name] for name in encoder}, strict=False)
+            loaded += len(encoder)
+        return loaded
+
     # --- pixels
     def contrast(self, ref: CineRef) -> np.ndarray:
         """Return the run's contrast descriptor (`contrast_features`), computed once per job."""

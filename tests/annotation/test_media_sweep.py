@@ -84,3 +84,23 @@ def test_arrays_derived_from_a_stored_file_stay_with_it_and_go_without_it(vessel
         os.utime(path, (time.time() - 2 * DAY,) * 2)
     assert media_sweep_orphans(older_than=timedelta(hours=24)) == [gone.relative_to(root).as_posix()]
     assert kept.exists() and not gone.exists()
+
+
+def test_interpolated_frames_go_with_their_model_or_their_frame_cache(vessel_project):
+    from annotation.models import InterpolationModel
+
+    _import(vessel_project, "run.dcm", samples.xa_bytes(seed=2))
+    instance = Instance.objects.get(project=vessel_project)
+    model = InterpolationModel.objects.create(project=vessel_project, weights_path="interpolation/x.pt")
+    root = Path(settings.MEDIA_ROOT) / "derived" / "interpolated"
+    kept = root / str(model.pk) / instance.frames_dir / "000003.webp"
+    deleted_model = root / str(model.pk + 1) / instance.frames_dir / "000003.webp"
+    old_frames = root / str(model.pk) / f"frames/{vessel_project.pk}/before-masking" / "000003.webp"
+    for path in (kept, deleted_model, old_frames):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"webp")
+        os.utime(path, (time.time() - 2 * DAY,) * 2)
+    media = Path(settings.MEDIA_ROOT)
+    swept = media_sweep_orphans(older_than=timedelta(hours=24))
+    assert sorted(swept) == sorted(p.relative_to(media).as_posix() for p in (deleted_model, old_frames))
+    assert kept.exists() and not deleted_model.exists() and not old_frames.exists()

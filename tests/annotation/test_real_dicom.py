@@ -29,7 +29,7 @@ CASES = [
     ("color3d_jpeg_baseline.dcm", TaskType.VESSEL_TYPE, None, "rejected", "modality_mismatch"),
     ("emri_small.dcm", TaskType.OCT_CALCIUM, None, "rejected", "modality_mismatch"),
     ("eCT_Supplemental.dcm", TaskType.VESSEL_TYPE, None, "rejected", "modality_mismatch"),
-    ("waveform_ecg.dcm", TaskType.VESSEL_TYPE, None, "rejected", "modality_mismatch"),
+    ("waveform_ecg.dcm", TaskType.OCT_CALCIUM, None, "rejected", "modality_mismatch"),  # ECGs: XA projects
     ("MR_truncated.dcm", TaskType.VESSEL_TYPE, None, "rejected", "truncated"),
     ("US1_J2KR.dcm", TaskType.VESSEL_TYPE, ["US"], "rejected", "not_multiframe"),
     ("JPEG-lossy.dcm", TaskType.SPECT_TERRITORY, None, "rejected", "undecodable"),  # 12-bit JPEG Extended

@@ -143,8 +143,57 @@ function itemRow(row) {
       text: prediction && prediction.uncertainty !== null ? prediction.uncertainty.toFixed(3) : "—",
     }),
     el("td", { class: "flags" }, ...flags),
+    ...(root.dataset.lesionsUrl ? [lesionsCell(row)] : []),
     el("td", { class: "open" }, ...open),
   );
+}
+
+// ---------------------------------------------------------------------------------------------- lesions (cine runs)
+// A run's linked lesions come from its exam's angiography report; read on demand, one run at a time.
+function lesionsCell(row) {
+  if (row.kind !== "cine_run") return el("td", { class: "lesions muted", text: "—" });
+  const attrs = { type: "button", class: "secondary show-lesions", "data-item": row.id, "aria-expanded": "false" };
+  const button = el("button", { ...attrs, text: "Lesions" });
+  button.addEventListener("click", () => toggleLesions(row.id, button));
+  return el("td", { class: "lesions" }, button);
+}
+
+function lesionWords(data) {
+  const run = data.run;
+  const basis = run && run.basis === "model" ? `model ${run.probability.toFixed(2)}` : run?.basis;
+  const flags = data.flags.length ? ` Exam flags: ${data.flags.map(words).join(", ")}.` : "";
+  if (!data.lesions.length) return `No linked lesion: ${data.explanation}.${flags}`;
+  return `Vessel type ${run.vessel} (${basis}). Linked lesions:${flags}`;
+}
+
+async function toggleLesions(id, button) {
+  const open = $("item-table").querySelector(`tr.lesion-detail[data-detail-of="${id}"]`);
+  if (open) {
+    open.remove();
+    button.setAttribute("aria-expanded", "false");
+    return;
+  }
+  const columns = $("item-table").tHead.rows[0].cells.length;
+  const cell = el("td", { colspan: String(columns), class: "muted", text: "Loading lesions…" });
+  const detail = el("tr", { class: "lesion-detail", "data-detail-of": id }, cell);
+  button.closest("tr").after(detail);
+  button.setAttribute("aria-expanded", "true");
+  try {
+    const data = await api.get(root.dataset.lesionsUrl.replace("/0/", `/${id}/`));
+    const list = data.lesions.map((lesion) =>
+      el(
+        "li",
+        { "data-segment": lesion.segment },
+        `Segment ${lesion.segment} (${lesion.segment_name}): ${lesion.stenosis_percent} %`,
+        lesion.note ? el("span", { class: "muted", text: ` · ${lesion.note}` }) : "",
+      ),
+    );
+    cell.className = "lesion-linkage";
+    cell.replaceChildren(el("p", { text: lesionWords(data) }), ...(list.length ? [el("ul", {}, ...list)] : []));
+  } catch (error) {
+    cell.className = "error";
+    cell.textContent = `Lesions not loaded: ${error.message}`;
+  }
 }
 
 function render(body) {

@@ -14,6 +14,9 @@ form.addEventListener("submit", async (event) => {
     training_workers: Number(form.elements.training_workers.value),
   };
   if (form.elements.ocr_burned_in_text) settings.ocr_burned_in_text = form.elements.ocr_burned_in_text.checked;
+  if (form.elements.lesion_link_confidence) {
+    settings.lesion_link_confidence = Number(form.elements.lesion_link_confidence.value);
+  }
   status.textContent = "Saving…";
   try {
     await api.patch(section.dataset.projectUrl, { settings, instructions: form.elements.instructions.value });

@@ -5,6 +5,11 @@
 // as its bytes arrive, so playback never waits on decoding; frames the pack did not deliver are fetched one by one.
 // Timings for the cine_open benchmark land in performance marks ("cine-first-frame", "cine-all-frames")
 // and in window.lumenCine.
+//
+// Smooth 2× (only where the project has a frame-interpolation model): the frames half-way between acquired ones,
+// computed by the server, are fetched once the acquired frames are in and shown between them at twice the frame
+// rate (the run lasts as long). Each is marked synthetic on screen while it is shown; a paused or stepped picture is
+// always an acquired frame, and an in-between frame not loaded yet is simply skipped.
 
 import { el } from "../lib/dom.js";
 import { clamp } from "../lib/math.js";
@@ -24,6 +29,9 @@ const LEVEL_MIN = 0.2;
 const LEVEL_MAX = 3;
 const LEVEL_STEP = 0.1;
 const FALLBACK_FPS = 15;
+// The server computes in-between frames on demand: ask for a few at a time, after the acquired frames.
+const SMOOTH_CONCURRENCY = 2;
+const SMOOTH_KEY = "lumen.cine.smooth";
 
 
 
@@ -185,11 +193,20 @@ class CinePlayer {
     this.raf = 0;
     this.anchorFrame = 0;
     this.anchorTime = 0;
+    // Smooth playback: `between` holds the in-between frames (frame n sits between n and n + 1); `synthetic`
+    // says the picture on the canvas is the one after `current`, not an acquired frame.
+    this.between = null;
+    this.smooth = false;
+    this.synthetic = false;
     this.tick = this.tick.bind(this);
   }
 
+  hasBetween(n) {
+    return this.smooth && this.between !== null && n < this.store.count - 1 && this.between.bitmaps[n] !== null;
+  }
+
   draw() {
-    const bitmap = this.store.bitmaps[this.current];
+    const bitmap = this.synthetic ? this.between.bitmaps[this.current] : this.store.bitmaps[this.current];
     if (!bitmap) return; // a frame that failed to load keeps the previous picture
     const { width, height } = this.canvas;
     this.context.setTransform(1, 0, 0, 1, 0, 0);
@@ -199,8 +216,9 @@ class CinePlayer {
     this.context.drawImage(bitmap, 0, 0, width, height);
   }
 
-  show(n) {
+  show(n, synthetic = false) {
     this.current = clamp(n, 0, this.store.count - 1);
+    this.synthetic = synthetic && this.hasBetween(this.current);
     this.draw();
     this.onframe(this.current);
   }
@@ -218,7 +236,9 @@ class CinePlayer {
   pause() {
     this.playing = false;
     cancelAnimationFrame(this.raf);
-    this.onframe(this.current);
+    // Stopped on an in-between frame: show the acquired one before it (nothing synthetic stays on screen).
+    if (this.synthetic) this.show(this.current);
+    else this.onframe(this.current);
   }
 
   toggle() {
@@ -230,6 +250,11 @@ class CinePlayer {
     this.pause();
     const count = this.store.count;
     this.show(this.loop ? (this.current + delta + count) % count : this.current + delta);
+  }
+
+  setSmooth(on) {
+    this.smooth = on;
+    if (!on && this.synthetic) this.show(this.current);
   }
 
   setSpeed(speed) {
@@ -257,13 +282,17 @@ class CinePlayer {
       }
     }
     let target = Math.floor(position);
+    // Smooth: the second half of each frame's time shows the in-between frame after it (when it is loaded).
+    let synthetic = position - target >= 0.5;
     if (!this.store.available(target)) {
       // Still loading: hold the last decoded frame and go on from it once the next one arrives.
       target = this.lastAvailableBefore(target);
+      synthetic = false;
       this.anchorFrame = target;
       this.anchorTime = now;
     }
-    if (target !== this.current) this.show(target);
+    synthetic = synthetic && this.hasBetween(target);
+    if (target !== this.current || synthetic !== this.synthetic) this.show(target, synthetic);
     this.raf = requestAnimationFrame(this.tick);
   }
 
@@ -310,6 +339,23 @@ function predictionText(prediction) {
   return `Model suggestion${version}: ${vessel ?? JSON.stringify(output)}`;
 }
 
+// Whether the annotator last left smooth playback on (kept across items and page loads).
+function smoothRemembered() {
+  try {
+    return window.localStorage.getItem(SMOOTH_KEY) === "on";
+  } catch {
+    return false;
+  }
+}
+
+function rememberSmooth(on) {
+  try {
+    window.localStorage.setItem(SMOOTH_KEY, on ? "on" : "off");
+  } catch {
+    // Storage refused (private mode): the choice lasts for this item only.
+  }
+}
+
 function markTime(name) {
   performance.mark(name);
   return Math.round(performance.now());
@@ -319,7 +365,9 @@ export async function mountTool(root, ctx) {
   const media = ctx.item.item.media;
   const count = media.frames || 1;
   const fps = media.frame_rate || (media.frame_time_ms ? 1000 / media.frame_time_ms : FALLBACK_FPS);
+  const smooth = media.interpolation ?? null; // present only where the project has a frame-interpolation model
   const stats = { itemId: ctx.item.item.id, frames: count, ready: 0, bytes: 0, firstFrameMs: null, allFramesMs: null };
+  if (smooth) Object.assign(stats, { smoothFrames: Math.max(count - 1, 0), smoothReady: 0, syntheticShown: 0 });
   window.lumenCine = stats;
   performance.clearMarks("cine-first-frame");
   performance.clearMarks("cine-all-frames");
@@ -341,6 +389,27 @@ export async function mountTool(root, ctx) {
   const speedLabel = el("span", { id: "cine-speed", class: "cine-readout" });
   const zoomLabel = el("span", { id: "cine-zoom", class: "cine-readout" });
   const levelLabel = el("span", { id: "cine-levels", class: "cine-readout" });
+  const smoothButton = smooth
+    ? el(
+        "button",
+        {
+          id: "cine-smooth",
+          type: "button",
+          class: "cine-button",
+          "aria-pressed": "false",
+          title: "Smooth 2×: show interpolated frames between the acquired ones, each marked synthetic (i)",
+        },
+        "Smooth 2×",
+      )
+    : "";
+  const smoothLabel = el("span", { id: "cine-smooth-state", class: "cine-readout" });
+  // On the picture while an interpolated frame is shown, so nobody takes it for acquired data.
+  const syntheticBadge = el("span", {
+    id: "cine-synthetic",
+    class: "cine-synthetic",
+    hidden: true,
+    text: "Synthetic · interpolated frame",
+  });
   const reason = el("input", {
     id: "unusable-reason",
     type: "text",
@@ -370,7 +439,7 @@ export async function mountTool(root, ctx) {
     ? el("p", { id: "vessel-prediction", class: "vessel-prediction", text: predictionText(ctx.item.prediction) })
     : "";
 
-  const stage = el("div", { class: "cine-stage" }, canvas);
+  const stage = el("div", { class: "cine-stage" }, canvas, syntheticBadge);
   const scrubWrap = el("div", { class: "cine-scrub" }, scrub);
   const controls = el(
     "div",
@@ -379,9 +448,11 @@ export async function mountTool(root, ctx) {
     el("button", { type: "button", class: "cine-button", title: "Previous frame (←)", onclick: () => player.step(-1) }, "◀"),
     el("button", { type: "button", class: "cine-button", title: "Next frame (→)", onclick: () => player.step(1) }, "▶"),
     loopButton,
+    smoothButton,
     speedLabel,
     zoomLabel,
     levelLabel,
+    smooth ? smoothLabel : "",
     loadLabel,
   );
   const header = el("div", { class: "cine-header" }, viewLabel, frameLabel);
@@ -402,9 +473,23 @@ export async function mountTool(root, ctx) {
   const fromPage = shown && shown.src === new URL(store.url(0), window.location.href).href ? store.adopt(0, shown) : null;
   root.replaceChildren(wrapper);
   const player = new CinePlayer(canvas, store, fps, renderFrame);
+  // The in-between frames: n is half-way between acquired frames n and n + 1.
+  const between = smooth ? new FrameStore(smooth.frame_url_template, Math.max(count - 1, 0)) : null;
+  player.between = between;
+  let smoothLoading = null;
+  let acquiredIn; // resolves `acquiredLoaded` once every acquired frame is in (or failed)
+  const acquiredLoaded = new Promise((resolve) => {
+    acquiredIn = resolve;
+  });
 
   function renderFrame(n) {
-    frameLabel.textContent = `Frame ${n + 1} / ${count}`;
+    const synthetic = player.synthetic;
+    frameLabel.textContent = synthetic ? `Frame ${n + 1}½ / ${count} (synthetic)` : `Frame ${n + 1} / ${count}`;
+    frameLabel.classList.toggle("synthetic", synthetic);
+    syntheticBadge.hidden = !synthetic;
+    stage.classList.toggle("synthetic", synthetic);
+    if (synthetic) stats.syntheticShown += 1;
+    wrapper.dataset.synthetic = String(synthetic);
     wrapper.dataset.frame = String(n);
     wrapper.dataset.playing = String(player.playing);
     scrub.value = String(n);
@@ -414,7 +499,12 @@ export async function mountTool(root, ctx) {
   function renderControls() {
     loopButton.textContent = player.loop ? "Loop on" : "Loop off";
     loopButton.setAttribute("aria-pressed", String(player.loop));
-    speedLabel.textContent = `${player.speed}× · ${Math.round(fps * player.speed * 10) / 10} fps`;
+    const rate = player.smooth ? 2 * fps * player.speed : fps * player.speed;
+    speedLabel.textContent = `${player.speed}× · ${Math.round(rate * 10) / 10} fps${player.smooth ? " (smooth)" : ""}`;
+    if (smooth) {
+      smoothButton.setAttribute("aria-pressed", String(player.smooth));
+      renderSmoothLoading();
+    }
     zoomLabel.textContent = `zoom ${Math.round(player.zoom * 100)}%`;
     levelLabel.textContent = `brightness ${Math.round(brightness * 100)}% · contrast ${Math.round(contrast * 100)}%`;
     // A CSS filter on the canvas costs nothing per frame drawn (the compositor applies it).
@@ -428,6 +518,31 @@ export async function mountTool(root, ctx) {
     loadLabel.textContent = store.ready < count ? `loading ${store.ready} / ${count}` : "";
     const failed = store.failed.filter(Boolean).length;
     if (failed) loadLabel.textContent = `${failed} frame(s) failed to load`;
+  }
+
+  function renderSmoothLoading() {
+    const failed = between.failed.filter(Boolean).length;
+    if (!player.smooth) smoothLabel.textContent = "";
+    else if (!smoothLoading || between.ready + failed < between.count)
+      smoothLabel.textContent = `interpolated ${between.ready} / ${between.count}`;
+    else smoothLabel.textContent = failed ? `${failed} interpolated frame(s) failed: shown without them` : "";
+  }
+
+  // Fetch the in-between frames once, after the acquired ones (the server computes them on demand).
+  function loadSmooth() {
+    smoothLoading ??= acquiredLoaded.then(() =>
+      between.loadAll(
+        Array.from({ length: between.count }, (_, i) => i),
+        SMOOTH_CONCURRENCY,
+      ),
+    );
+  }
+
+  function setSmooth(on) {
+    player.setSmooth(on);
+    rememberSmooth(on);
+    if (on) loadSmooth();
+    renderControls();
   }
 
   function renderChoice() {
@@ -487,6 +602,16 @@ export async function mountTool(root, ctx) {
     renderControls();
     loopButton.blur();
   });
+  if (smooth) {
+    on(smoothButton, "click", () => {
+      setSmooth(!player.smooth);
+      smoothButton.blur();
+    });
+    between.onready = () => {
+      stats.smoothReady = between.ready;
+      renderSmoothLoading();
+    };
+  }
   on(reason, "input", () => ctx.changed());
   on(reason, "keydown", (event) => {
     // The shell ignores keys typed in inputs; Enter here submits like anywhere else (focus stays, so a
@@ -559,8 +684,9 @@ export async function mountTool(root, ctx) {
     const rest = media.frames_pack_url
       ? store.loadPack(media.frames_pack_url, 1)
       : Promise.resolve(Array.from({ length: count - 1 }, (_, i) => i + 1));
-    rest.then((missing) => store.loadAll(missing, FETCH_CONCURRENCY));
-  }
+    rest.then((missing) => store.loadAll(missing, FETCH_CONCURRENCY)).then(acquiredIn);
+  } else acquiredIn();
+  if (smooth && smoothRemembered()) setSmooth(true);
 
   const shortcuts = [
     ...VESSELS.map((v) => ({ key: v.key, label: `Vessel: ${v.text}`, run: () => choose(v.value) })),
@@ -587,6 +713,13 @@ export async function mountTool(root, ctx) {
     { key: "{", label: "Less contrast", run: () => levels(0, -LEVEL_STEP) },
     { key: "0", label: "Reset zoom, brightness and contrast", run: resetView },
   ];
+  if (smooth) {
+    shortcuts.push({
+      key: "i",
+      label: "Smooth 2× on/off (interpolated frames, marked synthetic)",
+      run: () => setSmooth(!player.smooth),
+    });
+  }
 
   return {
     shortcuts,
@@ -610,6 +743,7 @@ export async function mountTool(root, ctx) {
     },
     destroy() {
       player.destroy();
+      between?.close();
       for (const remove of listeners) remove();
       listeners.length = 0;
     },

@@ -293,9 +293,8 @@ def start_build(plan: Plan, root: Path, seed: int) -> Start:
 def interpolation_pretrain(project, lead, params: dict[str, Any]) -> None:
     """Train the project's frame-interpolation model through its job (no labels: the imported runs, held-out
     test patients left out by the job itself) and switch the project to starting its video networks from it."""
-    from annotation.services.interpolation import interpolation_train_request
-
     from annotation.models import JobKind
+    from annotation.services.interpolation import interpolation_train_request
     from annotation.services.jobs import job_claim
     from annotation.services.orchestrator import job_run
     from gpu_workers.executors import InlineExecutor

@@ -206,7 +206,12 @@ def test_the_following_item_is_leased_ahead_and_shown_on_submit(page, live_serve
             break
         page.wait_for_timeout(100)
     assert leased() == {runs[0].pk, runs[1].pk}  # the current item and the one after it
-    assert any(r.endswith(f"/api/items/{runs[1].pk}/frames/0/") for r in requests)  # its first frame warmed
+    # Its first frame is warmed once the lease's answer is in (a moment after the lease is written).
+    for _ in range(50):
+        if any(r.endswith(f"/api/items/{runs[1].pk}/frames/0/") for r in requests):
+            break
+        page.wait_for_timeout(100)
+    assert any(r.endswith(f"/api/items/{runs[1].pk}/frames/0/") for r in requests)
     requests.clear()
     page.keyboard.press("1")
     page.keyboard.press("Enter")

@@ -63,16 +63,22 @@ def _finished(stream) -> dict[int, list]:
     return out
 
 
-def _gone(actors: list) -> bool:
-    """Whether every one of these actors is dead (a call to it fails at once)."""
+def _gone(actors: list, within: float = 15.0) -> bool:
+    """Whether every one of these actors is dead within `within` seconds (`ray.kill` returns before it is)."""
+    import time
+
     import ray
 
+    deadline = time.monotonic() + within
     for actor in actors:
-        try:
-            ray.get(actor.pid.remote(), timeout=30)
-        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
-            continue
-        return False
+        while True:
+            try:
+                ray.get(actor.pid.remote(), timeout=30)
+            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+                break
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)
     return True
 
 

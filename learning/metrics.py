@@ -229,12 +229,45 @@ def territory_metrics(y_true: ArrayLike, scores: ArrayLike, threshold: float = 0
 # --- bootstrap -------------------------------------------------------------------------------------------------
 
 
-def _draws(n_rows: int, groups: ArrayLike | None, n_boot: int, seed: int) -> list[list[np.ndarray]]:
+# A resample that misses one of the sample's strata (classes) is drawn again, at most this many times.
+STRATUM_REDRAWS = 50
+
+
+def _draws(
+    n_rows: int, groups: ArrayLike | None, n_boot: int, seed: int, strata: ArrayLike | None = None
+) -> list[list[np.ndarray]]:
     """Return the resamples, one list of row-index arrays per scheme: rows drawn with replacement, and, when
     `groups` names two groups or more, whole groups drawn with replacement (a cluster bootstrap: the frames of
-    one pullback, or the runs of one patient, move together because they are not independent evidence)."""
+    one pullback, or the runs of one patient, move together because they are not independent evidence).
+
+    With `strata` (one key per row, e.g. the true class), a resample holding fewer strata than the sample is
+    drawn again (up to STRATUM_REDRAWS times, then left out): on a one-class resample a macro-averaged metric
+    answers another question (the majority class is perfect there), and with a few patients a cluster
+    bootstrap draws many such resamples, which would make any comparison with the majority class a tie.
+    """
     rng = np.random.default_rng(seed)
-    schemes = [[rng.integers(0, n_rows, size=n_rows) for _ in range(n_boot)]]
+    needed = None
+    if strata is not None:
+        labels = np.asarray(strata)
+        if labels.shape != (n_rows,):
+            raise ValueError(f"strata: expected {n_rows} keys, got shape {labels.shape}")
+        codes_s = np.unique(labels, return_inverse=True)[1].ravel()
+        needed = int(codes_s.max()) + 1
+
+    def complete(rows: np.ndarray) -> bool:
+        return needed is None or len(np.unique(codes_s[rows])) == needed
+
+    def resamples(draw: Callable[[], np.ndarray]) -> list[np.ndarray]:
+        kept = []
+        for _ in range(n_boot):
+            for _attempt in range(STRATUM_REDRAWS if needed is not None else 1):
+                rows = draw()
+                if complete(rows):
+                    kept.append(rows)
+                    break
+        return kept
+
+    schemes = [resamples(lambda: rng.integers(0, n_rows, size=n_rows))]
     if groups is not None:
         keys = np.asarray(groups)
         if keys.shape != (n_rows,):
@@ -243,10 +276,9 @@ def _draws(n_rows: int, groups: ArrayLike | None, n_boot: int, seed: int) -> lis
         members = [np.flatnonzero(codes == code) for code in range(int(codes.max()) + 1)]
         if len(members) > 1:
             schemes.append(
-                [
-                    np.concatenate([members[g] for g in rng.integers(0, len(members), size=len(members))])
-                    for _ in range(n_boot)
-                ]
+                resamples(
+                    lambda: np.concatenate([members[g] for g in rng.integers(0, len(members), size=len(members))])
+                )
             )
     return schemes
 
@@ -282,11 +314,13 @@ def bootstrap_ci(
     alpha: float = 0.05,
     seed: int = 0,
     groups: ArrayLike | None = None,
+    strata: ArrayLike | None = None,
 ) -> tuple[float, float, float]:
     """Return (point, low, high): percentile interval over row resamples, skipping nan ones (bounds nan if all are).
 
     With `groups` (one key per row, e.g. the patient), the interval is the wider of the row and the group
-    (cluster) bootstrap's.
+    (cluster) bootstrap's. With `strata` (one key per row, e.g. the true class), only resamples holding every
+    stratum of the sample count (`_draws`).
     """
     if not arrays:
         raise ValueError("bootstrap_ci: pass at least one array")
@@ -302,7 +336,7 @@ def bootstrap_ci(
     point = float(metric_fn(*data))
     intervals = [
         _interval([float(metric_fn(*(array[rows] for array in data))) for rows in draws], alpha)
-        for draws in _draws(n_rows, groups, n_boot, seed)
+        for draws in _draws(n_rows, groups, n_boot, seed, strata)
     ]
     return (point, *_envelope(intervals))
 
@@ -336,13 +370,16 @@ def paired_bootstrap(
     alpha: float = 0.05,
     seed: int = 0,
     groups: ArrayLike | None = None,
+    strata: ArrayLike | None = None,
 ) -> tuple[float, float, float]:
     """Return (difference, low, high) of metric(first) − metric(second) over the same resampled rows.
 
     `first` and `second` are the per-example arrays each metric is computed from (e.g. truth and one model's
     predictions), row i of every array being the same example; the interval is the two-sided
     (1 − alpha) percentile interval, so `low > 0` at alpha = 0.1 is a one-sided test at 0.05. With `groups`
-    (one key per row: the patient), it is the wider of the row and the group (cluster) bootstrap's.
+    (one key per row: the patient), it is the wider of the row and the group (cluster) bootstrap's. With
+    `strata` (one key per row: the true class), only resamples holding every class of the sample count
+    (`_draws`).
     """
     _check_alpha(n_boot, alpha)
     data_a = [np.asarray(array) for array in first]
@@ -362,6 +399,6 @@ def paired_bootstrap(
             ],
             alpha,
         )
-        for draws in _draws(n_rows, groups, n_boot, seed)
+        for draws in _draws(n_rows, groups, n_boot, seed, strata)
     ]
     return (point, *_envelope(intervals))

@@ -276,6 +276,8 @@ def _interval_text(result: dict[str, Any]) -> str:
     confidence = round(100 * result.get("confidence", 0.9))
     patients = result.get("patients")
     over = f", resampling items and {patients} patients" if patients else ""
+    if result.get("classes"):
+        over += f", each resample holding all {result['classes']} classes"
     return f"difference {result['difference']:+.3f}, {confidence} % CI [{low:+.3f}, {high:+.3f}]{over}"
 
 

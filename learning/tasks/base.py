@@ -360,6 +360,11 @@ class TaskSpec(ABC):
     def metric_value(self, *rows: np.ndarray) -> float:
         """Return the primary metric from `metric_rows` arrays (or a bootstrap resample of their rows)."""
 
+    def metric_strata(self, examples: Sequence[Example]) -> np.ndarray | None:
+        """Return each example's stratum for the paired bootstrap (a classification task: its true class), so
+        that only resamples holding every class of the test set decide; None: resample freely."""
+        return None
+
     @abstractmethod
     def baseline_scores(self, train: Sequence[Example], refs: Sequence[ItemRef]) -> list[ItemScore]:
         """Return the trivial baseline's scores for refs (majority class, empty mask, constant score)."""

@@ -202,6 +202,7 @@ def paired_comparison(
         return {"n": 0}
     rows_a, rows_b = spec.metric_rows(mine, common), spec.metric_rows(theirs, common)
     groups = example_groups(common)
+    strata = spec.metric_strata(common)
     difference, low, high = paired_bootstrap(
         spec.metric_value,
         rows_a,
@@ -210,6 +211,7 @@ def paired_comparison(
         alpha=COMPARISON_ALPHA,
         seed=seed,
         groups=groups,
+        strata=strata,
     )
     result = {
         "n": len(common),
@@ -223,6 +225,8 @@ def paired_comparison(
         "resamples": COMPARISON_RESAMPLES,
         # The interval is the wider of an item and a patient resample (None: items only, no patient keys).
         "patients": None if groups is None else len(set(groups.tolist())),
+        # Only resamples holding every class of these items count (None: resampled freely).
+        "classes": None if strata is None else len(set(strata.tolist())),
     }
     losses_a, losses_b = spec.item_losses(mine, common), spec.item_losses(theirs, common)
     if losses_a is not None and losses_b is not None:

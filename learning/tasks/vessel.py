@@ -627,6 +627,9 @@ class VesselTask(TaskSpec):
         truth, predicted = rows
         return metrics.macro_f1(truth, predicted, range(len(CLASSES)))
 
+    def metric_strata(self, examples: Sequence[Example]) -> np.ndarray:
+        return np.array([e.target for e in examples], dtype=int)
+
     proper_score = "log loss"
 
     def item_losses(self, scores: Sequence[ItemScore], examples: Sequence[Example]) -> np.ndarray:

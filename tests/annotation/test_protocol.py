@@ -60,6 +60,9 @@ def test_the_promotion_rule_asks_for_evidence_beyond_noise():
     by_patient = {**beats, "patients": 7}
     wins, rule = promotion_decision({"comparison": {"baseline": beats, "champion": by_patient}}, "macro_f1", True)
     assert wins and "CI [+0.200, +0.600], resampling items and 7 patients" in rule
+    within_classes = {**by_patient, "classes": 2}
+    wins, rule = promotion_decision({**named, "comparison": {"baseline": within_classes}}, "macro_f1", False)
+    assert wins and "resampling items and 7 patients, each resample holding all 2 classes" in rule
 
 
 def test_a_level_primary_metric_is_decided_by_probabilities_better_beyond_noise():

@@ -103,6 +103,50 @@ def test_one_patient_keeps_the_item_interval():
         metrics.paired_bootstrap(np.mean, (wins,), (zero,), groups=np.zeros(39))
 
 
+def test_a_perfect_first_model_on_few_patients_beats_the_majority_class():
+    # 10 test runs of 6 patients, 4 of them with left runs only (as in a 40-label round through the API): a
+    # patient resample holds left runs only about 9 % of the time, and there the majority class is perfect too.
+    truth = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1, 1])
+    patients = np.array([1, 1, 2, 3, 3, 4, 5, 5, 6, 6])
+    majority = np.zeros(10, dtype=int)
+
+    def macro_f1(t, p):
+        return metrics.macro_f1(t, p, range(len(CLASSES)))
+
+    free = metrics.paired_bootstrap(macro_f1, (truth, truth), (truth, majority), alpha=0.1, groups=patients)
+    stratified = metrics.paired_bootstrap(
+        macro_f1, (truth, truth), (truth, majority), alpha=0.1, groups=patients, strata=truth
+    )
+    assert free[0] == stratified[0] == pytest.approx(1 - 0.375)
+    assert free[1] == 0.0  # one-class resamples make it a tie
+    assert stratified[1] > 0.4  # resamples holding both classes: beyond noise
+
+    # Every resample that counts holds both classes, in the item and the patient bootstrap alike.
+    seen = []
+
+    def both_classes(t):
+        seen.append(len(set(t.tolist())))
+        return float(np.mean(t))
+
+    metrics.bootstrap_ci(both_classes, truth, n_boot=300, groups=patients, strata=truth)
+    assert len(seen) == 1 + 2 * 300 and set(seen) == {2}
+    with pytest.raises(ValueError, match="strata: expected 10 keys"):
+        metrics.bootstrap_ci(np.mean, truth, strata=truth[:9])
+
+
+def test_the_vessel_comparison_resamples_within_classes():
+    examples = angle_examples(12, seed=5, split="test")
+    truth = [e.target for e in examples]
+    assert VesselTask("/nonexistent").metric_strata(examples).tolist() == truth
+    perfect = []
+    for e in examples:
+        probabilities = {c: float(c == CLASSES[e.target]) for c in CLASSES}
+        output = {"vessel": CLASSES[e.target], "probabilities": probabilities}
+        perfect.append(ItemScore(e.ref.item_id, output, 0.0, {}, 1.0))
+    result = paired_comparison(VesselTask("/nonexistent"), perfect, perfect, examples, seed=0)
+    assert result["classes"] == len(set(truth))
+
+
 def test_expected_calibration_error_by_hand():
     # Two bins: 0.9-confident (2 of 2 right → gap 0.1) and 0.6-confident (1 of 2 right → gap 0.1): ECE 0.1.
     probs = np.array([[0.9, 0.1], [0.1, 0.9], [0.6, 0.4], [0.4, 0.6]])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.models import User
 from django.db import connection
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Value
@@ -15,6 +17,7 @@ from annotation.models import (
     Draft,
     IcaReference,
     Instance,
+    InterpolationModel,
     Item,
     Job,
     Label,
@@ -292,6 +295,28 @@ def open_review(item: Item, annotator: User) -> ReviewItem | None:
         .order_by("request__created_at")
         .first()
     )
+
+
+def with_workspace_state(items: QuerySet[Item], user: User) -> QuerySet[Item]:
+    """Annotate in the item's own query what the workspace would otherwise look up one query each (they are
+    usually absent): whether `user` holds a current label, a draft and an open review request of the item, their
+    open lease's expiry, and the project's newest frame-interpolation model (`workspace_body` reads these)."""
+    item = OuterRef("pk")
+    return items.annotate(
+        has_label=Exists(Label.objects.current().filter(item=item, author=user)),
+        has_draft=Exists(Draft.objects.filter(item=item, author=user)),
+        has_review=Exists(ReviewItem.objects.filter(item=item, request__annotator=user, resolved_at__isnull=True)),
+        lease_expires_at=Subquery(
+            Assignment.objects.filter(item=item, annotator=user, state=AssignmentState.LEASED).values("expires_at")[:1]
+        ),
+        latest_interpolation_model=latest_interpolation_model(OuterRef("project_id")),
+    )
+
+
+def latest_interpolation_model(project_id: Any) -> Subquery:
+    """The id of the newest frame-interpolation model of project `project_id` (an id or an OuterRef; NULL: none)."""
+    newest = InterpolationModel.objects.filter(project_id=project_id).order_by("-created_at", "-pk")
+    return Subquery(newest.values("pk")[:1])
 
 
 def current_label(item: Item, author: User) -> Label | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import mimetypes
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -382,7 +382,9 @@ class ItemViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["get"])
     def workspace(self, request: Request, pk: str) -> Response:
         """Everything the labeling tool needs: the item, your label and draft, and task extras."""
-        item = self.get_object()  # with the user's role in its project (selectors.items_for)
+        # With the user's role in its project (selectors.items_for) and what the workspace shows, in one query.
+        item: Any = get_object_or_404(selectors.with_workspace_state(self.get_queryset(), request.user), pk=pk)
+        self.check_object_permissions(request, item)
         return Response(workspace_body(item, request, item.viewer_role))
 
     @extend_schema(request=s.DraftWriteSerializer, responses={200: s.DraftSerializer, 204: None})
@@ -618,7 +620,11 @@ def _leased_item(lease, project) -> Item:
     """The leased item with what the workspace shows of it, and whether the user left a draft of it, in one query
     (the project is known)."""
     drafted = Exists(Draft.objects.filter(item=OuterRef("pk"), author_id=lease.annotator_id))
-    item = Item.objects.select_related("patient", "instance").annotate(has_draft=drafted).get(pk=lease.item_id)
+    item = (
+        Item.objects.select_related("patient", "instance")
+        .annotate(has_draft=drafted, latest_interpolation_model=selectors.latest_interpolation_model(project.pk))
+        .get(pk=lease.item_id)
+    )
     item.project = project
     return item
 
@@ -684,13 +690,21 @@ def workspace_body(item: Item, request: HttpRequest | Request, role: str, lease=
     """
     # A lease just taken from the queue or the gold items is of an item this user never labelled: no label, and
     # so no review of it, to look up.
+    # Where the item's query already said (selectors.with_workspace_state) that the user has no label, draft,
+    # review request or lease of it, those are not looked up.
     user = signed_in(request)
     fresh = getattr(lease, "fresh", False)
-    label = None if fresh else selectors.current_label(item, user)
+    label = None if fresh or not getattr(item, "has_label", True) else selectors.current_label(item, user)
     draft = selectors.draft_of(item, user) if getattr(item, "has_draft", True) else None
-    lease = lease if lease is not None else selectors.open_lease(item, user)
+    if lease is not None:
+        lease_expires_at = lease.expires_at
+    elif hasattr(item, "lease_expires_at"):
+        lease_expires_at = item.lease_expires_at
+    else:
+        lease = selectors.open_lease(item, user)
+        lease_expires_at = lease.expires_at if lease else None
     prediction = selectors.prediction_shown(item)
-    review = None if fresh else selectors.open_review(item, user)
+    review = None if fresh or not getattr(item, "has_review", True) else selectors.open_review(item, user)
     body = {
         "item": s.ItemSerializer(
             item,
@@ -701,7 +715,7 @@ def workspace_body(item: Item, request: HttpRequest | Request, role: str, lease=
         "role": role,
         "label": s.LabelSerializer(label).data if label else None,
         "draft": s.DraftSerializer(draft).data if draft else None,
-        "lease_expires_at": lease.expires_at if lease else None,
+        "lease_expires_at": lease_expires_at,
         "prediction": s.PredictionSerializer(prediction).data if prediction else None,
         "draft_url": reverse("api:item-draft", args=[item.pk]),
         "labels_url": reverse("api:label-list"),

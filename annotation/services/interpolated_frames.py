@@ -48,13 +48,20 @@ def interpolation_model_for_item(*, item_id: int, model_id: int) -> Interpolatio
 
 
 def interpolation_media(item: Item) -> dict | None:
-    """What the cine player needs for smooth playback of the item, or None when its project has no model."""
-    model = interpolation_model_latest(item.project)
-    if model is None:
+    """What the cine player needs for smooth playback of the item, or None when its project has no model.
+
+    The newest model's id is read from the item's query where it was annotated (`latest_interpolation_model`,
+    selectors.with_workspace_state), else looked up."""
+    if hasattr(item, "latest_interpolation_model"):
+        model_id = item.latest_interpolation_model
+    else:
+        model = interpolation_model_latest(item.project)
+        model_id = model.pk if model is not None else None
+    if model_id is None:
         return None
-    url = reverse("api:item-frame-interpolated", args=[item.pk, 0, model.pk])
+    url = reverse("api:item-frame-interpolated", args=[item.pk, 0, model_id])
     return {
-        "model": model.pk,
+        "model": model_id,
         # frame {n} is half-way between frames n and n + 1
         "frame_url_template": url.replace("/frames/0/", "/frames/{n}/", 1),
         "frames": max(item.dicom.number_of_frames - 1, 0),

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
-from django.db.models import OuterRef, Subquery
+from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
 
 from annotation.label_schemas import label_payload_validate
@@ -47,16 +47,22 @@ def label_submit(
         with transaction.atomic():
             # The item row first, as a skip of it does: labels, leases and progress counts of an item change
             # one transaction at a time.
-            # With the author's current label (id, version), read in the same round trip, and whether a lead has
-            # excluded the item (refreshed on `item`: the progress counts ask).
+            # With the author's current label (id, version) and whether they left a draft of it, read in the same
+            # round trip (both the author's own), and whether a lead has excluded the item (refreshed on `item`: the
+            # progress counts ask). Rows of other people (skips, review requests) are read by later statements,
+            # which see what committed while this one waited for the lock.
             mine = Label.objects.current().filter(item=OuterRef("pk"), author=author)
-            labellers, required, item.excluded_at, current_id, current_version = (
+            labellers, required, item.excluded_at, current_id, current_version, has_draft = (
                 Item.objects.select_for_update()
                 .filter(pk=item.pk)
                 .annotate(
-                    current_id=Subquery(mine.values("pk")[:1]), current_version=Subquery(mine.values("version")[:1])
+                    current_id=Subquery(mine.values("pk")[:1]),
+                    current_version=Subquery(mine.values("version")[:1]),
+                    has_draft=Exists(Draft.objects.filter(item=OuterRef("pk"), author=author)),
                 )
-                .values_list("labellers", "required_labels", "excluded_at", "current_id", "current_version")
+                .values_list(
+                    "labellers", "required_labels", "excluded_at", "current_id", "current_version", "has_draft"
+                )
                 .get()
             )
             now = timezone.now()
@@ -78,7 +84,8 @@ def label_submit(
             leased = Assignment.objects.filter(item=item, annotator=author, state=AssignmentState.LEASED).update(
                 state=AssignmentState.SUBMITTED, finished_at=now, label=label
             )
-            Draft.objects.filter(item=item, author=author).delete()
+            if has_draft:
+                Draft.objects.filter(item=item, author=author).delete()
             queue_label_added(
                 item=item,
                 author=author,

@@ -9,16 +9,21 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 from PIL import Image
+from rest_framework.renderers import JSONRenderer
 
-from annotation.api.views import first_frame, first_images
+from annotation import selectors
+from annotation.api.views import first_frame, first_images, workspace_body
 from annotation.models import (
     Assignment,
     AssignmentState,
     Draft,
     IcaReference,
+    InterpolationModel,
     Item,
     Label,
     ModelStatus,
@@ -26,6 +31,7 @@ from annotation.models import (
     Prediction,
 )
 from annotation.services import label_submit, project_update
+from annotation.services.adjudication import review_request_create
 from annotation.services.queue import queue_set_order
 from annotation.services.slots import slots_recount
 from learning.masks import mask_encode
@@ -348,3 +354,44 @@ def test_only_a_whole_cine_run_gets_its_first_frame_drawn_by_the_page():
     assert first_images(oct_frame) == [("/api/items/7/frames/5/", "fetch")] and first_frame(oct_frame) is None
     assert first_images(spect) == [("/r.png", "image"), ("/s.png", "image")] and first_frame(spect) is None
     assert first_images({"workspace": None}) == [] and first_frame({"workspace": None}) is None
+
+
+def test_the_workspace_reload_reads_the_item_and_its_state_in_one_query(
+    runs, vessel_project, client_for, annotator, lead
+):
+    client = client_for(annotator)
+    url = reverse("api:item-workspace", args=[runs[1].pk])
+
+    def compared() -> dict:
+        """The reload's answer, which must equal the body built by looking each part up on its own."""
+        with CaptureQueriesContext(connection) as reads:
+            response = client.get(url)
+        assert response.status_code == 200
+        item = selectors.items_for(annotator).get(pk=runs[1].pk)  # no workspace annotations: every lookup runs
+        request = response.wsgi_request
+        request.user = annotator
+        looked_up = json.loads(JSONRenderer().render(workspace_body(item, request, item.viewer_role)))
+        answer = response.json()
+        assert answer == looked_up
+        return {"answer": answer, "item_reads": [q for q in reads.captured_queries if "annotation_" in q["sql"]]}
+
+    # Leased, nothing else yet: the item is the one read of the annotation tables.
+    client.post(next_url(vessel_project))
+    fresh = compared()
+    assert fresh["answer"]["lease_expires_at"] and fresh["answer"]["label"] is None
+    assert fresh["answer"]["draft"] is None and fresh["answer"]["review"] is None
+    assert len(fresh["item_reads"]) == 1
+    assert "interpolation" not in fresh["answer"]["item"]["media"]
+
+    # A draft, then a label sent back for review, and an interpolation model: each comes back as the lookup says.
+    client.put(reverse("api:item-draft", args=[runs[1].pk]), {"payload": {"vessel": "LCA"}}, format="json")
+    assert compared()["answer"]["draft"]["payload"] == {"vessel": "LCA"}
+    label_submit(item=runs[1], author=annotator, payload={"vessel": "RCA"}, base_version=None)
+    review_request_create(
+        project=vessel_project, annotator=annotator, requested_by=lead, note="look again", item_ids=[runs[1].pk]
+    )
+    model = InterpolationModel.objects.create(project=vessel_project, weights_path="x.pt", architecture={})
+    state = compared()["answer"]
+    assert state["label"]["payload"] == {"vessel": "RCA"} and state["review"]["note"] == "look again"
+    assert state["lease_expires_at"] is None and state["draft"] is None
+    assert state["item"]["media"]["interpolation"]["model"] == model.pk

@@ -209,22 +209,41 @@ def wanting_count(project_id: int) -> int:
 
 
 def tally_count(project_id: int, annotator_id: int) -> dict[str, int]:
-    """Count an annotator's tally in a project from the rows (what the incremental counters must equal)."""
-    mine = Label.objects.current().filter(item=OuterRef("pk"), author_id=annotator_id)
-    skipped = Assignment.objects.filter(item=OuterRef("pk"), annotator_id=annotator_id, state=AssignmentState.SKIPPED)
-    items = Item.objects.filter(project_id=project_id)
+    """Count an annotator's tally in a project from the rows (what the incremental counters must equal).
+
+    Read from the annotator's own labels and assignments (indexed by author and by annotator), never by scanning
+    the project's items: a new annotator's first `next` counts their tally, and in a project of a million items a
+    scan took a quarter of a second.
+    """
+    in_project = {"item__project_id": project_id}
+    labelled = set(
+        Label.objects.current().filter(author_id=annotator_id, **in_project).values_list("item_id", flat=True)
+    )
+    skipped = set(
+        Assignment.objects.filter(annotator_id=annotator_id, state=AssignmentState.SKIPPED, **in_project).values_list(
+            "item_id", flat=True
+        )
+    )
+    touched = sorted(labelled | skipped)
+    excused = sum(
+        _wanting(project_id).filter(pk__in=touched[start : start + TALLY_CHUNK]).count()
+        for start in range(0, len(touched), TALLY_CHUNK)
+    )
     handouts = (
-        Assignment.objects.filter(item__project_id=project_id, annotator_id=annotator_id)
+        Assignment.objects.filter(annotator_id=annotator_id, **in_project)
         .exclude(kind=AssignmentKind.REVIEW)
         .aggregate(total=Count("pk"), gold=Count("pk", filter=Q(kind=AssignmentKind.GOLD)))
     )
     return {
-        "done": items.filter(Exists(mine)).count(),
-        "skipped": items.filter(Exists(skipped)).exclude(Exists(mine)).count(),
-        "excused": _wanting(project_id).filter(Q(Exists(mine)) | Q(Exists(skipped))).count(),
+        "done": len(labelled),  # one current label per item and author
+        "skipped": len(skipped - labelled),
+        "excused": excused,
         "handouts": handouts["total"],
         "gold_handouts": handouts["gold"],
     }
+
+
+TALLY_CHUNK = 10000  # item ids per query when counting which of an annotator's items still want labels
 
 
 def tally_of(project: Project, annotator_id: int) -> dict[str, int]:

@@ -162,3 +162,26 @@ def test_the_recount_command_names_what_it_corrected(vessel_project, annotator, 
         call_command("recount_progress", "nope")
     with pytest.raises(CommandError, match="at least one project slug"):
         call_command("recount_progress")
+
+
+def test_counting_a_tally_reads_the_annotators_rows_not_the_projects_items(vessel_project, annotator, tmp_path):
+    import re
+
+    # No overlap share: a labelled item wants no second label, so it is not counted as excused.
+    project_update(project=vessel_project, settings={"overlap_rate": 0.0})
+    vessel_cohort(vessel_project, tmp_path / "xa", patients=2, runs=3, seed=26)
+    first = item_next(project=vessel_project, annotator=annotator)
+    label_submit(item=first.item, author=annotator, payload={"vessel": "LCA"}, base_version=None)
+    second = item_next(project=vessel_project, annotator=annotator)
+    item_skip(item=second.item, annotator=annotator, reason="blurred")
+    item_next(project=vessel_project, annotator=annotator)
+    with CaptureQueriesContext(connection) as reads:
+        counted = selectors.tally_count(vessel_project.pk, annotator.pk)
+    # One label, one skipped item that still wants a label, three hand-outs (one still open).
+    assert counted == {"done": 1, "skipped": 1, "excused": 1, "handouts": 3, "gold_handouts": 0}
+    assert counted == {name: getattr(WorkTally.objects.get(annotator=annotator), name) for name in counted}
+    # Every read starts from the annotator's labels or assignments, or counts items by their ids: none goes
+    # through the project's items (a scan of a million rows in a large project, on a new annotator's first next).
+    for query in reads.captured_queries:
+        outer = re.search(r'FROM "(\w+)"', query["sql"]).group(1)
+        assert outer in ("annotation_label", "annotation_assignment") or '"annotation_item"."id" IN (' in query["sql"]

@@ -246,33 +246,22 @@ def _draws(
     bootstrap draws many such resamples, which would make any comparison with the majority class a tie.
     """
     rng = np.random.default_rng(seed)
-    needed = None
-    if strata is not None:
-        labels = np.asarray(strata)
-        if labels.shape != (n_rows,):
-            raise ValueError(f"strata: expected {n_rows} keys, got shape {labels.shape}")
-        codes_s = np.unique(labels, return_inverse=True)[1].ravel()
-        needed = int(codes_s.max()) + 1
-
-    def complete(rows: np.ndarray) -> bool:
-        return needed is None or len(np.unique(codes_s[rows])) == needed
+    classes = None if strata is None else _codes(strata, n_rows, "keys", "strata")
+    needed = None if classes is None else int(classes.max()) + 1
 
     def resamples(draw: Callable[[], np.ndarray]) -> list[np.ndarray]:
         kept = []
         for _ in range(n_boot):
-            for _attempt in range(STRATUM_REDRAWS if needed is not None else 1):
+            for _attempt in range(1 if classes is None else STRATUM_REDRAWS):
                 rows = draw()
-                if complete(rows):
+                if classes is None or len(np.unique(classes[rows])) == needed:
                     kept.append(rows)
                     break
         return kept
 
     schemes = [resamples(lambda: rng.integers(0, n_rows, size=n_rows))]
     if groups is not None:
-        keys = np.asarray(groups)
-        if keys.shape != (n_rows,):
-            raise ValueError(f"groups: expected {n_rows} group keys, got shape {keys.shape}")
-        codes = np.unique(keys, return_inverse=True)[1].ravel()
+        codes = _codes(groups, n_rows, "group keys", "groups")
         members = [np.flatnonzero(codes == code) for code in range(int(codes.max()) + 1)]
         if len(members) > 1:
             schemes.append(
@@ -281,6 +270,14 @@ def _draws(
                 )
             )
     return schemes
+
+
+def _codes(keys: ArrayLike, n_rows: int, what: str, name: str) -> np.ndarray:
+    """Return one integer code per row for `keys` (0 … distinct keys − 1), refusing a length other than n_rows."""
+    array = np.asarray(keys)
+    if array.shape != (n_rows,):
+        raise ValueError(f"{name}: expected {n_rows} {what}, got shape {array.shape}")
+    return np.unique(array, return_inverse=True)[1].ravel()
 
 
 def _interval(values: list[float], alpha: float) -> tuple[float, float]:

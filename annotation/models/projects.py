@@ -17,6 +17,19 @@ class Role(models.TextChoices):
     ANNOTATOR = "annotator", "Annotator"
 
 
+class ProjectQuerySet(models.QuerySet):
+    def lock(self, pk: int) -> "Project":
+        """Return project `pk` with its row locked until the transaction ends: the project's mutex (version
+        numbers, job conflicts, splits, promotion and re-rank, settings).
+
+        FOR NO KEY UPDATE, not FOR UPDATE: the holders exclude one another all the same, but the foreign-key
+        checks of rows that reference the project (PostgreSQL takes FOR KEY SHARE on it when an import commits
+        its items) pass. With FOR UPDATE an import's commit waited for a scoring job holding the project while
+        that job's re-rank waited for the queue row the import held: a deadlock that failed one imported file.
+        """
+        return self.select_for_update(no_key=True).get(pk=pk)
+
+
 class Project(models.Model):
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
@@ -33,6 +46,8 @@ class Project(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     archived = models.BooleanField(default=False)
+
+    objects = ProjectQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]

@@ -110,7 +110,7 @@ def dicomweb_server_set(
     """
     url = url_normalized(url)
     with transaction.atomic():
-        Project.objects.select_for_update().filter(pk=project.pk).first()
+        Project.objects.lock(project.pk)
         server = _stored(project) or ExternalServer(project=project, kind=ServerKind.DICOMWEB, created_by=by)
         if password is not None:
             server.secret = credential_encrypt(password)

@@ -65,7 +65,7 @@ def job_enqueue(
     requests cannot both pass the check.
     """
     with transaction.atomic():
-        Project.objects.select_for_update().filter(pk=project.pk).first()
+        Project.objects.lock(project.pk)
         if exclusive:
             clash = conflicts if conflicts is not None else Q(kind=kind)
             active = Job.objects.filter(clash, project=project, status__in=ACTIVE).first()

@@ -207,7 +207,7 @@ def model_version_register(
     path: Path | None = None
     try:
         with transaction.atomic():
-            Project.objects.select_for_update().filter(pk=project.pk).first()
+            Project.objects.lock(project.pk)
             number = (ModelVersion.objects.filter(project=project).aggregate(n=Max("number"))["n"] or 0) + 1
             path = weights_file(project, number)
             path.parent.mkdir(parents=True, exist_ok=True)

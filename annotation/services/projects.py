@@ -67,7 +67,7 @@ def project_update(
     A new overlap rate re-draws which unlabelled items go to two annotators. Locks the project row; the
     instance passed in is brought up to date too, so the caller never goes on with stale settings.
     """
-    locked = Project.objects.select_for_update().get(pk=project.pk)
+    locked = Project.objects.lock(project.pk)
     for field in ("name", "description", "instructions", "archived", "settings"):
         setattr(project, field, getattr(locked, field))
     if name is not None:

@@ -148,7 +148,7 @@ def scoring_finish(*, job: Job, version: ModelVersion, scored: int) -> int:
     """
     project = version.project
     with transaction.atomic():
-        Project.objects.select_for_update().filter(pk=project.pk).first()
+        Project.objects.lock(project.pk)
         version.refresh_from_db()
         champion = ModelVersion.objects.filter(project=project, status=ModelStatus.CHAMPION).first()
         promotion = None

@@ -49,7 +49,7 @@ def splits_fill(*, project: Project) -> int:
     validation is never reshuffled. Takes the project row lock so two fills cannot race.
     """
     with transaction.atomic():
-        project = Project.objects.select_for_update().get(pk=project.pk)
+        project = Project.objects.lock(project.pk)
         settings = parse_settings(project.task_type, project.settings)
         pending = list(
             Item.objects.filter(project=project, split=Split.UNASSIGNED).values_list(
@@ -108,7 +108,7 @@ def splits_configure(
     because changing it then would make old and new metrics incomparable.
     """
     with transaction.atomic():
-        project = Project.objects.select_for_update().get(pk=project.pk)
+        project = Project.objects.lock(project.pk)
         current = parse_settings(project.task_type, project.settings)
         changes = {
             name: value

@@ -1,15 +1,18 @@
-"""Concurrent writers against PostgreSQL: one edit wins, the rest conflict; one import of a file wins."""
+"""Concurrent writers against PostgreSQL: one edit wins, the rest conflict; one import of a file wins; an import
+and a re-rank under the project lock both finish."""
 
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 
 from annotation.ingest.results import Outcome
-from annotation.models import Instance, Label
+from annotation.models import Instance, Item, ItemKind, Label, Project, QueueEntry
 from annotation.services import LabelConflict, import_run, label_submit
+from annotation.services.queue import queue_add_items, queue_rerank
 from tests import dicom_samples as samples
 from tests.annotation.test_ingest import source
 
@@ -199,3 +202,47 @@ def test_skips_racing_the_labels_that_close_an_item_keep_the_counters_exact(vess
     for tally in WorkTally.objects.filter(project=vessel_project):
         counted = tally_count(vessel_project.pk, tally.annotator_id)
         assert {name: getattr(tally, name) for name in counted} == counted, tally.annotator_id
+
+
+def test_an_import_committing_beside_a_rerank_under_the_project_lock_does_not_deadlock(vessel_project):
+    """Seen in benchmarks.al_http: a scoring job held the project row and waited for the queue row, which an import
+    held; the import's commit then checked its queue entries' foreign key to the project (FOR KEY SHARE), and with
+    the project locked FOR UPDATE PostgreSQL found a deadlock and failed the imported file."""
+    import_run(project=vessel_project, sources=[source("run.dcm", samples.xa_bytes(seed=5))])
+    patient = vessel_project.items.get().patient
+    import_holds_queue, rerank_holds_project = threading.Event(), threading.Event()
+    errors: list[Exception] = []
+
+    def importer() -> None:
+        try:
+            with transaction.atomic():
+                item = Item.objects.create(project=vessel_project, kind=ItemKind.CINE_RUN, patient=patient, title="new")
+                queue_add_items(project=vessel_project, item_ids=[item.pk])  # locks the queue row, adds entries
+                import_holds_queue.set()
+                rerank_holds_project.wait(10)
+                time.sleep(0.5)  # the re-rank is now waiting for the queue row
+            # commit: the entries' foreign key to the project is checked here
+        except Exception as exc:  # noqa: BLE001 - the test reports it
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    def rerank() -> None:
+        try:
+            import_holds_queue.wait(10)
+            with transaction.atomic():
+                Project.objects.lock(vessel_project.pk)  # as scoring_finish does before promoting and re-ranking
+                rerank_holds_project.set()
+                queue_rerank(project=vessel_project)
+        except Exception as exc:  # noqa: BLE001 - the test reports it
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=importer), threading.Thread(target=rerank)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert QueueEntry.objects.filter(project=vessel_project, item__title="new").exists()

@@ -367,6 +367,13 @@ def promotion_decision(
             f"its {theirs:.3f} on the same {m} items is not worse beyond noise ({_interval_text(champion)})"
             f"{worse_proper}"
         )
+    if refresh is not None and _not_worse(champion):  # the refit fails on its probabilities alone: say so
+        return False, (
+            f"kept the champion: the refit on {refresh[1]} human labels (it had {refresh[0]}) is level on test "
+            f"{primary} ({mine:.3f} vs {theirs:.3f}, {_interval_text(champion)}), but its test {proper['metric']} "
+            f"{proper['candidate']:.3f} is worse than the champion's {proper['other']:.3f} on the same {m} items "
+            f"beyond noise ({_interval_text(proper)})"
+        )
     return False, (
         f"kept the champion: test {primary} {mine:.3f} vs its {theirs:.3f} "
         f"on the same {m} items is within noise ({_interval_text(champion)})"

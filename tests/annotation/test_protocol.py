@@ -113,13 +113,15 @@ def test_a_refit_on_more_labels_replaces_the_champion_unless_shown_worse():
         {"comparison": {"baseline": beats, "champion": worse}}, "macro_f1", True, refresh=(40, 60)
     )
     assert not wins
-    wins, _ = promotion_decision(
+    wins, rule = promotion_decision(
         {"comparison": {"baseline": beats, "champion": {**tie, "proper": worse_probabilities}}},
         "macro_f1",
         True,
         refresh=(40, 60),
     )
-    assert not wins  # level on the primary metric, but its probabilities are worse beyond noise
+    # Level on the primary metric, but its probabilities are worse beyond noise, and the rule says which.
+    assert not wins and rule.startswith("kept the champion: the refit on 60 human labels (it had 40) is level")
+    assert "test log loss 0.400 is worse than the champion's 0.200 on the same 30 items beyond noise" in rule
 
 
 def test_only_the_first_model_must_beat_the_trivial_baseline_beyond_noise():

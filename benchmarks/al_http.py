@@ -9,22 +9,22 @@ PostgreSQL server, each seed gets a new database of its own there, dropped after
 each in its own process. This process is the client, over HTTP only (token auth, `requests`):
 1. a lead creates a vessel-type project with default settings (retraining only on "Retrain now": the rounds are
    this script's), adds an annotator, and uploads a generated LCA/RCA cohort (default 200 runs of 40 patients,
-   256², 30–90 frames, its own seed), then a second cohort of other patients (default 100 runs) that is never
-   labelled;
+   256², 30–90 frames, its own seed);
 2. the annotator takes items with `POST /api/projects/<slug>/next/`, opens each item's workspace, and answers
-   from the generator's truth with `POST /api/labels/` (a run of the never-labelled cohort is skipped with a
-   reason: it goes back to the queue for others and is never labelled); the locked test items come through the
-   same hand-outs (their own random share, the first ones first), so they count as labels here;
+   from the generator's truth with `POST /api/labels/`; the locked test items come through the same hand-outs
+   (their own random share, the first ones first), so they count as labels here;
 3. after every `step` labels the lead presses "Retrain now" (`POST …/train/`) and the script waits for the jobs;
-   a rejected candidate is asked to score too (`POST /api/model-versions/<id>/score/`, which never promotes),
-   so that it can be compared on the same runs.
-After each round it reads the predictions over the API and reports, on the never-labelled cohort: accuracy of
-the champion, of the latest (unselected) candidate, and of scikit-learn's L2 logistic regression on the two C-arm
-angles with quadratic terms trained by the script on the same labels (the angles come from the workspace), once on
-all of them and once without the locked test items, which count as labels but never train the platform's model;
-the champion's accuracy on the first cohort's still-unlabelled runs, its ECE, and whether the keep/replace
-decision is contradicted on the never-labelled cohort beyond its 90 % paired-bootstrap interval (the wider of
-resampling runs and resampling patients, as the platform decides).
+4. when the budget is spent, the lead uploads a second cohort of other patients (default 100 runs, another seed),
+   as the issue's protocol did: it is never labelled, never handed out and never ordered by a model. Every model
+   version a round names (its candidate, the champion, the version it was compared with) is asked to score it
+   (`POST /api/model-versions/<id>/score/`, which never promotes).
+Then, for each round, on the never-labelled cohort: accuracy of the champion, of the latest (unselected)
+candidate, and of scikit-learn's L2 logistic regression on the two C-arm angles with quadratic terms trained by
+the script on the same labels (the angles come from the workspace), once on all of them and once without the
+locked test items, which count as labels but never train the platform's model; the champion's ECE, and whether
+the keep/replace decision is contradicted on the never-labelled cohort beyond its 90 % paired-bootstrap interval
+(the wider of resampling runs and resampling patients, as the platform decides). Also the champion's accuracy on
+the first cohort's still-unlabelled runs, read at the round.
 The runs are matched to their truth by their C-arm angles, which the workspace shows to annotators.
 """
 
@@ -212,9 +212,9 @@ def upload(lead: Client, slug: str, files: list[Path], batch: int = 20) -> None:
                 raise RuntimeError(f"import job {job['id']} did not finish within 10 minutes")
             time.sleep(0.2)
         body = body.get("result", {})
-        stored = sum(1 for f in body.get("files", []) if f.get("outcome") == "stored")
-        if stored != len(chunk):
-            raise RuntimeError(f"only {stored} of {len(chunk)} files stored: {json.dumps(body)[:500]}")
+        missing = [f for f in body.get("files", []) if f.get("outcome") != "stored"]
+        if missing or len(body.get("files", [])) != len(chunk):
+            raise RuntimeError(f"{len(missing)} of {len(chunk)} files not stored: {json.dumps(missing)[:2000]}")
 
 
 # ---------------------------------------------------------------------------------------------------- one seed
@@ -387,35 +387,22 @@ def run_seed_on(args: argparse.Namespace, seed: int, root: Path, database_url: s
         lead.call("POST", f"/api/projects/{slug}/members/", json={"username": "annotator", "role": "annotator"})
         t0 = time.monotonic()
         upload(lead, slug, first.files)
-        first_ids = {row["id"] for row in lead.every(f"/api/items/?project={slug}")}
-        upload(lead, slug, fresh.files)
         wait_for_ranking(lead, slug)
         run.seconds["upload + cold start"] = time.monotonic() - t0
-        # Match every item to its truth through what the workspace shows: the C-arm angles.
-        angles: dict[int, tuple[float, float]] = {}
-        truth: dict[int, str] = {}
-        patient: dict[int, str] = {}
-        for row in lead.every(f"/api/items/?project={slug}"):
-            geometry = lead.call("GET", f"/api/items/{row['id']}/workspace/")["item"]["media"]["geometry"]
-            key = angle_key(geometry["positioner_primary_angle"], geometry["positioner_secondary_angle"])
-            angles[row["id"]] = key
-            truth[row["id"]] = (first.truth if row["id"] in first_ids else fresh.truth)[key]
-            patient[row["id"]] = (first.patient if row["id"] in first_ids else fresh.patient)[key]
-        fresh_truth = {i: v for i, v in truth.items() if i not in first_ids}
+        angles, truth, patient = match_truth(lead, slug, first)
         labelled: dict[int, str] = {}
-        champion_number = None
+        rounds: list[tuple[Round, dict]] = []  # each round and the versions it names, scored on fresh runs later
         t0 = time.monotonic()
         while len(labelled) < args.budget:
             target = min(len(labelled) + args.step, args.budget)
+            exhausted = False
             while len(labelled) < target:
                 handed = annotator.call("POST", f"/api/projects/{slug}/next/")
                 item = handed.get("item")
                 if item is None:
+                    exhausted = True
                     break
                 annotator.call("GET", handed["workspace_url"])
-                if item not in first_ids:  # the never-labelled cohort: back to the queue, unlabelled
-                    annotator.call("POST", f"/api/items/{item}/skip/", json={"reason": "held out by the benchmark"})
-                    continue
                 annotator.call(
                     "POST",
                     "/api/labels/",
@@ -426,64 +413,108 @@ def run_seed_on(args: argparse.Namespace, seed: int, root: Path, database_url: s
             wait_for_jobs(lead, slug)
             versions = lead.every(f"/api/model-versions/?project={slug}")
             latest = max(versions, key=lambda v: v["number"])
-            if latest["status"] == "rejected":  # its answers on the same runs, never promoted
-                lead.call("POST", f"/api/model-versions/{latest['id']}/score/", json={})
-                wait_for_jobs(lead, slug)
             champion = next((v for v in versions if v["status"] == "champion"), None)
+            other = next((v for v in versions if v["number"] == latest["compared_with"]), None)
             result = Round(labels=len(labelled), rule=latest["decision_rule"])
             result.decision = f"v{latest['number']} {latest['family']} {latest['status']}"
             result.promoted = latest["status"] == "champion"
-            candidate_out = predictions_of(lead, latest["id"])
-            result.candidate_fresh = accuracy(candidate_out, fresh_truth)
             if champion is not None:
-                champion_out = predictions_of(lead, champion["id"])
                 result.champion = f"v{champion['number']} {champion['family']}"
-                result.champion_fresh = accuracy(champion_out, fresh_truth)
-                result.champion_ece = expected_calibration_error(champion_out, fresh_truth)
-                unlabelled = {i: v for i, v in truth.items() if i in first_ids and i not in labelled}
-                result.champion_unlabelled = accuracy(champion_out, unlabelled)
-            against = latest["compared_with"]
-            other = next((v for v in versions if v["number"] == against), None)
-            if other is not None and latest["status"] in ("champion", "rejected"):
-                result.contradicted = contradicted(
-                    candidate_out,
-                    predictions_of(lead, other["id"]),
-                    fresh_truth,
-                    promoted=latest["status"] == "champion",
-                    patient=patient,
-                )
-            result.baseline_fresh = accuracy(
-                angle_baseline([(angles[i], v) for i, v in labelled.items()], {i: angles[i] for i in fresh_truth}),
-                fresh_truth,
-            )
-            # The locked test items count as labels here but never train the platform's model: the same
-            # regression on the labels it could train on.
+                unlabelled = {i: v for i, v in truth.items() if i not in labelled}
+                result.champion_unlabelled = accuracy(predictions_of(lead, champion["id"]), unlabelled)
+            # The locked test items count as labels here but never train the platform's model: the outside
+            # regression is also fitted on the labels the platform could train on.
             held_out = {row["id"] for row in lead.every(f"/api/items/?project={slug}") if row["split"] == "test"}
-            result.baseline_train_fresh = accuracy(
-                angle_baseline(
-                    [(angles[i], v) for i, v in labelled.items() if i not in held_out],
-                    {i: angles[i] for i in fresh_truth},
-                ),
-                fresh_truth,
+            rounds.append(
+                (
+                    result,
+                    {
+                        "latest": latest,
+                        "champion": champion,
+                        "other": other if latest["status"] in ("champion", "rejected") else None,
+                        "labelled": dict(labelled),
+                        "held_out": held_out,
+                    },
+                )
             )
-            champion_number = champion["number"] if champion else champion_number
-            run.rounds.append(result)
             print(
                 f"  seed {seed}: {result.labels:4d} labels  {result.decision:<34} champion {result.champion:<22} "
-                f"fresh: champion {_num(result.champion_fresh)} candidate {_num(result.candidate_fresh)} "
-                f"baseline {_num(result.baseline_fresh)}  unlabelled {_num(result.champion_unlabelled)}"
+                f"unlabelled {_num(result.champion_unlabelled)}",
+                flush=True,
+            )
+            if exhausted:
+                break
+        run.seconds["label + train"] = time.monotonic() - t0
+        # The never-labelled cohort arrives after the labelling (as the issue's protocol has it), so it is never
+        # handed out, never in the test set's lead and never ranked by a model; every version named above then
+        # scores it (scoring never promotes).
+        t0 = time.monotonic()
+        before = {row["id"] for row in lead.every(f"/api/items/?project={slug}")}
+        upload(lead, slug, fresh.files)
+        wait_for_jobs(lead, slug)
+        fresh_angles, fresh_truth, fresh_patient = match_truth(lead, slug, fresh, skip=before)
+        patient.update(fresh_patient)
+        named = {v["id"]: v for _, refs in rounds for v in (refs["latest"], refs["champion"], refs["other"]) if v}
+        for version_id in sorted(named):
+            lead.call("POST", f"/api/model-versions/{version_id}/score/", json={})
+        wait_for_jobs(lead, slug)
+        outputs = {version_id: predictions_of(lead, version_id) for version_id in named}
+        run.seconds["never-labelled cohort: upload + score"] = time.monotonic() - t0
+        for result, refs in rounds:
+            candidate_out = outputs[refs["latest"]["id"]]
+            result.candidate_fresh = accuracy(candidate_out, fresh_truth)
+            if refs["champion"] is not None:
+                champion_out = outputs[refs["champion"]["id"]]
+                result.champion_fresh = accuracy(champion_out, fresh_truth)
+                result.champion_ece = expected_calibration_error(champion_out, fresh_truth)
+            if refs["other"] is not None:
+                result.contradicted = contradicted(
+                    candidate_out,
+                    outputs[refs["other"]["id"]],
+                    fresh_truth,
+                    promoted=result.promoted,
+                    patient=patient,
+                )
+            labels = refs["labelled"]
+            result.baseline_fresh = accuracy(
+                angle_baseline([(angles[i], v) for i, v in labels.items()], fresh_angles), fresh_truth
+            )
+            result.baseline_train_fresh = accuracy(
+                angle_baseline([(angles[i], v) for i, v in labels.items() if i not in refs["held_out"]], fresh_angles),
+                fresh_truth,
+            )
+            run.rounds.append(result)
+            print(
+                f"  seed {seed}: {result.labels:4d} labels  fresh: champion {_num(result.champion_fresh)} "
+                f"candidate {_num(result.candidate_fresh)} baseline {_num(result.baseline_fresh)}"
                 f"{'  CONTRADICTED' if result.contradicted else ''}",
                 flush=True,
             )
-            if handed.get("item") is None:
-                break
-        run.seconds["label + train"] = time.monotonic() - t0
     except Exception:
         print(server.log_tail(), file=sys.stderr)
         raise
     finally:
         server.stop()
     return run
+
+
+def match_truth(
+    lead: Client, slug: str, cohort: Cohort, skip: frozenset[int] | set[int] = frozenset()
+) -> tuple[dict[int, tuple[float, float]], dict[int, str], dict[int, str]]:
+    """Match the project's items (but `skip`) to the cohort's truth through what the workspace shows: the C-arm
+    angles. Returns each item's angles, vessel and patient."""
+    angles: dict[int, tuple[float, float]] = {}
+    truth: dict[int, str] = {}
+    patient: dict[int, str] = {}
+    for row in lead.every(f"/api/items/?project={slug}"):
+        if row["id"] in skip:
+            continue
+        geometry = lead.call("GET", f"/api/items/{row['id']}/workspace/")["item"]["media"]["geometry"]
+        key = angle_key(geometry["positioner_primary_angle"], geometry["positioner_secondary_angle"])
+        angles[row["id"]], truth[row["id"]], patient[row["id"]] = key, cohort.truth[key], cohort.patient[key]
+    if len(truth) != len(cohort.files):
+        raise RuntimeError(f"{len(truth)} items matched, {len(cohort.files)} files uploaded")
+    return angles, truth, patient
 
 
 def _num(value: float | None) -> str:
@@ -537,7 +568,8 @@ def report(runs: list[Run], args: argparse.Namespace) -> str:
         f"{'PostgreSQL' if os.environ.get('DATABASE_URL') else 'SQLite'}), default project settings\n"
         f"cohort per seed: {args.patients} patients x {args.runs} runs, {args.size}x{args.size}, {args.frames} "
         f"frames, knobs {args.cohort_knobs or '{}'}; never-labelled cohort: {args.fresh_runs} runs of other "
-        f"patients (another seed); seeds {', '.join(str(r.seed) for r in runs)}\n"
+        f"patients (another seed), imported after the labelling and scored by every version a round names; "
+        f"seeds {', '.join(str(r.seed) for r in runs)}\n"
         f"each round: {args.step} labels through next (test hand-outs included), Retrain now, wait for the jobs\n"
         f"{machine_line()}\n\n"
         f"Accuracy (mean over seeds)\n"

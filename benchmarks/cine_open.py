@@ -12,7 +12,10 @@ HTTP cache, logged in through the login form once) and measures from navigation 
   that reads DICOM in the browser must transfer before it can show anything);
 - the same frames without the player: fetched one after another and decoded, as a naive loop would;
 - the workspace with the cine tool, as an annotator opens it (`/projects/<slug>/label/`, the queue hands out the
-  run): the page arrives with the first item's `next` answer embedded (leased as it was rendered), preloads
+  run), three ways: in the context's new tab (the browser starts a renderer process for the site as part of the
+  navigation), then the next run in the same tab (page cached), and in another fresh context whose tab first shows
+  a page of the site (as when the annotator follows the project page's Label link; nothing of the workspace
+  cached): the page arrives with the first item's `next` answer embedded (leased as it was rendered), preloads
   frame 0 from its head, before the styles and modules, and shows it as an <img> in the tool's place (on screen
   when painted: its Element Timing entry); the tool then takes that image over, draws it on its canvas and reads
   frames 1… in one packed response (`frames/pack/`, each frame decoded as its bytes arrive), read from the tool's
@@ -44,6 +47,8 @@ from benchmarks.cine_asgi import bench_routes
 from benchmarks.common import django_test_database, machine_line, save, table
 
 PASSWORD = "bench-password"
+
+WORKSPACE_OPENINGS = ("workspace", "workspace_warm", "workspace_linked")
 
 # Runs in a blank page of the server's origin: fetch a URL whole and return when it arrived (ms since navigation).
 FETCH_DICOM_JS = """
@@ -269,9 +274,7 @@ def measure_once(browser, state: dict, base: str, item, frames: int, fps: float)
 
     # The annotator's path: the queue hands out a run; cold, a fresh browser; warm, the same browser opening the
     # next run (the page's scripts and styles cached, the run's frames not: every opening is a run not seen).
-    context = browser.new_context(storage_state=state)
-    page = context.new_page()
-    for name in ("workspace", "workspace_warm"):
+    def open_workspace(page, name: str) -> None:
         page.goto(f"{base}/projects/{item.project.slug}/label/")
         page.wait_for_function("() => window.lumenCine && window.lumenCine.allFramesMs !== null", timeout=120_000)
         result = page.evaluate(WORKSPACE_MARKS_JS)
@@ -279,6 +282,18 @@ def measure_once(browser, state: dict, base: str, item, frames: int, fps: float)
         result["shown"] = page.evaluate(PLAYBACK_JS, round(1100 * frames / fps))
         results[name] = result
         skip_current(item.project)
+
+    context = browser.new_context(storage_state=state)
+    page = context.new_page()
+    for name in ("workspace", "workspace_warm"):
+        open_workspace(page, name)
+    context.close()
+    # Cold cache again, but the tab already shows a page of the site, as when an annotator follows the project
+    # page's Label link: the browser has a renderer process for the site, nothing of the workspace is cached.
+    context = browser.new_context(storage_state=state)
+    page = context.new_page()
+    page.goto(f"{base}/bench/blank")
+    open_workspace(page, "workspace_linked")
     context.close()
     return results
 
@@ -324,7 +339,7 @@ def main() -> None:
 
             from annotation.ingest.store import media_path
 
-            item, username = import_item(dicom, runs=4 * (args.repeats + 1))
+            item, username = import_item(dicom, runs=8 * (args.repeats + 1))  # two runs leased per opening
             instance = item.instance
             stored_dicom = media_path(instance.file_path)
             dicom_bytes = stored_dicom.stat().st_size
@@ -384,6 +399,7 @@ def report(
         ("sequential", f"fetch + decode the {fmt} frames one by one"),
         ("workspace", "Lumen workspace, cine tool (page + API + frames)"),
         ("workspace_warm", "  the same, opening the next run (page cached)"),
+        ("workspace_linked", "  the same, cold cache, from a page of the site"),
     ):
         first, all_ = median(name, "first"), median(name, "all")
         sent = median(name, "bytes") if name != "dicom" else dicom_bytes
@@ -412,7 +428,7 @@ def report(
         ],
         rows,
     )
-    laps = [playback_summary(r[name]["shown"], args.frames) for r in rounds for name in ("workspace", "workspace_warm")]
+    laps = [playback_summary(r[name]["shown"], args.frames) for r in rounds for name in WORKSPACE_OPENINGS]
 
     def steps(name: str) -> str:
         told = [
@@ -437,10 +453,12 @@ def report(
         f"Cine open benchmark: one XA run of {args.frames} frames at {args.size}x{args.size} (8-bit), "
         f"DICOM {dicom_bytes / 1e6:.2f} MB, frame cache {cache_bytes / 1e6:.2f} MB as {fmt}\n"
         f"{machine_line()} · load average {load:.1f} at start · server: {server}, on 127.0.0.1 · headless Chromium, "
-        f"a fresh browser (cold cache) per round, then the next run in the same browser (warm) · "
+        f"a fresh browser context (cold cache) per round, then the next run in the same tab (warm), then a fresh "
+        f"context whose tab first shows a page of the site · "
         f"median of {len(rounds)} (ms since navigation start)\n\n{body}\n\n"
         f"Workspace timeline, cold (median ms): {steps('workspace')}.\n"
         f"Workspace timeline, warm (median ms): {steps('workspace_warm')}.\n"
+        f"Workspace timeline, cold cache, from a page of the site (median ms): {steps('workspace_linked')}.\n"
         "('next … answered: none': the first item came embedded in the page, leased as it was rendered; frame 0 is "
         "requested by the page head's preload and shown by the page as an image (painted: Element Timing) until the "
         "player, once its module has loaded, takes that image over and draws it on its canvas. 'first frame' in "

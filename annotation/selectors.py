@@ -208,6 +208,9 @@ def wanting_count(project_id: int) -> int:
     return _wanting(project_id).count()
 
 
+TALLY_CHUNK = 10000  # item ids per query when counting which of an annotator's items still want labels
+
+
 def tally_count(project_id: int, annotator_id: int) -> dict[str, int]:
     """Count an annotator's tally in a project from the rows (what the incremental counters must equal).
 
@@ -241,9 +244,6 @@ def tally_count(project_id: int, annotator_id: int) -> dict[str, int]:
         "handouts": handouts["total"],
         "gold_handouts": handouts["gold"],
     }
-
-
-TALLY_CHUNK = 10000  # item ids per query when counting which of an annotator's items still want labels
 
 
 def tally_of(project: Project, annotator_id: int) -> dict[str, int]:

@@ -39,7 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -235,6 +235,17 @@ class Round:
 
 
 @dataclass
+class Named:
+    """What a round names, kept until the never-labelled cohort is scored after the labelling."""
+
+    latest: dict
+    champion: dict | None
+    other: dict | None  # the version the latest was compared with, when it was judged against one
+    labelled: dict[int, str]
+    held_out: set[int]
+
+
+@dataclass
 class Run:
     seed: int
     rounds: list[Round] = field(default_factory=list)
@@ -391,7 +402,7 @@ def run_seed_on(args: argparse.Namespace, seed: int, root: Path, database_url: s
         run.seconds["upload + cold start"] = time.monotonic() - t0
         angles, truth, patient = match_truth(lead, slug, first)
         labelled: dict[int, str] = {}
-        rounds: list[tuple[Round, dict]] = []  # each round and the versions it names, scored on fresh runs later
+        rounds: list[tuple[Round, Named]] = []
         t0 = time.monotonic()
         while len(labelled) < args.budget:
             target = min(len(labelled) + args.step, args.budget)
@@ -425,18 +436,8 @@ def run_seed_on(args: argparse.Namespace, seed: int, root: Path, database_url: s
             # The locked test items count as labels here but never train the platform's model: the outside
             # regression is also fitted on the labels the platform could train on.
             held_out = {row["id"] for row in lead.every(f"/api/items/?project={slug}") if row["split"] == "test"}
-            rounds.append(
-                (
-                    result,
-                    {
-                        "latest": latest,
-                        "champion": champion,
-                        "other": other if latest["status"] in ("champion", "rejected") else None,
-                        "labelled": dict(labelled),
-                        "held_out": held_out,
-                    },
-                )
-            )
+            judged = other if latest["status"] in ("champion", "rejected") else None
+            rounds.append((result, Named(latest, champion, judged, dict(labelled), held_out)))
             print(
                 f"  seed {seed}: {result.labels:4d} labels  {result.decision:<34} champion {result.champion:<22} "
                 f"unlabelled {_num(result.champion_unlabelled)}",
@@ -454,33 +455,33 @@ def run_seed_on(args: argparse.Namespace, seed: int, root: Path, database_url: s
         wait_for_jobs(lead, slug)
         fresh_angles, fresh_truth, fresh_patient = match_truth(lead, slug, fresh, skip=before)
         patient.update(fresh_patient)
-        named = {v["id"]: v for _, refs in rounds for v in (refs["latest"], refs["champion"], refs["other"]) if v}
+        named = {v["id"] for _, refs in rounds for v in (refs.latest, refs.champion, refs.other) if v}
         for version_id in sorted(named):
             lead.call("POST", f"/api/model-versions/{version_id}/score/", json={})
         wait_for_jobs(lead, slug)
         outputs = {version_id: predictions_of(lead, version_id) for version_id in named}
         run.seconds["never-labelled cohort: upload + score"] = time.monotonic() - t0
         for result, refs in rounds:
-            candidate_out = outputs[refs["latest"]["id"]]
+            candidate_out = outputs[refs.latest["id"]]
             result.candidate_fresh = accuracy(candidate_out, fresh_truth)
-            if refs["champion"] is not None:
-                champion_out = outputs[refs["champion"]["id"]]
+            if refs.champion is not None:
+                champion_out = outputs[refs.champion["id"]]
                 result.champion_fresh = accuracy(champion_out, fresh_truth)
                 result.champion_ece = expected_calibration_error(champion_out, fresh_truth)
-            if refs["other"] is not None:
+            if refs.other is not None:
                 result.contradicted = contradicted(
                     candidate_out,
-                    outputs[refs["other"]["id"]],
+                    outputs[refs.other["id"]],
                     fresh_truth,
                     promoted=result.promoted,
                     patient=patient,
                 )
-            labels = refs["labelled"]
+            labels = refs.labelled
             result.baseline_fresh = accuracy(
                 angle_baseline([(angles[i], v) for i, v in labels.items()], fresh_angles), fresh_truth
             )
             result.baseline_train_fresh = accuracy(
-                angle_baseline([(angles[i], v) for i, v in labels.items() if i not in refs["held_out"]], fresh_angles),
+                angle_baseline([(angles[i], v) for i, v in labels.items() if i not in refs.held_out], fresh_angles),
                 fresh_truth,
             )
             run.rounds.append(result)
@@ -499,7 +500,7 @@ def run_seed_on(args: argparse.Namespace, seed: int, root: Path, database_url: s
 
 
 def match_truth(
-    lead: Client, slug: str, cohort: Cohort, skip: frozenset[int] | set[int] = frozenset()
+    lead: Client, slug: str, cohort: Cohort, skip: Container[int] = ()
 ) -> tuple[dict[int, tuple[float, float]], dict[int, str], dict[int, str]]:
     """Match the project's items (but `skip`) to the cohort's truth through what the workspace shows: the C-arm
     angles. Returns each item's angles, vessel and patient."""

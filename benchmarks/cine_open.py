@@ -272,8 +272,8 @@ def measure_once(browser, state: dict, base: str, item, frames: int, fps: float)
         results[name] = result
         context.close()
 
-    # The annotator's path: the queue hands out a run; cold, a fresh browser; warm, the same browser opening the
-    # next run (the page's scripts and styles cached, the run's frames not: every opening is a run not seen).
+    # The annotator's path: the queue hands out a run; cold, a fresh context; warm, the same tab opening the next
+    # run (the page's scripts and styles cached, the run's frames not: every opening is a run not seen).
     def open_workspace(page, name: str) -> None:
         page.goto(f"{base}/projects/{item.project.slug}/label/")
         page.wait_for_function("() => window.lumenCine && window.lumenCine.allFramesMs !== null", timeout=120_000)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from datetime import timedelta
 
 import pytest
@@ -165,8 +166,6 @@ def test_the_recount_command_names_what_it_corrected(vessel_project, annotator, 
 
 
 def test_counting_a_tally_reads_the_annotators_rows_not_the_projects_items(vessel_project, annotator, tmp_path):
-    import re
-
     # No overlap share: a labelled item wants no second label, so it is not counted as excused.
     project_update(project=vessel_project, settings={"overlap_rate": 0.0})
     vessel_cohort(vessel_project, tmp_path / "xa", patients=2, runs=3, seed=26)

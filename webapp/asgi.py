@@ -1,4 +1,5 @@
-"""ASGI entry point: HTTP through Django, websockets through Channels (routes grow with the live-update issue)."""
+"""ASGI entry point: HTTP through Django's handler in a thread pool (webapp/http_bridge.py), websockets through
+Channels."""
 
 import os
 
@@ -7,9 +8,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings.base")
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
-from django.core.asgi import get_asgi_application  # noqa: E402
+from django.core.wsgi import get_wsgi_application  # noqa: E402
 
-django_asgi_app = get_asgi_application()
+django_wsgi_app = get_wsgi_application()
 
 import gc  # noqa: E402
 from importlib import import_module  # noqa: E402
@@ -21,6 +22,7 @@ from django.conf import settings  # noqa: E402
 import_module(settings.ROOT_URLCONF)
 
 from annotation.routing import websocket_urlpatterns  # noqa: E402
+from webapp.http_bridge import DjangoHTTP  # noqa: E402
 from webapp.limits import BodyLimitMiddleware  # noqa: E402
 from webapp.warmup import urls_warm  # noqa: E402
 
@@ -35,7 +37,7 @@ gc.freeze()
 application = ProtocolTypeRouter(
     {
         # Bodies are bounded, and uploads authenticated, before Django reads them (webapp/limits.py).
-        "http": BodyLimitMiddleware(django_asgi_app),
+        "http": BodyLimitMiddleware(DjangoHTTP(django_wsgi_app)),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -58,8 +58,6 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     # Last, as django-axes asks: turns a lockout on the login form or the admin into its 429 page.
     "axes.middleware.AxesMiddleware",
-    # Not a real middleware: being sync-only, it makes the whole chain run sync under ASGI (webapp/middleware.py).
-    "webapp.middleware.SyncChainMiddleware",
 ]
 
 # django-axes counts failed logins on every path that authenticates a password (login form, admin, API token)

@@ -116,3 +116,33 @@ def test_interpolation_trains_and_compares_with_the_baselines_and_the_paper():
         assert all(0 < float(v) <= 1 for v in row[7:10]), row
     assert re.search(r"seed paper: .*clips\s+34\.251\s+0\.906", out) and "40.523" in out
     assert len(re.findall(r"linear blending on the clips \([+-]\d", out)) == 2, out
+
+
+def test_cine_open_times_the_workspace_in_chromium():
+    """A small run of the cine benchmark: the real workspace opened three ways in headless Chromium, each timed."""
+    env = dict(os.environ)
+    if DATABASE_URL.startswith("postgres"):  # served by the production server, on a database of its own
+        name = f"/lumen_bench_cine_smoke_{secrets.token_hex(4)}"
+        env["DATABASE_URL"] = urlunsplit(urlsplit(DATABASE_URL)._replace(path=name))
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.cine_open", "--frames", "6", "--size", "64", "--repeats", "1"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = done.stdout
+    openings = [
+        re.split(r"\s{2,}", line.strip())
+        for line in out.splitlines()
+        if line.lstrip().startswith(("Lumen workspace, cine tool", "the same, "))
+    ]
+    assert len(openings) == 3, out
+    for row in openings:
+        first, every, requests = float(row[1]), float(row[2]), int(row[3])
+        assert 0 < first <= every and requests >= 1, row
+    assert out.count("Workspace timeline") == 3, out
+    shown = re.search(r"Playback after loading, one lap at 1x: (\d+)-(\d+) of (\d+) frames shown", out)
+    assert shown and shown.group(3) == "6" and int(shown.group(1)) > 0, out

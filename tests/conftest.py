@@ -103,6 +103,24 @@ def fresh_throttles():
     cache.clear()
 
 
+def http_scope(method: str, path: str, headers: list[tuple[bytes, bytes]]) -> dict:
+    """The ASGI scope a server gives the application for an HTTP request from 127.0.0.1 (plus `headers`)."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1"), *headers],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8000),
+    }
+
+
 @contextmanager
 def connection_kept():
     """Around a call of the ASGI or WSGI application made as a server would: the request's start and end must not

@@ -41,22 +41,10 @@ def test_loading_the_asgi_application_imports_the_views():
 
 def asgi_call(method: str, path: str, chunks: list[bytes], headers: list[tuple[bytes, bytes]] = ()) -> dict:
     """Call the production ASGI application as the server does; return the status, headers and body messages."""
+    from tests.conftest import http_scope
     from webapp.asgi import application
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"127.0.0.1"), *headers],
-        "client": ("127.0.0.1", 5000),
-        "server": ("127.0.0.1", 8000),
-    }
+    scope = http_scope(method, path, list(headers))
     pending = list(chunks) or [b""]
     answer: dict = {"bodies": []}
 

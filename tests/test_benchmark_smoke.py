@@ -20,6 +20,25 @@ needs_postgres = pytest.mark.skipif(
 )
 
 
+def benchmark_run(module: str, *args: str, database: str) -> str:
+    """Run `python -m benchmarks.<module> args` (on PostgreSQL, a database of its own named from `database`: the
+    tests' own test database is in use); return its output, failing the test if it failed."""
+    env = dict(os.environ)
+    if DATABASE_URL.startswith("postgres"):
+        name = f"/{database}_{secrets.token_hex(4)}"
+        env["DATABASE_URL"] = urlunsplit(urlsplit(DATABASE_URL)._replace(path=name))
+    done = subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{module}", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
 @needs_postgres
 def test_http_load_drives_lumen_and_label_studio_from_client_processes():
     """Both production servers, Lumen's and a real Label Studio installed from PyPI, driven phase by phase."""
@@ -76,20 +95,8 @@ def test_http_load_drives_lumen_and_label_studio_from_client_processes():
 
 
 def test_ingest_compares_the_import_with_its_floor_and_reports_peak_memory():
-    env = dict(os.environ)
-    if DATABASE_URL.startswith("postgres"):  # a database of its own: the tests' own test database is in use
-        name = f"/lumen_bench_ingest_smoke_{secrets.token_hex(4)}"
-        env["DATABASE_URL"] = urlunsplit(urlsplit(DATABASE_URL)._replace(path=name))
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.ingest", "--files", "2", "--frames", "20", "--size", "64"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    lines = done.stdout.splitlines()
+    out = benchmark_run("ingest", "--files", "2", "--frames", "20", "--size", "64", database="lumen_bench_ingest_smoke")
+    lines = out.splitlines()
     for fmt in ("webp", "jpeg", "png"):
         floor = next(line for line in lines if line.startswith(f"floor: decode + window + encode as {fmt}"))
         lumen = next(line for line in lines if line.startswith(f"Lumen import, frame cache as {fmt}"))
@@ -120,20 +127,9 @@ def test_interpolation_trains_and_compares_with_the_baselines_and_the_paper():
 
 def test_cine_open_times_the_workspace_in_chromium():
     """A small run of the cine benchmark: the real workspace opened three ways in headless Chromium, each timed."""
-    env = dict(os.environ)
-    if DATABASE_URL.startswith("postgres"):  # served by the production server, on a database of its own
-        name = f"/lumen_bench_cine_smoke_{secrets.token_hex(4)}"
-        env["DATABASE_URL"] = urlunsplit(urlsplit(DATABASE_URL)._replace(path=name))
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.cine_open", "--frames", "6", "--size", "64", "--repeats", "1"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    out = done.stdout
+    # On PostgreSQL the run is served by the production server (gunicorn), as the full benchmark is.
+    args = ("--frames", "6", "--size", "64", "--repeats", "1")
+    out = benchmark_run("cine_open", *args, database="lumen_bench_cine_smoke")
     openings = [
         re.split(r"\s{2,}", line.strip())
         for line in out.splitlines()

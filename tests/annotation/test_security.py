@@ -16,7 +16,7 @@ from django.utils import timezone
 from knox.models import AuthToken
 from rest_framework.test import APIClient
 
-from tests.conftest import connection_kept
+from tests.conftest import connection_kept, http_scope
 from webapp import env as webapp_env
 
 pytestmark = pytest.mark.django_db
@@ -201,20 +201,7 @@ def _asgi(path: str, chunks: list[bytes], headers: list[tuple[bytes, bytes]]) ->
 
     from webapp.asgi import application
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"127.0.0.1"), *headers],
-        "client": ("127.0.0.1", 5000),
-        "server": ("127.0.0.1", 8000),
-    }
+    scope = http_scope("POST", path, headers)
     pending = list(chunks)
     read = 0
     answer: dict = {"body": b""}

@@ -1,9 +1,11 @@
 """The production entry point imports every view while a worker starts, so no user's request pays for it, and
 keeps what it imported out of the garbage collector's full passes."""
 
+import asyncio
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -39,7 +41,9 @@ def test_loading_the_asgi_application_imports_the_views():
     assert int(frozen) > 100_000, frozen
 
 
-def asgi_call(method: str, path: str, chunks: list[bytes], headers: list[tuple[bytes, bytes]] = ()) -> dict:
+def asgi_call(
+    method: str, path: str, chunks: list[bytes], headers: list[tuple[bytes, bytes]] = (), own_loop: bool = False
+) -> dict:
     """Call the production ASGI application as the server does; return the status, headers and body messages."""
     from tests.conftest import http_scope
     from webapp.asgi import application
@@ -58,8 +62,19 @@ def asgi_call(method: str, path: str, chunks: list[bytes], headers: list[tuple[b
         else:
             answer["bodies"].append(message.get("body", b""))
 
-    async_to_sync(application)(scope, receive, send)
+    if own_loop:
+        in_own_loop(application(scope, receive, send))
+    else:
+        async_to_sync(application)(scope, receive, send)
     return answer
+
+
+def in_own_loop(awaitable):
+    """Run `awaitable` to its end on an event loop of its own, in a thread of its own (the browser tests'
+    Playwright keeps an event loop running in the main thread, where async_to_sync refuses to run). What it runs
+    cannot see the test's database transaction there: only for requests that read no database."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, awaitable).result()
 
 
 @pytest.mark.django_db
@@ -87,7 +102,7 @@ def test_an_http_request_enters_the_sync_thread_once_and_ends_as_django_requests
     assert answer["status"] == 401
     # Django's ASGI handler made 7 hops for this request (the middleware chain, the view, the signals); Django's
     # WSGI handler is entered once and runs everything in that thread.
-    assert hops == ["WSGIResponder.wsgi"], hops
+    assert hops == ["DjangoHTTP.call"], hops
     # request_finished, on which Django gives its database connections back, fired at the end of the response.
     assert len(finished) == 1
 
@@ -125,12 +140,63 @@ def test_a_file_response_is_sent_whole_in_large_blocks():
     name = "admin/js/vendor/jquery/jquery.js"
     expected = Path(finders.find(name)).read_bytes()
     assert len(expected) > FILE_BLOCK_BYTES  # the test needs more than one block
-    answer = asgi_call("GET", f"/static/{name}", [])
+    answer = asgi_call("GET", f"/static/{name}", [], own_loop=True)
     assert answer["status"] == 200
     assert b"".join(answer["bodies"]) == expected
     # whitenoise answers with a file response: it travels in 256 KiB blocks (and the final empty message), where
     # Django's own iteration sends 4 KiB at a time.
     assert len(answer["bodies"]) <= -(-len(expected) // FILE_BLOCK_BYTES) + 1
+
+
+def test_a_slow_reader_of_a_file_does_not_hold_the_view_thread(monkeypatch):
+    """While a client is slow to read a file response, the worker's one view thread answers other requests."""
+    from django.contrib.staticfiles import finders
+
+    from tests.conftest import http_scope
+    from webapp import http_bridge
+    from webapp.asgi import application
+
+    # Small blocks: the file is many of them, more than any buffer between a sending thread and the client holds.
+    monkeypatch.setattr(http_bridge, "FILE_BLOCK_BYTES", 4096)
+
+    name = "admin/js/vendor/jquery/jquery.js"
+    expected = Path(finders.find(name)).read_bytes()
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def both() -> tuple[bytes, int, bool]:
+        first_block = asyncio.Event()
+        reading = asyncio.Event()  # the slow client reads its second block only once the other request is answered
+        file_bodies: list[bytes] = []
+        other: dict = {}
+
+        async def slow_send(message):
+            if message["type"] == "http.response.body":
+                file_bodies.append(message.get("body", b""))
+                if len(file_bodies) == 1:
+                    first_block.set()
+                    await reading.wait()
+
+        async def other_send(message):
+            if message["type"] == "http.response.start":
+                other["status"] = message["status"]
+
+        async def other_request():
+            await first_block.wait()  # the file's answer has begun: its view has returned
+            await application(http_scope("GET", "/api/", []), receive, other_send)
+            other["done_while_file_waits"] = len(file_bodies) == 1
+            reading.set()
+
+        await asyncio.wait_for(
+            asyncio.gather(application(http_scope("GET", f"/static/{name}", []), receive, slow_send), other_request()),
+            timeout=60,
+        )
+        return b"".join(file_bodies), other["status"], other["done_while_file_waits"]
+
+    sent, status, answered_meanwhile = in_own_loop(both())
+    assert status == 401 and answered_meanwhile
+    assert sent == expected
 
 
 def test_loading_the_asgi_application_builds_every_url_table_a_request_would():

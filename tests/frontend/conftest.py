@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -38,32 +39,40 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def page(browser):
-    """A fresh page, closed only once its requests have finished: the shell's prefetches and the draft it
-    sends as the page unloads must not reach the live server while the test database is flushed."""
-    context = browser.new_context(**CONTEXT)
+@contextmanager
+def settled_context(browser, **options):
+    """A browser context closed only once its requests have finished: the shell's prefetches, a playing run's
+    frames and the draft a page sends as it unloads must not reach the live server while the test database is
+    flushed (a request still reading tables then deadlocks with the flush)."""
+    context = browser.new_context(**options)
     in_flight = set()
     context.on("request", lambda request: in_flight.add(request))
     context.on("response", lambda response: in_flight.discard(response.request))
     context.on("requestfinished", lambda request: in_flight.discard(request))
     context.on("requestfailed", lambda request: in_flight.discard(request))
-    page = context.new_page()
 
-    def settle() -> None:
+    def settle(page) -> None:
         for _ in range(100):
             if not in_flight:
                 return
             page.wait_for_timeout(50)
 
-    yield page
     try:
-        settle()
-        page.goto("about:blank")
-        page.wait_for_timeout(300)  # a keepalive draft sent as the page unloads is not always reported
-        settle()
+        yield context
+        for page in context.pages:
+            settle(page)
+            page.goto("about:blank")
+            page.wait_for_timeout(300)  # a keepalive draft sent as the page unloads is not always reported
+            settle(page)
     finally:
         context.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh page in a context of its own, closed once its requests have finished (`settled_context`)."""
+    with settled_context(browser, **CONTEXT) as context:
+        yield context.new_page()
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import pytest
 
 from tests import dicom_samples as samples
 from tests.annotation.test_ingest import run
+from tests.frontend.conftest import settled_context
 from tests.frontend.test_browser_import import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -18,14 +19,13 @@ WATCH = """document.addEventListener('securitypolicyviolation', e => {
 
 @pytest.fixture
 def strict_page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    context.add_init_script(WATCH)
-    page = context.new_page()
-    refused: list[str] = []
-    page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
-    page.refused = refused
-    yield page
-    context.close()
+    with settled_context(browser, viewport={"width": 1280, "height": 800}) as context:
+        context.add_init_script(WATCH)
+        page = context.new_page()
+        refused: list[str] = []
+        page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
+        page.refused = refused
+        yield page
 
 
 def _violations(page) -> list[str]:

@@ -9,6 +9,7 @@ from django.db import connection
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
+from annotation.compiled import CompiledQuery
 from annotation.models import (
     Assignment,
     AssignmentKind,
@@ -95,11 +96,14 @@ def frames_of(user: User, item_id: int) -> Instance | None:
     """The DICOM instance whose rendered frames the item shows, if the user may see the item (one short query:
     every frame request of the cine player and the OCT tool asks it); None for a hidden item or one without
     frames."""
-    return (
-        Instance.objects.filter(items__pk=item_id, items__project__in=_projects_where(user))
-        .only("pk", "number_of_frames", "frames_dir", "frame_format")
-        .first()
-    )
+    return _FRAMES_OF.first(user=user, item_id=item_id) if user.is_authenticated else None
+
+
+_FRAMES_OF: CompiledQuery[Instance] = CompiledQuery(
+    lambda user, item_id: Instance.objects.filter(items__pk=item_id, items__project__in=_projects_where(user))
+    .only("pk", "number_of_frames", "frames_dir", "frame_format")
+    .order_by("pk")[:1]
+)
 
 
 def items_to_label(user: User) -> QuerySet[Item]:
@@ -330,6 +334,42 @@ def with_workspace_state(items: QuerySet[Item], user: User) -> QuerySet[Item]:
         ),
         latest_interpolation_model=latest_interpolation_model(OuterRef("project_id")),
     )
+
+
+# The hot path's item queries, compiled once per process (annotation.compiled): each item reload, `next` and submit
+# runs one of them.
+_WORKSPACE_ITEM: CompiledQuery[Item] = CompiledQuery(
+    lambda user, item_id: with_workspace_state(items_for(user), user).filter(pk=item_id)
+)
+_LEASED_ITEM: CompiledQuery[Item] = CompiledQuery(
+    lambda item_id, annotator_id, project_id: Item.objects.select_related("patient", "instance")
+    .annotate(
+        has_draft=Exists(Draft.objects.filter(item=OuterRef("pk"), author_id=annotator_id)),
+        latest_interpolation_model=latest_interpolation_model(project_id),
+    )
+    .filter(pk=item_id)
+)
+_ITEM_TO_LABEL: CompiledQuery[Item] = CompiledQuery(lambda user, item_id: items_to_label(user).filter(pk=item_id))
+
+
+def workspace_item(user: User, item_id: int) -> Item | None:
+    """The item as the workspace shows it to `user` (`items_for` with `with_workspace_state`), or None when they
+    may not see it."""
+    return _WORKSPACE_ITEM.first(user=user, item_id=item_id)
+
+
+def leased_item(item_id: int, annotator_id: int, project_id: int) -> Item:
+    """The item an annotator was just handed in project `project_id`, with its patient and instance, whether they
+    left a draft of it and the project's newest interpolation model (what the workspace reads), in one query."""
+    item = _LEASED_ITEM.first(item_id=item_id, annotator_id=annotator_id, project_id=project_id)
+    if item is None:
+        raise Item.DoesNotExist(f"no item {item_id}")
+    return item
+
+
+def item_to_label(user: User, item_id: int) -> Item | None:
+    """The item if `user` may label it (`items_to_label`), else None."""
+    return _ITEM_TO_LABEL.first(user=user, item_id=item_id)
 
 
 def latest_interpolation_model(project_id: Any) -> Subquery:

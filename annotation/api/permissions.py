@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.http import Http404, HttpRequest
 from rest_framework.exceptions import NotAuthenticated, PermissionDenied
 from rest_framework.request import Request
 
+from annotation.compiled import CompiledQuery
 from annotation.models import Project, Role
 from annotation.selectors import project_role, role_in
 
@@ -33,13 +34,19 @@ def signed_in(request: HttpRequest | Request) -> User:
     return user
 
 
+# Most project views start here: compiled once per process (annotation.compiled).
+_PROJECT_WITH_ROLE: CompiledQuery[Any] = CompiledQuery(
+    lambda slug, user: Project.objects.filter(slug=slug).annotate(viewer_role=role_in(user))
+)
+
+
 def project_for(request: Request, slug: str, *, lead: bool = False) -> ProjectWithRole:
     """Return the project if the user is a member (a lead, with lead=True); hide it from non-members.
 
     The project carries the caller's role as `viewer_role`, read in the same query, so a view need not look it up.
     """
     # A missing project and one the user is not in read the same: nobody learns which slugs exist.
-    project = Project.objects.filter(slug=slug).annotate(viewer_role=role_in(request.user)).first()
+    project = _PROJECT_WITH_ROLE.first(slug=slug, user=request.user) if request.user.is_authenticated else None
     if project is None or project.viewer_role is None:
         raise Http404(NO_PROJECT)
     if lead and project.viewer_role != Role.LEAD:

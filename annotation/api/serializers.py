@@ -236,6 +236,20 @@ class _VisibleItemField(serializers.PrimaryKeyRelatedField):
 
         return items_to_label(self.context["request"].user)
 
+    def to_internal_value(self, data):
+        from annotation.selectors import item_to_label
+
+        # What PrimaryKeyRelatedField does, through the compiled query of the submit path (selectors).
+        if isinstance(data, bool) or not isinstance(data, int | str):
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        try:
+            item = item_to_label(self.context["request"].user, int(data))
+        except ValueError:
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        if item is None:
+            self.fail("does_not_exist", pk_value=data)
+        return item
+
 
 class LabelSubmitSerializer(serializers.Serializer):
     item = _VisibleItemField(queryset=Item.objects.none())

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import TooManyFieldsSent, TooManyFilesSent
-from django.db.models import Count, Exists, OuterRef
+from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
@@ -31,7 +31,6 @@ from annotation.ingest import render
 from annotation.ingest.staging import StagedEntry, StagingUploadHandler, display_name
 from annotation.ingest.store import media_path
 from annotation.models import (
-    Draft,
     ImportFile,
     Item,
     ItemKind,
@@ -383,7 +382,9 @@ class ItemViewSet(viewsets.ReadOnlyModelViewSet):
     def workspace(self, request: Request, pk: str) -> Response:
         """Everything the labeling tool needs: the item, your label and draft, and task extras."""
         # With the user's role in its project (selectors.items_for) and what the workspace shows, in one query.
-        item: Any = get_object_or_404(selectors.with_workspace_state(self.get_queryset(), request.user), pk=pk)
+        item: Any = selectors.workspace_item(request.user, int(pk))
+        if item is None:
+            raise Http404("No item here.")
         self.check_object_permissions(request, item)
         return Response(workspace_body(item, request, item.viewer_role))
 
@@ -619,12 +620,7 @@ class MeView(APIView):
 def _leased_item(lease, project) -> Item:
     """The leased item with what the workspace shows of it, and whether the user left a draft of it, in one query
     (the project is known)."""
-    drafted = Exists(Draft.objects.filter(item=OuterRef("pk"), author_id=lease.annotator_id))
-    item = (
-        Item.objects.select_related("patient", "instance")
-        .annotate(has_draft=drafted, latest_interpolation_model=selectors.latest_interpolation_model(project.pk))
-        .get(pk=lease.item_id)
-    )
+    item = selectors.leased_item(lease.item_id, lease.annotator_id, project.pk)
     item.project = project
     return item
 

@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
 
+from annotation.compiled import CompiledQuery
 from annotation.label_schemas import label_payload_validate
 from annotation.models import Assignment, AssignmentState, Draft, Item, Label, LabelSource
 from annotation.selectors import current_label
@@ -23,6 +24,25 @@ class LabelConflict(Exception):
         super().__init__(f"label is at version {have}, but the edit was based on version {base_version}")
         self.current = current
         self.base_version = base_version
+
+
+def _item_locked(item_id: int, author: User):
+    mine = Label.objects.current().filter(item=OuterRef("pk"), author=author)
+    return (
+        Item.objects.select_for_update()
+        .filter(pk=item_id)
+        .annotate(
+            current_id=Subquery(mine.values("pk")[:1]),
+            current_version=Subquery(mine.values("version")[:1]),
+            has_draft=Exists(Draft.objects.filter(item=OuterRef("pk"), author=author)),
+        )
+        .values_list("labellers", "required_labels", "excluded_at", "current_id", "current_version", "has_draft")
+    )
+
+
+# The item row locked, with the author's current label (id, version) and whether they left a draft of it: what a
+# submit reads first, compiled once per process (annotation.compiled).
+_ITEM_LOCKED: CompiledQuery[tuple] = CompiledQuery(_item_locked)
 
 
 def label_submit(
@@ -51,19 +71,8 @@ def label_submit(
             # round trip (both the author's own), and whether a lead has excluded the item (refreshed on `item`: the
             # progress counts ask). Rows of other people (skips, review requests) are read by later statements,
             # which see what committed while this one waited for the lock.
-            mine = Label.objects.current().filter(item=OuterRef("pk"), author=author)
-            labellers, required, item.excluded_at, current_id, current_version, has_draft = (
-                Item.objects.select_for_update()
-                .filter(pk=item.pk)
-                .annotate(
-                    current_id=Subquery(mine.values("pk")[:1]),
-                    current_version=Subquery(mine.values("version")[:1]),
-                    has_draft=Exists(Draft.objects.filter(item=OuterRef("pk"), author=author)),
-                )
-                .values_list(
-                    "labellers", "required_labels", "excluded_at", "current_id", "current_version", "has_draft"
-                )
-                .get()
+            ((labellers, required, item.excluded_at, current_id, current_version, has_draft),) = _ITEM_LOCKED.rows(
+                item_id=item.pk, author=author
             )
             now = timezone.now()
             if current_version != base_version:

@@ -136,6 +136,15 @@ def test_an_expired_token_is_refused_and_deleted(member):
     assert not AuthToken.objects.filter(user=member).exists()
 
 
+def test_a_malformed_token_is_refused_not_an_error(member):
+    token = _token(APIClient(), member.username).json()["token"]
+    for header in (f"Token {token[:-1]}x", "Token \x00" + token[1:], f"Token {token[:15]}", "Token \xff\xfe"):
+        response = APIClient().get(reverse("api:me"), HTTP_AUTHORIZATION=header)
+        assert response.status_code == 401, (header, response.content)
+        assert response.json()["detail"] == "Invalid token."
+    assert _me(token) == 200
+
+
 def test_a_password_change_revokes_every_token(member):
     tokens = [_token(APIClient(), member.username).json()["token"] for _ in range(2)]
     member.last_login = timezone.now()

@@ -124,6 +124,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
+else:
+    # Parameters travel apart from the SQL (server-side binding), so the same statement text comes back on every
+    # call, and psycopg prepares a statement the second time one connection runs it: PostgreSQL then plans the
+    # hot path's joins once per connection instead of on every request (planning the workspace's item query took
+    # 2 ms, running it 0.4 ms). Connections live in a pool (production) or for the process, never behind a
+    # transaction-pooling proxy, which would hand a prepared statement's name to another session.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"server_side_binding": True, "prepare_threshold": 2})
 
 REDIS_URL = env.str("REDIS_URL", default="")
 # The cache holds the API throttles' counters: shared by every web process through Redis when there is one.

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+from typing import Any
+
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
@@ -27,6 +30,23 @@ from annotation.models import (
 )
 from annotation.tasks import label_task, task_choices
 from learning.spect_scoring import ica_obstructive
+
+
+class FieldsBuiltOnce(serializers.ModelSerializer):
+    """A ModelSerializer whose fields are built from the model's metadata once per class, not per instance.
+
+    DRF's ModelSerializer introspects the model and builds every field each time one is instantiated (each item the
+    workspace or `next` answers, each stored label); here each instance gets a deep copy of the fields built the
+    first time, as DRF gives each instance its declared fields. Only for serializers whose fields depend on the
+    class alone (not on the context or the instance).
+    """
+
+    def get_fields(self) -> dict[str, Any]:
+        built = type(self).__dict__.get("_fields_built")
+        if built is None:
+            built = super().get_fields()
+            type(self)._fields_built = built
+        return copy.deepcopy(built)
 
 
 class ProjectSerializer(serializers.ModelSerializer):
@@ -145,7 +165,7 @@ class PatientMapSerializer(serializers.ModelSerializer):
         fields = ["pseudonym", "original_patient_id", "original_name", "original_birth_date", "issuer"]
 
 
-class BurnedInSerializer(serializers.ModelSerializer):
+class BurnedInSerializer(FieldsBuiltOnce):
     """What is known of burned-in text in a file, and the lead's decision (never the text itself)."""
 
     instance = serializers.IntegerField(source="pk", read_only=True)
@@ -161,7 +181,7 @@ class BurnedInSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ItemSerializer(serializers.ModelSerializer):
+class ItemSerializer(FieldsBuiltOnce):
     """What an annotator may see of an item: no identifiers, no file names, only pseudonyms."""
 
     project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
@@ -205,7 +225,7 @@ class ItemSerializer(serializers.ModelSerializer):
         return label_task(item.project.task_type).item_media(item)
 
 
-class LabelSerializer(serializers.ModelSerializer):
+class LabelSerializer(FieldsBuiltOnce):
     author = serializers.CharField(source="author.username", read_only=True)
     is_current = serializers.BooleanField(read_only=True)
 
@@ -264,7 +284,7 @@ class LabelSubmitSerializer(serializers.Serializer):
     time_spent_ms = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=86_400_000)
 
 
-class PredictionSerializer(serializers.ModelSerializer):
+class PredictionSerializer(FieldsBuiltOnce):
     model_version = serializers.IntegerField(source="model_version.number", read_only=True)
 
     class Meta:
@@ -326,7 +346,7 @@ class JobSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class DraftSerializer(serializers.ModelSerializer):
+class DraftSerializer(FieldsBuiltOnce):
     class Meta:
         model = Draft
         fields = ["payload", "base_version", "time_spent_ms", "updated_at"]

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
 
 from annotation.compiled import CompiledQuery
 from annotation.label_schemas import label_payload_validate
-from annotation.models import Assignment, AssignmentState, Draft, Item, Label, LabelSource
+from annotation.models import AssignmentState, Draft, Item, Label, LabelSource
 from annotation.selectors import current_label
 from annotation.services.queue import queue_label_added
 
@@ -39,6 +39,12 @@ def _item_locked(item_id: int, author: User):
         .values_list("labellers", "required_labels", "excluded_at", "current_id", "current_version", "has_draft")
     )
 
+
+# The author's open lease of the item ends as submitted (its own statement, prepared once per connection).
+_SUBMIT_LEASE_SQL = """
+UPDATE annotation_assignment SET state = %(submitted)s, finished_at = %(now)s, label_id = %(label)s
+WHERE item_id = %(item)s AND annotator_id = %(author)s AND state = %(leased)s
+"""
 
 # The item row locked, with the author's current label (id, version) and whether they left a draft of it: what a
 # submit reads first, compiled once per process (annotation.compiled).
@@ -90,9 +96,19 @@ def label_submit(
                 payload=payload,
                 time_spent_ms=time_spent_ms,
             )
-            leased = Assignment.objects.filter(item=item, annotator=author, state=AssignmentState.LEASED).update(
-                state=AssignmentState.SUBMITTED, finished_at=now, label=label
-            )
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    _SUBMIT_LEASE_SQL,
+                    {
+                        "submitted": AssignmentState.SUBMITTED.value,
+                        "leased": AssignmentState.LEASED.value,
+                        "now": now,
+                        "label": label.pk,
+                        "item": item.pk,
+                        "author": author.pk,
+                    },
+                )
+                leased = cursor.rowcount
             if has_draft:
                 Draft.objects.filter(item=item, author=author).delete()
             queue_label_added(

@@ -587,6 +587,15 @@ def assignment_release(*, item: Item, annotator: User) -> int:
         return int(_close_lease(item, annotator, AssignmentState.RELEASED) is not None)
 
 
+# A new version by an annotator answers a lead's open review request of their label.
+_RESOLVE_REVIEW_SQL = """
+UPDATE annotation_reviewitem SET resolved_label_id = %(label)s, resolved_at = %(now)s
+WHERE item_id = %(item)s AND resolved_at IS NULL
+  AND request_id IN (SELECT id FROM annotation_reviewrequest WHERE annotator_id = %(annotator)s)
+"""
+_LEAVE_ORDER_SQL = "DELETE FROM annotation_queueentry WHERE item_id = %s"
+
+
 def queue_label_added(
     *,
     item: Item,
@@ -623,11 +632,13 @@ def queue_label_added(
             required += 1
         else:
             slots_take(item_id=item.pk)
-    ReviewItem.objects.filter(item=item, request__annotator=author, resolved_at__isnull=True).update(
-        resolved_label=label, resolved_at=timezone.now()
-    )
-    if labellers + (1 if first else 0) >= required:
-        QueueEntry.objects.filter(item=item).delete()
+    # Statements of their own (the same text each time, prepared once per connection): every submit runs them.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _RESOLVE_REVIEW_SQL, {"label": label.pk, "now": timezone.now(), "item": item.pk, "annotator": author.pk}
+        )
+        if labellers + (1 if first else 0) >= required:
+            cursor.execute(_LEAVE_ORDER_SQL, [item.pk])
     if first:  # last, as its final write takes the project's counter row (see tally_label_added)
         tally_label_added(item=item, author_id=author.pk, labellers=labellers, required=required)
 

@@ -141,3 +141,20 @@ def test_item_urls_with_ids_beyond_64_bits_are_not_found(runs, client_for, annot
     assert client.get(reverse("api:item-frame", args=[huge, 0])).status_code == 404
     assert client.get(reverse("api:item-frame", args=[runs[0].pk, 0])).status_code == 200
     assert client.get(reverse("api:item-workspace", args=[runs[0].pk])).status_code == 200
+
+
+def test_hot_serializers_build_their_fields_once_and_give_each_instance_its_own(runs, annotator, rf):
+    from annotation.api.serializers import ItemSerializer
+
+    request = rf.get("/")
+    request.user = annotator
+    first = ItemSerializer(runs[0], context={"request": request, "lead_projects": set()})
+    second = ItemSerializer(runs[1], context={"request": request, "lead_projects": set()})
+    assert first.data["id"] == runs[0].pk and second.data["id"] == runs[1].pk
+    assert first.data["split"] is None  # the context of each instance is its own: an annotator sees no split
+    assert first.fields["title"] is not second.fields["title"]  # bound to their own serializer
+    assert first.fields["title"].parent is first and second.fields["title"].parent is second
+    template = ItemSerializer._fields_built["title"]
+    assert template is not first.fields["title"] and getattr(template, "parent", None) is None  # never bound
+    lead_view = ItemSerializer(runs[0], context={"request": request, "lead_projects": {runs[0].project_id}})
+    assert lead_view.data["split"] == runs[0].split

@@ -384,6 +384,9 @@ def queue_open_count(project: Project) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------- leasing
+_ANY_EXPIRED_SQL = "SELECT 1 FROM annotation_assignment WHERE state = %(leased)s AND expires_at <= %(now)s LIMIT 1"
+
+
 def leases_expire(*, now: datetime | None = None, limit: int = 1000) -> int:
     """Close leases past their expiry and return their items to the queue; return how many expired.
 
@@ -391,9 +394,12 @@ def leases_expire(*, now: datetime | None = None, limit: int = 1000) -> int:
     """
     now = now or timezone.now()
     expired = Assignment.objects.filter(state=AssignmentState.LEASED, expires_at__lte=now)
-    # Usually nothing has expired (every `next` asks): one index lookup, outside a transaction, says so.
-    if not expired.exists():
-        return 0
+    # Usually nothing has expired (every `next` asks): one index lookup, outside a transaction, says so (its own
+    # statement, prepared once per connection).
+    with connection.cursor() as cursor:
+        cursor.execute(_ANY_EXPIRED_SQL, {"leased": AssignmentState.LEASED.value, "now": now})
+        if cursor.fetchone() is None:
+            return 0
     with transaction.atomic():
         stale = list(expired.select_for_update(skip_locked=True).values_list("pk", "item_id", "kind")[:limit])
         if not stale:
@@ -473,7 +479,7 @@ WHERE state = %(leased)s AND id = (
     ORDER BY a.leased_at, a.id
     LIMIT 1{lock}
 )
-RETURNING *
+RETURNING id
 """
 
 
@@ -489,7 +495,11 @@ def _lease_resume(project: Project, annotator: User, expires_at: datetime, after
         "expires_at": expires_at,
         "leased": AssignmentState.LEASED.value,
     }
-    return next(iter(Assignment.objects.raw(sql, params)), None)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    # Usually there is none (a resumed lease is a reloaded page): the row is read only when there is one.
+    return None if row is None else Assignment.objects.get(pk=row[0])
 
 
 def _lease_queued(project: Project, annotator: User, expires_at: datetime) -> Assignment | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 
 from tests import dicom_samples as samples
@@ -17,14 +19,22 @@ WATCH = """document.addEventListener('securitypolicyviolation', e => {
 });"""
 
 
-@pytest.fixture
-def strict_page(browser):
-    with settled_context(browser, viewport={"width": 1280, "height": 800}) as context:
+@contextmanager
+def policed_page(browser, **options):
+    """A page under the site's content security policy (no bypass) that records whatever the policy refuses
+    (`_violations`), in a context closed once its requests have finished (`settled_context`)."""
+    with settled_context(browser, **{"viewport": {"width": 1280, "height": 800}, **options}) as context:
         context.add_init_script(WATCH)
         page = context.new_page()
         refused: list[str] = []
         page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
         page.refused = refused
+        yield page
+
+
+@pytest.fixture
+def strict_page(browser):
+    with policed_page(browser) as page:
         yield page
 
 

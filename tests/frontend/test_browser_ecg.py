@@ -10,8 +10,7 @@ from pydicom.data import get_testdata_file
 
 from annotation.models import Ecg
 from tests.annotation.test_ingest import run
-from tests.frontend.conftest import settled_context
-from tests.frontend.test_browser_csp import WATCH, _violations
+from tests.frontend.test_browser_csp import _violations, policed_page
 from tests.frontend.test_browser_import import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -77,11 +76,7 @@ def _dark_pixel_share(png: bytes) -> float:
 @pytest.fixture
 def strict_page(browser):
     """A page under the site's content security policy (no bypass), recording what it refuses."""
-    with settled_context(browser, viewport={"width": 1280, "height": 800}) as context:
-        context.add_init_script(WATCH)
-        page = context.new_page()
-        page.refused = []
-        page.on("console", lambda m: page.refused.append(m.text) if "Content Security Policy" in m.text else None)
+    with policed_page(browser) as page:
         yield page
 
 

@@ -10,7 +10,7 @@ from annotation.models import Item, ModelStatus, ModelVersion, Prediction
 from annotation.services import item_skip, label_submit, project_update
 from tests import dicom_samples as samples
 from tests.annotation.test_ingest import run
-from tests.frontend.test_browser_csp import WATCH, _violations
+from tests.frontend.test_browser_csp import _violations, policed_page
 from tests.frontend.test_browser_import import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -183,12 +183,7 @@ def test_annotators_get_the_leads_only_page(page, live_server, runs, vessel_proj
 
 
 def test_the_item_browser_runs_under_the_content_security_policy(browser, live_server, runs, vessel_project, lead):
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    context.add_init_script(WATCH)
-    page = context.new_page()
-    page.refused = []
-    page.on("console", lambda m: page.refused.append(m.text) if "Content Security Policy" in m.text else None)
-    try:
+    with policed_page(browser) as page:
         log_in(page, live_server, lead.username)
         page.wait_for_selector("#projects")
         response = page.goto(f"{live_server.url}/projects/{vessel_project.slug}/items/?status=labelled")
@@ -198,5 +193,3 @@ def test_the_item_browser_runs_under_the_content_security_policy(browser, live_s
         page.click("#item-table button.sort[data-sort=uncertainty]")
         settle(page)
         assert _violations(page) == []
-    finally:
-        context.close()

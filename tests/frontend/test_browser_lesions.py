@@ -13,7 +13,7 @@ from annotation.models import ExamReport
 from annotation.services import label_submit, project_update
 from tests import dicom_samples as samples
 from tests.annotation.test_ingest import run
-from tests.frontend.test_browser_csp import WATCH, _violations
+from tests.frontend.test_browser_csp import _violations, policed_page
 from tests.frontend.test_browser_import import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -40,13 +40,8 @@ def exam(vessel_project, annotator):
 
 @pytest.fixture
 def strict_page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
-    context.add_init_script(WATCH)
-    page = context.new_page()
-    page.refused = []
-    page.on("console", lambda m: page.refused.append(m.text) if "Content Security Policy" in m.text else None)
-    yield page
-    context.close()
+    with policed_page(browser, viewport={"width": 1280, "height": 900}, accept_downloads=True) as page:
+        yield page
 
 
 def upload(page, name: str, data: bytes) -> None:

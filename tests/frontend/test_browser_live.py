@@ -34,7 +34,7 @@ from annotation.services.orchestrator import orchestrator_tick
 from annotation.services.queue import queue_rerank
 from tests import dicom_samples as samples
 from tests.annotation.test_ingest import run
-from tests.frontend.conftest import CONTEXT
+from tests.frontend.conftest import CONTEXT, settled_context
 from tests.frontend.test_browser_import import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -395,8 +395,7 @@ def test_without_redis_a_label_and_a_retrain_reach_another_page_live(
     _text_is(page, "#queue-summary [data-fact=open]", "4")
     page.evaluate("window.notReloaded = true")
 
-    other = browser.new_context(**CONTEXT)
-    try:
+    with settled_context(browser, **CONTEXT) as other:
         workspace = other.new_page()
         _log_in(workspace, asgi_embedded, annotator)
         workspace.goto(f"{asgi_embedded.url}/projects/{vessel_project.slug}/label/")
@@ -408,8 +407,6 @@ def test_without_redis_a_label_and_a_retrain_reach_another_page_live(
             "document.getElementById('progress').querySelector('[data-count=done]').textContent.trim() === '1'"
         )
         _leased(annotator, 2)  # the next item on screen, and the one after it fetched ahead
-    finally:
-        other.close()
     orchestrator_tick()  # … announced by the orchestrator, as it does every few seconds
     # … reaches the lead's page without a reload: 4 runs, one labelled, two leased to the annotator.
     _text_is(page, "#queue-summary [data-fact=open]", "1")

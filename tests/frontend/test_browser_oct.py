@@ -13,8 +13,8 @@ from learning.cohorts import generate_oct_cohort
 from learning.cohorts.ivoct import render_oct_pullback
 from learning.masks import mask_decode, mask_encode
 from learning.oct_measure import calcium_bins, calcium_measurements
-from tests.frontend.test_browser_csp import WATCH
 from tests.frontend.test_browser_csp import _violations as violations
+from tests.frontend.test_browser_csp import policed_page
 from tests.frontend.test_browser_import import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -480,13 +480,8 @@ def test_pan_mode_drags_the_frame_and_the_zoom_carries_to_the_next_frame_of_the_
 @pytest.fixture
 def strict_page(browser):
     """A page under the site's content security policy (no bypass), recording whatever the policy refuses."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    context.add_init_script(WATCH)
-    page = context.new_page()
-    page.refused = []
-    page.on("console", lambda m: page.refused.append(m.text) if "Content Security Policy" in m.text else None)
-    yield page
-    context.close()
+    with policed_page(browser) as page:
+        yield page
 
 
 def test_the_tool_zooms_pans_and_marks_labelled_frames_under_the_content_security_policy(

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from django.contrib.auth.models import User
-from django.db import connections
+from django.db import connection, connections
 from django.db.models import Model, QuerySet
 from django.db.models.sql.compiler import SQLCompiler
 from django.db.transaction import TransactionManagementError
@@ -66,6 +66,17 @@ def _shape(value: Any) -> Hashable:
 
 def _bound(value: Any) -> Any:
     return value.pk if isinstance(value, Model) else value
+
+
+def statement(sql: str, params: Any) -> int:
+    """Run one write or check of the hot path as SQL of its own and return the rows it touched.
+
+    The text is the same on every call, so PostgreSQL prepares it once per connection (server-side binding,
+    webapp.settings.base), and Django builds no UPDATE for it: every lease and label runs several.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
 
 
 class CompiledQuery(Generic[T]):

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
 
-from annotation.compiled import CompiledQuery
+from annotation.compiled import CompiledQuery, statement
 from annotation.label_schemas import label_payload_validate
 from annotation.models import AssignmentState, Draft, Item, Label, LabelSource
 from annotation.selectors import current_label
@@ -40,7 +40,7 @@ def _item_locked(item_id: int, author: User):
     )
 
 
-# The author's open lease of the item ends as submitted (its own statement, prepared once per connection).
+# The author's open lease of the item ends as submitted (annotation.compiled.statement).
 _SUBMIT_LEASE_SQL = """
 UPDATE annotation_assignment SET state = %(submitted)s, finished_at = %(now)s, label_id = %(label)s
 WHERE item_id = %(item)s AND annotator_id = %(author)s AND state = %(leased)s
@@ -96,19 +96,17 @@ def label_submit(
                 payload=payload,
                 time_spent_ms=time_spent_ms,
             )
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    _SUBMIT_LEASE_SQL,
-                    {
-                        "submitted": AssignmentState.SUBMITTED.value,
-                        "leased": AssignmentState.LEASED.value,
-                        "now": now,
-                        "label": label.pk,
-                        "item": item.pk,
-                        "author": author.pk,
-                    },
-                )
-                leased = cursor.rowcount
+            leased = statement(
+                _SUBMIT_LEASE_SQL,
+                {
+                    "submitted": AssignmentState.SUBMITTED.value,
+                    "leased": AssignmentState.LEASED.value,
+                    "now": now,
+                    "label": label.pk,
+                    "item": item.pk,
+                    "author": author.pk,
+                },
+            )
             if has_draft:
                 Draft.objects.filter(item=item, author=author).delete()
             queue_label_added(

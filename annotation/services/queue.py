@@ -27,6 +27,7 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 from django.utils import timezone
 
+from annotation.compiled import statement
 from annotation.models import (
     Assignment,
     AssignmentKind,
@@ -393,13 +394,12 @@ def leases_expire(*, now: datetime | None = None, limit: int = 1000) -> int:
     Locks the expired leases with SKIP LOCKED, so two callers never return the same slot twice.
     """
     now = now or timezone.now()
-    expired = Assignment.objects.filter(state=AssignmentState.LEASED, expires_at__lte=now)
-    # Usually nothing has expired (every `next` asks): one index lookup, outside a transaction, says so (its own
-    # statement, prepared once per connection).
+    # Usually nothing has expired (every `next` asks): one index lookup, outside a transaction, says so.
     with connection.cursor() as cursor:
         cursor.execute(_ANY_EXPIRED_SQL, {"leased": AssignmentState.LEASED.value, "now": now})
         if cursor.fetchone() is None:
             return 0
+    expired = Assignment.objects.filter(state=AssignmentState.LEASED, expires_at__lte=now)
     with transaction.atomic():
         stale = list(expired.select_for_update(skip_locked=True).values_list("pk", "item_id", "kind")[:limit])
         if not stale:
@@ -642,13 +642,9 @@ def queue_label_added(
             required += 1
         else:
             slots_take(item_id=item.pk)
-    # Statements of their own (the same text each time, prepared once per connection): every submit runs them.
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _RESOLVE_REVIEW_SQL, {"label": label.pk, "now": timezone.now(), "item": item.pk, "annotator": author.pk}
-        )
-        if labellers + (1 if first else 0) >= required:
-            cursor.execute(_LEAVE_ORDER_SQL, [item.pk])
+    statement(_RESOLVE_REVIEW_SQL, {"label": label.pk, "now": timezone.now(), "item": item.pk, "annotator": author.pk})
+    if labellers + (1 if first else 0) >= required:
+        statement(_LEAVE_ORDER_SQL, [item.pk])
     if first:  # last, as its final write takes the project's counter row (see tally_label_added)
         tally_label_added(item=item, author_id=author.pk, labellers=labellers, required=required)
 

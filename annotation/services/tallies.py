@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, OuterRef, Subquery, Value
 
-from annotation.compiled import CompiledQuery
+from annotation.compiled import CompiledQuery, statement
 from annotation.models import Assignment, AssignmentState, Item, Label, Project, ProjectQueue, WorkTally
 from annotation.selectors import tally_count, wanting_count
 
@@ -50,31 +50,23 @@ _TALLY_FIELDS = frozenset({"done", "skipped", "excused", "handouts", "gold_hando
 
 
 def _tally_add(project_id: int, annotator_id: int, deltas: dict[str, int]) -> int:
-    """Add `deltas` to the tally row in one statement; return whether it exists.
-
-    SQL of its own: a statement per set of counters, the same text on every call (prepared once per connection)
-    and without the ORM's work of building an UPDATE, which every lease and label pays.
-    """
+    """Add `deltas` to the tally row in one statement (one text per set of counters); return whether it exists."""
     unknown = set(deltas) - _TALLY_FIELDS
     if unknown:
         raise ValueError(f"no such tally counter: {', '.join(sorted(unknown))}")
-    table = WorkTally._meta.db_table
     assignments = ", ".join(f"{name} = {name} + %s" for name in deltas)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET {assignments} WHERE project_id = %s AND annotator_id = %s",
-            [*deltas.values(), project_id, annotator_id],
-        )
-        return cursor.rowcount
+    return statement(
+        f"UPDATE annotation_worktally SET {assignments} WHERE project_id = %s AND annotator_id = %s",
+        [*deltas.values(), project_id, annotator_id],
+    )
 
 
 def wanting_bump(project_id: int, delta: int) -> None:
     """Add delta to the project's wanting items (always an UPDATE of the queue row, so it takes that row's lock)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {ProjectQueue._meta.db_table} SET wanting_items = wanting_items + %s WHERE project_id = %s",
-            [delta, project_id],
-        )
+    statement(
+        "UPDATE annotation_projectqueue SET wanting_items = wanting_items + %s WHERE project_id = %s",
+        [delta, project_id],
+    )
 
 
 def wanting_init(queue: ProjectQueue) -> None:
@@ -110,8 +102,7 @@ def tally_label_added(*, item: Item, author_id: int, labellers: int, required: i
     excluded item wants no labels, before or after this one). Tallies are updated in annotator id order, so two
     labels closing two items at once never wait for each other's tally rows.
     """
-    with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {Item._meta.db_table} SET labellers = labellers + 1 WHERE id = %s", [item.pk])
+    statement("UPDATE annotation_item SET labellers = labellers + 1 WHERE id = %s", [item.pk])
     labellers += 1
     item.labellers = labellers
     wanted = item.excluded_at is None

@@ -142,3 +142,130 @@ def test_cine_open_times_the_workspace_in_chromium():
     assert out.count("Workspace timeline") == 3, out
     shown = re.search(r"Playback after loading, one lap at 1x: (\d+)-(\d+) of (\d+) frames shown", out)
     assert shown and shown.group(3) == "6" and int(shown.group(1)) > 0, out
+
+
+def table_rows(out: str, title: str, first_cells: tuple[str, ...]) -> dict[str, list[str]]:
+    """The rows of the table printed under the line starting with `title`, keyed by their first cell (only the
+    rows whose first cell is one of `first_cells`)."""
+    block = out.split(title, 1)[1].split("\n\n", 1)[0]
+    rows = [re.split(r"\s{2,}", line.strip()) for line in block.splitlines()[1:]]
+    return {cells[0]: cells for cells in rows if cells[0] in first_cells}
+
+
+def fraction(cell: str) -> float | None:
+    """A table cell holding a metric in [0, 1], or '-' (none yet)."""
+    if cell == "-":
+        return None
+    value = float(cell)
+    assert 0.0 <= value <= 1.0, cell
+    return value
+
+
+@pytest.mark.parametrize(
+    "task, extra",
+    [
+        ("vessel_type", ()),
+        # The U-Net's floor of optimiser steps is what makes the full run slow: a smoke run needs a few.
+        ("oct_calcium", ("--hparams", '{"min_steps": 20}')),
+        ("spect_territory", ()),
+    ],
+)
+def test_al_simulation_runs_the_loop_and_judges_every_decision(task, extra):
+    """Two strategies through the platform's loop: each round's champion and candidate on the test set and on the
+    never-labelled cohort, the baseline on the same labels, and every keep/replace decision checked."""
+    strategies = ("random", "entropy")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.al_simulation",
+            "--task",
+            task,
+            "--quick",
+            "--strategies",
+            ",".join(strategies),
+            *extra,
+        ],
+        cwd=REPO,
+        env={key: value for key, value in os.environ.items() if key != "DATABASE_URL"},  # its own SQLite files
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = done.stdout
+    assert f"Active-learning simulation: {task} through the platform's loop (--quick)" in out, out
+    candidates = table_rows(out, "Latest candidate's test", strategies)
+    assert set(candidates) == set(strategies), out
+    for cells in candidates.values():
+        assert fraction(cells[1]) is not None and fraction(cells[2]) is not None, cells  # a candidate every round
+    baseline = table_rows(out, "Baseline trained on the same human labels", strategies)
+    assert all(fraction(cells[1]) is not None for cells in baseline.values()), baseline
+    decisions = table_rows(out, "Keep/replace decisions the never-labelled cohort contradicts", strategies)
+    assert set(decisions) == set(strategies), out
+    for cells in decisions.values():
+        promoted, rejected = (re.fullmatch(r"(\d+) of (\d+)", cell) for cell in cells[1:3])
+        assert promoted and rejected, cells
+        assert int(promoted.group(1)) <= int(promoted.group(2)) and int(rejected.group(1)) <= int(rejected.group(2))
+        assert int(promoted.group(2)) + int(rejected.group(2)) == 2, cells  # one decision per round, two rounds
+        assert re.match(r"\d+", cells[3]) and re.match(r"\d+", cells[4]), cells  # labels to the target, censored
+    assert re.search(r"wall time: setup \d+ s, random \d+ s, entropy \d+ s; total \d+ s", out), out
+
+
+@needs_postgres
+def test_al_http_labels_through_the_api_and_scores_the_never_labelled_runs():
+    """The served platform (uvicorn, the orchestrator on Ray, PostgreSQL) driven over HTTP for two rounds."""
+    out = benchmark_run("al_http", "--quick", database="lumen_bench_al_http_smoke")
+    accuracy = table_rows(out, "Accuracy (mean over seeds)", ("12", "24"))
+    assert set(accuracy) == {"12", "24"}, out
+    for cells in accuracy.values():
+        assert fraction(cells[3]) is not None, cells  # the round's candidate scored the never-labelled runs
+        assert fraction(cells[4]) is not None and fraction(cells[5]) is not None, cells  # the angle regressions
+        assert re.fullmatch(r"\d+ of \d+ / \d+ of \d+", cells[7]), cells
+    decisions = out.split("Decisions and the rule applied", 1)[1]
+    assert re.search(r"seed 0: 12: v1 \w+ (champion|rejected) — .+; 24: v2 \w+ (champion|rejected) — ", decisions)
+    assert re.search(r"wall time: seed 0: generate \d+ s, upload \+ cold start \d+ s", out), out
+
+
+@needs_postgres
+def test_queue_benchmark_leases_without_double_or_lost_items():
+    out = benchmark_run("queue", "--quick", database="lumen_bench_queue_smoke")
+    timings = table_rows(out, "items  clients  leases", ("10000",))
+    assert timings, out
+    counts = out.split("items  COPY s", 1)[1].split("\n\n", 1)[0].splitlines()[2]
+    cells = re.split(r"\s{2,}", counts.strip())
+    assigned, labelled = int(cells[5]), int(cells[6])
+    double, lost, stale, errors = (int(v) for v in cells[8:12])
+    assert assigned > 0 and 0 < labelled <= assigned and (double, lost, stale, errors) == (0, 0, 0, 0), counts
+    rerank = table_rows(
+        out, "method", ("queue_rerank end to end (read scores, entropy, write generation, switch, drop old)",)
+    )
+    assert rerank and float(next(iter(rerank.values()))[3]) > 0, out
+
+
+def test_scoring_benchmark_times_every_task_model():
+    out = benchmark_run("scoring", "--quick", database="lumen_bench_scoring_smoke")
+    rows = [
+        re.split(r"\s{2,}", line.strip())
+        for line in out.splitlines()
+        if re.match(r"^(vessel_type|oct_calcium|spect_territory)\s{2,}\S+\s{2,}\d", line)
+    ]
+    assert [(cells[0], cells[1]) for cells in rows] == [
+        ("vessel_type", "r2plus1d"),
+        ("vessel_type", "metadata_mlp"),
+        ("oct_calcium", "unet"),
+        ("spect_territory", "polar_cnn"),
+    ], out
+    for cells in rows:
+        assert int(cells[2]) > 0 and all(float(v) > 0 for v in cells[3:6]), cells  # items/s three ways
+
+
+def test_ray_scaling_benchmark_scores_and_trains_on_a_multi_node_cluster():
+    out = benchmark_run("ray_scaling", "--quick", "--repeats", "1", database="lumen_bench_ray_smoke")
+    scoring = table_rows(out, "scoring  ", ("Ray, 1 worker", "Ray, 2 workers", "Ray, 4 workers"))
+    assert set(scoring) == {"Ray, 1 worker", "Ray, 2 workers", "Ray, 4 workers"}, out
+    assert all(float(cells[1]) > 0 and float(cells[2]) > 0 for cells in scoring.values()), scoring
+    training = table_rows(
+        out, "training (same request)", ("Ray task, 1 worker", "Ray Train, 2 workers (DDP, epoch checkpoints)")
+    )
+    assert len(training) == 2 and all(float(cells[1]) > 0 for cells in training.values()), out

@@ -269,3 +269,25 @@ def test_ray_scaling_benchmark_scores_and_trains_on_a_multi_node_cluster():
         out, "training (same request)", ("Ray task, 1 worker", "Ray Train, 2 workers (DDP, epoch checkpoints)")
     )
     assert len(training) == 2 and all(float(cells[1]) > 0 for cells in training.values()), out
+
+
+def test_vessel_baseline_tests_the_three_models_on_the_same_runs():
+    args = ("--patients", "12", "--runs-per-patient", "3", "--size", "64", "--frames", "8", "12")
+    out = benchmark_run(
+        "vessel_baseline",
+        *args,
+        "--epochs",
+        "2",
+        "--model-size",
+        "32",
+        "--width",
+        "4",
+        database="lumen_bench_vessel_smoke",
+    )
+    models = ("metadata_mlp (4 C-arm fields)", "r2plus1d (pixels)", "contrast_logreg (angles + contrast HOG)")
+    rows = table_rows(out, "model  ", models)
+    assert set(rows) == set(models), out
+    for cells in rows.values():
+        f1, low, high = (float(v) for v in re.fullmatch(r"([\d.]+) \[([\d.]+), ([\d.]+)\]", cells[2]).groups())
+        assert 0 <= low <= f1 <= high <= 1, cells
+    assert re.search(r"runs by patient: train \d+ .*; validation \d+ .*; test \d+ ", out), out

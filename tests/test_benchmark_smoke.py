@@ -20,11 +20,12 @@ needs_postgres = pytest.mark.skipif(
 )
 
 
-def benchmark_run(module: str, *args: str, database: str) -> str:
-    """Run `python -m benchmarks.<module> args` (on PostgreSQL, a database of its own named from `database`: the
-    tests' own test database is in use); return its output, failing the test if it failed."""
+def benchmark_run(module: str, *args: str, database: str | None = None, timeout: int = 600) -> str:
+    """Run `python -m benchmarks.<module> args`; return its output, failing the test if it failed. A benchmark that
+    uses the server's database gets one of its own on PostgreSQL, named from `database` (the tests' own test database
+    is in use)."""
     env = dict(os.environ)
-    if DATABASE_URL.startswith("postgres"):
+    if database is not None and DATABASE_URL.startswith("postgres"):
         name = f"/{database}_{secrets.token_hex(4)}"
         env["DATABASE_URL"] = urlunsplit(urlsplit(DATABASE_URL)._replace(path=name))
     done = subprocess.run(
@@ -33,7 +34,7 @@ def benchmark_run(module: str, *args: str, database: str) -> str:
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout
@@ -107,15 +108,7 @@ def test_ingest_compares_the_import_with_its_floor_and_reports_peak_memory():
 
 
 def test_interpolation_trains_and_compares_with_the_baselines_and_the_paper():
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.interpolation", "--quick"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    out = done.stdout
+    out = benchmark_run("interpolation", "--quick", timeout=300)
     rows = [re.split(r"\s{2,}", line.strip()) for line in out.splitlines() if re.match(r"^(XA 64²|emri_small)", line)]
     assert [row[1] for row in rows] == ["clips", "triplets", "clips", "triplets"], out
     for row in rows:
@@ -174,26 +167,8 @@ def test_al_simulation_runs_the_loop_and_judges_every_decision(task, extra):
     """Two strategies through the platform's loop: each round's champion and candidate on the test set and on the
     never-labelled cohort, the baseline on the same labels, and every keep/replace decision checked."""
     strategies = ("random", "entropy")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.al_simulation",
-            "--task",
-            task,
-            "--quick",
-            "--strategies",
-            ",".join(strategies),
-            *extra,
-        ],
-        cwd=REPO,
-        env={key: value for key, value in os.environ.items() if key != "DATABASE_URL"},  # its own SQLite files
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    out = done.stdout
+    # It works on SQLite files of its own (benchmarks.al_loop.django_setup), whatever DATABASE_URL says.
+    out = benchmark_run("al_simulation", "--task", task, "--quick", "--strategies", ",".join(strategies), *extra)
     assert f"Active-learning simulation: {task} through the platform's loop (--quick)" in out, out
     candidates = table_rows(out, "Latest candidate's test", strategies)
     assert set(candidates) == set(strategies), out
@@ -232,11 +207,10 @@ def test_queue_benchmark_leases_without_double_or_lost_items():
     out = benchmark_run("queue", "--quick", database="lumen_bench_queue_smoke")
     timings = table_rows(out, "items  clients  leases", ("10000",))
     assert timings, out
-    counts = out.split("items  COPY s", 1)[1].split("\n\n", 1)[0].splitlines()[2]
-    cells = re.split(r"\s{2,}", counts.strip())
+    cells = table_rows(out, "items  COPY s", ("10000",))["10000"]
     assigned, labelled = int(cells[5]), int(cells[6])
     double, lost, stale, errors = (int(v) for v in cells[8:12])
-    assert assigned > 0 and 0 < labelled <= assigned and (double, lost, stale, errors) == (0, 0, 0, 0), counts
+    assert assigned > 0 and 0 < labelled <= assigned and (double, lost, stale, errors) == (0, 0, 0, 0), cells
     rerank = table_rows(
         out, "method", ("queue_rerank end to end (read scores, entropy, write generation, switch, drop old)",)
     )
@@ -244,7 +218,7 @@ def test_queue_benchmark_leases_without_double_or_lost_items():
 
 
 def test_scoring_benchmark_times_every_task_model():
-    out = benchmark_run("scoring", "--quick", database="lumen_bench_scoring_smoke")
+    out = benchmark_run("scoring", "--quick")
     rows = [
         re.split(r"\s{2,}", line.strip())
         for line in out.splitlines()
@@ -261,7 +235,7 @@ def test_scoring_benchmark_times_every_task_model():
 
 
 def test_ray_scaling_benchmark_scores_and_trains_on_a_multi_node_cluster():
-    out = benchmark_run("ray_scaling", "--quick", "--repeats", "1", database="lumen_bench_ray_smoke")
+    out = benchmark_run("ray_scaling", "--quick", "--repeats", "1")
     scoring = table_rows(out, "scoring  ", ("Ray, 1 worker", "Ray, 2 workers", "Ray, 4 workers"))
     assert set(scoring) == {"Ray, 1 worker", "Ray, 2 workers", "Ray, 4 workers"}, out
     assert all(float(cells[1]) > 0 and float(cells[2]) > 0 for cells in scoring.values()), scoring

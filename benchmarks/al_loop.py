@@ -6,7 +6,8 @@ orchestrator cold-starts the queue, and then a simulated annotator leases items 
 them from the generator's truth with `label_submit`. Every `step` labels a training is queued with
 `training_request` and every job is claimed (`job_claim`) and run (`job_run`) on an `InlineExecutor`: the
 training, then, when the candidate beats the champion on the held-out test set, the scoring that promotes it
-and re-ranks the queue by the project's acquisition strategy.
+and re-ranks the queue by the project's acquisition strategy. Before the first champion, the newest (rejected)
+model's scoring re-ranks the queue the same way, as it does in the platform.
 
 The starting state (database file and media folder) is saved once per cohort and restored before each
 strategy, so every strategy starts from the same labelled test/validation set, queue and job numbers.

@@ -507,12 +507,19 @@ class QueueSerializer(serializers.ModelSerializer):
     """What ranked the project's queue (leads)."""
 
     model_version = serializers.IntegerField(source="model_version.number", allow_null=True, read_only=True)
+    model_status = serializers.CharField(
+        source="model_version.status",
+        allow_null=True,
+        read_only=True,
+        help_text="the ranking model's status: champion, or rejected (the newest model, before the first champion)",
+    )
 
     class Meta:
         model = ProjectQueue
         fields = [
             "generation",
             "model_version",
+            "model_status",
             "strategy",
             "ranked_items",
             "ranked_at",

@@ -160,7 +160,9 @@ def training_run(
             "metrics": version.metrics,
         },
     )
-    if wins:  # promoted once it has scored every unlabelled item, together with the new queue order
+    # A winner is promoted once it has scored every unlabelled item, together with the new queue order. Before the
+    # first champion, a loser scores them too, to rank the queue and for nothing else (scoring.queue_ranker).
+    if wins or champion is None:
         scoring_request(version=version)
     return version
 
@@ -413,7 +415,8 @@ def scoring_request(*, version: ModelVersion, by=None) -> Job:
     """Queue a scoring job of the project's unlabelled items with this model version.
 
     A candidate (a version that beat the champion) becomes champion when its scoring ends, if the champion it
-    beat still reigns, and the queue is re-ranked on its scores in the same transaction.
+    beat still reigns, and the queue is re-ranked on its scores in the same transaction. Before the first
+    champion, the newest (rejected) version's scores rank the queue the same way.
     """
     if not version.weights_path:
         raise LearningInputError("model_version", "this model version has no weights file")

@@ -24,8 +24,6 @@ from annotation.models import (
     JobKind,
     JobStatus,
     Label,
-    ModelStatus,
-    ModelVersion,
     Project,
     ProjectQueue,
 )
@@ -35,7 +33,7 @@ from annotation.services.interpolation import interpolation_run
 from annotation.services.jobs import ACTIVE, JobConflict, job_claim, job_fail
 from annotation.services.learning import ExecutorLike, scoring_request, training_request, training_run
 from annotation.services.queue import leases_expire, queue_open_count, queue_rerank
-from annotation.services.scoring import scoring_run
+from annotation.services.scoring import queue_ranker, scoring_run
 
 log = logging.getLogger(__name__)
 # A project without a model re-ranks new items (cold start) at most this often.
@@ -90,19 +88,20 @@ def project_tick(project: Project, now: datetime, report: TickReport) -> None:
         except JobConflict:
             pass  # a round is already under way; its labels count towards the next one
     queue = ProjectQueue.objects.filter(pk=project.pk).first()
-    champion = ModelVersion.objects.filter(project=project, status=ModelStatus.CHAMPION).first()
-    stale = queue is None or (queue.unranked_items > 0 or (champion and queue.model_version_id != champion.pk))
-    if stale and champion is not None:
-        # The champion scores what it has not seen (new imports); the job re-ranks when done. A scoring
+    # The champion, or before the first one the newest (rejected) model, which ranks the queue and does nothing else.
+    ranker = queue_ranker(project)
+    stale = queue is None or (queue.unranked_items > 0 or (ranker and queue.model_version_id != ranker.pk))
+    if stale and ranker is not None:
+        # The ranker scores what it has not seen (new imports); the job re-ranks when done. A scoring
         # that just failed is not retried at once: its error waits on the job for a lead to read.
         failed_lately = Q(kind=JobKind.SCORE, status=JobStatus.FAILED, finished_at__gt=now - SCORE_RETRY_AFTER)
         recently_failed = Job.objects.filter(failed_lately, project=project).exists()
         if not _active(project, Q(kind=JobKind.SCORE)) and not recently_failed:
-            scoring_request(version=champion)
+            scoring_request(version=ranker)
             report.scorings.append(project.slug)
-    elif champion is not None and queue is not None and queue.strategy not in (settings.acquisition_strategy, ""):
+    elif ranker is not None and queue is not None and queue.strategy not in (settings.acquisition_strategy, ""):
         # The lead chose another strategy: re-rank on the scores already stored, no model run needed.
-        queue_rerank(project=project, version=champion)
+        queue_rerank(project=project, version=ranker)
         report.reranks.append(project.slug)
     elif stale and project.items.exists():
         if queue is None or queue.ranked_at is None or now - queue.ranked_at >= COLD_START_EVERY:

@@ -36,6 +36,7 @@ from annotation.models import (
     Label,
     LabelSource,
     Membership,
+    ModelStatus,
     ModelVersion,
     Prediction,
     Project,
@@ -370,6 +371,8 @@ def queue_set_order(
             {
                 "event": "reranked",
                 "model_version": version.number if version else None,
+                # Ranked by a model not (yet) promoted: the newest one, before the project's first champion.
+                "provisional": version is not None and version.status != ModelStatus.CHAMPION,
                 "strategy": strategy,
                 "items": written,
             },

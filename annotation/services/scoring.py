@@ -7,6 +7,11 @@ annotators see: the queue is ordered by the champion's scores alone. When the la
 promotes the candidate (if the champion it beat is still champion), retires the old champion and re-ranks the
 queue on the new scores; a crash at any point before that commit leaves the previous champion, its scores and the
 queue exactly as they were.
+
+Before the first champion, the newest model (trained and rejected: it has not yet beaten its task's trivial
+baseline on the locked test items) scores the items wanting labels too, and ranks the queue: only that. It makes
+no pseudo-labels, and nothing an annotator sees, nor any flag on a human label, comes from it (those read the
+champion's predictions). Test items keep their own random hand-out order whatever ranks the rest.
 """
 
 from __future__ import annotations
@@ -47,6 +52,9 @@ def scoring_run(
         job_fail(job=job, error=f"model v{version.number}: weights file {version.weights_path!r} is missing")
         return None
     settings = parse_settings(project.task_type, project.settings)
+    # Pseudo-labels come from a model that beat its comparison (a candidate, or the champion) and from no other.
+    promotable = version.status in (ModelStatus.CANDIDATE, ModelStatus.CHAMPION)
+    pseudo_threshold = settings.pseudo_label_threshold if promotable else None
     task = label_task(project.task_type)
     wanted = items_wanting_labels(project)
     already = set(Prediction.objects.filter(model_version=version).values_list("item_id", flat=True))
@@ -82,9 +90,7 @@ def scoring_run(
             job_fail(job=job, error=f"scoring failed after {scored} of {total} items: {event.error}")
             return None
         items = out.pop(event.chunk.index)
-        predictions_store(
-            version=version, scores=event.scores, items=items, pseudo_threshold=settings.pseudo_label_threshold
-        )
+        predictions_store(version=version, scores=event.scores, items=items, pseudo_threshold=pseudo_threshold)
         scored += min(size, len(todo) - event.chunk.index)
         report = {"phase": "scoring", "done": scored, "total": total}
         job_report(job=job, reports=[report])
@@ -140,8 +146,23 @@ def predictions_store(
     return len(pseudo_rows)
 
 
+def queue_ranker(project: Project) -> ModelVersion | None:
+    """Return the model version whose scores order the project's queue, or None (cold start).
+
+    The champion; before the first champion, the project's newest model version once it has been judged and
+    rejected (a candidate is about to become champion; a version still being judged ranks nothing yet).
+    """
+    champion = ModelVersion.objects.filter(project=project, status=ModelStatus.CHAMPION).first()
+    if champion is not None:
+        return champion
+    newest = ModelVersion.objects.filter(project=project).order_by("-number").first()
+    return newest if newest is not None and newest.status == ModelStatus.REJECTED else None
+
+
 def scoring_finish(*, job: Job, version: ModelVersion, scored: int) -> int:
-    """Promote the scored candidate if it still should be, re-rank the queue on the champion's scores, finish.
+    """Promote the scored candidate if it still should be, re-rank the queue on the ranker's scores, finish.
+
+    The ranker is the champion, or before the first one the newest (rejected) model version: see `queue_ranker`.
 
     One transaction under the project row lock: promotion, the new queue order and the job's end commit
     together or not at all.
@@ -154,7 +175,8 @@ def scoring_finish(*, job: Job, version: ModelVersion, scored: int) -> int:
         promotion = None
         if version.status == ModelStatus.CANDIDATE:
             promotion = _promote(version, champion)
-        reranked = version.status == ModelStatus.CHAMPION
+        ranker = queue_ranker(project)
+        reranked = ranker is not None and ranker.pk == version.pk
         if reranked:
             queue_rerank(project=project, version=version, seed=job.pk)
         pseudo = PseudoLabel.objects.filter(model_version=version).count()
@@ -168,6 +190,7 @@ def scoring_finish(*, job: Job, version: ModelVersion, scored: int) -> int:
                 "promoted": bool(promotion and promotion[0]),
                 "promotion_rule": promotion[1] if promotion else None,
                 "reranked": reranked,
+                "provisional": reranked and version.status != ModelStatus.CHAMPION,
             },
         )
         leads_event_send(

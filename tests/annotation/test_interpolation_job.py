@@ -176,6 +176,8 @@ def test_a_project_that_asks_for_it_starts_its_video_networks_from_the_newest_in
     assert plain.status == JobStatus.SUCCEEDED, plain.error
     assert recording.requests[-1].init_weights is None  # the setting is off by default
     assert "initialised_from" not in ModelVersion.objects.get(jobs=plain).metrics
+    if Job.objects.filter(kind=JobKind.SCORE, status=JobStatus.QUEUED).exists():
+        run_next_job(recording)  # the first model scores the unlabelled runs: promoted, or (rejected) to rank them
 
     vessel_project.settings = {**vessel_project.settings, "pretrain_from_interpolation": True}
     vessel_project.save(update_fields=["settings"])

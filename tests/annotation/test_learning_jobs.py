@@ -207,6 +207,7 @@ def test_a_training_job_registers_a_champion_with_its_exact_training_set_then_sc
         "promoted": True,
         "promotion_rule": "promoted: the promotion judge is bypassed in this test",
         "reranked": True,
+        "provisional": False,
     }
 
 

@@ -127,6 +127,33 @@ def test_the_tick_cold_starts_a_new_project_and_has_the_champion_score_new_impor
     assert Prediction.objects.filter(model_version=champion).count() == 8
 
 
+@pytest.mark.django_db
+def test_before_a_first_champion_the_newest_model_ranks_the_queue_and_scores_new_imports(
+    labelled, vessel_project, lead, executor, tmp_path, monkeypatch
+):
+    from annotation.services import learning
+
+    monkeypatch.setattr(learning, "promotion_decision", lambda *args, **kwargs: (False, "not promoted: this test"))
+    orchestrator_tick()  # the cold start
+    training_request(project=vessel_project, by=lead, family="metadata_mlp", hparams=FAST)
+    assert not run_next_job(executor).result["wins"]
+    score = run_next_job(executor)
+    version = ModelVersion.objects.get(project=vessel_project)
+    assert score.model_version == version and score.result["reranked"] and score.result["provisional"]
+    report = orchestrator_tick()
+    assert report.scorings == [] and report.cold_starts == []  # its ranking is current
+    vessel_cohort(vessel_project, tmp_path / "more", patients=2, runs=1, seed=99)
+    report = orchestrator_tick()
+    assert report.scorings == [vessel_project.slug] and report.cold_starts == []
+    score = run_next_job(executor)
+    assert score.model_version == version and score.result["reranked"] and not score.result["promoted"]
+    queue = ProjectQueue.objects.get(project=vessel_project)
+    assert queue.unranked_items == 0 and queue.model_version == version and queue.strategy == "entropy"
+    assert Prediction.objects.filter(model_version=version).count() == 8
+    version.refresh_from_db()
+    assert version.status == ModelStatus.REJECTED
+
+
 # ---------------------------------------------------------------------------------------------------- crash safety
 class DyingExecutor(InlineExecutor):
     """Dies like a killed process (an exception no handler catches) on the `die_on`-th request."""

@@ -8,17 +8,27 @@ from django.urls import reverse
 
 from annotation.models import (
     Item,
+    Job,
+    JobKind,
     ModelStatus,
     ModelVersion,
     Prediction,
+    ProjectQueue,
     PseudoLabel,
     QueueEntry,
     Split,
     TrainingExample,
 )
+from annotation.quality.adjudication import MODEL_DISAGREES, adjudication_cases
 from annotation.services import project_update
-from annotation.services.learning import human_training_labels, promotion_decision, refit_growth, training_request
-from annotation.services.queue import interleave_test, queue_rerank, stable_draw
+from annotation.services.learning import (
+    human_training_labels,
+    promotion_decision,
+    refit_growth,
+    scoring_request,
+    training_request,
+)
+from annotation.services.queue import interleave_test, items_wanting_labels, queue_rerank, stable_draw
 from annotation.services.splits import splits_configure, splits_fill
 from tests.cohort_projects import label_vessel, oct_cohort, vessel_cohort
 from tests.jobs import run_next_job
@@ -215,6 +225,7 @@ def test_a_useful_first_model_is_promoted_and_an_equal_candidate_is_kept_out(
     assert second.status == ModelStatus.REJECTED and not job.result["wins"]
     assert "within noise" in job.result["promotion_rule"]
     assert ModelVersion.objects.get(project=vessel_project, status=ModelStatus.CHAMPION) == first
+    assert not Job.objects.filter(kind=JobKind.SCORE, model_version=second).exists()  # the champion ranks the queue
     assert refit_growth(second, first, 0.25) is None  # the same labels: no growth, no refit
 
 
@@ -269,8 +280,52 @@ def test_a_useless_first_model_is_never_promoted_shown_or_used(
     assert "does not beat the majority class" in job.result["promotion_rule"]
     assert not ModelVersion.objects.filter(project=vessel_project, status=ModelStatus.CHAMPION).exists()
     assert not PseudoLabel.objects.exists() and not Prediction.objects.exists()
+    # Before a first champion, the newest model scores the runs wanting labels to rank the queue, and does only that.
+    job = run_next_job(executor)
+    assert job.kind == JobKind.SCORE and job.model_version_id == version.pk, job.error
+    assert job.result["reranked"] and job.result["provisional"] and not job.result["promoted"]
+    version.refresh_from_db()
+    assert version.status == ModelStatus.REJECTED and version.promoted_at is None
+    wanting = items_wanting_labels(vessel_project)
+    assert set(Prediction.objects.filter(model_version=version).values_list("item_id", flat=True)) == set(wanting)
+    queue = ProjectQueue.objects.get(project=vessel_project)
+    assert queue.model_version_id == version.pk and queue.strategy == "entropy"
+    lead_view = client_for(lead).get(reverse("api:project-queue", args=[vessel_project.slug])).json()
+    assert (lead_view["model_version"], lead_view["model_status"]) == (1, "rejected")
+    assert not PseudoLabel.objects.exists()  # threshold 0.5, and yet no pseudo-label comes from it
     body = client_for(annotator).get(reverse("api:item-workspace", args=[items[0].pk])).json()
     assert body["prediction"] is None
+    # Random labels: a confident model disagrees with many of them, but an unpromoted model flags none.
+    assert not [case for case in adjudication_cases(vessel_project) if case.reason == MODEL_DISAGREES]
+
+
+def test_before_a_first_champion_the_newest_model_orders_the_queue_by_its_uncertainty(
+    vessel_project, lead, executor, labelled_runs
+):
+    project_update(project=vessel_project, settings={"promotion_min_test_items": 1000, "queue_batch_size": 1})
+    training_request(project=vessel_project, by=lead)
+    assert "not enough evidence" in run_next_job(executor).result["promotion_rule"]
+    job = run_next_job(executor)
+    version = ModelVersion.objects.get(project=vessel_project, number=1)
+    assert version.status == ModelStatus.REJECTED and job.result["provisional"]
+    # Outside the test items' own random hand-outs, the runs it is least sure of (the project's entropy) come first.
+    test_items = set(Item.objects.filter(project=vessel_project, split=Split.TEST).values_list("pk", flat=True))
+    entries = QueueEntry.objects.filter(project=vessel_project).order_by("-priority")
+    order = [i for i in entries.values_list("item_id", flat=True) if i not in test_items]
+    scores = Prediction.objects.filter(model_version=version).values_list("item_id", "uncertainty_detail")
+    entropy = {item_id: detail["entropy"] for item_id, detail in scores}
+    assert len(order) >= 3 and [entropy[i] for i in order] == sorted((entropy[i] for i in order), reverse=True)
+    # A second model rejected the same way takes over the ranking; the first one's scores no longer order anything.
+    training_request(project=vessel_project, by=lead, family="contrast_logreg")
+    run_next_job(executor)
+    second = ModelVersion.objects.get(project=vessel_project, number=2)
+    assert second.status == ModelStatus.REJECTED
+    assert run_next_job(executor).model_version_id == second.pk
+    assert ProjectQueue.objects.get(project=vessel_project).model_version_id == second.pk
+    # An old version scored again by a lead ranks nothing.
+    scoring_request(version=version, by=lead)
+    assert not run_next_job(executor).result["reranked"]
+    assert ProjectQueue.objects.get(project=vessel_project).model_version_id == second.pk
 
 
 def test_test_items_stay_out_of_training_pseudo_labels_and_the_model_order(

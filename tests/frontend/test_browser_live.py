@@ -212,6 +212,12 @@ def test_annotator_sees_the_queue_size_and_a_rerank_live(page, live_asgi, annota
     _text_is(page, "#live-notice-text", "The queue was re-ordered (cold start).")
     _text_is(page, "#progress [data-count=to_do]", "5")
 
+    newest = ModelVersion.objects.create(
+        project=vessel_project, number=2, family="metadata_mlp", status=ModelStatus.REJECTED
+    )
+    queue_rerank(project=vessel_project, version=newest)  # before a first champion: it ranks, nothing else
+    _text_is(page, "#live-notice-text", "The newest model (v2, not promoted yet) re-ranked the queue by entropy.")
+
     champion = ModelVersion.objects.create(
         project=vessel_project, number=3, family="metadata_mlp", status=ModelStatus.CHAMPION
     )
@@ -311,6 +317,13 @@ def test_lead_retrains_and_follows_the_job_and_the_new_model_live(page, live_asg
     assert statuses == [[str(second.pk), "failed"], [job_id, "succeeded"]]
     assert "model v1 · retrain now" in page.locator(f"{row} .job-head").inner_text()
     assert page.locator("#model-versions tr.version").count() == 1
+
+    # Before a first champion, a rejected newest model ranks the queue: the card says what ranked it.
+    rejected = ModelVersion.objects.create(
+        project=vessel_project, number=2, family="metadata_mlp", status=ModelStatus.REJECTED
+    )
+    queue_rerank(project=vessel_project, version=rejected)
+    _text_is(page, "#queue-summary [data-fact=ranked_by]", "model v2 (newest model, not promoted: it only ranks)")
 
 
 @pytest.mark.parametrize(

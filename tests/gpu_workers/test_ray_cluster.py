@@ -79,13 +79,18 @@ def _labelled_project(project, annotator, folder, *, patients: int, workers: int
 
 
 def _score_the_latest(project) -> ModelVersion:
-    """Make the newest version a candidate and queue its scoring, whatever the judge said of the tiny model."""
+    """Make the newest version a candidate and queue its scoring, whatever the judge said of the tiny model.
+
+    A rejected first model has already scored the items to rank the queue: that job and its scores go, so the
+    candidate's scoring starts from nothing.
+    """
     version = ModelVersion.objects.filter(project=project).latest("number")
     if version.status != ModelStatus.CANDIDATE:
         ModelVersion.objects.filter(pk=version.pk).update(
             status=ModelStatus.CANDIDATE, decision_rule="test", compared_with=None
         )
-        Job.objects.filter(project=project, kind=JobKind.SCORE, status=JobStatus.QUEUED).delete()
+        Job.objects.filter(project=project, kind=JobKind.SCORE).delete()
+        Prediction.objects.filter(model_version=version).delete()
         version.refresh_from_db()
         scoring_request(version=version)
     return version

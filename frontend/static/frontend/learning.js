@@ -19,12 +19,19 @@ function fact(name, text) {
   card.querySelector(`[data-fact=${name}]`).textContent = text;
 }
 
+/** Name what ordered the queue: the champion, the newest model before the first champion, or the cold start. */
+function rankedBy(queue) {
+  if (!queue.model_version) return "cold start";
+  const model = `model v${queue.model_version}`;
+  return queue.model_status === "champion" ? model : `${model} (newest model, not promoted: it only ranks)`;
+}
+
 function showQueue(queue) {
   fact("open", String(queue.open));
   card.querySelector("[data-fact=open]").dataset.value = queue.open;
   if (!("generation" in queue)) return; // a `queue` event carries the size only
   const ranked = Boolean(queue.ranked_at);
-  fact("ranked_by", !ranked ? "not ranked yet" : queue.model_version ? `model v${queue.model_version}` : "cold start");
+  fact("ranked_by", !ranked ? "not ranked yet" : rankedBy(queue));
   fact("strategy", ranked ? String(queue.strategy || "").replaceAll("_", " ") : "–");
   const when = ranked ? new Date(queue.ranked_at).toLocaleString() : "–";
   fact("ranked_at", ranked ? `${when} (${queue.ranked_items} items in ${queue.rank_seconds ?? "?"} s)` : when);

@@ -98,6 +98,9 @@ export function describeRerank(event, { newModel = true } = {}) {
   if (event.model_version === null || event.model_version === undefined) {
     return `The queue was re-ordered (${strategy || "cold start"})`;
   }
+  if (event.provisional) {
+    return `The newest model (v${event.model_version}, not promoted yet) re-ranked the queue by ${strategy}`;
+  }
   const model = newModel ? `A new model (v${event.model_version})` : `Model v${event.model_version}`;
   return `${model} re-ranked the queue by ${strategy}`;
 }

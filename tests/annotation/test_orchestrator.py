@@ -150,6 +150,12 @@ def test_before_a_first_champion_the_newest_model_ranks_the_queue_and_scores_new
     queue = ProjectQueue.objects.get(project=vessel_project)
     assert queue.unranked_items == 0 and queue.model_version == version and queue.strategy == "entropy"
     assert Prediction.objects.filter(model_version=version).count() == 8
+    # The lead picks another strategy: the same model's stored scores re-rank the queue, no model run.
+    project_update(project=vessel_project, settings={"acquisition_strategy": "least_confidence"})
+    report = orchestrator_tick()
+    assert report.reranks == [vessel_project.slug] and report.scorings == [] and report.cold_starts == []
+    queue = ProjectQueue.objects.get(project=vessel_project)
+    assert queue.model_version == version and queue.strategy == "least_confidence"
     version.refresh_from_db()
     assert version.status == ModelStatus.REJECTED
 

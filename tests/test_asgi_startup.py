@@ -229,3 +229,47 @@ def test_gunicorn_opens_each_workers_database_connection_before_its_first_reques
     hooks["post_worker_init"](None)  # gunicorn calls it in each worker once the application is loaded
     assert set(opened) == {"default"}  # PostgreSQL re-checks the connection while opening it
     assert connection.connection is None  # handed back at once (with the production pool: back to the pool, open)
+
+
+def test_a_static_file_is_answered_while_a_view_holds_the_view_thread():
+    """Styles and scripts never queue behind a view in the worker's one view thread (a page's first frame, `next`)."""
+    import threading
+
+    from asgiref.sync import sync_to_async
+    from django.contrib.staticfiles import finders
+
+    from tests.conftest import http_scope
+    from webapp.asgi import application
+
+    name = "frontend/first-item.js"
+    expected = Path(finders.find(name)).read_bytes()
+    release = threading.Event()
+
+    def view_running():  # what a view does in the sync thread: hold it
+        release.wait(timeout=60)
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def static_while_held() -> tuple[int, bytes, bool]:
+        answer: dict = {"bodies": []}
+
+        async def send(message):
+            if message["type"] == "http.response.start":
+                answer["status"] = message["status"]
+            else:
+                answer["bodies"].append(message.get("body", b""))
+
+        held = asyncio.ensure_future(sync_to_async(view_running, thread_sensitive=True)())
+        await asyncio.sleep(0.05)  # the sync thread is now inside view_running
+        try:
+            await asyncio.wait_for(application(http_scope("GET", f"/static/{name}", []), receive, send), timeout=20)
+            still_held = not held.done()
+        finally:
+            release.set()
+            await held
+        return answer["status"], b"".join(answer["bodies"]), still_held
+
+    status, body, still_held = in_own_loop(static_while_held())
+    assert status == 200 and body == expected
+    assert still_held  # answered while the view thread was busy, not after it

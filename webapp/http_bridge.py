@@ -18,7 +18,8 @@ event loop (HTTP parsing, websockets through Channels) and hands each HTTP reque
   database connections go back to their pool.
 
 The handler runs as asgiref's thread-sensitive sync code: in the process's one sync thread, one view at a time
-(concurrency comes from the worker processes, `LUMEN_WEB_WORKERS`), and, where the application is called from
+(concurrency comes from the worker processes, `LUMEN_WEB_WORKERS`); a static file, which needs no view and no
+database, in the event loop's thread pool beside it; and, where the application is called from
 sync code (`async_to_sync` in tests), in the caller's thread with its database connection. A streaming response
 other than a file (none of Lumen's views answers one) would be read whole before it is sent, as Django's ASGI
 handler reads a synchronous iterator.
@@ -90,7 +91,12 @@ class DjangoHTTP:
             environ = build_environ(scope, body)  # type: ignore[arg-type]
             environ["CONTENT_LENGTH"] = str(size)
             environ["wsgi.file_wrapper"] = FileBlocks
-            answer = await sync_to_async(self.call, thread_sensitive=True)(environ)
+            # A static file (whitenoise answers it before any middleware that reads the session or the database)
+            # needs no view: it is answered from the event loop's thread pool, beside the view running in the sync
+            # thread, so a page's styles and scripts never wait behind a view, nor a view (a frame, `next`) behind
+            # them.
+            sensitive = not self.is_static(scope["path"])
+            answer = await sync_to_async(self.call, thread_sensitive=sensitive)(environ)
         await send({"type": "http.response.start", "status": answer.status, "headers": answer.headers})
         if answer.file is None:
             await send({"type": "http.response.body", "body": answer.content})
@@ -101,7 +107,13 @@ class DjangoHTTP:
                 await send({"type": "http.response.body", "body": block, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
         finally:
-            await sync_to_async(answer.file.close, thread_sensitive=True)()
+            await sync_to_async(answer.file.close, thread_sensitive=sensitive)()
+
+    @staticmethod
+    def is_static(path: str) -> bool:
+        """Whether `path` is under STATIC_URL (what whitenoise serves)."""
+        prefix = settings.STATIC_URL or ""
+        return bool(prefix) and path.startswith(prefix if prefix.startswith("/") else f"/{prefix}")
 
     def call(self, environ: dict) -> Answer:
         """Run the WSGI application (in the sync thread); a response that is not a file is read and closed here."""

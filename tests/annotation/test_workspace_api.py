@@ -321,6 +321,8 @@ def test_the_label_page_hands_out_the_first_item_and_preloads_its_first_frame(ru
     # Its frame 0 is asked for first, as the image the page shows in the tool's place before any script runs.
     preload = f'<link rel="preload" href="{frame}" as="image">'
     assert preload in html and html.index(preload) < html.index("first-item.js")
+    # Nothing in the head holds the parser: the classic script runs once the page is parsed, before the modules.
+    assert re.search(r'<script defer src="[^"]*first-item\.js"', html)
     shown = re.search(r'<img id="first-frame" class="first-frame" src="([^"]+)" width="(\d+)" height="(\d+)"', html)
     media = first["workspace"]["item"]["media"]
     assert shown.groups() == (frame, str(media["columns"]), str(media["rows"]))

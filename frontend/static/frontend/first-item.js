@@ -1,8 +1,9 @@
-// Loaded as a classic script in the workspace's <head>. The page embeds the first item's `next` answer
+// Loaded as a deferred classic script from the workspace's <head> (it runs once the page is parsed, before the
+// modules, which run in document order after it). The page embeds the first item's `next` answer
 // (#lumen-first-next) and preloads its first image; should that answer be unreadable, this script asks `next`
-// itself while the modules load (a page opened on ?item= asks nothing here). workspace.js takes the answer from window.lumenFirstNext and uses lumenWarm
-// for items it fetches ahead, to warm the browser's cache with the first image the tool will draw (frame URLs
-// are immutable and cacheable).
+// itself before the modules run (a page opened on ?item= asks nothing here). workspace.js takes the answer from
+// window.lumenFirstNext and uses lumenWarm for items it fetches ahead, to warm the browser's cache with the first
+// image the tool will draw (frame URLs are immutable and cacheable).
 (function () {
   "use strict";
 

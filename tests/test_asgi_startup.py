@@ -273,3 +273,6 @@ def test_a_static_file_is_answered_while_a_view_holds_the_view_thread():
     status, body, still_held = in_own_loop(static_while_held())
     assert status == 200 and body == expected
     assert still_held  # answered while the view thread was busy, not after it
+    # A name under /static/ that is no file goes on through Django, outside the view thread too: a plain 404.
+    missing = asgi_call("GET", "/static/frontend/no-such-file.js", [], own_loop=True)
+    assert missing["status"] == 404

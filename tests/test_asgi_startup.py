@@ -69,6 +69,11 @@ def asgi_call(
     return answer
 
 
+async def no_body() -> dict:
+    """ASGI `receive` of a request without a body."""
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
 def in_own_loop(awaitable):
     """Run `awaitable` to its end on an event loop of its own, in a thread of its own (the browser tests'
     Playwright keeps an event loop running in the main thread, where async_to_sync refuses to run). What it runs
@@ -162,9 +167,6 @@ def test_a_slow_reader_of_a_file_does_not_hold_the_view_thread(monkeypatch):
     name = "admin/js/vendor/jquery/jquery.js"
     expected = Path(finders.find(name)).read_bytes()
 
-    async def receive():
-        return {"type": "http.request", "body": b"", "more_body": False}
-
     async def both() -> tuple[bytes, int, bool]:
         first_block = asyncio.Event()
         reading = asyncio.Event()  # the slow client reads its second block only once the other request is answered
@@ -184,12 +186,12 @@ def test_a_slow_reader_of_a_file_does_not_hold_the_view_thread(monkeypatch):
 
         async def other_request():
             await first_block.wait()  # the file's answer has begun: its view has returned
-            await application(http_scope("GET", "/api/", []), receive, other_send)
+            await application(http_scope("GET", "/api/", []), no_body, other_send)
             other["done_while_file_waits"] = len(file_bodies) == 1
             reading.set()
 
         await asyncio.wait_for(
-            asyncio.gather(application(http_scope("GET", f"/static/{name}", []), receive, slow_send), other_request()),
+            asyncio.gather(application(http_scope("GET", f"/static/{name}", []), no_body, slow_send), other_request()),
             timeout=60,
         )
         return b"".join(file_bodies), other["status"], other["done_while_file_waits"]
@@ -248,9 +250,6 @@ def test_a_static_file_is_answered_while_a_view_holds_the_view_thread():
     def view_running():  # what a view does in the sync thread: hold it
         release.wait(timeout=60)
 
-    async def receive():
-        return {"type": "http.request", "body": b"", "more_body": False}
-
     async def static_while_held() -> tuple[int, bytes, bool]:
         answer: dict = {"bodies": []}
 
@@ -263,7 +262,7 @@ def test_a_static_file_is_answered_while_a_view_holds_the_view_thread():
         held = asyncio.ensure_future(sync_to_async(view_running, thread_sensitive=True)())
         await asyncio.sleep(0.05)  # the sync thread is now inside view_running
         try:
-            await asyncio.wait_for(application(http_scope("GET", f"/static/{name}", []), receive, send), timeout=20)
+            await asyncio.wait_for(application(http_scope("GET", f"/static/{name}", []), no_body, send), timeout=20)
             still_held = not held.done()
         finally:
             release.set()

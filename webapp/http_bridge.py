@@ -72,6 +72,9 @@ class DjangoHTTP:
 
     def __init__(self, app) -> None:
         self.app = app
+        # Where whitenoise's files are (Django gives STATIC_URL its leading "/"; a URL on another host matches no
+        # path here). Read once: every request asks.
+        self.static_prefix = settings.STATIC_URL
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -95,7 +98,7 @@ class DjangoHTTP:
             # needs no view: it is answered from the event loop's thread pool, beside the view running in the sync
             # thread, so a page's styles and scripts never wait behind a view, nor a view (a frame, `next`) behind
             # them.
-            sensitive = not self.is_static(scope["path"])
+            sensitive = not scope["path"].startswith(self.static_prefix)
             answer = await sync_to_async(self.call, thread_sensitive=sensitive)(environ)
         await send({"type": "http.response.start", "status": answer.status, "headers": answer.headers})
         if answer.file is None:
@@ -108,12 +111,6 @@ class DjangoHTTP:
             await send({"type": "http.response.body", "body": b""})
         finally:
             await sync_to_async(answer.file.close, thread_sensitive=sensitive)()
-
-    @staticmethod
-    def is_static(path: str) -> bool:
-        """Whether `path` is under STATIC_URL (what whitenoise serves)."""
-        prefix = settings.STATIC_URL or ""
-        return bool(prefix) and path.startswith(prefix if prefix.startswith("/") else f"/{prefix}")
 
     def call(self, environ: dict) -> Answer:
         """Run the WSGI application (in the sync thread); a response that is not a file is read and closed here."""

@@ -43,10 +43,12 @@ class ProjectEventsConsumer(AsyncJsonWebsocketConsumer):
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         self.woken = asyncio.Event()
+        self.leaving = False
         await self.accept()
         self.pump = asyncio.create_task(self._pump())
 
     async def disconnect(self, code: int) -> None:
+        self.leaving = True  # the reader stops at its next step even if the cancellation below is lost
         pump = getattr(self, "pump", None)
         if pump is not None and pump is not asyncio.current_task():
             pump.cancel()
@@ -71,8 +73,13 @@ class ProjectEventsConsumer(AsyncJsonWebsocketConsumer):
     async def _pump_events(self) -> None:
         poll = float(getattr(settings, "LUMEN_LIVE_POLL_SECONDS", 1.0))
         while True:
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a cancellation that lands just after the
+            # wake-up was set, and the reader would read on after the page left.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.woken.wait(), timeout=poll)
+                async with asyncio.timeout(poll):
+                    await self.woken.wait()
+            if self.leaving:
+                return
             self.woken.clear()
             events = await self._read()
             if events is None:  # logged out or no longer a member: not another event

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 from contextlib import contextmanager
 
 import pytest
@@ -93,6 +96,36 @@ def judge_promotes(monkeypatch):
         return True, "promoted: the promotion judge is bypassed in this test"
 
     monkeypatch.setattr(learning, "promotion_decision", always)
+
+
+SHUTDOWN_GRACE_S = 120
+_run_status = pytest.StashKey[int]()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    session.config.stash[_run_status] = int(exitstatus)
+
+
+def pytest_unconfigure(config):
+    """After a failed run has reported, end the process even if a thread never returns.
+
+    A test that timed out can leave a thread that waits forever (an event loop whose closing never ends); the
+    interpreter waits for it at exit, and CI would hang until its own limit instead of failing with the report
+    already printed. A run that passed exits as usual; the watchdog only fires if shutting down takes longer than
+    SHUTDOWN_GRACE_S.
+    """
+    status = config.stash.get(_run_status, 0)
+    if status == 0:
+        return
+
+    def end() -> None:
+        sys.stderr.write(f"tests: the run failed and shutting down took over {SHUTDOWN_GRACE_S} s; ending it\n")
+        sys.stderr.flush()
+        os._exit(status)
+
+    watchdog = threading.Timer(SHUTDOWN_GRACE_S, end)
+    watchdog.daemon = True  # it never holds up an exit that happens sooner
+    watchdog.start()
 
 
 @pytest.fixture(autouse=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -70,6 +71,46 @@ def test_an_event_written_without_a_wake_up_arrives_by_the_next_read(vessel_proj
 
     events = async_to_sync(scenario)()
     assert [(e["event"], e["open"]) for e in events] == [("queue", 7)]  # not the leads-only job event
+
+
+class RecordedConsumer(ProjectEventsConsumer):
+    """The consumer, kept where a test can reach the instance a socket was served by, counting its reads."""
+
+    made: list[RecordedConsumer] = []
+
+    async def connect(self) -> None:
+        self.reads = 0
+        RecordedConsumer.made.append(self)
+        await super().connect()
+
+    async def _read(self):
+        self.reads += 1
+        return await super()._read()
+
+
+def test_a_page_leaving_as_a_wake_up_arrives_ends_the_reader_at_once(vessel_project, annotator, settings):
+    """The wake-up and the page leaving in the same instant: the reader stops, and reads nothing more.
+
+    (Python 3.11's asyncio.wait_for returns the finished wait and drops a cancellation that lands just after
+    the event was set: the reader went on reading for a page that had left.)
+    """
+    settings.LUMEN_LIVE_POLL_SECONDS = 30  # the reader waits on the wake-up alone, never on its timer
+
+    async def scenario():
+        communicator = WebsocketCommunicator(RecordedConsumer.as_asgi(), f"/ws/projects/{vessel_project.slug}/")
+        communicator.scope["user"] = annotator
+        communicator.scope["url_route"] = {"kwargs": {"slug": vessel_project.slug}}
+        assert (await communicator.connect())[0]
+        consumer = RecordedConsumer.made[-1]
+        await asyncio.sleep(0.05)  # the reader is waiting for a wake-up
+        consumer.woken.set()
+        async with asyncio.timeout(5):
+            await consumer.disconnect(1000)
+        ended, reads = consumer.pump.done(), consumer.reads
+        await communicator.disconnect()
+        return ended, reads
+
+    assert async_to_sync(scenario)() == (True, 0)
 
 
 def test_removal_and_a_new_role_take_effect_at_once(vessel_project, lead, annotator):

@@ -122,6 +122,7 @@ def test_project_websocket_admits_members_and_relays_their_events(vessel_project
         for user, code in ((stranger, 4404), (AnonymousUser(), 4401)):
             outsider = _connect(user, vessel_project.slug)
             connected, close_code = await outsider.connect()
+            await outsider.disconnect()  # nothing of the refused socket is left running when the loop closes
             assert (connected, close_code) == (False, code)
 
     async_to_sync(scenario)()

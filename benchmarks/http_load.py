@@ -17,10 +17,12 @@ Each client is its own OS process (multiprocessing, spawn) with its own `request
 token, and loops `POST /api/projects/<slug>/next/` (which answers with the workspace) → `GET` the workspace
 URL (a reload of the item; the browser no longer needs it, timed for the record) → `POST /api/labels/`,
 until it has done `--cycles` cycles or `--seconds` have passed. Phases: 1 client; N clients with no pause
-(throughput); N clients pausing 1 s between items (a fast human). The in-run baseline: before the phases, 200
-calls of a cheap authenticated endpoint on the same server (`GET /api/me/`: the token, the user's memberships and
-permissions), what a request costs here before the hot path's own work; the hot path's calls are shown as ratios
-to it. Reported per phase: p50 / p99 / max of each
+(throughput); N clients pausing 1 s between items (a fast human), once all starting at the same instant and
+once "staggered": each client starts at its own random moment within the first pause (seeded by `--seed`), as
+annotators who do not all press a key in the same millisecond. Every client still runs for `--seconds`. The
+in-run baseline: before the phases, 200 calls of a cheap authenticated endpoint on the same server (`GET
+/api/me/`: the token, the user's memberships and permissions), what a request costs here before the hot path's own
+work; the hot path's calls are shown as ratios to it. Reported per phase: p50 / p99 / max of each
 call (ms, measured in the client around the whole HTTP request), completed cycles per second, errors, and
 double leases counted from the database afterwards (items leased beyond their slots; must be 0). At the
 largest size, every SQL statement one `next` and one submit run is shown with its PostgreSQL plan
@@ -32,6 +34,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import random
 import re
 import secrets
 import statistics
@@ -56,7 +59,13 @@ PSEUDONYM_KEY = secrets.token_urlsafe(48)
 CREDENTIALS_KEY = secrets.token_urlsafe(48)
 OVERLAP_EVERY = 10
 LUMEN, LABEL_STUDIO = "Lumen", "Label Studio"
-PHASES = (("1 client", 1, 0.0), ("{n} clients, no pause", None, 0.0), ("{n} clients, 1 s pause", None, 1.0))
+# (name, clients or None for --clients, pause between items in s, whether the clients start at random moments)
+PHASES = (
+    ("1 client", 1, 0.0, False),
+    ("{n} clients, no pause", None, 0.0, False),
+    ("{n} clients, 1 s pause", None, 1.0, False),
+    ("{n} clients, 1 s pause, staggered", None, 1.0, True),
+)
 
 
 # ---------------------------------------------------------------------------------------------------- setup
@@ -275,8 +284,11 @@ class Loop:
         session.get(s.url + path, timeout=30).raise_for_status()
 
 
-def client_main(setup: Setup, token: str, cycles: int, seconds: float, pause: float, ready, go, out) -> None:
-    """One annotator in its own process: next → reload → submit until done; puts a ClientResult on `out`."""
+def client_main(
+    setup: Setup, token: str, cycles: int, seconds: float, pause: float, offset: float, ready, go, out
+) -> None:
+    """One annotator in its own process: `offset` s after the start, next → reload → submit until done; puts a
+    ClientResult on `out`."""
     import requests
 
     loop = Loop(setup)
@@ -286,6 +298,7 @@ def client_main(setup: Setup, token: str, cycles: int, seconds: float, pause: fl
     loop.warm(session)  # the connection is open before the clock starts
     ready.put(1)
     go.wait()
+    time.sleep(offset)
     result.started = time.perf_counter()
     deadline = result.started + seconds
     try:
@@ -334,13 +347,24 @@ class Phase:
 
 
 def phase_run(
-    setup: Setup, size: int, name: str, clients: int, pause: float, cycles: int, seconds: float, double_leases
+    setup: Setup,
+    size: int,
+    name: str,
+    clients: int,
+    pause: float,
+    offsets: list[float],
+    cycles: int,
+    seconds: float,
+    double_leases,
 ) -> Phase:
-    """Run one phase against one system; `double_leases()` counts items leased beyond their slots afterwards."""
+    """Run one phase against one system (client i starts `offsets[i]` s after the others are released);
+    `double_leases()` counts items leased beyond their slots afterwards."""
     context = multiprocessing.get_context("spawn")
     ready, out, go = context.Queue(), context.Queue(), context.Event()
     processes = [
-        context.Process(target=client_main, args=(setup, setup.tokens[i], cycles, seconds, pause, ready, go, out))
+        context.Process(
+            target=client_main, args=(setup, setup.tokens[i], cycles, seconds, pause, offsets[i], ready, go, out)
+        )
         for i in range(clients)
     ]
     for process in processes:
@@ -348,7 +372,7 @@ def phase_run(
     for _ in processes:
         ready.get(timeout=120)
     go.set()
-    results = [out.get(timeout=seconds + 300) for _ in processes]
+    results = [out.get(timeout=seconds + max(offsets) + 300) for _ in processes]
     for process in processes:
         process.join(timeout=30)
     load = os.getloadavg()[0]
@@ -530,9 +554,10 @@ def report(
     if herd_rows:
         lines += [
             "",
-            "Where next's tail comes from with many clients: every client sends its first next at the same "
-            "instant (all start together), a burst each server process works through in turn; the rest are "
-            "the steady state.",
+            "Where next's tail comes from with many clients: where all clients start together, every client "
+            "sends its first next at the same instant, a burst each server process works through in turn (the "
+            "staggered phase starts each client at its own moment within the first second); the rest are the "
+            "steady state.",
             "",
             table(
                 ["items", "phase", "system", "first next of each client p50/max ms", "every later next p50/p99/max ms"],
@@ -634,11 +659,15 @@ def main() -> None:
                     setups[(s.system, size)] = s
                     print(f"{s.system}: {size:,} items loaded in {s.load_s:.0f} s", flush=True)
                 floors[size] = floor_measure(server, setup.tokens[-1])
-                for template, clients, pause in PHASES:
+                for template, clients, pause, staggered in PHASES:
                     clients = clients or args.clients
                     name = template.format(n=clients)
+                    starts = random.Random(args.seed + size)  # the same start moments for both systems
+                    offsets = [starts.uniform(0, pause) if staggered else 0.0 for _ in range(clients)]
                     for s, double_leases in runs:
-                        phase = phase_run(s, size, name, clients, pause, args.cycles, args.seconds, double_leases)
+                        phase = phase_run(
+                            s, size, name, clients, pause, offsets, args.cycles, args.seconds, double_leases
+                        )
                         phases.append(phase)
                         nexts = phase.calls("next")
                         print(

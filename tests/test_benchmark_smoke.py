@@ -75,17 +75,18 @@ def test_http_load_drives_lumen_and_label_studio_from_client_processes():
         if re.match(r"^(300|600)\s{2,}.*client.*\s(Lumen|Label Studio)\s", line)
     ]
     systems = [re.split(r"\s{2,}", row.strip())[2] for row in rows]
-    assert systems.count("Lumen") == 6 and systems.count("Label Studio") == 6, out  # three phases per size each
+    assert systems.count("Lumen") == 8 and systems.count("Label Studio") == 8, out  # four phases per size each
+    assert sum("3 clients, 1 s pause, staggered" in row for row in rows) == 4, out
     for row in rows:
         cells = re.split(r"\s{2,}", row.strip())
         cycles, errors, double_leases = int(cells[6]), int(cells[8]), int(cells[9])
         assert cycles > 0 and errors == 0 and double_leases == 0, row
-    # The many-client phases' first next of each client (sent at once) apart from the rest, for both systems.
+    # The many-client phases' first next of each client (sent at once, or staggered) apart from the rest.
     herd = out.split("Where next's tail comes from", 1)[1].split("\n\n", 2)[1]
-    assert len([line for line in herd.splitlines() if re.match(r"^(300|600)\s{2,}", line)]) == 8, herd
+    assert len([line for line in herd.splitlines() if re.match(r"^(300|600)\s{2,}", line)]) == 12, herd
     # One ratio row per size and phase, from the same run.
     ratios = out.split("in the same run (next latency", 1)[1].split("\n\n", 2)[1]
-    assert len([line for line in ratios.splitlines() if re.match(r"^(300|600)\s{2,}", line)]) == 6, ratios
+    assert len([line for line in ratios.splitlines() if re.match(r"^(300|600)\s{2,}", line)]) == 8, ratios
     # The plan of every statement on the path is shown; none scans the big tables sequentially.
     plans = out.split("with the scans of its plan (EXPLAIN):", 1)[1]
     assert "Index Scan using" in plans

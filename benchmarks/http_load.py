@@ -26,7 +26,9 @@ work; the hot path's calls are shown as ratios to it. Reported per phase: p50 / 
 call (ms, measured in the client around the whole HTTP request), completed cycles per second, errors, and
 double leases counted from the database afterwards (items leased beyond their slots; must be 0). At the
 largest size, every SQL statement one `next` and one submit run is shown with its PostgreSQL plan
-(`EXPLAIN`, the scans only), so a query that scans a table rather than an index is visible.
+(`EXPLAIN`, the scans only), so a query that scans a table rather than an index is visible. Then a second project
+of the smallest size is loaded beside the largest one (same server, database and tables), and one client alternates
+between the two for ALTERNATION_ROUNDS rounds: the ratio of their `next` p50, measured in the same minutes.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ SECRET_KEY = secrets.token_urlsafe(48)
 PSEUDONYM_KEY = secrets.token_urlsafe(48)
 CREDENTIALS_KEY = secrets.token_urlsafe(48)
 OVERLAP_EVERY = 10
+ALTERNATION_ROUNDS = 5
 LUMEN, LABEL_STUDIO = "Lumen", "Label Studio"
 # (name, clients or None for --clients, pause between items in s, whether the clients start at random moments)
 PHASES = (
@@ -81,8 +84,10 @@ class Setup:
     load_s: float
 
 
-def project_load(size: int, clients: int, root: Path, seed: int) -> Setup:
-    """Create the project: one imported run, its instance cloned per item, a random order, counted progress."""
+def project_load(size: int, clients: int, root: Path, seed: int, tag: str = "") -> Setup:
+    """Create the project: one imported run, its instance cloned per item, a random order, counted progress.
+
+    `tag` names a second project of the same size loaded beside another (its slug, folder and users)."""
     from django.contrib.auth import get_user_model
     from knox.models import AuthToken
 
@@ -95,12 +100,12 @@ def project_load(size: int, clients: int, root: Path, seed: int) -> Setup:
 
     started = time.perf_counter()
     project = Project.objects.create(
-        slug=f"bench-http-{size}",
-        name=f"HTTP load {size}",
+        slug=f"bench-http-{size}{tag}",
+        name=f"HTTP load {size}{tag}",
         task_type=TaskType.VESSEL_TYPE,
         settings={"gold_rate": 0.0, "overlap_rate": 0.0},
     )
-    folder = root / f"xa-{size}"
+    folder = root / f"xa-{size}{tag}"
     generate_xa_cohort(folder, n_patients=1, runs_per_patient=1, frames=(24, 24), size=128, seed=seed)
     report = import_run(project=project, sources=sources_from_path(folder, limits=ArchiveLimits(members=10)))
     if report.summary()["rejected"]:
@@ -137,7 +142,7 @@ def project_load(size: int, clients: int, root: Path, seed: int) -> Setup:
     progress_recount(project=project)
     users_model = get_user_model()
     users = users_model.objects.bulk_create(
-        [users_model(username=f"http-annotator-{size}-{i}") for i in range(clients)]
+        [users_model(username=f"http-annotator-{size}{tag}-{i}") for i in range(clients)]
     )
     Membership.objects.bulk_create([Membership(project=project, user=u, role=Role.ANNOTATOR) for u in users])
     tokens = [AuthToken.objects.create(user=user)[1] for user in users]
@@ -379,6 +384,31 @@ def phase_run(
     return Phase(setup.system, size, name, clients, results, double_leases(), load)
 
 
+@dataclass
+class Alternation:
+    """One client's `next` on a small and the large project of one server and database, round by round."""
+
+    small: int
+    large: int
+    rounds: list[tuple[list[float], list[float]]]  # per round: the small project's next ms, the large one's
+
+    def p50(self, which: int) -> float:
+        return statistics.median(ms for round_ in self.rounds for ms in round_[which])
+
+
+def alternation_run(small: Setup, large: Setup, sizes: tuple[int, int], cycles: int, seconds: float) -> Alternation:
+    """One client at a time, alternating between the two projects for ALTERNATION_ROUNDS rounds of up to `cycles`
+    cycles each: both sizes are measured in the same minutes, so the machine's drift cancels out of their ratio."""
+    rounds = []
+    for _ in range(ALTERNATION_ROUNDS):
+        pair = []
+        for setup, size in ((small, sizes[0]), (large, sizes[1])):
+            phase = phase_run(setup, size, "alternation", 1, 0.0, [0.0], cycles, seconds, lambda: 0)
+            pair.append(phase.calls("next"))
+        rounds.append((pair[0], pair[1]))
+    return Alternation(sizes[0], sizes[1], rounds)
+
+
 def floor_measure(server: Server, token: str, n: int = 200) -> list[float]:
     """Time a cheap authenticated API call on the same server (`GET /api/me/`: the token, the user's memberships
     and permissions, four small queries): the in-run baseline of what a request costs here before the hot path's
@@ -483,6 +513,7 @@ def report(
     plans: list[tuple[str, str]],
     workers: int,
     floors: dict[int, list[float]],
+    alternation: Alternation | None = None,
 ) -> str:
     lumen = [p for p in phases if p.system == LUMEN]
     lines = [
@@ -597,6 +628,29 @@ def report(
         small, large = by_size[sizes[0]][0], by_size[sizes[-1]][0]
         ratio = statistics.median(large.calls("next")) / statistics.median(small.calls("next"))
         lines += ["", f"Lumen next p50 at {sizes[-1]:,} items / p50 at {sizes[0]:,} items, one client: {ratio:.2f}"]
+    if alternation is not None:
+        a = alternation
+        lines += [
+            "",
+            f"The same ratio measured in the same minutes: after the {a.large:,}-item phases, a second project of "
+            f"{a.small:,} items was loaded beside it (same server, same database, same tables), and one client "
+            f"alternated between the two, {len(a.rounds)} rounds of up to {args.cycles} cycles on each "
+            "(the 1-client row of each size above ran minutes apart, while this machine's speed drifts):",
+            "",
+            table(
+                ["round", f"{a.small:,} items next p50 ms", f"{a.large:,} items next p50 ms", "ratio"],
+                [
+                    [
+                        i + 1,
+                        f"{statistics.median(s):.1f}",
+                        f"{statistics.median(b):.1f}",
+                        f"{statistics.median(b) / statistics.median(s):.2f}",
+                    ]
+                    for i, (s, b) in enumerate(a.rounds)
+                ]
+                + [["all", f"{a.p50(0):.1f}", f"{a.p50(1):.1f}", f"{a.p50(1) / a.p50(0):.2f}"]],
+            ),
+        ]
     errors = [f"{p.system}: {e}" for p in phases for r in p.results for e in r.errors]
     if errors:
         lines += ["", "client errors (first 5):", *errors[:5]]
@@ -638,6 +692,7 @@ def main() -> None:
         setups: dict[tuple[str, int], Setup] = {}
         plans: list[tuple[str, str]] = []
         floors: dict[int, list[float]] = {}
+        alternation: Alternation | None = None
         try:
             server.start()
             workers = server.workers()
@@ -678,11 +733,21 @@ def main() -> None:
                         )
                 if size == sizes[-1]:
                     plans = query_plans(setup)
+                    if len(sizes) > 1:
+                        side = project_load(sizes[0], 1, root, args.seed + 1, tag="-beside")
+                        side.url = server.url
+                        print(f"Lumen: a second project of {sizes[0]:,} items loaded beside it", flush=True)
+                        alternation = alternation_run(side, setup, (sizes[0], size), args.cycles, args.seconds)
+                        print(
+                            f"  alternating one client: next p50 {alternation.p50(0):.1f} ms at {sizes[0]:,} items, "
+                            f"{alternation.p50(1):.1f} ms at {size:,}",
+                            flush=True,
+                        )
         finally:
             server.stop()
             if other is not None:
                 other.stop()
-        text = report(args, phases, setups, plans, workers, floors)
+        text = report(args, phases, setups, plans, workers, floors, alternation)
     print(text)
     if args.save:
         print(f"saved {save('http_load.txt', text)}")

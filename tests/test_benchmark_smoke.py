@@ -87,6 +87,10 @@ def test_http_load_drives_lumen_and_label_studio_from_client_processes():
     # One ratio row per size and phase, from the same run.
     ratios = out.split("in the same run (next latency", 1)[1].split("\n\n", 2)[1]
     assert len([line for line in ratios.splitlines() if re.match(r"^(300|600)\s{2,}", line)]) == 8, ratios
+    # The smallest size again, beside the largest: one client alternating between them, round by round.
+    alternation = out.split("The same ratio measured in the same minutes", 1)[1].split("\n\n", 2)[1]
+    rounds = [line for line in alternation.splitlines() if re.match(r"^([1-5]|all)\s{2,}", line)]
+    assert len(rounds) == 6 and all(float(re.split(r"\s{2,}", r.strip())[3]) > 0 for r in rounds), alternation
     # The plan of every statement on the path is shown; none scans the big tables sequentially.
     plans = out.split("with the scans of its plan (EXPLAIN):", 1)[1]
     assert "Index Scan using" in plans

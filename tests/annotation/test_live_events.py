@@ -32,9 +32,11 @@ def quick_polls(settings):
     settings.LUMEN_LIVE_POLL_SECONDS = 0.2
 
 
-def connect(user, slug: str, *, after: int | None = None, session=None) -> WebsocketCommunicator:
+def connect(
+    user, slug: str, *, after: int | None = None, session=None, consumer=ProjectEventsConsumer
+) -> WebsocketCommunicator:
     query = f"?after={after}" if after is not None else ""
-    communicator = WebsocketCommunicator(ProjectEventsConsumer.as_asgi(), f"/ws/projects/{slug}/{query}")
+    communicator = WebsocketCommunicator(consumer.as_asgi(), f"/ws/projects/{slug}/{query}")
     communicator.scope["user"] = user
     communicator.scope["url_route"] = {"kwargs": {"slug": slug}}
     if session is not None:
@@ -97,9 +99,7 @@ def test_a_page_leaving_as_a_wake_up_arrives_ends_the_reader_at_once(vessel_proj
     settings.LUMEN_LIVE_POLL_SECONDS = 30  # the reader waits on the wake-up alone, never on its timer
 
     async def scenario():
-        communicator = WebsocketCommunicator(RecordedConsumer.as_asgi(), f"/ws/projects/{vessel_project.slug}/")
-        communicator.scope["user"] = annotator
-        communicator.scope["url_route"] = {"kwargs": {"slug": vessel_project.slug}}
+        communicator = connect(annotator, vessel_project.slug, consumer=RecordedConsumer)
         assert (await communicator.connect())[0]
         consumer = RecordedConsumer.made[-1]
         await asyncio.sleep(0.05)  # the reader is waiting for a wake-up

@@ -75,7 +75,9 @@ async ({template, frames}) => {
 FRAME_BYTES_JS = """
 () => {
   const frames = performance.getEntriesByType("resource").filter((e) => e.name.includes("/frames/"));
-  return {requests: frames.length, bytes: frames.reduce((sum, e) => sum + e.encodedBodySize, 0)};
+  // Frame 0 of the workspace's run may have come in the page: the player counted its bytes (lumenCine.inPage).
+  const inPage = (window.lumenCine && window.lumenCine.inPage) || 0;
+  return {requests: frames.length, bytes: inPage + frames.reduce((sum, e) => sum + e.encodedBodySize, 0)};
 }
 """
 
@@ -92,6 +94,12 @@ async () => {
   });
   const at = (name) => performance.getEntriesByName(name)[0].startTime;
   const resources = performance.getEntriesByType("resource");
+  const linked = (pattern) => {
+    const ends = resources.filter((e) => pattern.test(e.name)).map((e) => e.responseEnd);
+    return ends.length ? Math.max(...ends) : null;
+  };
+  // This run's frame 0 (not the next run's, which the workspace warms ahead)
+  const frame0 = resources.find((e) => e.name.endsWith(`/items/${window.lumenCine.itemId}/frames/0/`));
   const done = (pattern) => (resources.find((e) => pattern.test(e.name)) || {responseEnd: null}).responseEnd;
   return {
     painted,
@@ -99,14 +107,15 @@ async () => {
     drawn: at("cine-first-frame"),
     all: at("cine-all-frames"),
     html: performance.getEntriesByType("navigation")[0].responseEnd,
-    styles: Math.max(...resources.filter((e) => /\\.css$/.test(e.name)).map((e) => e.responseEnd)),
-    scripts: Math.max(...resources.filter((e) => /\\.js$/.test(e.name)).map((e) => e.responseEnd)),
+    styles: linked(/\\.css$/),  // none: the page's styles are written into it
+    scripts: linked(/\\.js$/),
     first_paint: (performance.getEntriesByName("first-contentful-paint")[0] || {startTime: null}).startTime,
     api: done(/\\/next\\/$/),
     tool: done(/tools\\/vessel_type\\.js/),
-    frame0: resources.find((e) => /\\/frames\\/0\\/$/.test(e.name)).startTime,
-    frame0_first_byte: resources.find((e) => /\\/frames\\/0\\/$/.test(e.name)).responseStart,
-    frame0_done: resources.find((e) => /\\/frames\\/0\\/$/.test(e.name)).responseEnd,
+    // none: frame 0 came in the page itself (a data: URL)
+    frame0: (frame0 || {startTime: null}).startTime,
+    frame0_first_byte: (frame0 || {responseStart: null}).responseStart,
+    frame0_done: (frame0 || {responseEnd: null}).responseEnd,
   };
 }
 """

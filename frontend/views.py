@@ -10,11 +10,12 @@ from django.views.decorators.cache import never_cache
 
 from annotation import selectors
 from annotation.api.permissions import project_for
-from annotation.api.views import first_frame, first_images, next_answer
+from annotation.api.views import first_frame_inline, first_images, next_answer
 from annotation.models import ModelStatus, Role
 from annotation.project_settings import ProjectSettings, parse_settings
 from annotation.services.lifecycle import TRANSITIONS
 from annotation.tasks import label_task, task_choices
+from frontend.inline_styles import inline_styles
 from frontend.markdown import instructions_html
 from learning.strategies import STRATEGIES
 
@@ -88,19 +89,27 @@ def workspace(request: HttpRequest, slug: str) -> HttpResponse:
     Opened without `?item=`, the page leases the first item itself (as `POST …/next/` would: an open lease is
     resumed, so reloading takes no other item) and embeds the answer, and its head preloads the item's first
     image: the browser asks for nothing else before that image. A cine run's frame 0 is in the page as an
-    <img>, on screen as soon as its bytes arrive; the player takes that image over when its module has loaded.
+    <img>, on screen as soon as its bytes arrive (they are in the page itself where the frame is small: see
+    `first_frame_inline`); the player takes that image over when its module has loaded.
     """
     project = project_for(request, slug)
     first = None if "item" in request.GET else next_answer(request, project)
-    return render(
+    # The page's CSS is in the page: its first image is painted without waiting for a stylesheet's response.
+    styles = inline_styles("frontend/lumen.css", "frontend/workspace.css", project.task.tool_style)
+    # So is a cine run's frame 0 where it is small: nothing is requested before it is on screen.
+    frame = first_frame_inline(request, first) if first else None
+    inline = frame["url"] if frame and frame["bytes"] is not None else None
+    response = render(
         request,
         "frontend/workspace.html",
         {
             "project": project,
+            "styles": styles.css,
             "is_lead": project.viewer_role == Role.LEAD,
             "first_next": first,
-            "first_images": first_images(first) if first else [],
-            "first_frame": first_frame(first) if first else None,
+            "first_images": [(url, kind) for url, kind in first_images(first) if url != inline] if first else [],
+            "first_frame": frame,
             "instructions": instructions_html(project.instructions) if project.instructions.strip() else "",
         },
     )
+    return styles.allow(response)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import mimetypes
 from typing import TYPE_CHECKING, Any
 
@@ -667,6 +668,32 @@ def first_images(answer: dict) -> list[tuple[str, str]]:
     if media.get("frame_url_template"):
         return [(media["frame_url_template"].replace("{n}", str(item["frame_index"])), "fetch")]
     return []
+
+
+def first_frame_inline(request: HttpRequest | Request, answer: dict) -> dict | None:
+    """`first_frame(answer)` with its bytes, when they are small enough to travel in the label page itself
+    (`LUMEN_FIRST_FRAME_INLINE_MAX_BYTES`): `src`
+    a data: URL and `bytes` their size; else (or where the frame cache has no file) the frame's URL as `src`.
+
+    In the page, the frame is on screen as soon as the HTML is in, with no request after it: on a busy machine
+    that request is the longest wait of a cold opening (benchmarks.cine_open). Read through the same check as
+    the frame endpoint (`selectors.frames_of`), so the page shows nothing the frame URL would refuse."""
+    shown = first_frame(answer)
+    if shown is None:
+        return None
+    shown = {**shown, "src": shown["url"], "bytes": None}
+    instance = selectors.frames_of(signed_in(request), _answer_item(answer)["id"])
+    if instance is None:
+        return shown
+    path = render.frame_path(media_path(instance.frames_dir), 0, instance.frame_format)
+    try:
+        if path.stat().st_size > settings.LUMEN_FIRST_FRAME_INLINE_MAX_BYTES:
+            return shown
+        body = path.read_bytes()
+    except FileNotFoundError:
+        return shown
+    kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return {**shown, "src": f"data:{kind};base64,{base64.b64encode(body).decode('ascii')}", "bytes": len(body)}
 
 
 def first_frame(answer: dict) -> dict | None:

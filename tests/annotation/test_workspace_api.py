@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import json
 import re
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -305,7 +308,9 @@ def test_a_frame_is_served_whole_and_cacheable_to_its_viewers_only(runs, client_
     assert client_for(stranger).get(url).status_code == 404
 
 
-def test_the_label_page_hands_out_the_first_item_and_preloads_its_first_frame(runs, vessel_project, client, annotator):
+def test_the_label_page_hands_out_the_first_item_with_its_first_frame_in_the_page(
+    runs, vessel_project, client, annotator
+):
     client.force_login(annotator)
     page_url = reverse("workspace", args=[vessel_project.slug])
     response = client.get(page_url)
@@ -318,14 +323,20 @@ def test_the_label_page_hands_out_the_first_item_and_preloads_its_first_frame(ru
     lease = Assignment.objects.get(annotator=annotator, state=AssignmentState.LEASED)
     assert lease.item_id == runs[1].pk
     frame = first["workspace"]["item"]["media"]["frame_url_template"].replace("{n}", "0")
-    # Its frame 0 is asked for first, as the image the page shows in the tool's place before any script runs.
-    preload = f'<link rel="preload" href="{frame}" as="image">'
-    assert preload in html and html.index(preload) < html.index("first-item.js")
+    # Its frame 0 is in the page, the image shown in the tool's place before any script runs: the same bytes as
+    # the frame URL answers, which is named for the player and asked for by nothing (no preload).
+    shown = re.search(
+        r'<img id="first-frame" class="first-frame" src="data:image/webp;base64,([^"]+)" data-frame-url="([^"]+)" '
+        r'data-bytes="(\d+)" width="(\d+)" height="(\d+)"',
+        html,
+    )
+    media = first["workspace"]["item"]["media"]
+    served = client.get(frame).content
+    assert base64.b64decode(shown.group(1)) == served and shown.group(3) == str(len(served))
+    assert shown.groups()[1:] == (frame, str(len(served)), str(media["columns"]), str(media["rows"]))
+    assert 'rel="preload"' not in html
     # Nothing in the head holds the parser: the classic script runs once the page is parsed, before the modules.
     assert re.search(r'<script defer src="[^"]*first-item\.js"', html)
-    shown = re.search(r'<img id="first-frame" class="first-frame" src="([^"]+)" width="(\d+)" height="(\d+)"', html)
-    media = first["workspace"]["item"]["media"]
-    assert shown.groups() == (frame, str(media["columns"]), str(media["rows"]))
     assert "{#" not in html and "#}" not in html  # no template comment leaks into the page
     # A reload resumes the same lease; the API then answers the same item.
     again = json.loads(
@@ -337,6 +348,43 @@ def test_the_label_page_hands_out_the_first_item_and_preloads_its_first_frame(ru
     # Opened on one item, the page leases nothing.
     other = client.get(page_url, {"item": runs[2].pk}).content.decode()
     assert "lumen-first-next" not in other and Assignment.objects.filter(annotator=annotator).count() == 1
+
+
+def test_a_first_frame_too_large_for_the_page_is_linked_and_preloaded(
+    runs, vessel_project, client, annotator, settings
+):
+    client.force_login(annotator)
+    settings.LUMEN_FIRST_FRAME_INLINE_MAX_BYTES = 16  # every rendered frame is larger
+    html = client.get(reverse("workspace", args=[vessel_project.slug])).content.decode()
+    first = json.loads(re.search(r'id="lumen-first-next" type="application/json">(.*?)</script>', html, re.S).group(1))
+    frame = first["workspace"]["item"]["media"]["frame_url_template"].replace("{n}", "0")
+    # Asked for first, before the scripts, as the image the page shows.
+    preload = f'<link rel="preload" href="{frame}" as="image">'
+    assert preload in html and html.index(preload) < html.index("first-item.js")
+    assert f'<img id="first-frame" class="first-frame" src="{frame}" data-frame-url="{frame}" width=' in html
+    assert "data:image" not in html
+
+
+def test_the_label_page_carries_its_styles_allowed_by_their_hash_alone(runs, vessel_project, client, annotator):
+    from django.contrib.staticfiles import finders
+
+    client.force_login(annotator)
+    response = client.get(reverse("workspace", args=[vessel_project.slug]))
+    html = response.content.decode()
+    # No stylesheet to wait for: the site's, the workspace's and the tool's styles are in the page, in that order.
+    assert 'rel="stylesheet"' not in html
+    (css,) = re.findall(r"<style>(.*?)</style>", html, re.S)
+    parts = [Path(finders.find(name)).read_text() for name in ("frontend/lumen.css", "frontend/workspace.css")]
+    parts.append(Path(finders.find(vessel_project.task.tool_style)).read_text())
+    assert css == "\n".join(parts)
+    # The policy allows that text and no other inline style.
+    digest = base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
+    policy = dict(d.strip().split(" ", 1) for d in response["Content-Security-Policy"].split(";") if d.strip())
+    assert policy["style-src"] == f"'self' 'sha256-{digest}'"
+    assert "unsafe-inline" not in response["Content-Security-Policy"]
+    # Every other page links its stylesheet and allows no inline style.
+    home = client.get(reverse("home"))
+    assert 'rel="stylesheet"' in home.content.decode() and "style-src" not in home["Content-Security-Policy"]
 
 
 def test_only_a_whole_cine_run_gets_its_first_frame_drawn_by_the_page():

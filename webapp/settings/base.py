@@ -201,6 +201,8 @@ DATA_UPLOAD_MAX_NUMBER_FIELDS = DATA_UPLOAD_MAX_NUMBER_FILES + 100
 FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
 # Frame cache: web format and quality of rendered frames.
 LUMEN_FRAME_FORMAT = env.str("LUMEN_FRAME_FORMAT", default="webp")
+# A cine run's frame 0 up to this many bytes travels in the label page itself (0: always a request of its own).
+LUMEN_FIRST_FRAME_INLINE_MAX_BYTES = env.int("LUMEN_FIRST_FRAME_INLINE_MAX_BYTES", default=192 * 1024)
 LUMEN_FRAME_QUALITY = env.int("LUMEN_FRAME_QUALITY", default=85)
 LUMEN_MAX_DRAFT_BYTES = env.int("LUMEN_MAX_DRAFT_BYTES", default=8 * 1024 * 1024)
 

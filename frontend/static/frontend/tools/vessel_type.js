@@ -76,8 +76,9 @@ class FrameStore {
   async adopt(n, img) {
     try {
       await img.decode();
+      // Its bytes came in the page (data-bytes) or in a request of their own.
       const entry = performance.getEntriesByName(img.currentSrc)[0];
-      await this.keep(n, img, entry ? entry.encodedBodySize : 0);
+      await this.keep(n, img, img.dataset.bytes ? Number(img.dataset.bytes) : entry ? entry.encodedBodySize : 0);
       return true;
     } catch {
       return false;
@@ -470,7 +471,9 @@ export async function mountTool(root, ctx) {
   const store = new FrameStore(media.frame_url_template, count);
   // The label page shows the first item's frame 0 as an <img> before any script runs: take that image over.
   const shown = root.querySelector("img#first-frame");
-  const fromPage = shown && shown.src === new URL(store.url(0), window.location.href).href ? store.adopt(0, shown) : null;
+  const here = (url) => new URL(url, window.location.href).href;
+  const fromPage = shown && here(shown.dataset.frameUrl || shown.src) === here(store.url(0)) ? store.adopt(0, shown) : null;
+  if (fromPage && shown.dataset.bytes) stats.inPage = Number(shown.dataset.bytes); // no request carried them
   root.replaceChildren(wrapper);
   const player = new CinePlayer(canvas, store, fps, renderFrame);
   // The in-between frames: n is half-way between acquired frames n and n + 1.

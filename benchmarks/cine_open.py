@@ -12,17 +12,21 @@ HTTP cache, logged in through the login form once) and measures from navigation 
   that reads DICOM in the browser must transfer before it can show anything);
 - the same frames without the player: fetched one after another and decoded, as a naive loop would;
 - the workspace with the cine tool, as an annotator opens it (`/projects/<slug>/label/`, the queue hands out the
-  run), three ways: in the context's new tab at once (the navigation shares the CPU with the start of the tab's
-  renderer process), then the next run in the same tab (page cached), and in another fresh context whose tab first shows
-  a page of the site (as when the annotator follows the project page's Label link; nothing of the workspace
-  cached; the link followed one second after that page loaded, as a person reads a page before following its
-  link): the page arrives with the first item's `next` answer embedded (leased as it was rendered), preloads
-  frame 0 from its head, before the styles and modules, and shows it as an <img> in the tool's place (on screen
-  when painted: its Element Timing entry); the tool then takes that image over, draws it on its canvas and reads
-  frames 1… in one packed response (`frames/pack/`, each frame decoded as its bytes arrive), read from the tool's
-  performance marks ("cine-first-frame", "cine-all-frames"). The first frame counts from whichever showed first.
+  run), four ways: in the context's new tab at once (the navigation shares the CPU with the start of the tab's
+  renderer process), then the next run in the same tab (page cached), in another fresh context whose tab first
+  shows a blank page of the site's origin (the browser has a renderer for the site, started and idle; nothing of
+  the workspace cached), and in a fresh context whose tab shows the home page, from which the annotator follows
+  the project's Start link (the site's styles and the home page's scripts cached, nothing of the workspace). Both
+  links are followed one second after their page loaded, as a person reads a page before following its link. The
+  page arrives with the first item's `next` answer embedded (leased as it was rendered), its styles written into
+  it, and frame 0 as an <img> in the tool's place, its bytes in the page (a data: URL; a larger frame is preloaded
+  from the head instead) and on screen when painted (its Element Timing entry); the tool then takes that image
+  over, draws it on its canvas and reads frames 1… in one packed response (`frames/pack/`, each frame decoded as
+  its bytes arrive), read from the tool's performance marks ("cine-first-frame", "cine-all-frames"). The first
+  frame counts from whichever showed first.
 
-Bytes are the frame responses' Resource Timing `encodedBodySize` (the body on the wire). After loading, one lap
+Bytes are the frame responses' Resource Timing `encodedBodySize` (the body on the wire), plus frame 0's bytes where
+they came in the page. After loading, one lap
 of playback at 1× checks that every frame is shown at the run's frame rate. Medians over the repetitions, after
 one warm-up round that is not counted.
 
@@ -49,7 +53,7 @@ from benchmarks.common import django_test_database, machine_line, save, table
 
 PASSWORD = "bench-password"
 
-WORKSPACE_OPENINGS = ("workspace", "workspace_warm", "workspace_linked")
+WORKSPACE_OPENINGS = ("workspace", "workspace_warm", "workspace_linked", "workspace_start")
 
 # Runs in a blank page of the server's origin: fetch a URL whole and return when it arrived (ms since navigation).
 FETCH_DICOM_JS = """
@@ -288,8 +292,11 @@ def measure_once(browser, state: dict, base: str, item, frames: int, fps: float)
 
     # The annotator's path: the queue hands out a run; cold, a fresh context; warm, the same tab opening the next
     # run (the page's scripts and styles cached, the run's frames not: every opening is a run not seen).
-    def open_workspace(page, name: str) -> None:
-        page.goto(f"{base}/projects/{item.project.slug}/label/")
+    def open_workspace(page, name: str, click: str | None = None) -> None:
+        if click:  # follow the page's link, as the annotator does
+            page.click(click)
+        else:
+            page.goto(f"{base}/projects/{item.project.slug}/label/")
         page.wait_for_function("() => window.lumenCine && window.lumenCine.allFramesMs !== null", timeout=120_000)
         result = page.evaluate(WORKSPACE_MARKS_JS)
         result.update(page.evaluate(FRAME_BYTES_JS))
@@ -312,6 +319,14 @@ def measure_once(browser, state: dict, base: str, item, frames: int, fps: float)
     page.goto(f"{base}/bench/blank")
     time.sleep(LINK_AFTER_S)
     open_workspace(page, "workspace_linked")
+    context.close()
+    # As an annotator starts: the home page (the site's styles and its own scripts cached, nothing of the
+    # workspace), read for LINK_AFTER_S, then its Start link of the project.
+    context = browser.new_context(storage_state=state)
+    page = context.new_page()
+    page.goto(f"{base}/")
+    time.sleep(LINK_AFTER_S)
+    open_workspace(page, "workspace_start", click=f"a.start[href='/projects/{item.project.slug}/label/']")
     context.close()
     return results
 
@@ -418,6 +433,7 @@ def report(
         ("workspace", "Lumen workspace, cine tool (page + API + frames)"),
         ("workspace_warm", "  the same, opening the next run (page cached)"),
         ("workspace_linked", "  the same, cold cache, from a page of the site shown 1 s"),
+        ("workspace_start", "  the same, cold cache, by the home page's Start link after 1 s"),
     ):
         first, all_ = median(name, "first"), median(name, "all")
         sent = median(name, "bytes") if name != "dicom" else dicom_bytes
@@ -472,17 +488,21 @@ def report(
         f"DICOM {dicom_bytes / 1e6:.2f} MB, frame cache {cache_bytes / 1e6:.2f} MB as {fmt}\n"
         f"{machine_line()} · load average {load:.1f} at start · server: {server}, on 127.0.0.1 · headless Chromium, "
         f"a fresh browser context (cold cache) per round, its new tab opening the workspace at once, then the next run "
-        f"in the same tab (warm), then a fresh context whose tab shows a page of the site for {LINK_AFTER_S:g} s "
-        f"before opening the workspace · "
+        f"in the same tab (warm), then a fresh context whose tab shows a blank page of the site for {LINK_AFTER_S:g} s "
+        f"before opening the workspace, then a fresh context on the home page, whose Start link is followed after "
+        f"{LINK_AFTER_S:g} s · "
         f"median of {len(rounds)} (ms since navigation start)\n\n{body}\n\n"
         f"Workspace timeline, cold (median ms): {steps('workspace')}.\n"
         f"Workspace timeline, warm (median ms): {steps('workspace_warm')}.\n"
         f"Workspace timeline, cold cache, from a page of the site shown {LINK_AFTER_S:g} s (median ms): "
         f"{steps('workspace_linked')}.\n"
-        "('next … answered: none': the first item came embedded in the page, leased as it was rendered; frame 0 is "
-        "requested by the page head's preload and shown by the page as an image (painted: Element Timing) until the "
-        "player, once its module has loaded, takes that image over and draws it on its canvas. 'first frame' in "
-        "the table is the earlier of the two.)\n"
+        f"Workspace timeline, cold cache, by the home page's Start link after {LINK_AFTER_S:g} s (median ms): "
+        f"{steps('workspace_start')}.\n"
+        "('next … answered: none': the first item came embedded in the page, leased as it was rendered. 'styles "
+        "loaded: none': they are written into the page. 'frame 0 requested: none': its bytes came in the page (a "
+        "data: URL). The page shows frame 0 as an image (painted: Element Timing) until the player, once its module "
+        "has loaded, takes that image over and draws it on its canvas. 'first frame' in the table is the earlier of "
+        "the two.)\n"
         f"Playback after loading, one lap at 1x: {min(lap[0] for lap in laps)}-{max(lap[0] for lap in laps)} of "
         f"{args.frames} frames shown, {max(lap[1] for lap in laps)} skipped at most, "
         f"{statistics.median(lap[2] for lap in laps):.1f} frames/s (the run's rate: "

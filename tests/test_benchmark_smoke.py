@@ -124,7 +124,7 @@ def test_interpolation_trains_and_compares_with_the_baselines_and_the_paper():
 
 
 def test_cine_open_times_the_workspace_in_chromium():
-    """A small run of the cine benchmark: the real workspace opened three ways in headless Chromium, each timed."""
+    """A small run of the cine benchmark: the real workspace opened four ways in headless Chromium, each timed."""
     # On PostgreSQL the run is served by the production server (gunicorn), as the full benchmark is.
     args = ("--frames", "6", "--size", "64", "--repeats", "1")
     out = benchmark_run("cine_open", *args, database="lumen_bench_cine_smoke")
@@ -133,11 +133,11 @@ def test_cine_open_times_the_workspace_in_chromium():
         for line in out.splitlines()
         if line.lstrip().startswith(("Lumen workspace, cine tool", "the same, "))
     ]
-    assert len(openings) == 3, out
+    assert len(openings) == 4, out
     for row in openings:
         first, every, requests = float(row[1]), float(row[2]), int(row[3])
         assert 0 < first <= every and requests >= 1, row
-    assert out.count("Workspace timeline") == 3, out
+    assert out.count("Workspace timeline") == 4, out
     shown = re.search(r"Playback after loading, one lap at 1x: (\d+)-(\d+) of (\d+) frames shown", out)
     assert shown and shown.group(3) == "6" and int(shown.group(1)) > 0, out
 

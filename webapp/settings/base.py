@@ -79,7 +79,8 @@ AXES_LOCKOUT_TEMPLATE = "frontend/locked_out.html"
 AXES_VERBOSE = False
 
 # Content Security Policy (django-csp): scripts, styles, frames and connections from this origin only; images
-# also from blob: (frames decoded in the page) and data:. No inline script or style anywhere in the frontend.
+# also from blob: (frames decoded in the page) and data:. No inline script or style anywhere in the frontend, except
+# the label page's own styles, which that one response allows by their SHA-256 (frontend/inline_styles.py).
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],

@@ -671,9 +671,9 @@ def first_images(answer: dict) -> list[tuple[str, str]]:
 
 
 def first_frame_inline(request: HttpRequest | Request, answer: dict) -> dict | None:
-    """`first_frame(answer)` with its bytes, when they are small enough to travel in the label page itself
-    (`LUMEN_FIRST_FRAME_INLINE_MAX_BYTES`): `src`
-    a data: URL and `bytes` their size; else (or where the frame cache has no file) the frame's URL as `src`.
+    """`first_frame(answer)` with its bytes where they are small enough to travel in the label page itself
+    (`LUMEN_FIRST_FRAME_INLINE_MAX_BYTES`): `src` is then a data: URL and `bytes` their size; otherwise (or where
+    the frame cache has no file) `src` is the frame's URL and `bytes` None.
 
     In the page, the frame is on screen as soon as the HTML is in, with no request after it: on a busy machine
     that request is the longest wait of a cold opening (benchmarks.cine_open). Read through the same check as

@@ -98,7 +98,7 @@ def workspace(request: HttpRequest, slug: str) -> HttpResponse:
     styles = inline_styles("frontend/lumen.css", "frontend/workspace.css", project.task.tool_style)
     # So is a cine run's frame 0 where it is small: nothing is requested before it is on screen.
     frame = first_frame_inline(request, first) if first else None
-    inline = frame["url"] if frame and frame["bytes"] is not None else None
+    in_page = frame is not None and frame["bytes"] is not None
     response = render(
         request,
         "frontend/workspace.html",
@@ -107,7 +107,7 @@ def workspace(request: HttpRequest, slug: str) -> HttpResponse:
             "styles": styles.css,
             "is_lead": project.viewer_role == Role.LEAD,
             "first_next": first,
-            "first_images": [(url, kind) for url, kind in first_images(first) if url != inline] if first else [],
+            "first_images": first_images(first, frame_in_page=in_page) if first else [],
             "first_frame": frame,
             "instructions": instructions_html(project.instructions) if project.instructions.strip() else "",
         },

@@ -651,12 +651,13 @@ def _answer_item(answer: dict) -> dict:
     return (answer.get("workspace") or {}).get("item") or {}
 
 
-def first_images(answer: dict) -> list[tuple[str, str]]:
+def first_images(answer: dict, frame_in_page: bool = False) -> list[tuple[str, str]]:
     """The images the tool draws first for a `next` answer, as (URL, how they are loaded: "image" for an <img>,
     "fetch" for `fetch()`), which the page preloads the same way (frame URLs are immutable).
 
     A whole cine run's frame 0 is shown by the page itself as an <img> (`first_frame`) that the player then takes
-    over; one frame of a pullback is fetched by its tool.
+    over; none to load when its bytes are in the page (`frame_in_page`, see `first_frame_inline`). One frame of a
+    pullback is fetched by its tool.
     """
     item = _answer_item(answer)
     media = item.get("media") or {}
@@ -664,7 +665,7 @@ def first_images(answer: dict) -> list[tuple[str, str]]:
         return [(media["rest_url"], "image"), (media["stress_url"], "image")]
     shown = first_frame(answer)
     if shown is not None:
-        return [(shown["url"], "image")]
+        return [] if frame_in_page else [(shown["url"], "image")]
     if media.get("frame_url_template"):
         return [(media["frame_url_template"].replace("{n}", str(item["frame_index"])), "fetch")]
     return []

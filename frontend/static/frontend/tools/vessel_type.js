@@ -472,7 +472,7 @@ export async function mountTool(root, ctx) {
   // The label page shows the first item's frame 0 as an <img> before any script runs: take that image over.
   const shown = root.querySelector("img#first-frame");
   const here = (url) => new URL(url, window.location.href).href;
-  const fromPage = shown && here(shown.dataset.frameUrl || shown.src) === here(store.url(0)) ? store.adopt(0, shown) : null;
+  const fromPage = shown && here(shown.dataset.frameUrl) === here(store.url(0)) ? store.adopt(0, shown) : null;
   if (fromPage && shown.dataset.bytes) stats.inPage = Number(shown.dataset.bytes); // no request carried them
   root.replaceChildren(wrapper);
   const player = new CinePlayer(canvas, store, fps, renderFrame);

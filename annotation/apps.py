@@ -9,6 +9,7 @@ class AnnotationConfig(AppConfig):
     def ready(self) -> None:
         import pydicom.config
 
+        from annotation import checks  # noqa: F401  (registers the checks of Lumen's settings)
         from annotation.api import auth  # noqa: F401  (connects: a password change revokes the user's tokens)
 
         # pydicom's reading validation warns with the offending value (UIDs, names) quoted: uploaded values must

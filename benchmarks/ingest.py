@@ -14,6 +14,7 @@ import, so codecs and plugins are loaded). Set DATABASE_URL to measure against P
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import shutil
 import tempfile
@@ -67,6 +68,23 @@ def floor(paths: list[Path], fmt: str, quality: int, threads: int) -> float:
             frames = frames_as_uint8(ds, ds.pixel_array)
             sum(len(data) for data in pool.map(lambda f: encode_image(f, fmt, quality), frames))
     return time.perf_counter() - start
+
+
+def fidelity(path: Path, fmt: str, quality: int, frames: int = 30) -> float:
+    """Mean PSNR (dB) of a run's first frames as the cache stores them in `fmt`, against the windowed frames they
+    encode (inf for a lossless codec): what the codec's quality costs the picture an annotator sees."""
+    from PIL import Image
+
+    from annotation.ingest.render import encode_image, frames_as_uint8
+
+    ds = pydicom.dcmread(path)
+    psnr = []
+    for frame in frames_as_uint8(ds, ds.pixel_array[:frames]):
+        with Image.open(io.BytesIO(encode_image(frame, fmt, quality))) as image:
+            shown = np.asarray(image.convert("L" if frame.ndim == 2 else "RGB"), dtype=np.float64)
+        error = np.mean((shown - frame) ** 2)
+        psnr.append(float("inf") if error == 0 else 10 * np.log10(255**2 / error))
+    return float(np.mean(psnr))
 
 
 class PeakRss:
@@ -134,22 +152,38 @@ def main() -> None:
         with django_test_database():
             from django.conf import settings
 
-            from annotation.ingest.render import _ENCODER_THREADS
+            from annotation.ingest.render import _ENCODER_THREADS, frame_quality
 
+            default = settings.LUMEN_FRAME_FORMAT
             generate(folder / "warm", 1, 8, args.size, seed=99)
-            lumen_ingest(folder / "warm", "webp", "bench-warm")  # load codecs and plugins before measuring
-            quality = settings.LUMEN_FRAME_QUALITY
+            for fmt in ("jpeg", "webp", "png"):  # load codecs and plugins before measuring
+                lumen_ingest(folder / "warm", fmt, f"bench-warm-{fmt}")
             base = min(baseline(paths) for _ in range(2))
-            rows = [("pydicom dcmread + pixel_array", base, None, "-", "-")]
-            for fmt in ("webp", "jpeg", "png"):
+            rows = [("pydicom dcmread + pixel_array", base, None, "-", "-", "-")]
+            for fmt in ("jpeg", "webp", "png"):
+                quality = frame_quality(fmt)
+                shown = f"{fmt}{'' if fmt == 'png' else f' q{quality}'}{' (default)' if fmt == default else ''}"
                 least = min(floor(paths, fmt, quality, _ENCODER_THREADS) for _ in range(2))
-                rows.append((f"floor: decode + window + encode as {fmt}", least, least, "-", "-"))
+                rows.append((f"floor: decode + window + encode as {shown}", least, least, "-", "-", "-"))
                 secs, cache_bytes, peak = lumen_ingest(folder / "runs", fmt, f"bench-{fmt}")
-                rows.append((f"Lumen import, frame cache as {fmt}", secs, least, f"{cache_bytes / 1e6:.1f}", peak))
+                psnr = fidelity(paths[0], fmt, quality)
+                rows.append(
+                    (f"Lumen import, frame cache as {shown}", secs, least, f"{cache_bytes / 1e6:.1f}", psnr, peak)
+                )
+            settings.LUMEN_FRAME_FORMAT = default
             batch = settings.LUMEN_INGEST_BATCH_FRAMES
         work_batch = batch * args.size * args.size * 4  # the float32 copy a batch is windowed in
         body = table(
-            ["method", "seconds", "files/s", "MB/s", "vs floor", "frame cache MB", "peak RSS above start MB"],
+            [
+                "method",
+                "seconds",
+                "files/s",
+                "MB/s",
+                "vs floor",
+                "frame cache MB",
+                "PSNR dB",
+                "peak RSS above start MB",
+            ],
             [
                 (
                     name,
@@ -158,16 +192,18 @@ def main() -> None:
                     megabytes / secs,
                     "-" if least is None or name.startswith("floor") else f"{least / secs:.2f}",
                     cache,
+                    psnr if psnr == "-" else ("lossless" if psnr == float("inf") else f"{psnr:.1f}"),
                     peak if peak == "-" else f"{peak / 2**20:.0f}",
                 )
-                for name, secs, least, cache, peak in rows
+                for name, secs, least, cache, psnr, peak in rows
             ],
         )
         text = (
             f"Ingest benchmark: {args.files} XA runs of {args.frames} frames at {args.size}x{args.size} "
             f"(8-bit, {megabytes:.1f} MB in all); frames decoded in batches of {batch} "
             f"(windowed as float32: {work_batch / 2**20:.0f} MB a batch)\n{machine_line()}\n\n{body}\n\n"
-            "vs floor: the floor's seconds over this row's (goal >= 0.8). Peak RSS: the import's most above the "
+            "vs floor: the floor's seconds over this row's (goal >= 0.8). PSNR: the cached frames against the "
+            f"windowed frames they encode (the first 30 of one run). Peak RSS: the import's most above the "
             f"process's RSS before it (goal <= 3 x {work_batch / 2**20:.0f} MB = {3 * work_batch / 2**20:.0f} MB)."
         )
         print(text)

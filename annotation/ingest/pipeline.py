@@ -151,7 +151,7 @@ def render_frame_cache(path: Path, ds: Dataset, directory: Path, fmt: str, lmode
     wanted = sorted({0, frames // 2, frames - 1})
     samples: list[np.ndarray] = []
     strips = []
-    with render.FrameWriter(directory, fmt=fmt, quality=settings.LUMEN_FRAME_QUALITY) as writer:
+    with render.FrameWriter(directory, fmt=fmt, quality=render.frame_quality(fmt)) as writer:
         for batch in frame_batches(path, settings.LUMEN_INGEST_BATCH_FRAMES):
             display = to_uint8(batch)
             first = writer.written

@@ -114,7 +114,7 @@ class Instance(models.Model):
     sha256 = models.CharField(max_length=64)
     # Frame cache: frames rendered once as 8-bit web images under frames_dir.
     frames_dir = models.CharField(max_length=512)
-    frame_format = models.CharField(max_length=8, default="webp")
+    frame_format = models.CharField(max_length=8, default="jpeg")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

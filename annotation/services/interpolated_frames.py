@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from django.conf import settings
 from django.urls import reverse
 from PIL import Image
 
@@ -110,7 +109,7 @@ def interpolated_frame(*, instance: Instance, model: InterpolationModel, n: int)
     except FileNotFoundError:
         raise InterpolationUnavailable("The rendered frames are missing from the frame cache.") from None
     middle = _interpolate(interpolation_network(model), previous, following)
-    data = render.encode_image(middle, instance.frame_format, settings.LUMEN_FRAME_QUALITY)
+    data = render.encode_image(middle, instance.frame_format, render.frame_quality(instance.frame_format))
     _write_atomically(target, data)
     return data
 

@@ -326,7 +326,7 @@ def test_the_label_page_hands_out_the_first_item_with_its_first_frame_in_the_pag
     # Its frame 0 is in the page, the image shown in the tool's place before any script runs: the same bytes as
     # the frame URL answers, which is named for the player and asked for by nothing (no preload).
     shown = re.search(
-        r'<img id="first-frame" class="first-frame" src="data:image/webp;base64,([^"]+)" data-frame-url="([^"]+)" '
+        r'<img id="first-frame" class="first-frame" src="data:image/jpeg;base64,([^"]+)" data-frame-url="([^"]+)" '
         r'data-bytes="(\d+)" width="(\d+)" height="(\d+)"',
         html,
     )

@@ -113,7 +113,7 @@ class FrameStore {
       const response = await fetch(`${url}?start=${start}`, { credentials: "same-origin", signal: this.abort.signal });
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       const sizes = (response.headers.get("X-Frame-Sizes") || "").split(",").map(Number);
-      const type = `image/${response.headers.get("X-Frame-Format") || "webp"}`;
+      const type = `image/${response.headers.get("X-Frame-Format") || "jpeg"}`;
       const reader = response.body.getReader();
       let chunks = [];
       let held = 0;

@@ -1,0 +1,29 @@
+"""System checks of Lumen's own settings: a bad value is named at start-up, not at the first import."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.checks import Error, register
+
+FRAME_FORMATS = ("jpeg", "webp", "png")
+
+
+@register()
+def frame_cache_settings(app_configs, **kwargs) -> list[Error]:
+    errors = []
+    if settings.LUMEN_FRAME_FORMAT not in FRAME_FORMATS:
+        errors.append(
+            Error(
+                f"LUMEN_FRAME_FORMAT is {settings.LUMEN_FRAME_FORMAT!r}; use one of {', '.join(FRAME_FORMATS)}.",
+                id="lumen.E001",
+            )
+        )
+    if not 0 <= settings.LUMEN_FRAME_QUALITY <= 100:
+        errors.append(
+            Error(
+                f"LUMEN_FRAME_QUALITY is {settings.LUMEN_FRAME_QUALITY}; use 1-100, or 0 for the codec's default "
+                "(JPEG 92, WebP 85).",
+                id="lumen.E002",
+            )
+        )
+    return errors

@@ -109,8 +109,9 @@ def _window(ds: Dataset) -> tuple[float, float] | None:
 
 
 # A lossy codec's quality when LUMEN_FRAME_QUALITY is not set: the two keep the same detail of XA and OCT frames
-# (PSNR against the windowed frames, `benchmarks.ingest`), JPEG at about 1.3-1.6x WebP's bytes but decoded about
-# four times faster, in Pillow and in the browser alike.
+# (PSNR against the windowed frames: `benchmarks.ingest`), JPEG in about 1.3-1.7x WebP's bytes, but encoded some
+# twenty times and decoded about four times faster (Pillow); in Chromium a cine run's frames are all on screen
+# 25-200 ms sooner (`benchmarks.cine_open`, README).
 DEFAULT_QUALITY = {"jpeg": 92, "webp": 85}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.checks import Error, register
 
-FRAME_FORMATS = ("jpeg", "webp", "png")
+from annotation.ingest.render import DEFAULT_QUALITY, FRAME_FORMATS
 
 
 @register()
@@ -22,7 +22,7 @@ def frame_cache_settings(app_configs, **kwargs) -> list[Error]:
         errors.append(
             Error(
                 f"LUMEN_FRAME_QUALITY is {settings.LUMEN_FRAME_QUALITY}; use 1-100, or 0 for the codec's default "
-                "(JPEG 92, WebP 85).",
+                f"({', '.join(f'{fmt} {quality}' for fmt, quality in DEFAULT_QUALITY.items())}).",
                 id="lumen.E002",
             )
         )

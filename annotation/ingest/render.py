@@ -113,6 +113,7 @@ def _window(ds: Dataset) -> tuple[float, float] | None:
 # twenty times and decoded about four times faster (Pillow); in Chromium a cine run's frames are all on screen
 # 25-200 ms sooner (`benchmarks.cine_open`, README).
 DEFAULT_QUALITY = {"jpeg": 92, "webp": 85}
+FRAME_FORMATS = ("jpeg", "webp", "png")
 
 
 def frame_quality(fmt: str) -> int:
@@ -134,7 +135,7 @@ def encode_image(frame: np.ndarray, fmt: str, quality: int) -> bytes:
     elif fmt == "jpeg":
         image.save(buffer, format="JPEG", quality=quality)
     else:
-        raise ValueError(f"unknown frame format {fmt!r} (use webp, jpeg or png)")
+        raise ValueError(f"unknown frame format {fmt!r} (use {', '.join(FRAME_FORMATS)})")
     return buffer.getvalue()
 
 
